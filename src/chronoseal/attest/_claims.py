@@ -1,0 +1,34 @@
+"""Claims a verifier extracted from authentic evidence (RATS: the verifier's output before policy).
+
+Backends (sgx, tdx, sev-snp, simulated) turn raw evidence into :class:`VerifiedClaims` only after
+the platform signature chain, collateral and freshness checks passed; the appraisal policy
+(measurement approved on chain, debug off, TCB status acceptable, key binding) runs on these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+TeeType = Literal["sgx", "tdx", "sev-snp", "simulated", "csv", "cca"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedClaims:
+    """What authentic evidence says about the attester.
+
+    ``measurements`` maps register names in the vendor's vocabulary (``mrenclave``,
+    ``mrsigner``, ``mrtd``, ``rtmr0``..``rtmr3``, ``measurement``, ``code``) to raw bytes.
+    ``tcb_status`` uses Intel's names (``UpToDate``, ``SWHardeningNeeded``, ``OutOfDate``,
+    ``Revoked`` ...); SEV-SNP reports ``UpToDate`` once REPORTED_TCB matches the VCEK.
+    """
+
+    tee: TeeType
+    measurements: MappingProxyType[str, bytes]
+    report_data: bytes
+    debug: bool
+    tcb_status: str
+    advisory_ids: tuple[str, ...] = ()
+    svn: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    platform: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))

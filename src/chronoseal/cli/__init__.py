@@ -1,0 +1,28 @@
+"""The ``chronoseal`` command line: the top of the import graph.
+
+Commands render results and map every :class:`~chronoseal.errors.ChronosealError` to a
+message with its stable id and an exit code (0 ok, 1 evidence did not verify, 2 refused).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ._demo import demo
+from ._spec import spec_app
+
+app = typer.Typer(
+    name="chronoseal",
+    help="Multi-party time-series analytics on TEEs, coordinated by a consortium chain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(spec_app, name="spec")
+app.command("demo")(demo)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,40 @@
+"""Shared console helpers: one place decides how refusals look and which exit code they get."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from chronoseal.errors import AttestationError, ChronosealError, SpecError
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Exit codes: 0 ok, 1 evidence did not verify, 2 refused (bad input, refused by the chain).
+EXIT_OK = 0
+EXIT_ATTESTATION = 1
+EXIT_REFUSED = 2
+
+
+def fail(exc: ChronosealError) -> NoReturn:
+    """Print a refusal with its stable id and exit with the code scripts can rely on."""
+    err_console.print(
+        f"[bold red]error[/] {escape(f'[{exc.id}]')} {escape(exc.message)}", highlight=False
+    )
+    if isinstance(exc, SpecError):
+        for p in exc.problems:
+            err_console.print(
+                f"  [yellow]{escape(p.location)}[/]: {escape(p.message)}", highlight=False
+            )
+    code = EXIT_ATTESTATION if isinstance(exc, AttestationError) else EXIT_REFUSED
+    raise typer.Exit(code)
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,51 @@
+"""``chronoseal spec``: check a task file and print its on-chain id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chronoseal.errors import ChronosealError
+from chronoseal.spec import Component, TaskSpec, load_spec, resolve_measurements, task_id
+
+from ._output import console, fail
+
+spec_app = typer.Typer(help="Check task specifications and compute their on-chain id.")
+
+FileArg = Annotated[Path, typer.Argument(help="TOML task file", show_default=False)]
+
+
+def installed_measurement(component: Component, tee: str) -> bytes:
+    """Resolve ``value = "installed"`` with the simulated TEE's measurement of this code."""
+    from chronoseal.attest import code_measurement
+
+    return code_measurement(component.value)
+
+
+def load_resolved(path: Path) -> TaskSpec:
+    return resolve_measurements(load_spec(path), installed_measurement)
+
+
+@spec_app.command("check")
+def check(file: FileArg) -> None:
+    """Exit 0 if FILE is a valid task spec; otherwise exit 2 listing every problem."""
+    try:
+        spec = load_spec(file)
+    except ChronosealError as exc:
+        fail(exc)
+    console.print(
+        f"[green]ok[/] {file}: task {spec.task.name!r} ({spec.task.kind}), "
+        f"{len(spec.participants)} participants, {len(spec.datasets)} datasets"
+    )
+
+
+@spec_app.command("hash")
+def hash_(file: FileArg) -> None:
+    """Print the task id: SHA-256 of the RFC 8785 canonical JSON of the resolved spec."""
+    try:
+        tid = task_id(load_resolved(file))
+    except ChronosealError as exc:
+        fail(exc)
+    typer.echo("0x" + tid.hex())

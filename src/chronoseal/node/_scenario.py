@@ -1,0 +1,124 @@
+"""A scenario: who is in the consortium, which task they run and each party's own config.
+
+``chronoseal demo`` runs the bundled Chicago scenario; ``chronoseal run`` (later) any other.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chronoseal.errors import ConfigError
+from chronoseal.spec import (
+    PartyConfig,
+    TaskSpec,
+    describe_validation_error,
+    load_party_config,
+    load_spec,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Consortium(_Strict):
+    members: list[str] = Field(min_length=1)
+    simulated_tee_allowed: bool = False
+
+
+class _Task(_Strict):
+    spec: str
+    proposer: str
+    relayed_approvals: list[str] = Field(default_factory=list)
+
+
+class _ScenarioFile(_Strict):
+    consortium: _Consortium
+    task: _Task
+    parties: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    root: Path
+    members: list[str]
+    simulated_tee_allowed: bool
+    spec_path: Path
+    spec: TaskSpec
+    proposer: str
+    relayed_approvals: list[str]
+    parties: dict[str, PartyConfig]
+
+
+def bundled_scenario() -> Path:
+    """The Chicago example: shipped in the wheel, or found beside an editable checkout."""
+    packaged = Path(str(resources.files("chronoseal"))) / "examples" / "chicago" / "scenario.toml"
+    if packaged.is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parents[3] / "examples" / "chicago" / "scenario.toml"
+    if checkout.is_file():
+        return checkout
+    raise ConfigError(
+        "the bundled Chicago scenario is missing from this installation; "
+        "pass --scenario PATH or reinstall chronoseal",
+        id="config.scenario.missing",
+    )
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        raw = _ScenarioFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ConfigError(f"no scenario file at {path}", id="config.file.missing") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read scenario {path}: {exc}", id="config.file.invalid") from None
+    except ValidationError as exc:
+        where = describe_validation_error(exc)
+        raise ConfigError(
+            f"scenario {path} is invalid: {where}", id="config.scenario.invalid"
+        ) from None
+    root = path.parent
+    spec_path = root / raw.task.spec
+    spec = load_spec(spec_path)
+    parties = {name: load_party_config(root / p) for name, p in raw.parties.items()}
+    _check(raw, spec, parties, path)
+    return Scenario(
+        root=root,
+        members=list(raw.consortium.members),
+        simulated_tee_allowed=raw.consortium.simulated_tee_allowed,
+        spec_path=spec_path,
+        spec=spec,
+        proposer=raw.task.proposer,
+        relayed_approvals=list(raw.task.relayed_approvals),
+        parties=parties,
+    )
+
+
+def _check(raw: _ScenarioFile, spec: TaskSpec, parties: dict[str, PartyConfig], path: Path) -> None:
+    orgs = [p.org for p in spec.participants]
+    problems = []
+    for org in orgs:
+        if org not in raw.consortium.members:
+            problems.append(f"participant {org!r} is not a consortium member")
+        if org not in parties:
+            problems.append(f"participant {org!r} has no party config in [parties]")
+    for name, cfg in parties.items():
+        if cfg.party.name != name:
+            problems.append(f"[parties].{name} points at the config of {cfg.party.name!r}")
+    if raw.task.proposer not in orgs:
+        problems.append(f"proposer {raw.task.proposer!r} is not a participant")
+    problems += [
+        f"relayed approval by {o!r}, which is not a participant"
+        for o in raw.task.relayed_approvals
+        if o not in orgs
+    ]
+    if problems:
+        raise ConfigError(
+            f"scenario {path} is inconsistent: " + "; ".join(problems),
+            id="config.scenario.inconsistent",
+        )

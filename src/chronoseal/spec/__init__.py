@@ -1,0 +1,66 @@
+"""Task specification: what every party reviews, approves and hashes into the task id.
+
+A TOML task file becomes a typed :class:`TaskSpec` (participants and roles, datasets with a
+desensitization policy for every column, join, model, evaluation, release rules and the
+pinned component measurements). Its RFC 8785 canonical JSON, hashed with SHA-256, is the
+task's identity on chain. Bottom of the import graph: depends on nothing else in chronoseal
+but :mod:`chronoseal.errors`.
+"""
+
+from ._load import (
+    MeasurementResolver,
+    canonical_json,
+    describe_validation_error,
+    load_spec,
+    parse_spec,
+    resolve_measurements,
+    task_id,
+)
+from ._model import (
+    Component,
+    Dataset,
+    Evaluation,
+    Join,
+    MeasurementPin,
+    Measurements,
+    Model,
+    Participant,
+    Release,
+    Role,
+    TaskKind,
+    TaskSpec,
+)
+from ._party import Consent, PartyConfig, load_party_config
+from ._policy import ColumnPolicy, DatasetPolicy, Gaussian, Laplace
+from ._validate import METRICS, MODEL_FAMILIES
+
+__all__ = [
+    "METRICS",
+    "MODEL_FAMILIES",
+    "ColumnPolicy",
+    "Component",
+    "Consent",
+    "Dataset",
+    "DatasetPolicy",
+    "Evaluation",
+    "Gaussian",
+    "Join",
+    "Laplace",
+    "MeasurementPin",
+    "MeasurementResolver",
+    "Measurements",
+    "Model",
+    "Participant",
+    "PartyConfig",
+    "Release",
+    "Role",
+    "TaskKind",
+    "TaskSpec",
+    "canonical_json",
+    "describe_validation_error",
+    "load_party_config",
+    "load_spec",
+    "parse_spec",
+    "resolve_measurements",
+    "task_id",
+]

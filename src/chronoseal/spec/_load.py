@@ -1,0 +1,115 @@
+"""TOML task files in, typed and fully validated specs out, or a SpecError listing every problem."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from pydantic import ValidationError
+
+from chronoseal.errors import SpecError, SpecProblem
+
+from ._model import Component, MeasurementPin, TaskSpec
+from ._validate import INSTALLED, validate
+
+#: Resolves ``value = "installed"`` (simulated TEE only) to the running code's measurement.
+MeasurementResolver = Callable[[Component, str], bytes]
+
+
+def _location(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
+    out = ""
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int):
+            name = ""
+            if isinstance(node, list) and 0 <= part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    name = f" ({node['name']})"
+                elif isinstance(node, dict) and isinstance(node.get("org"), str):
+                    name = f" ({node['org']})"
+            out += f"[{part}]{name}"
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+            out += f".{part}" if out else part
+    return out or "(document)"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every invalid field of a config file, for ConfigError messages."""
+    return "; ".join(
+        f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+    )
+
+
+def parse_spec(raw: Mapping[str, Any]) -> TaskSpec:
+    """Validate a decoded document; raise :class:`SpecError` with every problem found."""
+    try:
+        spec = TaskSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = [
+            SpecProblem(_location(tuple(e["loc"]), raw), e["msg"])
+            for e in exc.errors(include_url=False)
+        ]
+        raise SpecError(
+            f"the task spec has {len(problems)} problem(s)", problems=problems
+        ) from None
+    problems = validate(spec)
+    if problems:
+        raise SpecError(f"the task spec has {len(problems)} problem(s)", problems=problems)
+    return spec
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """Read and validate a TOML task file."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"no task file at {p}", id="spec.file.missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read {p}: {exc}", id="spec.file.unreadable") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(
+            f"{p} is not valid TOML",
+            id="spec.toml.invalid",
+            problems=[SpecProblem("(document)", str(exc))],
+        ) from None
+    return parse_spec(raw)
+
+
+def resolve_measurements(spec: TaskSpec, resolver: MeasurementResolver) -> TaskSpec:
+    """Replace ``installed`` pins by the resolved digest, so the task id pins concrete code."""
+    pins = {}
+    for comp, pin in spec.measurements.pins().items():
+        if pin.value == INSTALLED:
+            pins[comp.value] = MeasurementPin(tee=pin.tee, value=resolver(comp, pin.tee).hex())
+        else:
+            pins[comp.value] = pin
+    return spec.model_copy(update={"measurements": spec.measurements.model_copy(update=pins)})
+
+
+def canonical_json(spec: TaskSpec) -> bytes:
+    """RFC 8785 canonical JSON of the resolved spec: the bytes every party hashes alike."""
+    unresolved = [c.value for c, p in spec.measurements.pins().items() if p.value == INSTALLED]
+    if unresolved:
+        raise SpecError(
+            "resolve the 'installed' measurements before hashing the spec",
+            id="spec.measurement.unresolved",
+            problems=[
+                SpecProblem(f"measurements.{c}.value", "still 'installed'") for c in unresolved
+            ],
+        )
+    doc = spec.model_dump(mode="json")
+    for pin in doc["measurements"].values():
+        pin["value"] = pin["value"].lower().removeprefix("0x")
+    return rfc8785.dumps(doc)
+
+
+def task_id(spec: TaskSpec) -> bytes:
+    """SHA-256 of the canonical spec: the task's identity on chain."""
+    return hashlib.sha256(canonical_json(spec)).digest()

@@ -1,0 +1,61 @@
+"""A party's own configuration: where its data lives and what it consents to release.
+
+It never leaves the party's domain. The consent section is what the party's reviewer compares
+a proposed task against before approving it on chain.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chronoseal.errors import ConfigError
+
+from ._load import describe_validation_error
+from ._policy import ColumnPolicy
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartyInfo(_Strict):
+    name: str
+    display_name: str = ""
+
+
+class Consent(_Strict):
+    """Per column of each of the party's datasets: the actions it accepts, nothing else."""
+
+    columns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    max_epsilon: float | None = Field(default=None, gt=0)
+    result_recipients: list[str] | None = None
+
+    def accepts(self, dataset: str, column: str, rule: ColumnPolicy) -> bool:
+        return rule.action in self.columns.get(dataset, {}).get(column, [])
+
+
+class PartyConfig(_Strict):
+    party: PartyInfo
+    sources: dict[str, str] = Field(default_factory=dict)
+    consent: Consent = Field(default_factory=Consent)
+
+
+def load_party_config(path: str | Path) -> PartyConfig:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        return PartyConfig.model_validate(raw)
+    except FileNotFoundError:
+        raise ConfigError(f"no party config at {p}", id="config.file.missing") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read party config {p}: {exc}", id="config.file.invalid"
+        ) from None
+    except ValidationError as exc:
+        where = describe_validation_error(exc)
+        raise ConfigError(
+            f"party config {p} is invalid: {where}", id="config.party.invalid"
+        ) from None

@@ -1,0 +1,188 @@
+"""Cross-field rules a schema cannot express; every broken rule becomes one located problem."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from chronoseal.errors import SpecProblem
+
+from ._model import HEX32, Dataset, Role, TaskKind, TaskSpec, is_name
+from ._policy import ENTITY_ACTIONS, TIME_ACTIONS, VALUE_ACTIONS, is_frequency
+
+#: Model families the analysis runtime implements, per task kind.
+MODEL_FAMILIES: dict[TaskKind, frozenset[str]] = {
+    TaskKind.FORECAST: frozenset(
+        {
+            "mlforecast-lightgbm",
+            "statsforecast-autoets",
+            "statsforecast-autoarima",
+            "seasonal-naive",
+        }
+    ),
+    TaskKind.ANOMALY: frozenset({"statsforecast-mstl-anomaly", "seasonal-naive-anomaly"}),
+}
+METRICS: dict[TaskKind, frozenset[str]] = {
+    TaskKind.FORECAST: frozenset({"mae", "rmse", "mase", "smape", "mape"}),
+    TaskKind.ANOMALY: frozenset({"anomaly_rate", "mae", "rmse"}),
+}
+INSTALLED = "installed"
+
+
+def validate(spec: TaskSpec) -> list[SpecProblem]:
+    return list(_problems(spec))
+
+
+def _problems(spec: TaskSpec) -> Iterator[SpecProblem]:
+    yield from _names(spec)
+    yield from _participants(spec)
+    for i, ds in enumerate(spec.datasets):
+        yield from _dataset(spec, ds, f"datasets[{i}]")
+    yield from _join_and_model(spec)
+    yield from _release(spec)
+    yield from _measurements(spec)
+
+
+def _names(spec: TaskSpec) -> Iterator[SpecProblem]:
+    if not is_name(spec.task.name):
+        yield SpecProblem("task.name", _bad_name(spec.task.name))
+    if spec.task.deadline.tzinfo is None:
+        yield SpecProblem("task.deadline", "give a time zone (e.g. 2027-01-31T00:00:00Z)")
+
+
+def _bad_name(name: str) -> str:
+    return f"{name!r} must be lower-case letters, digits, '-' or '_', starting with a letter"
+
+
+def _participants(spec: TaskSpec) -> Iterator[SpecProblem]:
+    for org, n in Counter(p.org for p in spec.participants).items():
+        if n > 1:
+            yield SpecProblem("participants", f"org {org!r} is listed {n} times")
+    for i, p in enumerate(spec.participants):
+        if not is_name(p.org):
+            yield SpecProblem(f"participants[{i}].org", _bad_name(p.org))
+        if len(set(p.roles)) != len(p.roles):
+            yield SpecProblem(f"participants[{i}].roles", "a role is listed twice")
+        if Role.DATA_PROVIDER in p.roles and not spec.datasets_of(p.org):
+            yield SpecProblem(
+                f"participants[{i}]", f"data provider {p.org!r} has no dataset in [[datasets]]"
+            )
+    if not spec.data_providers():
+        yield SpecProblem("participants", "no participant has the role 'data_provider'")
+    for name, n in Counter(d.name for d in spec.datasets).items():
+        if n > 1:
+            yield SpecProblem("datasets", f"dataset name {name!r} is used {n} times")
+
+
+def _dataset(spec: TaskSpec, ds: Dataset, at: str) -> Iterator[SpecProblem]:
+    if not is_name(ds.name):
+        yield SpecProblem(f"{at}.name", _bad_name(ds.name))
+    party = spec.participant(ds.party)
+    if party is None:
+        yield SpecProblem(f"{at}.party", f"{ds.party!r} is not a participant")
+    elif Role.DATA_PROVIDER not in party.roles:
+        yield SpecProblem(f"{at}.party", f"{ds.party!r} lacks the role 'data_provider'")
+    if not is_frequency(ds.frequency):
+        yield SpecProblem(
+            f"{at}.frequency", f"{ds.frequency!r} is not a frequency alias (e.g. D, W, h, 15min)"
+        )
+    for col, n in Counter(ds.columns()).items():
+        if n > 1:
+            yield SpecProblem(at, f"column {col!r} is declared {n} times")
+    declared = set(ds.columns())
+    named = set(ds.policy.columns)
+    for col in sorted(declared - named):
+        yield SpecProblem(
+            f"{at}.policy.columns", f"column {col!r} has no policy (every column needs one)"
+        )
+    for col in sorted(named - declared):
+        yield SpecProblem(
+            f"{at}.policy.columns.{col}",
+            "policy names a column the dataset does not declare (declare it or remove the rule)",
+        )
+    allowed = {ds.time_column: TIME_ACTIONS}
+    allowed.update({c: ENTITY_ACTIONS for c in ds.entity_columns})
+    allowed.update({c: VALUE_ACTIONS for c in ds.value_columns})
+    for col, rule in ds.policy.columns.items():
+        ok = allowed.get(col)
+        if ok is not None and rule.action not in ok:
+            yield SpecProblem(
+                f"{at}.policy.columns.{col}.action",
+                f"{rule.action!r} is not allowed on this column (allowed: {', '.join(sorted(ok))})",
+            )
+    if ds.policy.columns.get(ds.time_column, None) is not None and (
+        ds.policy.columns[ds.time_column].action == "drop"
+    ):
+        yield SpecProblem(
+            f"{at}.policy.columns.{ds.time_column}", "the time column cannot be dropped"
+        )
+    if ds.policy.resample is not None and not is_frequency(ds.policy.resample.to):
+        yield SpecProblem(
+            f"{at}.policy.resample.to", f"{ds.policy.resample.to!r} is not a frequency"
+        )
+    if ds.policy.k_threshold is not None and not ds.entity_columns:
+        yield SpecProblem(
+            f"{at}.policy.k_threshold", "k-threshold needs entity columns to group by"
+        )
+
+
+def _join_and_model(spec: TaskSpec) -> Iterator[SpecProblem]:
+    for col in spec.join.on:
+        for i, ds in enumerate(spec.datasets):
+            if col not in ds.columns():
+                yield SpecProblem("join.on", f"join column {col!r} is missing from datasets[{i}]")
+            elif ds.policy.columns.get(col) is not None and ds.policy.columns[col].action == "drop":
+                yield SpecProblem("join.on", f"join column {col!r} is dropped in datasets[{i}]")
+    fams = MODEL_FAMILIES[spec.task.kind]
+    if spec.model.family not in fams:
+        yield SpecProblem(
+            "model.family",
+            f"{spec.model.family!r} is not a {spec.task.kind} family ({', '.join(sorted(fams))})",
+        )
+    target = next((d for d in spec.datasets if d.name == spec.model.target.dataset), None)
+    if target is None:
+        yield SpecProblem("model.target.dataset", f"no dataset named {spec.model.target.dataset!r}")
+    elif spec.model.target.column not in target.value_columns:
+        yield SpecProblem(
+            "model.target.column", f"{spec.model.target.column!r} is not a value column of it"
+        )
+    elif target.policy.columns.get(spec.model.target.column, None) is not None and (
+        target.policy.columns[spec.model.target.column].action == "drop"
+    ):
+        yield SpecProblem("model.target.column", "the target column is dropped by its policy")
+    known = METRICS[spec.task.kind]
+    for i, m in enumerate(spec.evaluation.metrics):
+        if m not in known:
+            yield SpecProblem(
+                f"evaluation.metrics[{i}]", f"unknown metric {m!r} ({', '.join(sorted(known))})"
+            )
+
+
+def _release(spec: TaskSpec) -> Iterator[SpecProblem]:
+    orgs = {p.org for p in spec.participants}
+    for i, org in enumerate(spec.release.metrics.to):
+        if org not in orgs:
+            yield SpecProblem(f"release.metrics.to[{i}]", f"{org!r} is not a participant")
+    for i, m in enumerate(spec.release.metrics.which):
+        if m not in spec.evaluation.metrics:
+            yield SpecProblem(
+                f"release.metrics.which[{i}]", f"{m!r} is not computed (add it to evaluation)"
+            )
+    for i, org in enumerate(spec.release.forecasts.to):
+        p = spec.participant(org)
+        if p is None:
+            yield SpecProblem(f"release.forecasts.to[{i}]", f"{org!r} is not a participant")
+        elif Role.RESULT_RECIPIENT not in p.roles:
+            yield SpecProblem(
+                f"release.forecasts.to[{i}]", f"{org!r} lacks the role 'result_recipient'"
+            )
+
+
+def _measurements(spec: TaskSpec) -> Iterator[SpecProblem]:
+    for comp, pin in spec.measurements.pins().items():
+        at = f"measurements.{comp.value}.value"
+        if pin.value == INSTALLED:
+            if pin.tee != "simulated":
+                yield SpecProblem(at, "'installed' is only meaningful for tee = 'simulated'")
+        elif not HEX32.fullmatch(pin.value):
+            yield SpecProblem(at, "must be 64 hex digits (the digest registered on chain)")

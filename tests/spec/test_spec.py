@@ -1,0 +1,173 @@
+"""The task spec: what parties approve must parse strictly, fail loudly and hash stably."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chronoseal.errors import SpecError
+from chronoseal.spec import (
+    Component,
+    canonical_json,
+    load_spec,
+    parse_spec,
+    resolve_measurements,
+    task_id,
+)
+
+
+def _raw(example_task: Path) -> dict[str, Any]:
+    return tomllib.loads(example_task.read_text())
+
+
+def _resolved(raw: dict[str, Any]) -> bytes:
+    spec = resolve_measurements(parse_spec(raw), lambda c, t: bytes([len(c.value)]) * 32)
+    return task_id(spec)
+
+
+def _problems(raw: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    return {p.location: p.message for p in info.value.problems}
+
+
+def test_example_spec_is_valid(example_task: Path) -> None:
+    spec = load_spec(example_task)
+    assert [p.org for p in spec.participants] == ["transit", "weather", "events"]
+    assert spec.data_providers() == ["transit", "weather", "events"]
+    assert spec.model.horizon == 14
+
+
+def test_task_id_is_sha256_of_canonical_json(example_task: Path) -> None:
+    import hashlib
+
+    spec = resolve_measurements(load_spec(example_task), lambda c, t: b"\x11" * 32)
+    canon = canonical_json(spec)
+    assert task_id(spec) == hashlib.sha256(canon).digest()
+    assert b'"value":"' + b"11" * 32 + b'"' in canon
+
+
+def test_task_id_ignores_formatting_but_not_content(example_task: Path) -> None:
+    raw = _raw(example_task)
+    reordered = dict(reversed(list(raw.items())))
+    assert _resolved(raw) == _resolved(reordered)
+    changed = copy.deepcopy(raw)
+    changed["model"]["horizon"] = 7
+    assert _resolved(changed) != _resolved(raw)
+
+
+def test_hex_case_and_prefix_do_not_change_the_id(example_task: Path) -> None:
+    raw = _raw(example_task)
+    for comp in ("gateway", "analysis", "prediction"):
+        raw["measurements"][comp] = {"tee": "sgx", "value": "AB" * 32}
+    other = copy.deepcopy(raw)
+    for comp in ("gateway", "analysis", "prediction"):
+        other["measurements"][comp]["value"] = "0x" + "ab" * 32
+    assert task_id(parse_spec(raw)) == task_id(parse_spec(other))
+
+
+def test_unresolved_measurement_cannot_be_hashed(example_task: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        task_id(load_spec(example_task))
+    assert info.value.id == "spec.measurement.unresolved"
+
+
+def test_every_problem_is_listed_with_its_location(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["task"]["kind"] = "prophecy"
+    raw["model"]["horizon"] = 0
+    raw["datasets"][0]["policy"]["columns"]["rides"] = {"action": "laplace", "epsilon": -1}
+    problems = _problems(raw)
+    assert "task.kind" in problems
+    assert "model.horizon" in problems
+    assert any(loc.startswith("datasets[0] (ridership).policy.columns.rides") for loc in problems)
+    assert len(problems) >= 4  # laplace misses sensitivity and has a bad epsilon
+
+
+def test_uncovered_and_unknown_policy_columns(example_task: Path) -> None:
+    raw = _raw(example_task)
+    del raw["datasets"][1]["policy"]["columns"]["dew"]
+    raw["datasets"][2]["policy"]["columns"]["secret"] = {"action": "keep"}
+    problems = _problems(raw)
+    assert any("'dew' has no policy" in m for m in problems.values())
+    assert "datasets[2].policy.columns.secret" in problems
+
+
+def test_cross_references_are_checked(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["datasets"][0]["party"] = "nobody"
+    raw["release"]["forecasts"]["to"] = ["weather"]
+    raw["model"]["target"]["column"] = "station"
+    raw["evaluation"]["metrics"] = ["mase", "accuracy"]
+    raw["participants"].append({"org": "transit", "roles": ["data_provider"]})
+    problems = _problems(raw)
+    assert problems["datasets[0].party"] == "'nobody' is not a participant"
+    assert "lacks the role 'result_recipient'" in problems["release.forecasts.to[0]"]
+    assert "model.target.column" in problems
+    assert "unknown metric 'accuracy'" in problems["evaluation.metrics[1]"]
+    assert "is listed 2 times" in problems["participants"]
+
+
+def test_action_not_allowed_on_column_kind(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["datasets"][0]["policy"]["columns"]["date"] = {"action": "pseudonymize"}
+    raw["datasets"][0]["policy"]["columns"]["station"] = {
+        "action": "laplace",
+        "sensitivity": 1,
+        "epsilon": 1,
+    }
+    problems = _problems(raw)
+    assert "datasets[0].policy.columns.date.action" in problems
+    assert "datasets[0].policy.columns.station.action" in problems
+
+
+def test_installed_only_for_simulated(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["measurements"]["analysis"] = {"tee": "tdx", "value": "installed"}
+    raw["measurements"]["gateway"] = {"tee": "sgx", "value": "abc"}
+    problems = _problems(raw)
+    assert "only meaningful" in problems["measurements.analysis.value"]
+    assert "64 hex digits" in problems["measurements.gateway.value"]
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[task\nname = 1")
+    with pytest.raises(SpecError) as info:
+        load_spec(bad)
+    assert info.value.id == "spec.toml.invalid"
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "absent.toml")
+    assert info.value.id == "spec.file.missing"
+
+
+def test_resolver_receives_component_and_tee(example_task: Path) -> None:
+    seen: list[tuple[Component, str]] = []
+
+    def resolver(c: Component, tee: str) -> bytes:
+        seen.append((c, tee))
+        return b"\x00" * 32
+
+    resolve_measurements(load_spec(example_task), resolver)
+    assert sorted(c.value for c, _ in seen) == ["analysis", "gateway", "prediction"]
+    assert {t for _, t in seen} == {"simulated"}
+
+
+_json_leaf = st.one_of(st.integers(-(2**50), 2**50), st.text(max_size=8), st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(extra=st.dictionaries(st.text(min_size=1, max_size=8), _json_leaf, min_size=1, max_size=4))
+def test_unknown_keys_are_refused_anywhere(example_task: Path, extra: dict[str, Any]) -> None:
+    """A reviewer must never approve fields the software silently ignores."""
+    raw = _raw(example_task)
+    raw["model"] = {**raw["model"], **{f"x_{k}": v for k, v in extra.items()}}
+    problems = _problems(raw)
+    assert all(loc.startswith("model.x_") for loc in problems)
+    assert len(problems) == len(extra)
