@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from ._attest import attest_app, measure
 from ._demo import demo
 from ._spec import spec_app
 
@@ -18,7 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(spec_app, name="spec")
+app.add_typer(attest_app, name="attest")
 app.command("demo")(demo)
+app.command("measure")(measure)
 
 
 def main() -> None:

@@ -7,10 +7,26 @@ from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from chronoseal.errors import ChronosealError
-from chronoseal.node import DemoReport, bundled_scenario, load_scenario, run_demo
+from chronoseal.node import (
+    DemoReport,
+    Scenario,
+    Stage,
+    bundled_scenario,
+    load_scenario,
+    run_demo,
+)
 
 from ._output import console, fail, write_json
 
@@ -23,8 +39,12 @@ def demo(
         Path | None,
         typer.Option(help="scenario TOML (default: the bundled Chicago ridership scenario)"),
     ] = None,
+    until: Annotated[
+        Stage,
+        typer.Option(help="stop once the task is 'approved', or stream data until 'running'"),
+    ] = "running",
 ) -> None:
-    """Three organisations propose and approve a forecasting task on a real EVM chain."""
+    """Three organisations agree a forecasting task on a real EVM chain and stream their data."""
     try:
         loaded = load_scenario(scenario or bundled_scenario())
         console.print(
@@ -35,11 +55,12 @@ def demo(
                 title="chronoseal demo",
             )
         )
-        with console.status("running the consortium on the embedded chain…"):
-            report = run_demo(loaded, log=lambda msg: console.print(f"  [dim]•[/] {msg}"))
+        report = _run_with_progress(loaded, until)
     except ChronosealError as exc:
         fail(exc)
     console.print(_timeline(report))
+    if report.parties:
+        console.print(_parties(report))
     console.print(
         f"task [bold]0x{report.task_id.hex()}[/] is [bold green]{report.state}[/] with "
         f"{report.approvals}/{len(report.participants)} approvals · "
@@ -49,6 +70,50 @@ def demo(
     if json_path is not None:
         write_json(json_path, report.to_json())
         console.print(f"summary written to {json_path}")
+
+
+def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:
+    """One progress bar per gateway stream; log lines print above the bars."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        bars: dict[str, TaskID] = {}
+
+        def on_rows(party: str, rows: int, total: int) -> None:
+            if party not in bars:
+                bars[party] = progress.add_task(f"{party} gateway → analysis", total=total or None)
+            progress.update(bars[party], completed=rows)
+
+        return run_demo(
+            scenario,
+            log=lambda msg: progress.console.print(f"  [dim]•[/] {msg}"),
+            progress=on_rows,
+            until=until,
+        )
+
+
+def _parties(report: DemoReport) -> Table:
+    table = Table(title="data streams (commitments compared by the contract)")
+    table.add_column("party")
+    table.add_column("rows", justify="right")
+    table.add_column("bytes", justify="right")
+    table.add_column("commitment")
+    table.add_column("matched on chain")
+    for p in report.parties:
+        table.add_row(
+            p.name,
+            f"{p.rows_sent:,}",
+            f"{p.bytes_sent:,}",
+            p.commitment[:18] + "…",
+            "[green]yes[/]" if p.commitment_matched else "[bold red]NO[/]",
+        )
+    return table
 
 
 def _timeline(report: DemoReport) -> Table:

@@ -1,21 +1,29 @@
 """The demo consortium in one process: real EVM, real contracts, each party acting for itself.
 
-Stage 1 of the task's life (DESIGN.md): deploy, register measurements, propose, and let each
-party review the task with its own copy of the spec and approve it. Every figure the report
-carries is read back from the chain, never counted on the Python side.
+The task's life (DESIGN.md) as far as it is built: deploy, register measurements, propose,
+let each party review the task with its own copy of the spec and approve it; then start the
+analysis runtime (attested, recorded on chain) and one gateway per party, which verify it,
+acknowledge it on chain and stream their desensitized data over real mutual TLS on
+loopback. Every figure the report carries about the chain is read back from it.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import code_measurement
-from chronoseal.errors import ReviewRefused
+from chronoseal.analysis import AnalysisRuntime
+from chronoseal.attest import Attester, SimulatedAttester, code_measurement
+from chronoseal.attest import ComponentKind as AttestComponent
+from chronoseal.errors import LedgerError, ReviewRefused
+from chronoseal.gateway import Gateway
 from chronoseal.ledger import (
     ChainBackend,
     ChainEvent,
@@ -24,35 +32,31 @@ from chronoseal.ledger import (
     Consortium,
     EmbeddedChain,
     OrgSession,
-    Role,
     TaskState,
-    TaskView,
     TeeType,
     chain_stats,
+    onchain_task,
     read_events,
+    spec_participants,
+    spec_pins,
+    usable_pins,
 )
-from chronoseal.spec import Component, TaskSpec, resolve_measurements, task_id
+from chronoseal.spec import (
+    Component,
+    TaskSpec,
+    resolve_measurements,
+    review_task,
+    task_id,
+)
 
-from ._review import OnChainTask, review_task
 from ._scenario import Scenario
 
 FUNDING_WEI = 10**20
-TEE_TYPES = {
-    "simulated": TeeType.SIMULATED,
-    "sgx": TeeType.SGX,
-    "tdx": TeeType.TDX,
-    "sev-snp": TeeType.SEV_SNP,
-    "csv": TeeType.CSV,
-    "cca": TeeType.CCA,
-}
-KINDS = {
-    Component.GATEWAY: ComponentKind.GATEWAY,
-    Component.ANALYSIS: ComponentKind.ANALYSIS,
-    Component.PREDICTION: ComponentKind.PREDICTION,
-}
-ROLE_BITS = {"data_provider": Role.DATA_PROVIDER, "result_recipient": Role.RESULT_RECIPIENT}
 
 Log = Callable[[str], None]
+Stage = Literal["approved", "running"]
+StreamProgress = Callable[[str, int, int], None]
+"""(party, rows sent so far, total rows or 0 when unknown) after every batch."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,15 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class PartyReport:
+    name: str
+    rows_sent: int
+    bytes_sent: int
+    commitment: str
+    commitment_matched: bool
+
+
+@dataclass(frozen=True)
 class DemoReport:
     chain: ChainStats
     contract: str
@@ -74,6 +87,7 @@ class DemoReport:
     approvals: int
     approved_by: list[str]
     events: list[TimelineEntry] = field(default_factory=list)
+    parties: list[PartyReport] = field(default_factory=list)
     tee: str = "simulated"
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +108,16 @@ class DemoReport:
                 "approved_by": self.approved_by,
             },
             "tee": self.tee,
+            "parties": [
+                {
+                    "name": p.name,
+                    "rows_sent": p.rows_sent,
+                    "bytes_sent": p.bytes_sent,
+                    "commitment": p.commitment,
+                    "commitment_matched": p.commitment_matched,
+                }
+                for p in self.parties
+            ],
             "events": [
                 {
                     "block": e.block,
@@ -111,39 +135,25 @@ def _resolver(component: Component, tee: str) -> bytes:
     return code_measurement(component.value)
 
 
-def pins_of(spec: TaskSpec) -> list[tuple[ComponentKind, TeeType, bytes]]:
-    return [(KINDS[c], TEE_TYPES[p.tee], p.digest) for c, p in spec.measurements.pins().items()]
-
-
-def onchain_task(view: TaskView) -> OnChainTask:
-    """The chain's record in the reviewer's vocabulary (names, role names, pin names)."""
-    return OnChainTask(
-        task_id=view.task_id,
-        participants=[
-            (name, frozenset(r for r, bit in ROLE_BITS.items() if view.roles[name] & bit))
-            for name in view.participants
-        ],
-        pins=[
-            (
-                next(c.value for c, k in KINDS.items() if k == p.kind),
-                next(t for t, v in TEE_TYPES.items() if v == p.tee),
-                p.digest,
-            )
-            for p in view.measurements
-        ],
-        state=view.state.name.capitalize(),
-    )
-
-
 class DemoConsortium:
     """Keys, sessions and the deployed contract of an in-process consortium."""
 
-    def __init__(self, scenario: Scenario, log: Log, chain: ChainBackend | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        log: Log,
+        chain: ChainBackend | None = None,
+        progress: StreamProgress | None = None,
+    ) -> None:
         self.scenario = scenario
         self.log = log
+        self.progress = progress
         self.chain = chain if chain is not None else EmbeddedChain()
+        self.spec = resolve_measurements(scenario.spec, _resolver)
+        self.task_id = task_id(self.spec)
         self._deployer: LocalAccount = Account.create()
         self._keys: dict[str, LocalAccount] = {m: Account.create() for m in scenario.members}
+        self._components: dict[str, str] = {}
         for acct in [self._deployer, *self._keys.values()]:
             self.chain.fund(acct.address, FUNDING_WEI)
         self.consortium = Consortium.deploy(
@@ -164,11 +174,13 @@ class DemoConsortium:
     def actor_name(self, address: str) -> str:
         if address == self._deployer.address:
             return "deployer"
+        if address in self._components:
+            return self._components[address]
         return self.consortium.org_of_key(address) or address
 
     def register_measurements(self, spec: TaskSpec, proposer: str) -> None:
         """The proposer registers each pinned measurement; every other member approves it."""
-        for kind, tee, digest in pins_of(spec):
+        for kind, tee, digest in spec_pins(spec):
             if self.consortium.measurement_usable(kind, tee, digest):
                 continue
             self.org(proposer).propose_measurement(kind, tee, digest)
@@ -180,18 +192,21 @@ class DemoConsortium:
                 f"approved by all {len(self.scenario.members)} members"
             )
 
-    def run(self) -> DemoReport:
-        scenario = self.scenario
-        spec = resolve_measurements(scenario.spec, _resolver)
-        tid = task_id(spec)
-        self.register_measurements(spec, scenario.proposer)
-        roles = [
-            (p.org, sum((ROLE_BITS[r.value] for r in p.roles), Role(0))) for p in spec.participants
-        ]
+    def propose(self) -> None:
+        """Register the pinned measurements and propose the task (by the scenario's proposer)."""
+        spec, proposer = self.spec, self.scenario.proposer
+        self.register_measurements(spec, proposer)
         deadline = int(spec.task.deadline.timestamp())
-        self.org(scenario.proposer).propose_task(tid, roles, pins_of(spec), deadline)
-        self.log(f"{scenario.proposer} proposed task 0x{tid.hex()[:16]}… ({spec.task.name})")
-        self.review_and_approve(spec, tid)
+        self.org(proposer).propose_task(
+            self.task_id, spec_participants(spec), spec_pins(spec), deadline
+        )
+        self.log(f"{proposer} proposed task 0x{self.task_id.hex()[:16]}… ({spec.task.name})")
+
+    def run(self, until: Stage = "running") -> DemoReport:
+        tid = self.task_id
+        self.propose()
+        self.review_and_approve(self.spec, tid)
+        parties = self.stream() if until == "running" else []
         view = self.consortium.task(tid)
         return DemoReport(
             chain=chain_stats(self.chain),
@@ -202,18 +217,98 @@ class DemoConsortium:
             approvals=view.approvals,
             approved_by=view.approved_by,
             events=[_entry(self, e) for e in read_events(self.consortium)],
+            parties=parties,
         )
+
+    def start_runtime(self, attester: Attester | None = None) -> AnalysisRuntime:
+        """An analysis runtime with a fresh funded chain key, attested and serving."""
+        runtime_key: LocalAccount = Account.create()
+        self.chain.fund(runtime_key.address, FUNDING_WEI)
+        self._components[runtime_key.address] = "analysis runtime"
+        runtime = AnalysisRuntime(
+            self.consortium,
+            self.spec,
+            attester=attester or SimulatedAttester(AttestComponent.ANALYSIS),
+            chain_key=runtime_key.key,
+        )
+        runtime.start()
+        return runtime
+
+    def stream(self) -> list[PartyReport]:
+        """Start the analysis runtime and every party's gateway; wait for all streams."""
+        spec, tid = self.spec, self.task_id
+        runtime = self.start_runtime()
+        self.log(
+            f"analysis runtime attested (simulated TEE) and recorded on chain; "
+            f"serving mutual RA-TLS on {runtime.address[0]}:{runtime.address[1]}"
+        )
+        try:
+            with tempfile.TemporaryDirectory(prefix="chronoseal-demo-") as state:
+                gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
+                with ThreadPoolExecutor(len(gateways)) as pool:
+                    futures = [
+                        pool.submit(gw.run, runtime.address, self._progress_of(gw))
+                        for gw in gateways
+                    ]
+                    reports = [f.result() for f in futures]
+            if not runtime.wait(timeout=60):
+                raise LedgerError(
+                    "the runtime did not receive every stream", id="analysis.intake.incomplete"
+                )
+        finally:
+            runtime.stop()
+        out = []
+        for r in reports:
+            gateway_side, runtime_side = self.consortium.commitments(tid, r.party)
+            matched = gateway_side is not None and gateway_side == runtime_side
+            self.log(
+                f"{r.party}: {r.rows_sent:,} rows, {r.bytes_sent:,} bytes sent; commitment "
+                f"{'matched' if matched else 'NOT matched'} on chain"
+            )
+            out.append(
+                PartyReport(
+                    name=r.party,
+                    rows_sent=r.rows_sent,
+                    bytes_sent=r.bytes_sent,
+                    commitment="0x" + (gateway_side or b"").hex(),
+                    commitment_matched=matched,
+                )
+            )
+        return out
+
+    def gateway(self, org: str, state: Path) -> Gateway:
+        """``org``'s gateway for the task, acting with ``org``'s registered key."""
+        return Gateway(
+            self.consortium,
+            self.scenario.parties[org],
+            self.spec,
+            config_dir=self.scenario.party_dirs[org],
+            attester=SimulatedAttester(AttestComponent.GATEWAY),
+            org_key=self._keys[org],
+            state_dir=state / org,
+        )
+
+    def _progress_of(self, gateway: Gateway) -> Callable[[int, int], None] | None:
+        report = self.progress
+        if report is None:
+            return None
+        total = gateway.planned_rows() or 0
+        name = gateway.name
+        report(name, 0, total)
+
+        def on_batch(rows: int, _bytes: int) -> None:
+            report(name, rows, total)
+
+        return on_batch
 
     def review_and_approve(self, spec: TaskSpec, tid: bytes) -> None:
         """Each party checks the on-chain task against its own spec copy, then approves."""
         for participant in spec.participants:
             party = self.scenario.parties[participant.org]
             view = self.consortium.task(tid)
-            usable = [
-                self.consortium.measurement_usable(p.kind, p.tee, p.digest)
-                for p in view.measurements
-            ]
-            problems = review_task(party, spec, onchain_task(view), usable)
+            problems = review_task(
+                party, spec, onchain_task(view), usable_pins(self.consortium, view)
+            )
             session = self.org(participant.org)
             if problems:
                 session.abort_task(tid)
@@ -230,18 +325,26 @@ class DemoConsortium:
             self.log(f"{participant.org} reviewed the task and approved it ({how})")
 
 
-def run_demo(scenario: Scenario, *, log: Log, chain: ChainBackend | None = None) -> DemoReport:
-    """Deploy, register, propose, review and approve; return what the chain says.
+def run_demo(
+    scenario: Scenario,
+    *,
+    log: Log,
+    chain: ChainBackend | None = None,
+    progress: StreamProgress | None = None,
+    until: Stage = "running",
+) -> DemoReport:
+    """Run the task up to ``until`` (as far as it is built); return what the chain says.
 
     ``chain`` defaults to a fresh embedded chain; pass one to inspect it afterwards.
     """
-    return DemoConsortium(scenario, log, chain).run()
+    return DemoConsortium(scenario, log, chain, progress).run(until)
 
 
 def _entry(world: DemoConsortium, ev: ChainEvent) -> TimelineEntry:
     fields = {k: _field(world, k, v) for k, v in ev.args.items() if k != "actor"}
-    if "approvals" in fields and "required" in fields:
-        fields["approvals"] = f"{fields['approvals']}/{fields.pop('required')}"
+    for count in ("approvals", "acks"):
+        if count in fields and "required" in fields:
+            fields[count] = f"{fields[count]}/{fields.pop('required')}"
     return TimelineEntry(
         block=ev.block_number,
         tx_hash=ev.tx_hash,

@@ -53,6 +53,7 @@ class Scenario:
     proposer: str
     relayed_approvals: list[str]
     parties: dict[str, PartyConfig]
+    party_dirs: dict[str, Path]
 
 
 def bundled_scenario() -> Path:
@@ -96,6 +97,7 @@ def load_scenario(path: Path) -> Scenario:
         proposer=raw.task.proposer,
         relayed_approvals=list(raw.task.relayed_approvals),
         parties=parties,
+        party_dirs={name: (root / p).parent for name, p in raw.parties.items()},
     )
 
 

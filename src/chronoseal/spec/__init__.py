@@ -30,13 +30,15 @@ from ._model import (
     TaskKind,
     TaskSpec,
 )
-from ._party import Consent, PartyConfig, load_party_config
+from ._party import Budget, Consent, PartyConfig, load_party_config
 from ._policy import ColumnPolicy, DatasetPolicy, Gaussian, Laplace
+from ._review import OnChainTask, ReviewProblem, review_task
 from ._validate import METRICS, MODEL_FAMILIES
 
 __all__ = [
     "METRICS",
     "MODEL_FAMILIES",
+    "Budget",
     "ColumnPolicy",
     "Component",
     "Consent",
@@ -50,9 +52,11 @@ __all__ = [
     "MeasurementResolver",
     "Measurements",
     "Model",
+    "OnChainTask",
     "Participant",
     "PartyConfig",
     "Release",
+    "ReviewProblem",
     "Role",
     "TaskKind",
     "TaskSpec",
@@ -62,5 +66,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "resolve_measurements",
+    "review_task",
     "task_id",
 ]

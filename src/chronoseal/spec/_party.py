@@ -37,10 +37,20 @@ class Consent(_Strict):
         return rule.action in self.columns.get(dataset, {}).get(column, [])
 
 
+class Budget(_Strict):
+    """Total differential-privacy loss a party lets all tasks together spend on one source."""
+
+    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    delta: float = Field(default=0.0, ge=0, lt=1)
+
+
 class PartyConfig(_Strict):
     party: PartyInfo
     sources: dict[str, str] = Field(default_factory=dict)
     consent: Consent = Field(default_factory=Consent)
+    budgets: dict[str, Budget] = Field(
+        default_factory=dict, description="per source name (the key in [sources])"
+    )
 
 
 def load_party_config(path: str | Path) -> PartyConfig:

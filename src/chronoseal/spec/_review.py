@@ -1,4 +1,4 @@
-"""A party's own check of a proposed task before it approves it on chain.
+"""A party's own check of a task on chain before it approves it, and again before sending.
 
 Each party recomputes the task id from the spec *it* holds, compares it and the on-chain
 record (participants, roles, pinned measurements), and checks that every one of its columns
@@ -11,7 +11,10 @@ import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from chronoseal.spec import Gaussian, Laplace, PartyConfig, Role, TaskSpec, task_id
+from ._load import task_id
+from ._model import Role, TaskSpec
+from ._party import PartyConfig
+from ._policy import Gaussian, Laplace
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +37,17 @@ class OnChainTask:
 
 
 def review_task(
-    party: PartyConfig, spec: TaskSpec, onchain: OnChainTask, usable: Iterable[bool]
+    party: PartyConfig,
+    spec: TaskSpec,
+    onchain: OnChainTask,
+    usable: Iterable[bool],
+    *,
+    expected_state: str = "Proposed",
 ) -> list[ReviewProblem]:
-    """Every reason this party must not approve; empty means approve.
+    """Every reason this party must not approve (or act on) a task; empty means go ahead.
 
     ``usable`` says, for each on-chain pin in order, whether the registry accepts it now.
+    A gateway re-runs the same review with ``expected_state="Approved"`` before sending.
     """
     me = party.party.name
     out: list[ReviewProblem] = []
@@ -51,8 +60,10 @@ def review_task(
                 f"to 0x{mine.hex()}: the parties are not looking at the same spec",
             )
         )
-    if onchain.state != "Proposed":
-        out.append(ReviewProblem("review.task.state", f"task is {onchain.state}, not Proposed"))
+    if onchain.state != expected_state:
+        out.append(
+            ReviewProblem("review.task.state", f"task is {onchain.state}, not {expected_state}")
+        )
     expected = sorted((p.org, frozenset(r.value for r in p.roles)) for p in spec.participants)
     if sorted(onchain.participants, key=lambda x: x[0]) != expected:
         out.append(

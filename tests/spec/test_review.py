@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from chronoseal.node._review import OnChainTask, review_task
 from chronoseal.node._scenario import bundled_scenario, load_scenario
 from chronoseal.spec import (
     Laplace,
+    OnChainTask,
     PartyConfig,
     TaskSpec,
     resolve_measurements,
+    review_task,
     task_id,
 )
 

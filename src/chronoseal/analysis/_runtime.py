@@ -1,0 +1,220 @@
+"""The analysis runtime's intake (claim 1): attest on chain, accept only the task's gateways.
+
+At start the runtime makes its RA-TLS identity bound to a recent block hash, posts the
+attestation record for the task (evidence hash, TLS certificate fingerprint) and serves the
+attested channel. A gateway is accepted only when its evidence appraises as a gateway whose
+measurement the task pins and the chain approves, *and* it proves, with a key the chain
+registers for its party, that it speaks for a data provider of this task. Received batches
+stay in memory; when a party's stream completes the runtime posts its own commitment, and
+the contract compares it with the gateway's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from chronoseal.attest import (
+    AppraisalPolicy,
+    Appraiser,
+    Attester,
+    ComponentKind,
+)
+from chronoseal.channel import ChannelServer, RaTlsIdentity
+from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
+from chronoseal.errors import ChronosealError, LedgerError, PeerRefused
+from chronoseal.ledger import (
+    ComponentSession,
+    Consortium,
+    OnChainMeasurements,
+    RecentBlocks,
+    TaskState,
+    component_kind,
+    tee_type,
+)
+from chronoseal.spec import Component, TaskSpec, task_id
+
+log = logging.getLogger("chronoseal.analysis")
+
+
+def expected_columns(spec: TaskSpec, party: str) -> list[str]:
+    """The columns a party's desensitized batches carry: every column its policy keeps."""
+    (dataset,) = spec.datasets_of(party)
+    return [c for c in dataset.columns() if dataset.policy.columns[c].action != "drop"]
+
+
+def verify_party_signature(consortium: Consortium) -> Callable[[str, bytes, bytes], None]:
+    """The hello check: the signature must recover to a key the chain registers for ``party``."""
+
+    def verify(party: str, digest: bytes, signature: bytes) -> None:
+        try:
+            signer = Account.recover_message(encode_defunct(primitive=digest), signature=signature)
+        except (ValueError, TypeError) as exc:
+            raise PeerRefused(
+                f"the hello signature for {party} is malformed", id="channel.intake.bad_signature"
+            ) from exc
+        if consortium.org_of_key(signer) != party:
+            raise PeerRefused(
+                f"the hello for {party} is signed by {signer}, which is not a key of {party}",
+                id="channel.intake.not_party_key",
+            )
+
+    return verify
+
+
+@dataclass
+class IntakeState:
+    """Per-party intake of one task; guarded by ``lock`` across connection threads."""
+
+    spec: TaskSpec
+    parties: dict[str, PartyIntake] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[ChronosealError] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class AnalysisRuntime:
+    """One task's analysis runtime: attested identity, on-chain record, channel server."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        spec: TaskSpec,
+        *,
+        attester: Attester,
+        chain_key: str | bytes,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        on_batch: Callable[[PartyIntake], None] | None = None,
+    ) -> None:
+        self.consortium = consortium
+        self.spec = spec
+        self.task_id = task_id(spec)
+        self.attester = attester
+        self.session: ComponentSession = consortium.as_component(chain_key)
+        self._listen = listen
+        self._on_batch = on_batch
+        self._task_key = os.urandom(TASK_KEY_LEN)
+        self.state = IntakeState(spec)
+        self.identity: RaTlsIdentity | None = None
+        self._socket: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._socket is None:
+            raise LedgerError("the runtime is not serving", id="analysis.not_started")
+        host, port = self._socket.getsockname()[:2]
+        return str(host), int(port)
+
+    def _policy(self, pinned: dict[ComponentKind, bytes]) -> AppraisalPolicy:
+        return AppraisalPolicy(
+            measurements=OnChainMeasurements(self.consortium),
+            pinned=pinned,
+            allow_simulated=self.consortium.simulated_tee_allowed(),
+        )
+
+    def start(self) -> None:
+        """Attest, post the attestation for the task, and start accepting gateways."""
+        view = self.consortium.task(self.task_id)
+        if view.state is not TaskState.APPROVED:
+            raise LedgerError(
+                f"task 0x{self.task_id.hex()} is {view.state.name}, not APPROVED",
+                id="analysis.task.not_approved",
+            )
+        blocks = RecentBlocks(self.consortium)
+        self.identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        pins = self.spec.measurements.pins()
+        evidence = self.identity.evidence.to_bytes()
+        self.session.post_attestation(
+            self.task_id,
+            component_kind(ComponentKind.ANALYSIS),
+            tee_type(self.attester.tee),
+            pins[Component.ANALYSIS].digest,
+            hashlib.sha256(evidence).digest(),
+            self.identity.fingerprint,
+        )
+        server = ChannelServer(
+            self.identity,
+            appraiser=Appraiser(
+                self._policy({ComponentKind.GATEWAY: pins[Component.GATEWAY].digest})
+            ),
+            peer_component=ComponentKind.GATEWAY,
+            fresh_nonces=blocks,
+        )
+        self._socket = socket.create_server(self._listen)
+        self._socket.settimeout(0.2)
+        accept = threading.Thread(target=self._accept_loop, args=(server,), daemon=True)
+        accept.start()
+        self._threads.append(accept)
+
+    def _accept_loop(self, server: ChannelServer) -> None:
+        assert self._socket is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(target=self._serve, args=(server, conn), daemon=True)
+            worker.start()
+            self._threads.append(worker)
+
+    def _intake_for(self, party: str) -> PartyIntake:
+        if party not in self.spec.data_providers():
+            raise PeerRefused(
+                f"{party!r} is not a data provider of this task", id="channel.intake.not_provider"
+            )
+        with self.state.lock:
+            if party not in self.state.parties:
+                self.state.parties[party] = PartyIntake(
+                    self.task_id, party, expected_columns(self.spec, party)
+                )
+            return self.state.parties[party]
+
+    def _serve(self, server: ChannelServer, conn: socket.socket) -> None:
+        assert self.identity is not None
+        try:
+            with server.accept(conn) as channel:
+                intake = serve_intake(
+                    channel,
+                    task_id=self.task_id,
+                    own_fingerprint=self.identity.fingerprint,
+                    task_key=self._task_key,
+                    intake_for=self._intake_for,
+                    verify_party=verify_party_signature(self.consortium),
+                    on_batch=self._on_batch,
+                )
+            self.session.post_runtime_commitment(
+                self.task_id, intake.party, intake.commitment.root()
+            )
+            log.info("%s: %d batches received, commitment posted", intake.party, len(intake.salts))
+        except ChronosealError as exc:
+            log.warning("refused a gateway connection: %s", exc)
+            with self.state.lock:
+                self.state.errors.append(exc)
+        finally:
+            with self.state.lock:
+                providers = set(self.spec.data_providers())
+                if all(
+                    p in self.state.parties and self.state.parties[p].complete for p in providers
+                ):
+                    self.state.done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every data provider's stream completed (or ``timeout``)."""
+        return self.state.done.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._socket is not None:
+            self._socket.close()

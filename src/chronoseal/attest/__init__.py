@@ -1,0 +1,75 @@
+"""Remote attestation: produce evidence inside a TEE and appraise a peer's evidence.
+
+RATS vocabulary (RFC 9334): an :class:`Attester` produces :class:`Evidence`; a backend from
+:func:`get_backend` checks its authenticity and yields :class:`VerifiedClaims`; an
+:class:`Appraiser` applies an :class:`AppraisalPolicy` and returns an :class:`Appraisal`,
+whose ids and EAR form (:meth:`Appraisal.to_ear`) are the record of the decision.
+
+Typical use (attester side, then verifier side)::
+
+    rd = report_data_for(tls_spki_der, nonce)              # 64 bytes, SHA-512 binding
+    evidence = SimulatedAttester(ComponentKind.ANALYSIS).attest(rd)
+    wire = evidence.to_bytes()                              # deterministic encoding
+
+    policy = AppraisalPolicy(
+        measurements=registry,                              # MeasurementSource (on chain)
+        pinned={ComponentKind.ANALYSIS: digest},            # what the task pins
+        allow_simulated=consortium_allows_simulation,
+    )
+    appraisal = Appraiser(policy).appraise(
+        Evidence.from_bytes(wire), component=ComponentKind.ANALYSIS,
+        expected_report_data=rd, now=datetime.now(UTC),
+    )
+    appraisal.require_accepted()                            # raises AttestationError(id=...)
+
+:func:`code_measurement` is the simulated TEE's measurement of the installed code;
+:func:`measurement_digest` turns any TEE's claims into the 32-byte digest registered on
+chain. Failure ids are listed in ``docs/trust-model.md``.
+"""
+
+from chronoseal.attest._appraisal import (
+    Appraisal,
+    AppraisalPolicy,
+    AppraisalStatus,
+    Appraiser,
+    MeasurementSource,
+    PinnedMeasurements,
+)
+from chronoseal.attest._backends import (
+    Backend,
+    Collateral,
+    CollateralProvider,
+    GramineAttester,
+    TsmAttester,
+    get_backend,
+)
+from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
+from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._evidence import Attester, ComponentKind, Evidence
+from chronoseal.attest._measure import code_measurement, measurement_digest
+from chronoseal.attest._simulated import SimulatedAttester
+
+__all__ = [
+    "REPORT_DATA_SIZE",
+    "Appraisal",
+    "AppraisalPolicy",
+    "AppraisalStatus",
+    "Appraiser",
+    "Attester",
+    "Backend",
+    "Collateral",
+    "CollateralProvider",
+    "ComponentKind",
+    "Evidence",
+    "GramineAttester",
+    "MeasurementSource",
+    "PinnedMeasurements",
+    "SimulatedAttester",
+    "TeeType",
+    "TsmAttester",
+    "VerifiedClaims",
+    "code_measurement",
+    "get_backend",
+    "measurement_digest",
+    "report_data_for",
+]

@@ -1,0 +1,296 @@
+"""One registry from TEE type to the code that verifies (and, where possible, produces) evidence.
+
+The appraiser and the CLI never import a vendor module directly: they ask
+:func:`get_backend`, so adding a TEE (claim 4 of the patent: SGX, TDX, SEV-SNP, Hygon CSV,
+Arm CCA behind one abstraction) is one entry here. Verification is offline: whatever must
+be fetched from Intel PCS or AMD KDS comes from an injected :data:`CollateralProvider`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._configfs import (
+    PROVIDER_SEV,
+    PROVIDER_TDX,
+    TSM_REPORT_ROOT,
+    PseudoFilesystem,
+    generate_tsm_report,
+    parse_snp_cert_table,
+)
+from chronoseal.attest._dcap import verify_dcap_quote
+from chronoseal.attest._evidence import Attester, ComponentKind, Evidence, tee_type
+from chronoseal.attest._gramine import GRAMINE_ATTESTATION_ROOT, generate_gramine_quote
+from chronoseal.attest._simulated import SimulatedAttester, verify_simulated
+from chronoseal.attest._snp import verify_snp_report
+from chronoseal.attest._unsupported import generate_unsupported, verify_unsupported
+from chronoseal.errors import AttestationError, UnsupportedTee
+
+Collateral = bytes | Mapping[str, Any]
+CollateralProvider = Callable[[Evidence], Collateral]
+"""Returns what the verifier needs beyond the evidence.
+
+sgx/tdx: the DCAP collateral JSON (bytes or mapping, the shape ``../shared/vectors`` uses).
+sev-snp, only when the evidence carries no certificates: ``{"vcek": DER, "chain": PEM}``.
+"""
+
+MISSING_COLLATERAL: Final = "attest.collateral.missing"
+
+
+class Backend(Protocol):
+    """Verification (and generation, where chronoseal can run inside this TEE) for one type."""
+
+    @property
+    def tee(self) -> TeeType: ...
+
+    def verify(
+        self,
+        evidence: Evidence,
+        *,
+        now: datetime,
+        collateral: CollateralProvider | None,
+        max_age: timedelta | None,
+    ) -> VerifiedClaims:
+        """Return the claims of authentic evidence or raise :class:`AttestationError`."""
+        ...
+
+    def attester(self, component: ComponentKind) -> Attester:
+        """An attester producing this type's evidence from inside the TEE."""
+        ...
+
+
+class GramineAttester:
+    """SGX inside Gramine: the evidence is the DCAP quote read from ``/dev/attestation``."""
+
+    def __init__(
+        self,
+        component: ComponentKind,
+        *,
+        root: Path = GRAMINE_ATTESTATION_ROOT,
+        fs: PseudoFilesystem | None = None,
+    ) -> None:
+        self._component = component
+        self._root = root
+        self._fs = fs
+
+    @property
+    def tee(self) -> TeeType:
+        return "sgx"
+
+    @property
+    def component(self) -> ComponentKind:
+        return self._component
+
+    def attest(self, report_data: bytes) -> Evidence:
+        quote = generate_gramine_quote(report_data, root=self._root, fs=self._fs)
+        return Evidence("sgx", self._component, quote)
+
+
+class TsmAttester:
+    """TDX or SEV-SNP guests through configfs-tsm.
+
+    TDX evidence is the quote. SEV-SNP evidence is the report plus, when the host installed
+    them in the auxblob, the VCEK (DER) and the ASK/ARK chain (PEM); without them the
+    verifier's collateral provider must fetch both from AMD KDS.
+    """
+
+    _PROVIDERS: Final[Mapping[str, str]] = {"tdx": PROVIDER_TDX, "sev-snp": PROVIDER_SEV}
+
+    def __init__(
+        self,
+        tee: TeeType,
+        component: ComponentKind,
+        *,
+        root: Path = TSM_REPORT_ROOT,
+        fs: PseudoFilesystem | None = None,
+    ) -> None:
+        if tee not in self._PROVIDERS:
+            raise UnsupportedTee(f"configfs-tsm does not produce {tee} evidence")
+        self._tee = tee
+        self._component = component
+        self._root = root
+        self._fs = fs
+
+    @property
+    def tee(self) -> TeeType:
+        return self._tee
+
+    @property
+    def component(self) -> ComponentKind:
+        return self._component
+
+    def attest(self, report_data: bytes) -> Evidence:
+        report = generate_tsm_report(report_data, root=self._root, fs=self._fs)
+        if report.provider != self._PROVIDERS[self._tee]:
+            raise AttestationError(
+                f"configfs-tsm provider is {report.provider!r}, not {self._PROVIDERS[self._tee]}",
+                id="attest.configfs.unknown_provider",
+                context={"provider": report.provider},
+            )
+        if self._tee == "tdx":
+            return Evidence("tdx", self._component, report.outblob)
+        table = parse_snp_cert_table(report.auxblob)
+        certificates: tuple[bytes, ...] = ()
+        if table.vcek is not None and table.ask is not None and table.ark is not None:
+            certificates = (table.vcek, _pem(table.ask) + _pem(table.ark))
+        return Evidence("sev-snp", self._component, report.outblob, certificates)
+
+
+def _pem(der: bytes) -> bytes:
+    try:
+        return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+    except ValueError as exc:
+        raise AttestationError(
+            "a certificate in the SEV-SNP auxblob is not DER", id="attest.snp.cert_table_malformed"
+        ) from exc
+
+
+class _SimulatedBackend:
+    @property
+    def tee(self) -> TeeType:
+        return "simulated"
+
+    def verify(
+        self,
+        evidence: Evidence,
+        *,
+        now: datetime,
+        collateral: CollateralProvider | None,
+        max_age: timedelta | None,
+    ) -> VerifiedClaims:
+        return verify_simulated(evidence, now=now, max_age=max_age)
+
+    def attester(self, component: ComponentKind) -> SimulatedAttester:
+        return SimulatedAttester(component)
+
+
+class _DcapBackend:
+    """SGX and TDX: the evidence is the raw quote; collateral comes from the provider."""
+
+    def __init__(self, tee: TeeType) -> None:
+        self._tee = tee
+
+    @property
+    def tee(self) -> TeeType:
+        return self._tee
+
+    def verify(
+        self,
+        evidence: Evidence,
+        *,
+        now: datetime,
+        collateral: CollateralProvider | None,
+        max_age: timedelta | None,
+    ) -> VerifiedClaims:
+        if collateral is None:
+            raise AttestationError(
+                f"{self._tee} evidence needs DCAP collateral and no provider was configured",
+                id=MISSING_COLLATERAL,
+            )
+        claims = verify_dcap_quote(evidence.raw, collateral(evidence), now=now)
+        if claims.tee != self._tee:
+            raise AttestationError(
+                f"evidence labelled {self._tee} holds a {claims.tee} quote",
+                id="attest.evidence.malformed",
+            )
+        return claims
+
+    def attester(self, component: ComponentKind) -> Attester:
+        if self._tee == "sgx":
+            return GramineAttester(component)
+        return TsmAttester("tdx", component)
+
+
+class _SnpBackend:
+    """SEV-SNP: the evidence is the raw report plus (VCEK DER, ASK/ARK PEM) certificates."""
+
+    @property
+    def tee(self) -> TeeType:
+        return "sev-snp"
+
+    def verify(
+        self,
+        evidence: Evidence,
+        *,
+        now: datetime,
+        collateral: CollateralProvider | None,
+        max_age: timedelta | None,
+    ) -> VerifiedClaims:
+        vcek, chain = self._certificates(evidence, collateral)
+        return verify_snp_report(evidence.raw, vcek, chain, now=now)
+
+    @staticmethod
+    def _certificates(
+        evidence: Evidence, collateral: CollateralProvider | None
+    ) -> tuple[bytes, bytes]:
+        if len(evidence.certificates) == 2:
+            return evidence.certificates[0], evidence.certificates[1]
+        if evidence.certificates:
+            raise AttestationError(
+                "sev-snp evidence carries the VCEK and the ASK/ARK chain, or nothing",
+                id="attest.evidence.malformed",
+            )
+        if collateral is None:
+            raise AttestationError(
+                "sev-snp evidence has no certificates and no collateral provider is configured",
+                id=MISSING_COLLATERAL,
+            )
+        fetched = collateral(evidence)
+        vcek = fetched.get("vcek") if isinstance(fetched, Mapping) else None
+        chain = fetched.get("chain") if isinstance(fetched, Mapping) else None
+        if not isinstance(vcek, bytes) or not isinstance(chain, bytes):
+            raise AttestationError(
+                'sev-snp collateral must be {"vcek": DER bytes, "chain": PEM bytes}',
+                id="attest.collateral.invalid",
+            )
+        return vcek, chain
+
+    def attester(self, component: ComponentKind) -> Attester:
+        return TsmAttester("sev-snp", component)
+
+
+class _UnsupportedBackend:
+    """Named TEEs without an implementation: always a precise ``attest.tee.unsupported``."""
+
+    def __init__(self, tee: TeeType) -> None:
+        self._tee = tee
+
+    @property
+    def tee(self) -> TeeType:
+        return self._tee
+
+    def verify(
+        self,
+        evidence: Evidence,
+        *,
+        now: datetime,
+        collateral: CollateralProvider | None,
+        max_age: timedelta | None,
+    ) -> VerifiedClaims:
+        verify_unsupported(self._tee, evidence.raw, now=now)
+
+    def attester(self, component: ComponentKind) -> Attester:
+        # Refuse when the attester is asked for, not later when evidence is first needed.
+        generate_unsupported(self._tee, b"")
+
+
+_BACKENDS: Final[Mapping[str, Backend]] = {
+    "simulated": _SimulatedBackend(),
+    "sgx": _DcapBackend("sgx"),
+    "tdx": _DcapBackend("tdx"),
+    "sev-snp": _SnpBackend(),
+    "csv": _UnsupportedBackend("csv"),
+    "cca": _UnsupportedBackend("cca"),
+}
+
+
+def get_backend(tee: TeeType | str) -> Backend:
+    """The backend for ``tee``; unknown names raise ``attest.tee.unknown``."""
+    return _BACKENDS[tee_type(tee)]

@@ -1,0 +1,324 @@
+"""The data plane between a party's gateway and the analysis runtime, over an attested channel.
+
+Every message is one secure stream (HPKE-sealed key, AES-GCM frames, all-or-nothing), bound
+to ``(task id, party, message id)``::
+
+    gateway                                   analysis runtime
+    hello  {party, sig(org key)}  ──────────►  checks the party is a data provider of the task
+                                               and the signature is by a key the chain
+                                               registers for that party
+           ◄──────────  welcome {task key, batches already held: [(index, salt)]}
+    msg-i  "B" ‖ salt ‖ Arrow IPC  ─────────►  decodes, checks the schema, keeps it (memory)
+           ◄──────────  ack-i  leaf_i
+    msg-n  "E" ‖ {count, root}  ────────────►  compares with its own root
+           ◄──────────  done {root}
+
+The hello signature binds the party's on-chain identity to *this* channel: it covers the task
+id, the party and both attested certificates' fingerprints, so it cannot be replayed to
+another runtime or by another gateway. A reconnecting gateway learns which batches the
+runtime already holds and with which salts, recomputes those leaves from its own source
+(so its commitment stays its own) and continues with the next batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from chronoseal.channel._commitment import SALT_LEN, BatchCommitment
+from chronoseal.channel._framing import StreamContext
+from chronoseal.channel._session import AttestedChannel
+from chronoseal.errors import PeerRefused, StreamIntegrityError
+
+TASK_KEY_LEN = 32
+ANY_PARTY = "*"
+_BATCH = b"B"
+_END = b"E"
+_HELLO_LABEL = b"chronoseal.intake.hello.v1"
+
+#: Signs the hello digest with a key the chain registers for the party (gateway side).
+PartySigner = Callable[[bytes], bytes]
+#: Raises unless ``signature`` over ``digest`` is by a current key of ``party`` (runtime side).
+PartyVerifier = Callable[[str, bytes, bytes], None]
+
+
+def hello_digest(task_id: bytes, party: str, gateway_fp: bytes, runtime_fp: bytes) -> bytes:
+    """What the party's key signs: this task, this party, these two attested endpoints."""
+    return hashlib.sha256(
+        _HELLO_LABEL
+        + len(task_id).to_bytes(2, "big")
+        + task_id
+        + len(party.encode()).to_bytes(2, "big")
+        + party.encode()
+        + gateway_fp
+        + runtime_fp
+    ).digest()
+
+
+def encode_batch(batch: pa.RecordBatch) -> bytes:
+    """Arrow IPC stream bytes of one batch: deterministic for equal batches."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def decode_batch(payload: bytes) -> pa.RecordBatch:
+    try:
+        table = pa.ipc.open_stream(payload).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StreamIntegrityError(
+            f"a batch is not valid Arrow IPC: {exc}", id="channel.intake.bad_batch"
+        ) from exc
+    batches = table.to_batches()
+    if len(batches) != 1:
+        raise StreamIntegrityError(
+            f"a batch message must hold exactly one record batch, got {len(batches)}",
+            id="channel.intake.bad_batch",
+        )
+    return batches[0]
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _unjson(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StreamIntegrityError(
+            f"malformed {what} message", id="channel.intake.bad_message"
+        ) from exc
+    if not isinstance(obj, dict):
+        raise StreamIntegrityError(f"malformed {what} message", id="channel.intake.bad_message")
+    return obj
+
+
+def _one(chunks: tuple[bytes, ...], what: str) -> bytes:
+    if len(chunks) != 1:
+        raise StreamIntegrityError(
+            f"a {what} message must be one chunk, got {len(chunks)}",
+            id="channel.intake.bad_message",
+        )
+    return chunks[0]
+
+
+@dataclass(frozen=True)
+class Welcome:
+    task_key: bytes
+    held: list[tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What the gateway sent, as both ends agreed on it."""
+
+    batches: int
+    rows: int
+    payload_bytes: int
+    root: bytes
+    runtime_root: bytes
+
+    @property
+    def matched(self) -> bool:
+        return hmac.compare_digest(self.root, self.runtime_root)
+
+
+class GatewayIntake:
+    """The gateway's end of the data plane for one (task, party)."""
+
+    def __init__(
+        self,
+        channel: AttestedChannel,
+        *,
+        task_id: bytes,
+        party: str,
+        own_fingerprint: bytes,
+        sign: PartySigner,
+    ) -> None:
+        self._ch = channel
+        self._task = task_id
+        self._party = party
+        self._fp = own_fingerprint
+        self._sign = sign
+        self.commitment = BatchCommitment(task_id, party)
+
+    def _ctx(self, stream: str) -> StreamContext:
+        return StreamContext(self._task, self._party, stream)
+
+    def close(self) -> None:
+        self._ch.close()
+
+    def __enter__(self) -> GatewayIntake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def hello(self) -> Welcome:
+        digest = hello_digest(self._task, self._party, self._fp, self._ch.peer.fingerprint)
+        body = {"party": self._party, "signature": self._sign(digest).hex()}
+        self._ch.send_stream(StreamContext(self._task, ANY_PARTY, "hello"), [_json(body)])
+        reply = _unjson(
+            _one(self._ch.receive_stream(self._ctx("welcome")).chunks, "welcome"), "welcome"
+        )
+        try:
+            key = bytes.fromhex(reply["task_key"])
+            held = [(int(i), bytes.fromhex(s)) for i, s in reply["held"]]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StreamIntegrityError(
+                "malformed welcome", id="channel.intake.bad_message"
+            ) from exc
+        if len(key) != TASK_KEY_LEN or [i for i, _ in held] != list(range(len(held))):
+            raise StreamIntegrityError("malformed welcome", id="channel.intake.bad_message")
+        return Welcome(key, held)
+
+    def replay(self, index: int, salt: bytes, payload: bytes) -> None:
+        """Recompute the leaf of a batch the runtime already holds, from our own source.
+
+        The gateway's commitment stays its own: if its source no longer yields the same
+        batch, the roots differ and the contract marks the task Disputed.
+        """
+        self.commitment.add(index, salt, payload)
+
+    def send(self, payload: bytes) -> None:
+        index = len(self.commitment.leaves)
+        salt = os.urandom(SALT_LEN)
+        leaf = self.commitment.add(index, salt, payload)
+        self._ch.send_stream(self._ctx(f"msg-{index}"), [_BATCH, salt, payload])
+        ack = _one(self._ch.receive_stream(self._ctx(f"ack-{index}")).chunks, "ack")
+        if not hmac.compare_digest(ack, leaf):
+            raise StreamIntegrityError(
+                f"the runtime acknowledged batch {index} with a different leaf",
+                id="channel.intake.ack_mismatch",
+            )
+
+    def finish(self) -> bytes:
+        """Close the stream; returns the runtime's root (compare on chain, not here only)."""
+        body = {"count": len(self.commitment.leaves), "root": self.commitment.root().hex()}
+        self._ch.send_stream(self._ctx(f"msg-{len(self.commitment.leaves)}"), [_END, _json(body)])
+        reply = _unjson(_one(self._ch.receive_stream(self._ctx("done")).chunks, "done"), "done")
+        try:
+            return bytes.fromhex(reply["root"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StreamIntegrityError("malformed done", id="channel.intake.bad_message") from exc
+
+
+@dataclass
+class PartyIntake:
+    """What the runtime holds from one party: decoded batches and its own commitment."""
+
+    task_id: bytes
+    party: str
+    expected_columns: list[str]
+    salts: list[bytes] = field(default_factory=list)
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    complete: bool = False
+    commitment: BatchCommitment = field(init=False)
+    rows: int = 0
+    payload_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        self.commitment = BatchCommitment(self.task_id, self.party)
+
+    def accept(self, index: int, salt: bytes, payload: bytes) -> bytes:
+        batch = decode_batch(payload)
+        if batch.schema.names != self.expected_columns:
+            raise StreamIntegrityError(
+                f"batch {index} from {self.party} has columns {batch.schema.names}, "
+                f"expected {self.expected_columns}",
+                id="channel.intake.schema",
+            )
+        leaf = self.commitment.add(index, salt, payload)
+        self.salts.append(salt)
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        self.payload_bytes += len(payload)
+        return leaf
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(self.batches) if self.batches else pa.table({})
+
+
+def serve_intake(
+    channel: AttestedChannel,
+    *,
+    task_id: bytes,
+    own_fingerprint: bytes,
+    task_key: bytes,
+    intake_for: Callable[[str], PartyIntake],
+    verify_party: PartyVerifier,
+    on_batch: Callable[[PartyIntake], None] | None = None,
+) -> PartyIntake:
+    """Run the runtime's end for one gateway connection; returns that party's intake.
+
+    ``intake_for(party)`` returns the (possibly partly filled, after a reconnect) intake of a
+    party the task names as a data provider, or raises :class:`PeerRefused`.
+    ``verify_party`` checks the hello signature against the chain's key registry. Nothing
+    from a party is accepted before both pass.
+    """
+    hello = _unjson(
+        _one(channel.receive_stream(StreamContext(task_id, ANY_PARTY, "hello")).chunks, "hello"),
+        "hello",
+    )
+    party, signature = _hello_fields(hello)
+    intake = intake_for(party)
+    digest = hello_digest(task_id, party, channel.peer.fingerprint, own_fingerprint)
+    verify_party(party, digest, signature)
+    if intake.complete:
+        raise PeerRefused(f"{party} already completed its stream", id="channel.intake.duplicate")
+
+    def ctx(stream: str) -> StreamContext:
+        return StreamContext(task_id, party, stream)
+
+    welcome = {
+        "task_key": task_key.hex(),
+        "held": [[i, s.hex()] for i, s in enumerate(intake.salts)],
+    }
+    channel.send_stream(ctx("welcome"), [_json(welcome)])
+    while True:
+        index = len(intake.salts)
+        chunks = channel.receive_stream(ctx(f"msg-{index}")).chunks
+        if chunks[:1] == (_END,):
+            break
+        salt, payload = _batch_fields(chunks)
+        leaf = intake.accept(index, salt, payload)
+        channel.send_stream(ctx(f"ack-{index}"), [leaf])
+        if on_batch is not None:
+            on_batch(intake)
+    end = _unjson(_one(chunks[1:], "end"), "end")
+    if end.get("count") != len(intake.salts):
+        raise StreamIntegrityError(
+            f"{party} ended after {end.get('count')} batches; {len(intake.salts)} arrived",
+            id="channel.stream.truncated",
+        )
+    intake.complete = True
+    channel.send_stream(ctx("done"), [_json({"root": intake.commitment.root().hex()})])
+    return intake
+
+
+def _hello_fields(hello: dict[str, Any]) -> tuple[str, bytes]:
+    try:
+        party = hello["party"]
+        signature = bytes.fromhex(hello["signature"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise PeerRefused("malformed hello", id="channel.intake.bad_message") from exc
+    if not isinstance(party, str) or not party or party == ANY_PARTY:
+        raise PeerRefused("malformed hello", id="channel.intake.bad_message")
+    return party, signature
+
+
+def _batch_fields(chunks: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    if len(chunks) != 3 or chunks[0] != _BATCH or len(chunks[1]) != SALT_LEN:
+        raise StreamIntegrityError(
+            "a batch message is 'B' ‖ salt ‖ Arrow IPC", id="channel.intake.bad_message"
+        )
+    return chunks[1], chunks[2]

@@ -1,0 +1,192 @@
+"""The safe stream recipe: seal a stream key to an attested recipient, frame, and read back
+all-or-nothing.
+
+:func:`read_secure_stream` returns chunks only after the final frame authenticated, so a
+caller can never act on part of a tampered, reordered or truncated stream. The price is
+memory: the whole plaintext of one stream is held until its end (bounded by
+``max_stream_bytes``); send large data as several streams (one per batch group) rather than
+one huge stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+
+from chronoseal.channel._framing import (
+    MAGIC,
+    FrameOpener,
+    FrameSealer,
+    StreamContext,
+    new_stream_key,
+)
+from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
+from chronoseal.channel._wire import U8, U16, ByteSink, ByteSource, lp16, read_exact
+from chronoseal.errors import ChannelError, StreamIntegrityError
+
+DEFAULT_MAX_CHUNK = 16 * 1024 * 1024
+DEFAULT_MAX_STREAM = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReceipt:
+    """What went through one stream, as both ends count it."""
+
+    chunks: int
+    plaintext_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedStream:
+    """A stream that authenticated from header to final frame."""
+
+    chunks: tuple[bytes, ...]
+    receipt: StreamReceipt
+
+
+class SecureStreamWriter:
+    """Writes one stream; the final frame is sent only by :meth:`finish` (or a clean ``with``).
+
+    Leaving a ``with`` block through an exception sends no final frame, so the receiver
+    rejects the stream as truncated instead of accepting a partial one.
+    """
+
+    def __init__(
+        self,
+        sink: ByteSink,
+        context: StreamContext,
+        recipient: HpkePublicKey,
+        *,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+    ) -> None:
+        stream_key = new_stream_key()
+        self._sink = sink
+        self._sealer = FrameSealer(stream_key, context)
+        self._max_chunk = max_chunk_bytes
+        self._chunks = 0
+        self._bytes = 0
+        enc = recipient.seal(stream_key, info=context.hpke_info())
+        header = MAGIC + U8.pack(recipient.kem.wire_id) + context.encoded() + lp16(enc)
+        self._emit(header)
+
+    def write(self, chunk: bytes) -> None:
+        """Encrypt and send one chunk (an Arrow IPC batch, model bytes... opaque here)."""
+        if len(chunk) > self._max_chunk:
+            raise ChannelError(
+                f"a {len(chunk)}-byte chunk exceeds max_chunk_bytes={self._max_chunk}",
+                id="channel.stream.chunk_too_large",
+            )
+        self._emit(*self._sealer.seal(chunk))
+        self._chunks += 1
+        self._bytes += len(chunk)
+
+    def finish(self) -> StreamReceipt:
+        """Send the final frame; only now can the receiver use anything."""
+        self._emit(*self._sealer.seal(b"", final=True))
+        return StreamReceipt(self._chunks, self._bytes)
+
+    def _emit(self, *parts: bytes | memoryview) -> None:
+        for part in parts:
+            self._sink.write(part)
+
+    def __enter__(self) -> SecureStreamWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None and not self._sealer.finished:
+            self.finish()
+
+
+def open_sender(
+    sink: ByteSink,
+    context: StreamContext,
+    recipient: HpkePublicKey,
+    *,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+) -> SecureStreamWriter:
+    """Start a stream to ``recipient`` (an attested peer's HPKE key) and send its header."""
+    return SecureStreamWriter(sink, context, recipient, max_chunk_bytes=max_chunk_bytes)
+
+
+def read_secure_stream(
+    source: ByteSource,
+    context: StreamContext,
+    recipient: HpkePrivateKey,
+    *,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+    max_stream_bytes: int = DEFAULT_MAX_STREAM,
+) -> ReceivedStream:
+    """Read one whole stream for ``context``; returns nothing unless every frame authenticated.
+
+    Raises :class:`StreamIntegrityError` (``channel.stream.*``) on any tampering, replay,
+    reordering, truncation, oversize, or a stream of another task, party or stream.
+    """
+    stream_key = _read_header(source, context, recipient)
+    opener = FrameOpener(stream_key, context, max_chunk=max_chunk_bytes)
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        plaintext, final = opener.next_frame(source)
+        if final:
+            if plaintext:
+                raise StreamIntegrityError(
+                    "the final frame carries data", id="channel.stream.tampered"
+                )
+            break
+        total += len(plaintext)
+        if total > max_stream_bytes:
+            raise StreamIntegrityError(
+                f"the stream exceeds max_stream_bytes={max_stream_bytes}",
+                id="channel.stream.oversized",
+            )
+        chunks.append(plaintext)
+    return ReceivedStream(tuple(chunks), StreamReceipt(len(chunks), total))
+
+
+def _read_header(source: ByteSource, context: StreamContext, recipient: HpkePrivateKey) -> bytes:
+    """Check the header against ``context`` and return the opened stream key."""
+    fixed = _need(source, len(MAGIC) + 1)
+    if fixed[: len(MAGIC)] != MAGIC:
+        raise StreamIntegrityError("not a chronoseal stream header", id="channel.stream.malformed")
+    fields = [_need(source, int(U16.unpack(_need(source, 2))[0])) for _ in range(4)]
+    task, party, stream, enc = fields
+    expected = (context.task_id, context.party.encode("utf-8"), context.stream_id.encode("utf-8"))
+    for got, want, name in zip(
+        (task, party, stream), expected, ("task", "party", "stream"), strict=True
+    ):
+        if got != want:
+            raise StreamIntegrityError(
+                f"the stream belongs to another {name} than the one expected",
+                id=f"channel.stream.wrong_{name}",
+            )
+    try:
+        kem = HpkeKem.from_wire_id(fixed[len(MAGIC)])
+    except ChannelError as exc:
+        raise StreamIntegrityError(exc.message, id="channel.stream.malformed") from exc
+    if kem is not recipient.kem:
+        raise StreamIntegrityError(
+            f"the stream key is sealed with {kem}, this recipient holds {recipient.kem}",
+            id="channel.stream.wrong_recipient",
+        )
+    try:
+        stream_key = recipient.open(enc, info=context.hpke_info())
+    except ChannelError as exc:
+        raise StreamIntegrityError(
+            "the stream key does not open: sealed to another recipient or tampered",
+            id="channel.stream.wrong_recipient",
+        ) from exc
+    return stream_key
+
+
+def _need(source: ByteSource, n: int) -> bytes:
+    data = read_exact(source, n)
+    if data is None:
+        raise StreamIntegrityError(
+            "the stream ended inside its header", id="channel.stream.truncated"
+        )
+    return data

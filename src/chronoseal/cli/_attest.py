@@ -1,0 +1,398 @@
+"""``chronoseal attest verify`` and ``chronoseal measure``: the operator's view of attestation.
+
+``verify`` answers "is this evidence authentic, and what does it claim?" offline, from files:
+measurement approval comes from ``--measurement`` (not the chain) and the key binding is
+checked only when ``--report-data`` is given, because an operator holding a quote usually
+has neither the chain nor the peer's TLS key at hand. ``measure`` says which 32-byte digest
+to register on chain for a component, and how to obtain it for each TEE.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Final
+
+import typer
+from cryptography import x509
+from rich.markup import escape
+from rich.table import Table
+
+from chronoseal.attest import (
+    Appraisal,
+    AppraisalPolicy,
+    AppraisalStatus,
+    Appraiser,
+    ComponentKind,
+    Evidence,
+    PinnedMeasurements,
+    TeeType,
+    VerifiedClaims,
+    code_measurement,
+    measurement_digest,
+)
+from chronoseal.attest._backends import Collateral, CollateralProvider
+from chronoseal.attest._evidence import tee_type
+from chronoseal.errors import AttestationError
+
+from ._output import EXIT_ATTESTATION, console, err_console
+
+attest_app = typer.Typer(
+    help="Verify TEE evidence offline and print its claims and verdict.", no_args_is_help=True
+)
+
+_ENVELOPE_MAGIC: Final = b"CSEV"
+_PEM_CERT: Final = b"-----BEGIN CERTIFICATE-----"
+
+
+class Tee(StrEnum):
+    """TEE types an operator can verify or measure."""
+
+    SGX = "sgx"
+    TDX = "tdx"
+    SEV_SNP = "sev-snp"
+    SIMULATED = "simulated"
+
+
+@attest_app.command("verify")
+def verify(
+    evidence: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="raw quote/report (binary or hex text), or a chronoseal evidence envelope",
+            show_default=False,
+        ),
+    ],
+    tee: Annotated[Tee, typer.Option("--tee", help="what kind of evidence this is")],
+    collateral: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--collateral",
+            metavar="PATH",
+            exists=True,
+            dir_okay=False,
+            help="sgx/tdx: DCAP collateral JSON; sev-snp: the VCEK (DER) and the ASK/ARK "
+            "chain (PEM), unless the envelope carries them",
+        ),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ISO8601", help="verify as of this time (UTC if no offset); default: now"
+        ),
+    ] = None,
+    measurement: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HEX", help="digest the evidence must measure (as `chronoseal measure`)"
+        ),
+    ] = None,
+    component: Annotated[
+        ComponentKind | None,
+        typer.Option(
+            help="component the evidence must come from (default: the one an envelope "
+            "names; raw quotes name none and default to analysis)"
+        ),
+    ] = None,
+    report_data: Annotated[
+        str | None,
+        typer.Option("--report-data", metavar="HEX", help="REPORTDATA the evidence must bind"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the EAR as JSON")] = False,
+) -> None:
+    """Verify EVIDENCE; exit 0 if it is authentic (and matches the given measurement)."""
+    moment = _parse_now(now)
+    expected_digest = _hex_option(measurement, "--measurement", 32)
+    expected_binding = _hex_option(report_data, "--report-data", 64)
+    loaded = _load_evidence(evidence, tee_type(tee.value), component)
+    provider = _collateral_provider(loaded, collateral or [])
+    kind = component or loaded.component
+    policy = AppraisalPolicy(
+        measurements=(
+            PinnedMeasurements([(kind, loaded.tee, expected_digest)])
+            if expected_digest is not None
+            else None
+        ),
+        pinned={kind: expected_digest} if expected_digest is not None else None,
+        allow_simulated=loaded.tee == "simulated",
+        collateral=provider,
+    )
+    appraisal = Appraiser(policy).appraise(
+        loaded, component=kind, expected_report_data=expected_binding, now=moment
+    )
+    if json_out:
+        typer.echo(json.dumps(appraisal.to_ear(), indent=2))
+    else:
+        _print_appraisal(appraisal)
+    if not appraisal.accepted:
+        err_console.print(
+            "[bold red]refused[/] " + " ".join(appraisal.failures), highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(EXIT_ATTESTATION)
+
+
+def measure(
+    component: Annotated[
+        ComponentKind, typer.Option("--component", help="component whose measurement to print")
+    ],
+    tee: Annotated[Tee, typer.Option("--tee", help="TEE the component will run in")] = (
+        Tee.SIMULATED
+    ),
+    register: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--register",
+            metavar="NAME=HEX",
+            help="NAME=HEX register value from the vendor tool (isvprodid=INT for sgx)",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Print the 32-byte digest to register on chain for COMPONENT in TEE."""
+    if tee is Tee.SIMULATED:
+        if register:
+            raise typer.BadParameter("the simulated TEE measures the installed code itself")
+        digest: bytes | None = code_measurement(component)
+    else:
+        digest = _digest_from_registers(tee, register or [])
+    how = _HOW_TO_MEASURE[tee]
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "component": component.value,
+                    "tee": tee.value,
+                    "digest": digest.hex() if digest is not None else None,
+                    "registers": list(how["registers"]),
+                    "tool": how["tool"],
+                    "combination": how["combination"],
+                },
+                indent=2,
+            )
+        )
+        return
+    if digest is not None:
+        typer.echo(digest.hex())
+    if tee is not Tee.SIMULATED:
+        err_console.print(
+            f"[bold]{tee.value}[/]: register {how['combination']}\n"
+            f"  registers: {', '.join(how['registers'])}\n  obtain them with: {how['tool']}",
+            highlight=False,
+        )
+        if digest is None:
+            err_console.print(
+                "  pass them as --register NAME=HEX to compute the digest", highlight=False
+            )
+
+
+_HOW_TO_MEASURE: Final[Mapping[Tee, Mapping[str, Any]]] = MappingProxyType(
+    {
+        Tee.SIMULATED: {
+            "registers": ("code",),
+            "tool": "chronoseal itself: SHA-256 over the installed package files and the "
+            "resolved runtime dependency versions",
+            "combination": "the code measurement itself",
+        },
+        Tee.SGX: {
+            "registers": ("mrenclave", "mrsigner", "isvprodid"),
+            "tool": "gramine-sgx-sigstruct-view <app>.sig (mr_enclave, mr_signer, isv_prod_id)",
+            "combination": 'SHA-256("chronoseal/measurement/sgx/v1\\0" || MRENCLAVE || '
+            "MRSIGNER || ISVPRODID u16 little-endian)",
+        },
+        Tee.TDX: {
+            "registers": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"),
+            "tool": "MRTD from the TDVF image (e.g. tdx-measure / the cloud's reference "
+            "values); RTMR0-3 by replaying the firmware/boot event log (CCEL)",
+            "combination": 'SHA-256("chronoseal/measurement/tdx/v1\\0" || MRTD || RTMR0 || '
+            "RTMR1 || RTMR2 || RTMR3), 48 bytes each",
+        },
+        Tee.SEV_SNP: {
+            "registers": ("measurement",),
+            "tool": "sev-snp-measure --mode snp --vcpus N --vcpu-type T --ovmf OVMF.fd "
+            "[--kernel --initrd --append]",
+            "combination": 'SHA-256("chronoseal/measurement/sev-snp/v1\\0" || MEASUREMENT '
+            "(48 bytes))",
+        },
+    }
+)
+
+
+def _digest_from_registers(tee: Tee, values: list[str]) -> bytes | None:
+    if not values:
+        return None
+    measurements: dict[str, bytes] = {}
+    svn: dict[str, int] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in _HOW_TO_MEASURE[tee]["registers"]:
+            raise typer.BadParameter(f"{item!r}: expected one of NAME=HEX for {tee.value}")
+        if name == "isvprodid":
+            try:
+                svn[name] = int(value, 0)
+            except ValueError as exc:
+                raise typer.BadParameter(f"isvprodid {value!r} is not an integer") from exc
+        else:
+            measurements[name] = _hex_value(value, f"--register {name}")
+    claims = VerifiedClaims(
+        tee=tee_type(tee.value),
+        measurements=MappingProxyType(measurements),
+        report_data=bytes(64),
+        debug=False,
+        tcb_status="UpToDate",
+        svn=MappingProxyType(svn),
+    )
+    try:
+        return measurement_digest(claims)
+    except AttestationError as exc:
+        raise typer.BadParameter(f"[{exc.id}] {exc.message}") from exc
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint="--now") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _hex_value(text: str, option: str) -> bytes:
+    try:
+        return bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not hex", param_hint=option) from exc
+
+
+def _hex_option(text: str | None, option: str, size: int) -> bytes | None:
+    if text is None:
+        return None
+    value = _hex_value(text, option)
+    if len(value) != size:
+        raise typer.BadParameter(f"expected {size} bytes, got {len(value)}", param_hint=option)
+    return value
+
+
+def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) -> Evidence:
+    data = path.read_bytes()
+    if data.startswith(_ENVELOPE_MAGIC):
+        try:
+            envelope = Evidence.from_bytes(data)
+        except AttestationError as exc:
+            err_console.print(
+                f"[bold red]refused[/] {escape(f'[{exc.id}] {exc.message}')}", highlight=False
+            )
+            raise typer.Exit(EXIT_ATTESTATION) from exc
+        if envelope.tee != tee:
+            raise typer.BadParameter(
+                f"the envelope holds {envelope.tee} evidence", param_hint="--tee"
+            )
+        return envelope
+    if tee == "simulated":
+        raise typer.BadParameter(
+            "simulated evidence is only meaningful in its chronoseal envelope", param_hint="--tee"
+        )
+    return Evidence(tee, component or ComponentKind.ANALYSIS, _maybe_hex(data))
+
+
+def _maybe_hex(data: bytes) -> bytes:
+    """Vectors and tools ship quotes as binary or as hex text; accept both."""
+    text = b"".join(data.split())
+    if text and len(text) % 2 == 0:
+        try:
+            return binascii.unhexlify(text)
+        except binascii.Error:
+            return data
+    return data
+
+
+def _collateral_provider(evidence: Evidence, paths: list[Path]) -> CollateralProvider | None:
+    if evidence.tee == "simulated":
+        if paths:
+            raise typer.BadParameter("simulated evidence takes no collateral")
+        return None
+    if evidence.tee in ("sgx", "tdx"):
+        if len(paths) != 1:
+            raise typer.BadParameter(
+                f"{evidence.tee} needs exactly one DCAP collateral JSON", param_hint="--collateral"
+            )
+        return _constant(paths[0].read_bytes())
+    if not paths:
+        return None
+    return _constant(_snp_collateral(paths))
+
+
+def _snp_collateral(paths: list[Path]) -> Mapping[str, bytes]:
+    chains = [path for path in paths if path.read_bytes().count(_PEM_CERT) >= 2]
+    leaves = [path for path in paths if path not in chains]
+    if len(chains) != 1 or len(leaves) != 1:
+        raise typer.BadParameter(
+            "sev-snp needs the VCEK certificate and the ASK/ARK chain PEM (two files)",
+            param_hint="--collateral",
+        )
+    chain = chains[0].read_bytes()
+    try:
+        x509.load_pem_x509_certificates(chain)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{chains[0]} is not a PEM chain") from exc
+    return {"vcek": leaves[0].read_bytes(), "chain": chain}
+
+
+def _constant(collateral: Collateral) -> CollateralProvider:
+    def provide(evidence: Evidence) -> Collateral:
+        return collateral
+
+    return provide
+
+
+_STATUS_STYLE: Final = {
+    AppraisalStatus.AFFIRMING: "bold green",
+    AppraisalStatus.WARNING: "bold yellow",
+    AppraisalStatus.CONTRAINDICATED: "bold red",
+}
+
+
+def _row(table: Table, name: str, value: str) -> None:
+    """Evidence fields are attacker-controlled text: never let them act as rich markup."""
+    table.add_row(escape(name), escape(value))
+
+
+def _print_appraisal(appraisal: Appraisal) -> None:
+    table = Table(title=f"{appraisal.tee} evidence", show_header=False)
+    table.add_column("claim", style="bold")
+    table.add_column("value", overflow="fold")
+    _row(table, "tee", appraisal.tee)
+    _row(table, "component", appraisal.component.value)
+    claims = appraisal.claims
+    if claims is not None:
+        _row(table, "tcb status", claims.tcb_status)
+        if claims.advisory_ids:
+            _row(table, "advisories", ", ".join(claims.advisory_ids))
+        _row(table, "debug", "yes" if claims.debug else "no")
+        for name, value in sorted(claims.measurements.items()):
+            _row(table, name, value.hex())
+        _row(table, "report data", claims.report_data.hex())
+        for name, number in sorted(claims.svn.items()):
+            _row(table, name, str(number))
+        for name, text in sorted(claims.platform.items()):
+            _row(table, name, text)
+    if appraisal.measurement is not None:
+        _row(table, "measurement digest", appraisal.measurement.hex())
+    console.print(table)
+    style = _STATUS_STYLE[appraisal.status]
+    console.print(f"verdict: [{style}]{appraisal.status.value}[/]", highlight=False)
+    for label, ids in (("failure", appraisal.failures), ("warning", appraisal.warnings)):
+        for item in ids:
+            console.print(
+                f"  {label} [bold]{item}[/]: {escape(appraisal.details.get(item, ''))}",
+                highlight=False,
+                soft_wrap=True,
+            )

@@ -1,0 +1,285 @@
+"""A party's trusted data gateway (claim 1): the only way its data leaves its domain.
+
+It acts for a task only when the chain says the task is Approved, names this party as a
+data provider, and the party's own review of the spec still passes (same spec hash, same
+pinned measurements, policies within its consent). It then checks its sources, charges the
+privacy budget, verifies the analysis runtime's attestation *itself* — and that it is the
+very runtime recorded on chain — acknowledges it on chain, and streams desensitized,
+encrypted batches. Its commitment of what it sent goes on chain beside the runtime's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, ComponentKind
+from chronoseal.channel import RaTlsIdentity, connect
+from chronoseal.channel._intake import GatewayIntake, encode_batch
+from chronoseal.errors import DataError, LedgerError, PeerRefused, ReviewRefused
+from chronoseal.ledger import (
+    Consortium,
+    OnChainMeasurements,
+    OrgSession,
+    RecentBlocks,
+    TaskState,
+    onchain_task,
+    read_events,
+    usable_pins,
+)
+from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost
+from chronoseal.sources import Source, open_source
+from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
+
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class RuntimeRecord:
+    """The analysis runtime's attestation as recorded on chain for a task."""
+
+    evidence_hash: bytes
+    tls_fingerprint: bytes
+    component: str
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    party: str
+    rows_sent: int
+    bytes_sent: int
+    batches: int
+    commitment: bytes
+    runtime_commitment: bytes
+
+
+Progress = Callable[[int, int], None]
+"""Called after every batch with (rows so far, payload bytes so far)."""
+
+
+def runtime_record(consortium: Consortium, tid: bytes) -> RuntimeRecord:
+    """The latest analysis attestation posted for the task (the chain's word, not the peer's)."""
+    wanted = "0x" + tid.hex()
+    posted = [
+        e
+        for e in read_events(consortium)
+        if e.name == "AttestationPosted"
+        and e.args.get("task_id") == wanted
+        and e.args.get("kind") == 2
+    ]
+    if not posted:
+        raise LedgerError(
+            f"no analysis runtime has posted an attestation for task {wanted}",
+            id="gateway.runtime.not_attested",
+        )
+    args = posted[-1].args
+    return RuntimeRecord(
+        evidence_hash=bytes.fromhex(args["evidence"].removeprefix("0x")),
+        tls_fingerprint=bytes.fromhex(args["tls_key"].removeprefix("0x")),
+        component=str(args["component"]),
+    )
+
+
+class Gateway:
+    """One party's gateway for one task."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        party: PartyConfig,
+        spec: TaskSpec,
+        *,
+        config_dir: Path,
+        attester: Attester,
+        org_key: LocalAccount,
+        state_dir: Path,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> None:
+        self.consortium = consortium
+        self.party = party
+        self.name = party.party.name
+        self.spec = spec
+        self.task_id = task_id(spec)
+        self.config_dir = config_dir
+        self.attester = attester
+        self._key = org_key
+        self.session: OrgSession = consortium.as_org(self.name, org_key.key)
+        self.state_dir = state_dir
+        self.batch_rows = batch_rows
+
+    # ------------------------------------------------------------------ checks
+
+    def dataset(self) -> Dataset:
+        datasets = self.spec.datasets_of(self.name)
+        if len(datasets) != 1:
+            raise DataError(
+                f"{self.name} has {len(datasets)} datasets in the task; a gateway streams one",
+                id="gateway.dataset.count",
+            )
+        return datasets[0]
+
+    def check_task(self) -> None:
+        """Refuse unless the task is Approved and this party's review still passes."""
+        view = self.consortium.task(self.task_id)
+        problems = review_task(
+            self.party,
+            self.spec,
+            onchain_task(view),
+            usable_pins(self.consortium, view),
+            expected_state="Approved",
+        )
+        if self.name not in view.participants:
+            raise LedgerError(
+                f"task 0x{self.task_id.hex()} does not name {self.name}",
+                id="ledger.task.not_participant",
+            )
+        if problems:
+            raise ReviewRefused(self.name, [(p.id, p.message) for p in problems])
+
+    def source_url(self, dataset: Dataset) -> str:
+        try:
+            return self.party.sources[dataset.source]
+        except KeyError:
+            raise DataError(
+                f"dataset {dataset.name!r} names source {dataset.source!r}, which "
+                f"{self.name}'s config does not define",
+                id="review.source.unknown",
+            ) from None
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, runtime: tuple[str, int], progress: Progress | None = None) -> StreamReport:
+        """Check, verify the runtime, acknowledge it, and stream; the whole gateway job."""
+        self.check_task()
+        dataset = self.dataset()
+        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
+        source.check(dataset)
+        self._charge_budget(dataset)
+        record = runtime_record(self.consortium, self.task_id)
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        pins = self.spec.measurements.pins()
+        appraiser = Appraiser(
+            AppraisalPolicy(
+                measurements=OnChainMeasurements(self.consortium),
+                pinned={ComponentKind.ANALYSIS: pins[Component.ANALYSIS].digest},
+                allow_simulated=self.consortium.simulated_tee_allowed(),
+            )
+        )
+        with connect(
+            runtime,
+            identity,
+            appraiser=appraiser,
+            peer_component=ComponentKind.ANALYSIS,
+            fresh_nonces=blocks,
+        ) as channel:
+            self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)
+            self._acknowledge(record)
+            self._wait_running()
+            intake = GatewayIntake(
+                channel,
+                task_id=self.task_id,
+                party=self.name,
+                own_fingerprint=identity.fingerprint,
+                sign=self._sign,
+            )
+            welcome = intake.hello()
+            desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
+            if welcome.held and dataset_cost(dataset).epsilon > 0:
+                raise DataError(
+                    f"the runtime already holds {len(welcome.held)} batches of this stream, "
+                    "but the policy adds fresh noise, so they cannot be reproduced to resume; "
+                    "abort the task and propose it again",
+                    id="gateway.resume.nondeterministic",
+                )
+            payloads = self._payloads(source, dataset, desensitizer)
+            rows = 0
+            for index, salt in welcome.held:
+                batch_rows, payload = next(payloads, (0, b""))
+                intake.replay(index, salt, payload)
+                rows += batch_rows
+            sent_bytes = 0
+            for batch_rows, payload in payloads:
+                intake.send(payload)
+                rows += batch_rows
+                sent_bytes += len(payload)
+                if progress is not None:
+                    progress(rows, sent_bytes)
+            runtime_root = intake.finish()
+            root = intake.commitment.root()
+        self.session.post_gateway_commitment(self.task_id, root)
+        return StreamReport(
+            party=self.name,
+            rows_sent=rows,
+            bytes_sent=sent_bytes,
+            batches=len(intake.commitment.leaves),
+            commitment=root,
+            runtime_commitment=runtime_root,
+        )
+
+    def _payloads(
+        self, source: Source, dataset: Dataset, desensitizer: Desensitizer
+    ) -> Iterator[tuple[int, bytes]]:
+        """Desensitized batches as Arrow IPC, with their row counts; deterministic order."""
+        columns = dataset.columns()
+        for batch in desensitizer.run(lambda: source.batches(columns, batch_rows=self.batch_rows)):
+            yield batch.num_rows, encode_batch(batch)
+
+    def planned_rows(self) -> int | None:
+        """Rows the party's source holds for this task (before any suppression), if cheap."""
+        dataset = self.dataset()
+        return open_source(self.source_url(dataset), base_dir=self.config_dir).row_count()
+
+    def _charge_budget(self, dataset: Dataset) -> None:
+        """Charge the task's privacy loss before a single row leaves (idempotent per task)."""
+        cost = dataset_cost(dataset)
+        ledger = BudgetLedger(self.state_dir / "privacy-budget.json", self.party.budgets)
+        ledger.charge(dataset.source, self.task_id, cost.epsilon, cost.delta)
+
+    def _match_chain_record(
+        self, record: RuntimeRecord, fingerprint: bytes, evidence: object
+    ) -> None:
+        """The attested peer must be the runtime the chain recorded for this task."""
+        evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()  # type: ignore[attr-defined]
+        if not (
+            hmac.compare_digest(fingerprint, record.tls_fingerprint)
+            and hmac.compare_digest(evidence_hash, record.evidence_hash)
+        ):
+            raise PeerRefused(
+                "the runtime at this address is attested, but it is not the runtime whose "
+                "attestation is recorded on chain for this task",
+                id="gateway.runtime.not_on_chain",
+            )
+
+    def _acknowledge(self, record: RuntimeRecord) -> None:
+        view = self.consortium.task(self.task_id)
+        if view.state is TaskState.APPROVED:
+            self.session.acknowledge_attestation(self.task_id, record.evidence_hash)
+
+    def _wait_running(self, timeout: float = 120.0, poll: float = 0.05) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.consortium.task_state(self.task_id)
+            if state is TaskState.RUNNING:
+                return
+            if state is not TaskState.APPROVED:
+                raise LedgerError(
+                    f"task left Approved for {state.name} while waiting to run",
+                    id="gateway.task.not_running",
+                )
+            time.sleep(poll)
+        raise LedgerError(
+            "not every gateway acknowledged the runtime in time", id="gateway.task.not_running"
+        )
+
+    def _sign(self, digest: bytes) -> bytes:
+        signed = Account.sign_message(encode_defunct(primitive=digest), self._key.key)
+        return bytes(signed.signature)

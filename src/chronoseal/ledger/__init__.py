@@ -1,0 +1,89 @@
+"""The consortium ledger: Vyper contracts and the typed client every component uses.
+
+The chain holds members, approved measurements, tasks with every party's approval, the
+data and model commitments, and prediction audit roots. ``EmbeddedChain`` runs it in
+process; ``JsonRpcChain`` talks to any EVM node. Contract refusals surface as
+``chronoseal.errors.ChainRevert`` with the contract's stable id.
+"""
+
+from chronoseal.ledger._bridge import (
+    OnChainMeasurements,
+    RecentBlocks,
+    component_kind,
+    onchain_task,
+    spec_participants,
+    spec_pins,
+    tee_type,
+    usable_pins,
+)
+from chronoseal.ledger._chain import ChainBackend, EmbeddedChain, JsonRpcChain
+from chronoseal.ledger._consortium import (
+    ComponentSession,
+    Consortium,
+    OrgSession,
+    Session,
+    org_id,
+)
+from chronoseal.ledger._errors import map_chain_errors
+from chronoseal.ledger._events import (
+    ChainEvent,
+    ChainStats,
+    EventStream,
+    chain_stats,
+    read_events,
+    task_timeline,
+)
+from chronoseal.ledger._types import (
+    AttestationView,
+    ComponentKind,
+    MeasurementStatus,
+    MeasurementView,
+    Member,
+    Pin,
+    ProposalKind,
+    ProposalView,
+    Receipt,
+    Role,
+    TaskState,
+    TaskView,
+    TeeType,
+)
+
+__all__ = [
+    "AttestationView",
+    "ChainBackend",
+    "ChainEvent",
+    "ChainStats",
+    "ComponentKind",
+    "ComponentSession",
+    "Consortium",
+    "EmbeddedChain",
+    "EventStream",
+    "JsonRpcChain",
+    "MeasurementStatus",
+    "MeasurementView",
+    "Member",
+    "OnChainMeasurements",
+    "OrgSession",
+    "Pin",
+    "ProposalKind",
+    "ProposalView",
+    "Receipt",
+    "RecentBlocks",
+    "Role",
+    "Session",
+    "TaskState",
+    "TaskView",
+    "TeeType",
+    "chain_stats",
+    "component_kind",
+    "map_chain_errors",
+    "onchain_task",
+    "org_id",
+    "read_events",
+    "spec_participants",
+    "spec_pins",
+    "task_timeline",
+    "tee_type",
+    "usable_pins",
+]

@@ -1,0 +1,64 @@
+"""Regenerate the committed contract artifacts from the Vyper sources.
+
+Run ``python -m chronoseal.ledger._build`` (needs the ``test`` extra, which brings vyper
+0.4.3). The runtime package never imports this module: it only reads the JSON it writes,
+so production installs do not need a compiler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+CONTRACTS_DIR = Path(__file__).parent / "contracts"
+ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
+CONTRACT_NAMES = ("Consortium",)
+VYPER_VERSION = "0.4.3"
+
+
+def compile_contract(name: str) -> dict[str, Any]:
+    """Compile one contract; the result is what ``artifacts/<name>.json`` must contain.
+
+    The full creation and runtime bytecode (including Vyper's CBOR metadata trailer) is
+    deterministic for a given source and compiler version, so the artifact test compares
+    both byte for byte.
+    """
+    import vyper  # type: ignore[import-untyped]  # test-only: the runtime never imports it
+
+    if not vyper.__version__.startswith(VYPER_VERSION):
+        raise RuntimeError(f"vyper {VYPER_VERSION} is required, found {vyper.__version__}")
+    source = (CONTRACTS_DIR / f"{name}.vy").read_text(encoding="utf-8")
+    out = vyper.compile_code(
+        source,
+        contract_path=f"{name}.vy",
+        output_formats=["abi", "bytecode", "bytecode_runtime"],
+    )
+    return {
+        "contract_name": name,
+        "vyper_version": VYPER_VERSION,
+        "source_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        "abi": out["abi"],
+        "bytecode": out["bytecode"],
+        "bytecode_runtime": out["bytecode_runtime"],
+    }
+
+
+def render(artifact: dict[str, Any]) -> str:
+    """Serialise an artifact the one way the committed files are written."""
+    return json.dumps(artifact, indent=1, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    """Rewrite every artifact file next to the sources."""
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    for name in CONTRACT_NAMES:
+        artifact = compile_contract(name)
+        (ARTIFACTS_DIR / f"{name}.json").write_text(render(artifact), encoding="utf-8")
+        size = (len(artifact["bytecode_runtime"]) - 2) // 2
+        print(f"{name}: runtime {size} bytes -> artifacts/{name}.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Column transforms, each a function of one Arrow array, vectorised with pyarrow.compute.
+
+Errors name columns and counts, never values: refusals leave the enclave in logs and on chain.
+"""
+
+from __future__ import annotations
+
+import base64
+from itertools import pairwise
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chronoseal.errors import DataError
+from chronoseal.spec._policy import Clip, Generalize, Mask, Round, Truncate
+
+from ._keys import mac
+
+#: Pseudonyms keep 128 bits of the HMAC: collisions need about 2**64 distinct entities.
+PSEUDONYM_BYTES = 16
+
+
+def type_mismatch(column: str, action: str, values: pa.Array, wanted: str) -> DataError:
+    return DataError(
+        f"column {column!r} has type {values.type}, but {action!r} needs {wanted}",
+        id="data.policy.type_mismatch",
+        context={"column": column, "action": action, "type": str(values.type)},
+    )
+
+
+def decoded(values: pa.Array) -> pa.Array:
+    """Dictionary arrays are transformed through their values."""
+    if pa.types.is_dictionary(values.type):
+        return values.dictionary_decode()
+    return values
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
+
+
+def as_text(values: pa.Array, column: str, action: str) -> pa.Array:
+    """Strings as they are, integers in decimal; anything else has no canonical text form."""
+    values = decoded(values)
+    if _is_text(values.type):
+        return values.cast(pa.string())
+    if pa.types.is_integer(values.type):
+        return values.cast(pa.string())
+    raise type_mismatch(column, action, values, "strings or integers")
+
+
+def as_numbers(values: pa.Array, column: str, action: str) -> pa.Array:
+    """Numeric transforms work on float64 and release float64."""
+    values = decoded(values)
+    if not _is_number(values.type):
+        raise type_mismatch(column, action, values, "numbers")
+    return values.cast(pa.float64())
+
+
+def pseudonymize(values: pa.Array, key: bytes, memo: dict[str, str], column: str) -> pa.Array:
+    """HMAC-SHA256 of each distinct value once, as 26 lower-case base32 characters.
+
+    ``memo`` carries the pseudonyms already computed for this column across batches.
+    """
+    text = as_text(values, column, "pseudonymize")
+    encoded = text.dictionary_encode()
+    distinct: list[str | None] = encoded.dictionary.to_pylist()
+    out: list[str] = []
+    for value in distinct:
+        assert value is not None  # a dictionary never holds null
+        known = memo.get(value)
+        if known is None:
+            digest = mac(key, value.encode("utf-8"))[:PSEUDONYM_BYTES]
+            known = base64.b32encode(digest).decode("ascii").rstrip("=").lower()
+            memo[value] = known
+        out.append(known)
+    return pc.take(pa.array(out, type=pa.string()), encoded.indices)
+
+
+def mask(values: pa.Array, rule: Mask, column: str) -> pa.Array:
+    """Replace all but a prefix and a suffix with ``char``; length is kept (and revealed).
+
+    When prefix and suffix together would cover the whole value, all of it is masked, so a
+    short value is never released whole.
+    """
+    text = as_text(values, column, "mask")
+    length = pc.utf8_length(text)
+    hidden = pc.subtract(length, rule.keep_prefix + rule.keep_suffix)
+    full = pc.binary_repeat(rule.char, length)
+    prefix = pc.utf8_slice_codeunits(text, 0, rule.keep_prefix)
+    middle = pc.binary_repeat(rule.char, pc.max_element_wise(hidden, 0))
+    if rule.keep_suffix:
+        suffix = pc.utf8_slice_codeunits(text, -rule.keep_suffix)
+    else:
+        suffix = pc.binary_repeat("", length)
+    partial = pc.binary_join_element_wise(prefix, middle, suffix, "")
+    return pc.if_else(pc.greater(hidden, 0), partial, full)
+
+
+def truncate(values: pa.Array, rule: Truncate, column: str) -> pa.Array:
+    """Keep the first ``length`` characters."""
+    return pc.utf8_slice_codeunits(as_text(values, column, "truncate"), 0, rule.length)
+
+
+def _edge(value: float) -> str:
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def bin_labels(edges: list[float]) -> list[str]:
+    """``[a, b)`` for every bin but the last, which is ``[a, b]`` so the top edge is covered."""
+    labels = [f"[{_edge(a)}, {_edge(b)})" for a, b in pairwise(edges)]
+    labels[-1] = labels[-1][:-1] + "]"
+    return labels
+
+
+def generalize(values: pa.Array, rule: Generalize, column: str) -> pa.Array:
+    """Numbers into labelled ranges, or categories through the mapping; else default or refuse."""
+    if rule.bins is not None:
+        return _generalize_bins(values, rule.bins, rule.default, column)
+    assert rule.mapping is not None  # the schema guarantees exactly one of bins and mapping
+    return _generalize_mapping(values, rule.mapping, rule.default, column)
+
+
+def _outside(column: str, count: int, what: str, id: str) -> DataError:
+    return DataError(
+        f"column {column!r}: {count} values {what} and the rule has no default",
+        id=id,
+        context={"column": column, "count": count},
+    )
+
+
+def _generalize_bins(
+    values: pa.Array, edges: list[float], default: str | None, column: str
+) -> pa.Array:
+    numbers = as_numbers(values, column, "generalize")
+    valid = np.asarray(numbers.is_valid(), dtype=bool)
+    x = np.asarray(numbers.fill_null(0.0), dtype=np.float64)
+    top = len(edges) - 2
+    index = np.searchsorted(np.asarray(edges), x, side="right") - 1
+    index[x == edges[-1]] = top
+    outside = valid & ~((index >= 0) & (index <= top) & (x <= edges[-1]))
+    if outside.any() and default is None:
+        raise _outside(
+            column, int(outside.sum()), "fall outside the bins", "data.policy.out_of_range"
+        )
+    index[outside] = top + 1
+    index[~valid] = 0
+    labels = pa.array([*bin_labels(edges), default], type=pa.string())
+    return pc.take(labels, pa.array(index, type=pa.int64(), mask=~valid))
+
+
+def _generalize_mapping(
+    values: pa.Array, mapping: dict[str, str], default: str | None, column: str
+) -> pa.Array:
+    text = as_text(values, column, "generalize")
+    keys = list(mapping)
+    index = pc.index_in(text, value_set=pa.array(keys, type=pa.string()))
+    unmapped = pc.and_(pc.is_valid(text), pc.is_null(index))
+    count = pc.sum(unmapped.cast(pa.int64())).as_py() or 0
+    if count and default is None:
+        raise _outside(column, count, "have no mapping", "data.policy.unmapped_value")
+    index = pc.if_else(unmapped, len(keys), index)
+    labels = pa.array([*(mapping[k] for k in keys), default], type=pa.string())
+    return pc.take(labels, index)
+
+
+def round_values(values: pa.Array, rule: Round, column: str) -> pa.Array:
+    """Round half to even, to ``digits`` decimals or to a ``multiple``."""
+    numbers = as_numbers(values, column, "round")
+    if rule.digits is not None:
+        return pc.round(numbers, ndigits=rule.digits, round_mode="half_to_even")
+    assert rule.multiple is not None  # the schema guarantees exactly one of digits and multiple
+    return pc.round_to_multiple(numbers, multiple=rule.multiple, round_mode="half_to_even")
+
+
+def clip(values: pa.Array, rule: Clip, column: str) -> pa.Array:
+    """Bound every value to [min, max]; NaN is refused since it has no place in the range."""
+    numbers = as_numbers(values, column, "clip")
+    nan = pc.sum(pc.is_nan(numbers).cast(pa.int64())).as_py() or 0
+    if nan:
+        raise DataError(
+            f"column {column!r}: {nan} values are NaN and cannot be clipped",
+            id="data.policy.out_of_range",
+            context={"column": column, "count": nan},
+        )
+    low = pc.max_element_wise(numbers, rule.min, skip_nulls=False)
+    return pc.min_element_wise(low, rule.max, skip_nulls=False)

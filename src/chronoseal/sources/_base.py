@@ -1,0 +1,241 @@
+"""The source contract and the part every backend shares: projection, order, batch boundaries.
+
+Every backend is asked for the same SQL shape, ``SELECT <requested> FROM <table> ORDER BY
+<requested> OFFSET <start_row>``, and its Arrow output is cut here into batches of exactly
+``batch_rows`` rows, freshly laid out in canonical types. Batch ``i`` therefore holds rows
+``[start_row + i * batch_rows, start_row + (i + 1) * batch_rows)`` of one total order, on any
+backend, which is what lets a gateway's commitment match the runtime's byte for byte and
+lets a restarted gateway resume where the last acknowledged batch ended.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import pyarrow as pa
+
+from chronoseal.errors import DataError
+from chronoseal.spec import Dataset
+
+from ._types import canonical_type, check_dataset
+from ._url import SourceUrl
+
+#: Rows per batch when the caller does not say: ~0.5-4 MiB for typical time-series rows.
+DEFAULT_BATCH_ROWS = 65536
+
+
+class Source(Protocol):
+    """A party's table, read column by column in one deterministic order, memory bounded."""
+
+    @property
+    def url(self) -> str:
+        """Where the data is, with any password redacted: safe to log."""
+        ...
+
+    def schema(self) -> pa.Schema:
+        """Every column with the Arrow type :meth:`batches` yields for it, without a scan."""
+        ...
+
+    def row_count(self) -> int | None:
+        """The exact number of rows when the backend knows it cheaply, else ``None``."""
+        ...
+
+    def check(self, dataset: Dataset) -> None:
+        """Raise :class:`DataError` unless every declared column exists with a usable type."""
+        ...
+
+    def batches(
+        self,
+        columns: Sequence[str],
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        start_row: int = 0,
+    ) -> Iterator[pa.RecordBatch]:
+        """Only ``columns``, sorted by them in the order given, ``batch_rows`` rows a batch."""
+        ...
+
+
+def quote_ident(name: str) -> str:
+    """An SQL identifier in double quotes, embedded quotes doubled (DuckDB and PostgreSQL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _validate_request(columns: Sequence[str], batch_rows: int, start_row: int) -> list[str]:
+    """Programming errors in the call itself, as ``ValueError`` (not a refusal of the data)."""
+    if isinstance(columns, str):
+        raise ValueError("columns must be a sequence of column names, not one string")
+    names = list(columns)
+    if not names:
+        raise ValueError("request at least one column")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"columns requested twice: {duplicates}")
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    if start_row < 0:
+        raise ValueError(f"start_row must be at least 0, got {start_row}")
+    return names
+
+
+def rebatch(
+    upstream: Iterable[pa.RecordBatch], target: pa.Schema, batch_rows: int, where: str
+) -> Iterator[pa.RecordBatch]:
+    """Cut ``upstream`` into fresh ``batch_rows``-row batches of ``target``'s types, lazily.
+
+    At most one output batch plus one upstream batch is held at a time. Every output batch is
+    newly concatenated, so its buffers have no offsets or stray validity bitmaps and its Arrow
+    IPC bytes depend on the values alone, not on how the backend happened to chunk them.
+    """
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for incoming in upstream:
+        batch = _conform(incoming, target, where)
+        while batch.num_rows:
+            take = min(batch_rows - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == batch_rows:
+                yield _settle(pending)
+                pending, held = [], 0
+    if held:
+        yield _settle(pending)
+
+
+def _settle(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One batch whose bytes depend only on its values.
+
+    Concatenation lays the pieces out afresh (no offsets, no validity bitmap without nulls).
+    Where there are nulls, the slots under them are zeroed and the bitmap's spare bits
+    cleared: backends leave arbitrary bytes there, and IPC would carry them into the hash.
+    """
+    batch = pa.concat_batches(pieces)
+    return pa.RecordBatch.from_arrays(
+        [_settle_nulls(column) for column in batch.columns], schema=batch.schema
+    )
+
+
+def _zero(kind: pa.DataType) -> pa.Scalar:
+    if pa.types.is_string(kind):
+        return pa.scalar("", type=kind)
+    if pa.types.is_boolean(kind):
+        return pa.scalar(False)
+    if pa.types.is_date32(kind):
+        return pa.scalar(0, type=pa.int32()).cast(kind)
+    return pa.scalar(0, type=pa.int64()).cast(kind)
+
+
+def _settle_nulls(column: pa.Array) -> pa.Array:
+    if column.null_count == 0:
+        return column
+    length = len(column)
+    filled = column.fill_null(_zero(column.type))
+    bits = bytearray(column.is_valid().buffers()[1].to_pybytes()[: (length + 7) // 8])
+    if length % 8:
+        bits[-1] &= (1 << (length % 8)) - 1
+    return pa.Array.from_buffers(
+        column.type,
+        length,
+        [pa.py_buffer(bytes(bits)), *filled.buffers()[1:]],
+        null_count=column.null_count,
+    )
+
+
+def _conform(batch: pa.RecordBatch, target: pa.Schema, where: str) -> pa.RecordBatch:
+    arrays = []
+    for field, column in zip(target, batch.columns, strict=True):
+        try:
+            arrays.append(column.cast(field.type, safe=True))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"{where}: column {field.name!r} holds a value that is not exactly "
+                f"representable as {field.type}: {exc}",
+                id="data.column.type",
+                context={"source": where, "column": field.name, "type": str(field.type)},
+            ) from None
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+class SqlSource(ABC):
+    """A table behind an SQL engine that streams Arrow: what DuckDB and PostgreSQL share."""
+
+    def __init__(self, location: SourceUrl) -> None:
+        self._location = location
+
+    @property
+    def url(self) -> str:
+        return str(self._location)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    @abstractmethod
+    def _native_schema(self) -> pa.Schema:
+        """The table's columns as the engine's Arrow export types them (no rows read)."""
+
+    @abstractmethod
+    def _relation(self) -> str:
+        """The FROM clause naming the table, every identifier quoted."""
+
+    @abstractmethod
+    def _execute(self, sql: str) -> AbstractContextManager[Iterable[pa.RecordBatch]]:
+        """Run ``sql`` on a fresh connection, streaming its result; close it on exit."""
+
+    def _canonical(self, field: pa.Field) -> pa.DataType | None:
+        return canonical_type(field.type)
+
+    def _select(self, field: pa.Field) -> str:
+        return quote_ident(field.name)
+
+    def _order(self, field: pa.Field, canonical: pa.DataType) -> str:
+        return f"{quote_ident(field.name)} ASC NULLS LAST"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [pa.field(f.name, self._canonical(f) or f.type) for f in self._native_schema()]
+        )
+
+    def check(self, dataset: Dataset) -> None:
+        check_dataset(self.schema(), dataset, self.url)
+
+    def batches(
+        self,
+        columns: Sequence[str],
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        start_row: int = 0,
+    ) -> Iterator[pa.RecordBatch]:
+        # Validated eagerly, so a bad request fails at the call, not at the first next().
+        names = _validate_request(columns, batch_rows, start_row)
+        native = self._native_schema()
+        missing = [n for n in names if n not in native.names]
+        if missing:
+            raise DataError(
+                f"{self.url} has no column {', '.join(repr(n) for n in missing)}",
+                id="data.column.missing",
+                context={"source": self.url, "columns": missing},
+            )
+        fields = [native.field(n) for n in names]
+        typed = [(f, self._canonical(f)) for f in fields]
+        unsupported = [f"{f.name!r} ({f.type})" for f, t in typed if t is None]
+        if unsupported:
+            raise DataError(
+                f"{self.url}: chronoseal cannot read column {', '.join(unsupported)}: "
+                "supported are integers, floats, decimals, booleans, text, dates and timestamps",
+                id="data.column.type",
+                context={"source": self.url, "columns": unsupported},
+            )
+        target = pa.schema([pa.field(f.name, t) for f, t in typed if t is not None])
+        select = ", ".join(self._select(f) for f in fields)
+        order = ", ".join(self._order(f, t) for f, t in zip(fields, target.types, strict=True))
+        sql = f"SELECT {select} FROM {self._relation()} ORDER BY {order}"
+        if start_row:
+            sql += f" OFFSET {int(start_row)}"
+        return self._stream(sql, target, batch_rows)
+
+    def _stream(self, sql: str, target: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        with self._execute(sql) as upstream:
+            yield from rebatch(upstream, target, batch_rows, self.url)

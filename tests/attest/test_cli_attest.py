@@ -1,0 +1,301 @@
+"""``chronoseal attest verify`` and ``chronoseal measure`` on real vectors, through typer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+from vectors import vector_bytes, vector_path
+
+from chronoseal.attest import ComponentKind, SimulatedAttester, code_measurement
+from chronoseal.cli._attest import attest_app, measure
+
+TDX_QUOTE = "dcap-qvl/tdx_quote"
+TDX_COLLATERAL = "dcap-qvl/tdx_quote_collateral.json"
+JULY_2025 = "2025-07-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """A stand-alone app mounting the sub-app the way the main CLI does."""
+    root = typer.Typer()
+    root.add_typer(attest_app, name="attest")
+    root.command("measure")(measure)
+    return root
+
+
+def _run(app: typer.Typer, *args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def _tdx_digest() -> bytes:
+    raw = vector_bytes(TDX_QUOTE)
+    return hashlib.sha256(
+        b"chronoseal/measurement/tdx/v1\x00" + raw[184:232] + raw[376:568]
+    ).digest()
+
+
+def _tdx(app: typer.Typer, *extra: str) -> Result:
+    return _run(
+        app,
+        "attest",
+        "verify",
+        vector_path(TDX_QUOTE),
+        "--tee",
+        "tdx",
+        "--collateral",
+        vector_path(TDX_COLLATERAL),
+        "--now",
+        JULY_2025,
+        *extra,
+    )
+
+
+def _ear(result: Result) -> dict[str, Any]:
+    loaded = json.loads(result.stdout)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_tdx_with_measurement_and_binding_is_affirming(app: typer.Typer) -> None:
+    report_data = vector_bytes(TDX_QUOTE)[568:632].hex()
+    result = _tdx(app, "--measurement", _tdx_digest().hex(), "--report-data", report_data)
+    assert result.exit_code == 0, result.output
+    assert "affirming" in result.stdout
+    assert "UpToDate" in result.stdout
+
+
+def test_json_prints_the_ear(app: typer.Typer) -> None:
+    result = _tdx(app, "--measurement", _tdx_digest().hex(), "--json")
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["ear.status"] == "warning"
+    assert submod["chronoseal.warnings"] == ["attest.binding.unchecked"]
+    assert submod["chronoseal.measurement"] == _tdx_digest().hex()
+
+
+def test_without_measurement_the_approval_is_reported_unchecked(app: typer.Typer) -> None:
+    result = _tdx(app, "--json")
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["chronoseal.warnings"] == [
+        "attest.measurement.unchecked",
+        "attest.binding.unchecked",
+    ]
+    assert "executables" not in submod["ear.trustworthiness-vector"]
+
+
+def test_wrong_measurement_exits_1_with_ids(app: typer.Typer) -> None:
+    result = _tdx(app, "--measurement", "00" * 32)
+    assert result.exit_code == 1
+    assert "attest.measurement.not_approved attest.measurement.not_pinned" in result.stderr
+
+
+def test_wrong_binding_exits_1(app: typer.Typer) -> None:
+    result = _tdx(app, "--report-data", "11" * 64)
+    assert result.exit_code == 1
+    assert "attest.binding.mismatch" in result.stderr
+
+
+def test_expired_collateral_exits_1(app: typer.Typer) -> None:
+    result = _tdx(app, "--now", "2026-03-01")
+    assert result.exit_code == 1
+    assert "attest.collateral.expired" in result.stderr
+
+
+def test_snp_debug_report_exits_1(app: typer.Typer) -> None:
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        vector_path("go-sev-guest/attestation.bin"),
+        "--tee",
+        "sev-snp",
+        "--collateral",
+        vector_path("go-sev-guest/vcek.testcer"),
+        "--collateral",
+        vector_path("go-sev-guest/milan.testcer"),
+        "--now",
+        JULY_2025,
+    )
+    assert result.exit_code == 1
+    assert "attest.debug.enabled" in result.stderr
+
+
+def test_snp_hex_report_with_collateral_in_any_order(app: typer.Typer) -> None:
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        vector_path("virtee-sev/report_milan.hex"),
+        "--tee",
+        "sev-snp",
+        "--collateral",
+        vector_path("virtee-sev/cert_chain_milan"),
+        "--collateral",
+        vector_path("virtee-sev/vcek_milan.der"),
+        "--now",
+        JULY_2025,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["ear.veraison.annotated-evidence"]["platform"]["product"] == "Milan"
+    assert submod["chronoseal.failures"] == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--now", "yesterday"),
+        ("--measurement", "zz"),
+        ("--measurement", "00" * 31),
+        ("--report-data", "00" * 32),
+        ("--tee", "trustzone"),
+    ],
+    ids=["now", "measurement-hex", "measurement-size", "report-data-size", "tee"],
+)
+def test_usage_errors_exit_2(app: typer.Typer, extra: tuple[str, str]) -> None:
+    assert _tdx(app, *extra).exit_code == 2
+
+
+def test_dcap_needs_one_collateral_file(app: typer.Typer) -> None:
+    result = _run(app, "attest", "verify", vector_path(TDX_QUOTE), "--tee", "tdx")
+    assert result.exit_code == 2
+    assert "collateral" in result.output
+
+
+def test_snp_collateral_must_be_vcek_and_chain(app: typer.Typer) -> None:
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        vector_path("virtee-sev/report_milan.hex"),
+        "--tee",
+        "sev-snp",
+        "--collateral",
+        vector_path("virtee-sev/vcek_milan.der"),
+    )
+    assert result.exit_code == 2
+
+
+def _simulated_file(tmp_path: Path, moment: datetime) -> Path:
+    evidence = SimulatedAttester(ComponentKind.GATEWAY).attest_at(bytes(64), now=moment)
+    path = tmp_path / "gateway.evidence"
+    path.write_bytes(evidence.to_bytes())
+    return path
+
+
+def test_simulated_envelope_verifies_as_a_warning(app: typer.Typer, tmp_path: Path) -> None:
+    moment = datetime(2026, 3, 1, tzinfo=UTC)
+    path = _simulated_file(tmp_path, moment)
+    digest = code_measurement(ComponentKind.GATEWAY).hex()
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        path,
+        "--tee",
+        "simulated",
+        "--now",
+        moment.isoformat(),
+        "--measurement",
+        digest,
+        "--report-data",
+        "00" * 64,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["gateway"]
+    assert submod["ear.status"] == "warning"
+    assert submod["chronoseal.warnings"] == ["attest.simulated"]
+
+    wrong_component = _run(
+        app,
+        "attest",
+        "verify",
+        path,
+        "--tee",
+        "simulated",
+        "--now",
+        moment.isoformat(),
+        "--component",
+        "analysis",
+    )
+    assert wrong_component.exit_code == 1
+    assert "attest.component.mismatch" in wrong_component.stderr
+
+
+def test_envelope_problems(app: typer.Typer, tmp_path: Path) -> None:
+    path = _simulated_file(tmp_path, datetime(2026, 3, 1, tzinfo=UTC))
+    assert _run(app, "attest", "verify", path, "--tee", "sgx").exit_code == 2
+    path.write_bytes(path.read_bytes()[:-1])
+    truncated = _run(app, "attest", "verify", path, "--tee", "simulated")
+    assert truncated.exit_code == 1
+    assert "attest.evidence.malformed" in truncated.stderr
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(b"\x01\x02")
+    assert _run(app, "attest", "verify", raw, "--tee", "simulated").exit_code == 2
+
+
+def test_measure_simulated_prints_the_code_hash(app: typer.Typer) -> None:
+    result = _run(app, "measure", "--component", "gateway")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == code_measurement(ComponentKind.GATEWAY).hex()
+    as_json = json.loads(_run(app, "measure", "--component", "analysis", "--json").stdout)
+    assert as_json["digest"] == code_measurement(ComponentKind.ANALYSIS).hex()
+    assert as_json["tee"] == "simulated"
+
+
+def test_measure_hardware_explains_and_combines(app: typer.Typer) -> None:
+    guidance = _run(app, "measure", "--component", "analysis", "--tee", "sgx")
+    assert guidance.exit_code == 0
+    assert guidance.stdout == ""
+    assert "gramine-sgx-sigstruct-view" in guidance.stderr
+
+    raw = vector_bytes("dcap-qvl/sgx_quote")
+    registers = [
+        f"mrenclave={raw[112:144].hex()}",
+        f"mrsigner={raw[176:208].hex()}",
+        "isvprodid=0",
+    ]
+    args = ["measure", "--component", "analysis", "--tee", "sgx"]
+    for item in registers:
+        args += ["--register", item]
+    combined = _run(app, *args)
+    assert combined.exit_code == 0, combined.output
+    expected = hashlib.sha256(
+        b"chronoseal/measurement/sgx/v1\x00" + raw[112:144] + raw[176:208] + bytes(2)
+    ).hexdigest()
+    assert combined.stdout.strip() == expected
+
+    tdx = json.loads(
+        _run(app, "measure", "--component", "gateway", "--tee", "tdx", "--json").stdout
+    )
+    assert tdx["digest"] is None
+    assert tdx["registers"] == ["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--tee", "sgx", "--register", "mrtd=00"),
+        ("--tee", "sgx", "--register", "mrenclave"),
+        ("--tee", "sgx", "--register", "isvprodid=x"),
+        ("--tee", "sev-snp", "--register", "measurement=00"),
+        ("--tee", "simulated", "--register", "code=00"),
+        (
+            "--tee",
+            "csv",
+        ),
+    ],
+    ids=["foreign-register", "no-value", "bad-int", "short-register", "simulated", "csv"],
+)
+def test_measure_usage_errors(app: typer.Typer, args: tuple[str, ...]) -> None:
+    assert _run(app, "measure", "--component", "gateway", *args).exit_code == 2

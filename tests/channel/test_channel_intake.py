@@ -1,0 +1,209 @@
+"""Gateway → runtime data plane: commitments agree, strangers are refused, restarts resume."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pytest
+from channel_support import appraiser, identity, serve_once
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chronoseal.attest import ComponentKind
+from chronoseal.channel import ChannelServer, RaTlsIdentity, connect
+from chronoseal.channel._commitment import BatchCommitment, merkle_root
+from chronoseal.channel._intake import GatewayIntake, PartyIntake, encode_batch, serve_intake
+from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
+
+TASK = bytes(range(32))
+NONCE = bytes.fromhex("6b1f" * 16)
+PARTY_KEY = Account.create()
+STRANGER = Account.create()
+
+
+def _batch(i: int, rows: int = 100) -> pa.RecordBatch:
+    return pa.record_batch(
+        {"date": pa.array(range(i * rows, (i + 1) * rows)), "y": pa.array([float(i)] * rows)}
+    )
+
+
+def _sign(key: object) -> object:
+    def sign(digest: bytes) -> bytes:
+        return bytes(Account.sign_message(encode_defunct(primitive=digest), key.key).signature)  # type: ignore[attr-defined]
+
+    return sign
+
+
+def _verify(party: str, digest: bytes, signature: bytes) -> None:
+    signer = Account.recover_message(encode_defunct(primitive=digest), signature=signature)
+    if party != "transit" or signer != PARTY_KEY.address:
+        raise PeerRefused("not the party's key", id="channel.intake.not_party_key")
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.identity = identity(ComponentKind.ANALYSIS)
+        self.server = ChannelServer(
+            self.identity,
+            appraiser=appraiser(),
+            peer_component=ComponentKind.GATEWAY,
+            fresh_nonces={NONCE},
+        )
+        self.intakes: dict[str, PartyIntake] = {}
+        self.key = os.urandom(32)
+
+    def intake_for(self, party: str) -> PartyIntake:
+        if party != "transit":
+            raise PeerRefused(f"{party} is not a provider", id="channel.intake.not_provider")
+        return self.intakes.setdefault(party, PartyIntake(TASK, party, ["date", "y"]))
+
+    def handle(self, conn: socket.socket) -> PartyIntake:
+        with self.server.accept(conn) as channel:
+            return serve_intake(
+                channel,
+                task_id=TASK,
+                own_fingerprint=self.identity.fingerprint,
+                task_key=self.key,
+                intake_for=self.intake_for,
+                verify_party=_verify,
+            )
+
+
+def _gateway(address: tuple[str, int], gw: RaTlsIdentity, party: str, key: object) -> GatewayIntake:
+    channel = connect(
+        address,
+        gw,
+        appraiser=appraiser(),
+        peer_component=ComponentKind.ANALYSIS,
+        fresh_nonces={NONCE},
+    )
+    return GatewayIntake(
+        channel, task_id=TASK, party=party, own_fingerprint=gw.fingerprint, sign=_sign(key)
+    )
+
+
+def test_stream_commitments_match_and_batches_arrive() -> None:
+    runtime = Runtime()
+    with serve_once(runtime.handle) as (address, result):
+        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as intake:
+            welcome = intake.hello()
+            assert welcome.task_key == runtime.key and welcome.held == []
+            for i in range(3):
+                intake.send(encode_batch(_batch(i)))
+            runtime_root = intake.finish()
+        received = result.result(timeout=10)
+    assert runtime_root == intake.commitment.root() == received.commitment.root()
+    assert received.complete and received.rows == 300
+    assert received.table().column("y").to_pylist()[-1] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("party", "key", "error_id"),
+    [
+        ("transit", STRANGER, "channel.intake.not_party_key"),
+        ("events", PARTY_KEY, "channel.intake.not_provider"),
+    ],
+)
+def test_gateway_that_cannot_prove_its_party_sends_nothing(
+    party: str, key: object, error_id: str
+) -> None:
+    runtime = Runtime()
+    with serve_once(runtime.handle) as (address, result):
+        with (
+            _gateway(address, identity(ComponentKind.GATEWAY), party, key) as intake,
+            pytest.raises(ChronosealError),
+        ):
+            intake.hello()
+        with pytest.raises(PeerRefused) as info:
+            result.result(timeout=10)
+    assert info.value.id == error_id
+    assert all(not i.batches for i in runtime.intakes.values())
+
+
+def test_wrong_schema_is_refused_and_not_kept() -> None:
+    runtime = Runtime()
+    with serve_once(runtime.handle) as (address, result):
+        bad = pa.record_batch({"date": pa.array([1]), "secret": pa.array([1.0])})
+        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as intake:
+            intake.hello()
+            with pytest.raises(ChronosealError):
+                intake.send(encode_batch(bad))
+        with pytest.raises(StreamIntegrityError) as info:
+            result.result(timeout=10)
+    assert info.value.id == "channel.intake.schema"
+    assert runtime.intakes["transit"].batches == []
+
+
+def test_restarted_gateway_resumes_without_loss_or_duplicates() -> None:
+    runtime = Runtime()
+    payloads = [encode_batch(_batch(i)) for i in range(5)]
+    with ThreadPoolExecutor(2) as pool, socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()[:2]
+
+        def serve_two() -> list[object]:
+            outcomes: list[object] = []
+            for _ in range(2):
+                conn, _ = listener.accept()
+                try:
+                    outcomes.append(runtime.handle(conn))
+                except ChronosealError as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+        served = pool.submit(serve_two)
+        first = _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY)
+        first.hello()
+        first.send(payloads[0])
+        first.send(payloads[1])
+        first.close()  # the gateway process dies mid-stream
+
+        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as second:
+            welcome = second.hello()
+            assert [i for i, _ in welcome.held] == [0, 1]
+            for index, salt in welcome.held:
+                second.replay(index, salt, payloads[index])
+            for payload in payloads[2:]:
+                second.send(payload)
+            runtime_root = second.finish()
+        outcomes = served.result(timeout=20)
+    assert isinstance(outcomes[0], ChronosealError)  # the first connection broke
+    intake = runtime.intakes["transit"]
+    assert intake.rows == 500 and len(intake.batches) == 5
+    assert runtime_root == second.commitment.root()
+    expected = BatchCommitment(TASK, "transit")
+    for i, salt in enumerate(intake.salts):
+        expected.add(i, salt, payloads[i])
+    assert expected.root() == runtime_root
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=64), min_size=1, max_size=9),
+    data=st.data(),
+)
+def test_any_change_of_a_batch_changes_the_root(payloads: list[bytes], data: st.DataObject) -> None:
+    salts = [os.urandom(32) for _ in payloads]
+    base = BatchCommitment(TASK, "transit")
+    for i, (salt, payload) in enumerate(zip(salts, payloads, strict=True)):
+        base.add(i, salt, payload)
+    victim = data.draw(st.integers(0, len(payloads) - 1))
+    changed = list(payloads)
+    changed[victim] = payloads[victim] + b"\x00"
+    other = BatchCommitment(TASK, "transit")
+    for i, (salt, payload) in enumerate(zip(salts, changed, strict=True)):
+        other.add(i, salt, payload)
+    assert other.root() != base.root()
+    assert merkle_root(base.leaves[:-1]) != base.root()  # dropping the last batch shows
+    assert not BatchCommitment(TASK, "weather", list(base.leaves)).matches(b"\x00" * 32)
+
+
+def test_out_of_order_batch_is_refused() -> None:
+    commitment = BatchCommitment(TASK, "transit")
+    with pytest.raises(StreamIntegrityError) as info:
+        commitment.add(1, os.urandom(32), b"x")
+    assert info.value.id == "channel.stream.reordered"

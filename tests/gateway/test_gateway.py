@@ -1,0 +1,138 @@
+"""The gateway refuses before any data moves, and the refusal is visible (error id, chain).
+
+Each test builds a real consortium on the embedded chain from a copy of the bundled
+scenario, edited to provoke one refusal.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from chronoseal.attest import ComponentKind, SimulatedAttester
+from chronoseal.errors import ChronosealError
+from chronoseal.ledger import TaskState, read_events
+from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+
+pytestmark = pytest.mark.integration
+
+
+def _world(tmp_path: Path, edit: Callable[[Path], None] | None = None) -> DemoConsortium:
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    if edit is not None:
+        edit(root)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None)
+    world.propose()
+    return world
+
+
+def _approve_all(world: DemoConsortium) -> None:
+    world.review_and_approve(world.spec, world.task_id)
+
+
+def _events(world: DemoConsortium, name: str) -> list[object]:
+    return [e for e in read_events(world.consortium) if e.name == name]
+
+
+def _refused(world: DemoConsortium, org: str, runtime: tuple[str, int], tmp: Path) -> str:
+    with pytest.raises(ChronosealError) as info:
+        world.gateway(org, tmp / "state").run(runtime)
+    return info.value.id
+
+
+def test_task_not_approved_is_refused_before_anything(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    assert _refused(world, "weather", ("127.0.0.1", 9), tmp_path) == "review.task.state"
+    assert world.consortium.task_state(world.task_id) is TaskState.PROPOSED
+
+
+def test_runtime_not_attested_on_chain(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    _approve_all(world)
+    assert _refused(world, "transit", ("127.0.0.1", 9), tmp_path) == "gateway.runtime.not_attested"
+
+
+def test_runtime_running_unpinned_code_is_refused_and_not_acknowledged(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    _approve_all(world)
+    rogue = SimulatedAttester(ComponentKind.ANALYSIS, measurement=b"\x66" * 32)
+    runtime = world.start_runtime(attester=rogue)
+    try:
+        error = _refused(world, "transit", runtime.address, tmp_path)
+    finally:
+        runtime.stop()
+    assert error == "channel.peer.evidence_refused"
+    assert _events(world, "AttestationAcknowledged") == []
+    assert all(not i.batches for i in runtime.state.parties.values())
+
+
+def test_attested_runtime_that_is_not_the_one_on_chain(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    _approve_all(world)
+    recorded = world.start_runtime()
+    impostor = world.start_runtime()  # attested too, but the gateway must use the latest record
+    try:
+        error = _refused(world, "events", recorded.address, tmp_path)
+    finally:
+        recorded.stop()
+        impostor.stop()
+    assert error == "gateway.runtime.not_on_chain"
+    assert _events(world, "AttestationAcknowledged") == []
+
+
+def _drop_source_column(root: Path) -> None:
+    table = pq.read_table(root / "data" / "events.parquet").drop_columns(["cubs_home"])
+    pq.write_table(table, root / "data" / "events.parquet")
+
+
+def test_missing_column_in_the_source_is_refused_before_sending(tmp_path: Path) -> None:
+    world = _world(tmp_path, _drop_source_column)
+    _approve_all(world)
+    runtime = world.start_runtime()
+    try:
+        error = _refused(world, "events", runtime.address, tmp_path)
+    finally:
+        runtime.stop()
+    assert error == "data.column.missing"
+    assert _events(world, "AttestationAcknowledged") == []
+
+
+def _noisy_ridership(root: Path) -> None:
+    task = root / "task.toml"
+    task.write_text(
+        task.read_text().replace(
+            'rides = { action = "round", digits = 3 }',
+            'rides = { action = "laplace", sensitivity = 1.0, epsilon = 0.5 }',
+        )
+    )
+    party = root / "parties" / "transit.toml"
+    party.write_text(party.read_text() + "\n[budgets.ridership]\nepsilon = 0.25\n")
+
+
+def test_exhausted_privacy_budget_is_refused_before_sending(tmp_path: Path) -> None:
+    world = _world(tmp_path, _noisy_ridership)
+    _approve_all(world)
+    runtime = world.start_runtime()
+    try:
+        error = _refused(world, "transit", runtime.address, tmp_path)
+    finally:
+        runtime.stop()
+    assert error == "data.budget.exhausted"
+    assert not (tmp_path / "state" / "privacy-budget.json").exists()
+    assert _events(world, "AttestationAcknowledged") == []
+
+
+def test_full_stream_matches_on_chain_and_runs(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    _approve_all(world)
+    reports = world.stream()
+    assert {r.name for r in reports} == {"transit", "weather", "events"}
+    assert all(r.commitment_matched for r in reports)
+    assert all(r.rows_sent == 5698 for r in reports)
+    assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
+    assert len(_events(world, "CommitmentMatched")) == 3

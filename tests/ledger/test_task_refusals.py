@@ -1,0 +1,235 @@
+"""Every task refusal carries its stable id and leaves the chain state as it was."""
+
+from __future__ import annotations
+
+from ledger_world import PARTIES, World, digest
+
+from chronoseal.ledger import ComponentKind, TaskState, TeeType
+
+
+def test_proposal_refusals(world: World) -> None:
+    alpha, existing = world.orgs["alpha"], world.ready["proposed"]
+    deadline = world.now() + 3600
+    fresh = world.fresh_id()
+    cases = [
+        (
+            "ledger.task.exists",
+            lambda: alpha.propose_task(existing, PARTIES, world.pins(), deadline),
+        ),
+        (
+            "ledger.task.not_participant",
+            lambda: alpha.propose_task(fresh, [("beta", 3)], world.pins(), deadline),
+        ),
+        (
+            "ledger.member.unknown",
+            lambda: alpha.propose_task(fresh, [*PARTIES, ("delta", 1)], world.pins(), deadline),
+        ),
+        (
+            "ledger.task.duplicate_participant",
+            lambda: alpha.propose_task(fresh, [*PARTIES, ("beta", 1)], world.pins(), deadline),
+        ),
+        (
+            "ledger.task.bad_roles",
+            lambda: alpha.propose_task(fresh, [("alpha", 0), ("beta", 3)], world.pins(), deadline),
+        ),
+        (
+            "ledger.task.bad_roles",
+            lambda: alpha.propose_task(fresh, [("alpha", 2), ("beta", 2)], world.pins(), deadline),
+        ),
+        (
+            "ledger.task.deadline_passed",
+            lambda: alpha.propose_task(fresh, PARTIES, world.pins(), world.now() - 1),
+        ),
+        ("ledger.task.no_measurements", lambda: alpha.propose_task(fresh, PARTIES, [], deadline)),
+        (
+            "ledger.measurement.not_approved",
+            lambda: alpha.propose_task(
+                fresh,
+                PARTIES,
+                [(ComponentKind.ANALYSIS, TeeType.SGX, digest("never proposed"))],
+                deadline,
+            ),
+        ),
+    ]
+    for refusal, action in cases:
+        world.refused(refusal, action, fresh)
+    assert world.consortium.task_state(fresh) is TaskState.NONE
+
+
+def test_non_member_cannot_propose_or_approve(world: World) -> None:
+    task_id = world.ready["proposed"]
+    stranger = world.consortium.as_org("alpha", world.funded().key)
+    world.refused(
+        "ledger.key.not_member",
+        lambda: stranger.propose_task(world.fresh_id(), PARTIES, world.pins(), world.now() + 99),
+    )
+    world.refused("ledger.key.not_member", lambda: stranger.approve_task(task_id), task_id)
+
+
+def test_pinning_a_proposed_but_unapproved_or_revoked_measurement(world: World) -> None:
+    pending = digest("pending-analysis")
+    world.orgs["alpha"].propose_measurement(ComponentKind.ANALYSIS, TeeType.TDX, pending)
+    task_id = world.fresh_id()
+    pins = [(ComponentKind.ANALYSIS, TeeType.TDX, pending)]
+    world.refused(
+        "ledger.measurement.not_approved",
+        lambda: world.orgs["alpha"].propose_task(task_id, PARTIES, pins, world.now() + 99),
+        task_id,
+    )
+    world.orgs["gamma"].revoke_measurement(
+        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+    )
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.orgs["alpha"].propose_task(task_id, PARTIES, world.pins(), world.now() + 99),
+        task_id,
+    )
+
+
+def test_approval_refusals(world: World) -> None:
+    task_id = world.ready["proposed"]
+    world.orgs["alpha"].approve_task(task_id)
+    world.refused(
+        "ledger.task.already_approved", lambda: world.orgs["alpha"].approve_task(task_id), task_id
+    )
+    world.refused("ledger.task.unknown", lambda: world.orgs["alpha"].approve_task(digest("nope")))
+    outside = world.fresh_id()
+    world.orgs["alpha"].propose_task(outside, [("alpha", 3)], world.pins(), world.now() + 99)
+    world.refused(
+        "ledger.task.not_participant", lambda: world.orgs["beta"].approve_task(outside), outside
+    )
+    world.orgs["gamma"].abort_task(task_id)
+    world.refused(
+        "ledger.task.bad_state", lambda: world.orgs["beta"].approve_task(task_id), task_id
+    )
+
+
+def test_records_in_the_wrong_state(world: World) -> None:
+    task_id = world.ready["proposed"]
+    world.refused("ledger.task.bad_state", lambda: world.attest_analysis(task_id), task_id)
+    world.refused(
+        "ledger.task.bad_state",
+        lambda: world.orgs["alpha"].post_gateway_commitment(task_id, digest("d")),
+        task_id,
+    )
+    world.refused(
+        "ledger.task.bad_state", lambda: world.orgs["alpha"].retire_task(task_id), task_id
+    )
+    world.refused(
+        "ledger.task.bad_state",
+        lambda: world.prediction.post_audit_root(task_id, digest("r"), 1),
+        task_id,
+    )
+    world.refused("ledger.task.bad_state", lambda: world.attest_prediction(task_id), task_id)
+
+
+def test_attestation_and_acknowledgement_refusals(world: World) -> None:
+    task_id = world.ready["approved"]
+    c, ev = world.consortium, digest("ev")
+    world.refused(
+        "ledger.measurement.not_pinned",
+        lambda: world.analysis.post_attestation(
+            task_id, ComponentKind.ANALYSIS, TeeType.SGX, world.m_analysis, ev, digest("tls")
+        ),
+        task_id,
+    )
+    world.refused(
+        "ledger.attestation.bad_kind",
+        lambda: world.analysis.post_attestation(
+            task_id, ComponentKind.GATEWAY, TeeType.SIMULATED, world.m_analysis, ev, digest("t")
+        ),
+        task_id,
+    )
+    evidence = world.attest_analysis(task_id)
+    world.refused("ledger.attestation.exists", lambda: world.attest_analysis(task_id), task_id)
+    world.refused(
+        "ledger.attestation.unknown",
+        lambda: world.orgs["alpha"].acknowledge_attestation(task_id, digest("other")),
+        task_id,
+    )
+    world.refused(
+        "ledger.task.not_data_provider",
+        lambda: world.orgs["gamma"].acknowledge_attestation(task_id, evidence),
+        task_id,
+    )
+    world.orgs["alpha"].acknowledge_attestation(task_id, evidence)
+    world.refused(
+        "ledger.attestation.already_acknowledged",
+        lambda: world.orgs["alpha"].acknowledge_attestation(task_id, evidence),
+        task_id,
+    )
+    assert c.attestation(task_id, evidence) is not None
+    assert c.attestation(task_id, evidence).acks == 1  # type: ignore[union-attr]
+
+
+def test_commitment_and_component_refusals(world: World) -> None:
+    task_id = world.ready["running"]
+    world.refused(
+        "ledger.component.not_bound",
+        lambda: world.prediction.post_runtime_commitment(task_id, "alpha", digest("d")),
+        task_id,
+    )
+    world.refused(
+        "ledger.task.not_data_provider",
+        lambda: world.analysis.post_runtime_commitment(task_id, "gamma", digest("d")),
+        task_id,
+    )
+    world.refused(
+        "ledger.task.not_data_provider",
+        lambda: world.orgs["gamma"].post_gateway_commitment(task_id, digest("d")),
+        task_id,
+    )
+    world.refused(
+        "ledger.commitment.empty",
+        lambda: world.orgs["alpha"].post_gateway_commitment(task_id, bytes(32)),
+        task_id,
+    )
+    world.commit_data(task_id, "alpha")
+    world.refused(
+        "ledger.commitment.exists",
+        lambda: world.orgs["alpha"].post_gateway_commitment(task_id, digest("again")),
+        task_id,
+    )
+    world.refused(
+        "ledger.commitment.pending",
+        lambda: world.analysis.post_model_commitment(task_id, digest("m"), digest("x")),
+        task_id,
+    )
+    world.commit_data(task_id, "beta")
+    world.refused(
+        "ledger.component.not_bound",
+        lambda: world.prediction.post_model_commitment(task_id, digest("m"), digest("x")),
+        task_id,
+    )
+
+
+def test_prediction_side_refusals(world: World) -> None:
+    task_id = world.ready["trained"]
+    evidence = world.attest_prediction(task_id)
+    world.refused(
+        "ledger.component.not_bound",
+        lambda: world.prediction.acknowledge_prediction(task_id, evidence),
+        task_id,
+    )
+    world.refused(
+        "ledger.component.not_bound",
+        lambda: world.prediction.post_prediction_model_commitment(task_id, digest("model")),
+        task_id,
+    )
+    world.analysis.acknowledge_prediction(task_id, evidence)
+    world.prediction.post_prediction_model_commitment(task_id, digest("model"))
+    world.refused(
+        "ledger.component.not_bound",
+        lambda: world.analysis.post_audit_root(task_id, digest("r"), 1),
+        task_id,
+    )
+    world.refused(
+        "ledger.audit.empty",
+        lambda: world.prediction.post_audit_root(task_id, digest("r"), 0),
+        task_id,
+    )
+    world.refused(
+        "ledger.task.not_participant", lambda: world.outsider.abort_task(task_id), task_id
+    )
+    world.orgs["alpha"].retire_task(task_id)
+    world.refused("ledger.task.bad_state", lambda: world.orgs["alpha"].abort_task(task_id), task_id)
