@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pytest
 from channel_support import appraiser, identity, serve_once
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,9 +34,9 @@ def _batch(i: int, rows: int = 100) -> pa.RecordBatch:
     )
 
 
-def _sign(key: object) -> object:
+def _sign(key: LocalAccount) -> Callable[[bytes], bytes]:
     def sign(digest: bytes) -> bytes:
-        return bytes(Account.sign_message(encode_defunct(primitive=digest), key.key).signature)  # type: ignore[attr-defined]
+        return bytes(Account.sign_message(encode_defunct(primitive=digest), key.key).signature)
 
     return sign
 
@@ -74,7 +76,9 @@ class Runtime:
             )
 
 
-def _gateway(address: tuple[str, int], gw: RaTlsIdentity, party: str, key: object) -> GatewayIntake:
+def _gateway(
+    address: tuple[str, int], gw: RaTlsIdentity, party: str, key: LocalAccount
+) -> GatewayIntake:
     channel = connect(
         address,
         gw,
@@ -110,7 +114,7 @@ def test_stream_commitments_match_and_batches_arrive() -> None:
     ],
 )
 def test_gateway_that_cannot_prove_its_party_sends_nothing(
-    party: str, key: object, error_id: str
+    party: str, key: LocalAccount, error_id: str
 ) -> None:
     runtime = Runtime()
     with serve_once(runtime.handle) as (address, result):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import ssl
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from chronoseal.attest import ComponentKind, SimulatedAttester, report_data_for
 from chronoseal.channel import CMW_MEDIA_TYPE, CMW_OID, HpkePrivateKey, appraise_certificate
 from chronoseal.channel._ratls import _encode_cmw, binding_nonce, spki_der
-from chronoseal.errors import PeerRefused
+from chronoseal.errors import ChannelError, PeerRefused
 
 ANALYSIS = ComponentKind.ANALYSIS
 NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chronoseal analysis")])
@@ -143,3 +145,16 @@ def test_a_certificate_not_signed_by_its_own_key_is_refused() -> None:
 
 def test_garbage_is_not_a_certificate() -> None:
     assert refusal(b"\x30\x03\x02\x01\x01").id == "channel.peer.bad_certificate"
+
+
+def test_without_memfd_the_key_is_not_loaded_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    with pytest.raises(ChannelError) as refused:
+        identity(ANALYSIS).load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    assert refused.value.id == "channel.tls.no_memfd"
+
+
+def test_a_short_freshness_value_is_refused() -> None:
+    with pytest.raises(ChannelError) as refused:
+        identity(ANALYSIS, nonce=b"block-7")
+    assert refused.value.id == "channel.identity.bad_freshness"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 from channel_support import NONCE, UNAPPROVED, appraiser, identity, read_until_eof, serve_once
 
@@ -82,6 +84,27 @@ def test_a_stream_crosses_mutual_tls_in_both_directions(kem: HpkeKem) -> None:
         channel.send_stream(CONTEXT, batches)
         assert channel.receive_stream(reply_context).chunks == (b"got 5",)
         assert outcome.result(timeout=10) == (tuple(batches), GATEWAY)
+
+
+def test_arrow_ipc_batches_arrive_intact_through_the_channel() -> None:
+    table = pa.table({"unique_id": ["a", "b"] * 500, "ds": list(range(1000)), "y": [0.5] * 1000})
+    batches = []
+    for batch in table.to_batches(max_chunksize=250):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        batches.append(sink.getvalue().to_pybytes())
+    server = analysis_server()
+
+    def serve(connection: socket.socket) -> pa.Table:
+        with server.accept(connection) as channel:
+            chunks = channel.receive_stream(CONTEXT).chunks
+        return pa.concat_tables(pa.ipc.open_stream(chunk).read_all() for chunk in chunks)
+
+    with serve_once(serve) as (address, outcome), gateway_connect(address) as channel:
+        receipt = channel.send_stream(CONTEXT, batches)
+        assert outcome.result(timeout=10).equals(table)
+    assert receipt.chunks == 4
 
 
 def test_a_server_with_valid_evidence_but_unapproved_measurement_gets_no_byte() -> None:
@@ -259,3 +282,45 @@ def test_a_peer_that_dies_mid_stream_leaves_nothing_usable() -> None:
         with pytest.raises(ChannelError) as failed:
             channel.receive_stream(CONTEXT)
     assert failed.value.id in {"channel.stream.truncated", "channel.transport.failed"}
+
+
+def test_a_proof_outside_the_time_window_is_refused() -> None:
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    server = ChannelServer(
+        identity(ANALYSIS),
+        appraiser=appraiser(),
+        peer_component=GATEWAY,
+        fresh_nonces={NONCE},
+        clock=lambda: later,
+    )
+    proof = framed_proof(identity(GATEWAY), server.identity.certificate_der)
+    with serve_once(server.accept) as (address, accepted):
+        _, received = raw_client(address, proof)
+        with pytest.raises(PeerRefused) as refused:
+            accepted.result(timeout=10)
+    assert received == b""
+    assert refused.value.id == "channel.peer.stale_proof"
+
+
+def test_one_server_serves_several_gateways_at_once() -> None:
+    server = analysis_server()
+    parties = [f"party-{name}" for name in "abc"]
+
+    def serve(connection: socket.socket) -> tuple[bytes, ...]:
+        with server.accept(connection) as channel:
+            return channel.receive_stream(StreamContext(CONTEXT.task_id, "party-x", "data")).chunks
+
+    with socket.create_server(("127.0.0.1", 0)) as listener, ThreadPoolExecutor(6) as pool:
+        address = listener.getsockname()[:2]
+        served = [pool.submit(lambda: serve(listener.accept()[0])) for _ in parties]
+
+        def send(party: str) -> None:
+            with gateway_connect(address) as channel:
+                context = StreamContext(CONTEXT.task_id, "party-x", "data")
+                channel.send_stream(context, [party.encode()])
+
+        sent = [pool.submit(send, party) for party in parties]
+        for future in sent:
+            future.result(timeout=20)
+        received = sorted(future.result(timeout=20)[0] for future in served)
+    assert received == sorted(party.encode() for party in parties)

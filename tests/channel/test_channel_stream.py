@@ -52,12 +52,13 @@ def split_frames(data: bytes) -> tuple[bytes, list[bytes]]:
     return header, frames
 
 
+@settings(deadline=None)
 @given(chunk_lists)
 def test_round_trip_returns_every_chunk_in_order(chunks: list[bytes]) -> None:
     assert open_(seal(chunks)) == tuple(chunks)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(chunk_lists, st.data())
 def test_any_single_byte_flip_is_refused(chunks: list[bytes], data: st.DataObject) -> None:
     sealed = bytearray(seal(chunks))
@@ -67,6 +68,7 @@ def test_any_single_byte_flip_is_refused(chunks: list[bytes], data: st.DataObjec
         open_(bytes(sealed))
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(max_size=32), min_size=1, max_size=6), st.data())
 def test_dropping_any_frame_is_refused(chunks: list[bytes], data: st.DataObject) -> None:
     header, frames = split_frames(seal(chunks))
@@ -76,6 +78,7 @@ def test_dropping_any_frame_is_refused(chunks: list[bytes], data: st.DataObject)
     assert refused.value.id in {"channel.stream.reordered", "channel.stream.truncated"}
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(max_size=32), min_size=1, max_size=6), st.data())
 def test_swapping_two_frames_is_refused(chunks: list[bytes], data: st.DataObject) -> None:
     header, frames = split_frames(seal(chunks))
@@ -87,6 +90,7 @@ def test_swapping_two_frames_is_refused(chunks: list[bytes], data: st.DataObject
     assert refused.value.id == "channel.stream.reordered"
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(max_size=32), min_size=1, max_size=6), st.data())
 def test_duplicating_a_frame_is_refused(chunks: list[bytes], data: st.DataObject) -> None:
     header, frames = split_frames(seal(chunks))
@@ -98,6 +102,7 @@ def test_duplicating_a_frame_is_refused(chunks: list[bytes], data: st.DataObject
     assert refused.value.id == "channel.stream.replayed"
 
 
+@settings(deadline=None)
 @given(chunk_lists, st.data())
 def test_any_truncation_is_refused(chunks: list[bytes], data: st.DataObject) -> None:
     sealed = seal(chunks)

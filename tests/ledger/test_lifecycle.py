@@ -76,17 +76,18 @@ def test_full_lifecycle_reaches_retired_through_every_state(world: World) -> Non
 
 def test_timeline_names_every_record_in_order(world: World) -> None:
     task_id = world.ready["serving"]
-    names = [e.name for e in task_timeline(world.consortium, task_id)]
+    timeline = task_timeline(world.consortium, task_id)
+    names = [e.name for e in timeline]
     assert names[:2] == ["TaskProposed", "TaskStateChanged"]
     assert names.count("TaskApproved") == 3
     assert names.count("CommitmentMatched") == 2
     assert names.count("ComponentBound") == 2
     assert names.count("ModelCommitted") == 2
     assert names[-1] == "TaskStateChanged"
-    bound = [e for e in task_timeline(world.consortium, task_id) if e.name == "ComponentBound"]
+    bound = [e for e in timeline if e.name == "ComponentBound"]
     assert bound[0].args["component"] == world.analysis.address
     assert bound[0].args["kind"] == ComponentKind.ANALYSIS
-    approvals = [e for e in task_timeline(world.consortium, task_id) if e.name == "TaskApproved"]
+    approvals = [e for e in timeline if e.name == "TaskApproved"]
     assert {e.actor for e in approvals} == {
         world.keys[n].address for n in ("alpha", "beta", "gamma")
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +9,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chronoseal.errors import DataError
 from chronoseal.privacy import BudgetLedger, Desensitizer, PrivacyCost, dataset_cost
-from chronoseal.spec import Budget, Dataset, DatasetPolicy, TaskSpec, load_spec, task_id
+from chronoseal.spec import (
+    Budget,
+    Dataset,
+    DatasetPolicy,
+    TaskSpec,
+    load_spec,
+    resolve_measurements,
+    task_id,
+)
 
 TASK_KEY = b"\x5a" * 32
 
 
 @pytest.fixture(scope="module")
 def spec(example_task: Path) -> TaskSpec:
-    return load_spec(example_task)
+    return resolve_measurements(load_spec(example_task), lambda component, tee: b"\x11" * 32)
 
 
 def _table(example_dir: Path, ds: Dataset) -> pa.Table:
@@ -63,48 +71,59 @@ def test_stations_join_under_one_task_and_not_across_tasks(
     assert out is not None and out.column("station")[0].as_py() != first[0]
 
 
-def test_a_stricter_policy_runs_end_to_end_and_is_charged(
-    example_dir: Path, spec: TaskSpec, tmp_path: Path
-) -> None:
-    ridership = next(ds for ds in spec.datasets if ds.name == "ridership")
+def _weekly(ds: Dataset, rides: dict[str, object]) -> Dataset:
     policy = DatasetPolicy.model_validate(
         {
             "columns": {
                 "date": {"action": "keep"},
                 "station": {"action": "pseudonymize"},
-                "rides": {"action": "laplace", "sensitivity": 30.0, "epsilon": 0.5},
+                "rides": rides,
             },
             "k_threshold": 5,
             "resample": {"to": "W", "agg": "sum"},
             "time_shift": {"max_days": 14},
         }
     )
-    strict = dataclasses.replace(ridership) if False else ridership.model_copy(update={"policy": policy})
-    table = _table(example_dir, strict)
-    out = _release(strict, table, spec, seed=b"\x01" * 32)
+    return ds.model_copy(update={"policy": policy})
+
+
+def test_a_stricter_policy_runs_end_to_end_and_is_charged(
+    example_dir: Path, spec: TaskSpec, tmp_path: Path
+) -> None:
+    ridership = next(ds for ds in spec.datasets if ds.name == "ridership")
+    noisy = _weekly(ridership, {"action": "laplace", "sensitivity": 30.0, "epsilon": 0.5})
+    exact = _weekly(ridership, {"action": "keep"})
+    table = _table(example_dir, ridership)
+    out = _release(noisy, table, spec, seed=b"\x01" * 32)
+    reference = _release(exact, table, spec)
+
     weeks = out.column("date").to_pylist()
     assert weeks == sorted(weeks) and len(set(weeks)) == len(weeks)
     assert all(w.weekday() == 0 for w in weeks)
+    assert reference.column("date") == out.column("date")
     assert abs(out.num_rows - table.num_rows / 7) <= 3
-    noisy = np.asarray(out.column("rides"))
-    exact = np.asarray(pc_weekly_sum(table, out, strict, spec))
-    assert 0 < np.mean(np.abs(noisy - exact)) < 3 * 30.0 / 0.5
+    assert sum(reference.column("rides").to_pylist()) == pytest.approx(
+        sum(table.column("rides").to_pylist())
+    )
+    error = np.abs(np.asarray(out.column("rides")) - np.asarray(reference.column("rides")))
+    assert 0.5 * 60.0 < np.mean(error) < 1.5 * 60.0
 
     ledger = BudgetLedger(tmp_path / "budget.json", {"ridership": Budget(epsilon=1.0)})
-    ledger.charge(strict.source, task_id(spec), *dataclasses.astuple(dataset_cost(strict)))
+    cost = dataset_cost(noisy)
+    ledger.charge(noisy.source, task_id(spec), cost.epsilon, cost.delta)
+    ledger.charge(noisy.source, task_id(spec), cost.epsilon, cost.delta)
     assert ledger.remaining("ridership") == PrivacyCost(0.5, 0.0)
 
 
-def pc_weekly_sum(table: pa.Table, out: pa.Table, ds: Dataset, spec: TaskSpec) -> list[float]:
-    """The exact weekly sums, aligned to the released weeks, from a noise-free desensitizer."""
-    columns = dict(ds.policy.columns)
-    columns["rides"] = {"action": "keep"}  # type: ignore[assignment]
-    plain = ds.model_copy(
-        update={"policy": DatasetPolicy.model_validate({**ds.policy.model_dump(), "columns": {
-            name: rule if isinstance(rule, dict) else rule.model_dump()
-            for name, rule in columns.items()
-        }})}
-    )
-    exact = _release(plain, table, spec)
-    assert exact.column("date") == out.column("date")
-    return list(exact.column("rides").to_pylist())
+def test_another_partys_table_is_refused_whole(example_dir: Path, spec: TaskSpec) -> None:
+    ridership = next(ds for ds in spec.datasets if ds.name == "ridership")
+    weather = next(ds for ds in spec.datasets if ds.name == "weather")
+    d = Desensitizer(ridership, task_key=TASK_KEY, task_id=task_id(spec))
+    with pytest.raises(DataError) as info:
+        d.process(_table(example_dir, weather).to_batches()[0])
+    assert info.value.id == "data.policy.uncovered_column"
+    assert "temp" in info.value.context["columns"]
+    narrowed = _table(example_dir, ridership).drop_columns(["rides"]).to_batches()[0]
+    with pytest.raises(DataError) as info:
+        d.process(narrowed)
+    assert info.value.id == "data.policy.missing_column"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -53,7 +53,7 @@ def _one(d: Desensitizer, batch: pa.RecordBatch) -> pa.RecordBatch:
 def policies(draw: st.DrawFn) -> tuple[list[str], dict[str, dict[str, Any]]]:
     entities = draw(st.lists(st.sampled_from(["e1", "e2", "e3"]), unique=True, max_size=3))
     values = draw(st.lists(st.sampled_from(["v1", "v2", "v3", "v4"]), unique=True, min_size=1))
-    rules = {e: draw(st.sampled_from(ENTITY_RULES)) for e in entities}
+    rules: dict[str, dict[str, Any]] = {e: draw(st.sampled_from(ENTITY_RULES)) for e in entities}
     rules.update({v: draw(st.sampled_from(VALUE_RULES)) for v in values})
     return entities, rules
 
@@ -203,7 +203,9 @@ def test_time_shift_is_whole_days_bounded_shared_and_order_preserving(
 
 def test_time_shift_moves_timestamps_by_whole_days(dataset: MakeDataset) -> None:
     start = dt.datetime(2024, 3, 1, 13, 45, tzinfo=dt.UTC)
-    stamps = pa.array([start + dt.timedelta(hours=h) for h in (0, 5, 30)], pa.timestamp("us", "UTC"))
+    stamps = pa.array(
+        [start + dt.timedelta(hours=h) for h in (0, 5, 30)], pa.timestamp("us", "UTC")
+    )
     by_date = _shifted(dataset, pa.array([start.date()], pa.date32()), KEY_A, 50)
     offset = by_date[0] - start.date()
     assert _shifted(dataset, stamps, KEY_A, 50) == [s + offset for s in stamps.to_pylist()]
@@ -225,10 +227,14 @@ def _reference(rows: list[tuple[str, int, float | None]], agg: str) -> dict[Any,
             out[cell] = ordered[-1] if ordered else None
         elif not present:
             out[cell] = None
+        elif agg == "sum":
+            out[cell] = sum(present)
+        elif agg == "min":
+            out[cell] = min(present)
+        elif agg == "max":
+            out[cell] = max(present)
         else:
-            out[cell] = {"sum": sum, "min": min, "max": max}.get(agg, lambda p: sum(p) / len(p))(
-                present
-            )
+            out[cell] = sum(present) / len(present)
     return out
 
 
@@ -243,7 +249,7 @@ rows_strategy = st.lists(
 )
 
 
-def _batches(rows: list[tuple[str, int, float | None]], size: int) -> Iterator[pa.RecordBatch]:
+def _batches(rows: Sequence[tuple[str, int, float | None]], size: int) -> Iterator[pa.RecordBatch]:
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         yield pa.record_batch(
@@ -290,6 +296,14 @@ def test_resample_sum_refuses_text_values(dataset: MakeDataset, day_column: Days
     assert d.process(pa.record_batch({"t": day_column(3), "v": pa.array(["a", "b", "c"])})) is None
     with pytest.raises(DataError) as info:
         d.finish()
+    assert info.value.id == "data.policy.type_mismatch"
+
+
+def test_resample_refuses_batches_whose_types_drift(dataset: MakeDataset, day_column: Days) -> None:
+    d = _desensitizer(dataset({"v": {"action": "keep"}}, resample={"to": "W", "agg": "max"}))
+    assert d.process(pa.record_batch({"t": day_column(2), "v": pa.array([1.0, 2.0])})) is None
+    with pytest.raises(DataError) as info:
+        d.process(pa.record_batch({"t": day_column(2), "v": pa.array(["a", "b"])}))
     assert info.value.id == "data.policy.type_mismatch"
 
 
@@ -343,7 +357,10 @@ def test_k_threshold_counts_released_entities_after_generalizing(
 ) -> None:
     ds = dataset(
         {
-            "shop": {"action": "generalize", "mapping": {"s1": "north", "s2": "north", "s3": "south"}},
+            "shop": {
+                "action": "generalize",
+                "mapping": {"s1": "north", "s2": "north", "s3": "south"},
+            },
             "v": {"action": "keep"},
         },
         entities=["shop"],

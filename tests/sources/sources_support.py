@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +20,18 @@ TABLES = (*CHICAGO_TABLES, "tricky")
 OpenTable = Callable[[str, str], Source]
 
 
+def _value(i: int) -> float | None:
+    if i % 17 == 0:
+        return None
+    if i % 19 == 5:
+        return math.nan
+    if i % 23 == 4:
+        return -0.0
+    return (i * 1.25) - 20.0
+
+
 def tricky_table() -> pa.Table:
-    """Ties in time, NULLs, text whose byte order differs from any locale's, tz-aware times."""
+    """Ties in time, NULLs, NaN, -0.0, text whose byte order no locale uses, tz-aware times."""
     utc = dt.UTC
     base = dt.datetime(2024, 3, 1, tzinfo=utc)
     entities = ["Zürich", "apple", "Apple", "zebra", "Äpfel", None, 'quote " and, comma']
@@ -31,7 +42,7 @@ def tricky_table() -> pa.Table:
                 "ts": base + dt.timedelta(hours=i // 7),
                 "entity": entities[i % len(entities)],
                 "code": (i * 37) % 11 if i % 13 else None,
-                "value": (i * 1.25) - 20.0 if i % 17 else None,
+                "value": _value(i),
                 "flag": i % 3 == 0,
             }
         )

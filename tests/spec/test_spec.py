@@ -171,3 +171,13 @@ def test_unknown_keys_are_refused_anywhere(example_task: Path, extra: dict[str, 
     problems = _problems(raw)
     assert all(loc.startswith("model.x_") for loc in problems)
     assert len(problems) == len(extra)
+
+
+def test_vertical_join_needs_one_time_shift(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["datasets"][1]["policy"]["time_shift"] = {"max_days": 30}
+    problems = _problems(raw)
+    assert "same time_shift" in problems["datasets"]
+    for ds in raw["datasets"]:
+        ds["policy"]["time_shift"] = {"max_days": 30}
+    assert parse_spec(raw).datasets[0].policy.time_shift is not None

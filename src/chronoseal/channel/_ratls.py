@@ -22,6 +22,9 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
+import secrets
+import ssl
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +54,7 @@ CMW_MEDIA_TYPE: Final = "application/vnd.chronoseal.ra-tls.v1+json"
 DEFAULT_VALIDITY: Final = timedelta(minutes=10)
 """Matches the appraisal policy's default ``max_evidence_age``: rotate identities as often."""
 _BINDING_LABEL: Final = b"chronoseal.channel.binding.v1"
+MIN_NONCE_SIZE: Final = 16
 _MAX_EXTENSION: Final = 4 * 1024 * 1024
 Clock = Callable[[], datetime]
 
@@ -110,7 +114,17 @@ class RaTlsIdentity:
         validity: timedelta = DEFAULT_VALIDITY,
         now: datetime | None = None,
     ) -> RaTlsIdentity:
-        """Make keys, ask ``attester`` for evidence binding them, and self-sign the cert."""
+        """Make keys, ask ``attester`` for evidence binding them, and self-sign the cert.
+
+        ``freshness`` (a recent block hash, or task id ‖ block hash) must be at least
+        ``MIN_NONCE_SIZE`` bytes, as ``report_data_for`` demands of any nonce: hashing it
+        into the binding nonce must not hide a guessable value.
+        """
+        if len(freshness) < MIN_NONCE_SIZE:
+            raise ChannelError(
+                f"the freshness value must be at least {MIN_NONCE_SIZE} bytes",
+                id="channel.identity.bad_freshness",
+            )
         issued = now or utc_now()
         tls_key = ec.generate_private_key(ec.SECP256R1())
         hpke = HpkePrivateKey(hpke_kem)
@@ -156,13 +170,35 @@ class RaTlsIdentity:
         """ECDSA-P256-SHA256 with the TLS key (the in-channel client proof)."""
         return self._tls_key.sign(message, ec.ECDSA(hashes.SHA256()))
 
-    def private_key_pem(self, password: bytes) -> bytes:
-        """The TLS key encrypted under ``password``, for ``ssl`` loading through a memfd only."""
-        return self._tls_key.private_bytes(
+    def load_into(self, context: ssl.SSLContext) -> None:
+        """Install certificate and key in an ``ssl`` context without the key touching disk.
+
+        ``ssl`` loads keys only from a path: the key goes through an anonymous memory file
+        (``memfd_create``), PEM-encrypted under a one-time random password, and the fd is
+        closed as soon as OpenSSL has read it.
+        """
+        if not hasattr(os, "memfd_create"):
+            raise ChannelError(
+                "loading an in-memory TLS key needs Linux memfd_create",
+                id="channel.tls.no_memfd",
+            )
+        password = secrets.token_bytes(32)
+        certificate_pem = x509.load_der_x509_certificate(self.certificate_der).public_bytes(
+            serialization.Encoding.PEM
+        )
+        key_pem = self._tls_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(password),
         )
+        fd = os.memfd_create("chronoseal-ra-tls", os.MFD_CLOEXEC)
+        try:
+            pending = memoryview(certificate_pem + key_pem)
+            while pending:
+                pending = pending[os.write(fd, pending) :]
+            context.load_cert_chain(f"/proc/self/fd/{fd}", password=password)
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +230,8 @@ def appraise_certificate(
     """
     certificate, public_key = _parse_certificate(certificate_der, now)
     evidence, freshness, hpke_public_key = _claims_of(certificate)
-    if not any(hmac.compare_digest(freshness, nonce) for nonce in fresh_nonces):
+    # tuple() snapshots a set another thread may be refreshing (one C-level step in CPython).
+    if not any(hmac.compare_digest(freshness, nonce) for nonce in tuple(fresh_nonces)):
         raise PeerRefused(
             "the peer's evidence is bound to a nonce that is not (or no longer) fresh",
             id="channel.peer.stale_nonce",

@@ -88,9 +88,6 @@ class Reader:
         self._pos += n
         return out
 
-    def u8(self) -> int:
-        return int(U8.unpack(self.take(1))[0])
-
     def u64(self) -> int:
         return int(U64.unpack(self.take(8))[0])
 

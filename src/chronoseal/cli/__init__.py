@@ -10,6 +10,7 @@ import typer
 
 from ._attest import attest_app, measure
 from ._demo import demo
+from ._serve import analysis_app, gateway_app, key_app
 from ._spec import spec_app
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(attest_app, name="attest")
 app.command("demo")(demo)
 app.command("measure")(measure)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(analysis_app, name="analysis")
+app.add_typer(key_app, name="key")
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from chronoseal.ledger import (
     RecentBlocks,
     TaskState,
     onchain_task,
+    org_id,
     read_events,
     usable_pins,
 )
@@ -66,7 +67,13 @@ Progress = Callable[[int, int], None]
 
 
 def runtime_record(consortium: Consortium, tid: bytes) -> RuntimeRecord:
-    """The latest analysis attestation posted for the task (the chain's word, not the peer's)."""
+    """The analysis runtime the chain records for the task: the bound one once Running,
+    else the latest attestation posted (the chain's word, not the peer's)."""
+    view = consortium.task(tid)
+    if view.state is TaskState.RUNNING and view.analysis_evidence is not None:
+        bound = consortium.attestation(tid, view.analysis_evidence)
+        if bound is not None:
+            return RuntimeRecord(bound.evidence, bound.tls_key, bound.component)
     wanted = "0x" + tid.hex()
     posted = [
         e
@@ -127,14 +134,16 @@ class Gateway:
         return datasets[0]
 
     def check_task(self) -> None:
-        """Refuse unless the task is Approved and this party's review still passes."""
+        """Refuse unless the task is Approved (or Running, for a restarted gateway) and this
+        party's review still passes."""
         view = self.consortium.task(self.task_id)
+        acting = view.state in (TaskState.APPROVED, TaskState.RUNNING)
         problems = review_task(
             self.party,
             self.spec,
             onchain_task(view),
             usable_pins(self.consortium, view),
-            expected_state="Approved",
+            expected_state=view.state.name.capitalize() if acting else "Approved",
         )
         if self.name not in view.participants:
             raise LedgerError(
@@ -260,9 +269,17 @@ class Gateway:
             )
 
     def _acknowledge(self, record: RuntimeRecord) -> None:
-        view = self.consortium.task(self.task_id)
-        if view.state is TaskState.APPROVED:
+        """Acknowledge once; a restarted gateway finds its acknowledgement already there."""
+        if self.consortium.task_state(self.task_id) is not TaskState.APPROVED:
+            return
+        earlier = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
+        if earlier == bytes(32):
             self.session.acknowledge_attestation(self.task_id, record.evidence_hash)
+        elif not hmac.compare_digest(earlier, record.evidence_hash):
+            raise PeerRefused(
+                f"{self.name} already acknowledged another runtime for this task",
+                id="gateway.runtime.acknowledged_other",
+            )
 
     def _wait_running(self, timeout: float = 120.0, poll: float = 0.05) -> None:
         deadline = time.monotonic() + timeout

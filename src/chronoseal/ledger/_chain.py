@@ -114,6 +114,7 @@ class _Web3Chain:
         self._chain_id: int | None = None
         self._eip1559: bool | None = None
         self._send_lock = threading.Lock()
+        self._senders: dict[str, str] = {}
 
     @property
     def w3(self) -> Web3:
@@ -166,6 +167,7 @@ class _Web3Chain:
                 self._nonces.forget(account.address)
                 raise
         hex_hash = HexBytes(tx_hash).to_0x_hex()
+        self._senders[hex_hash] = str(account.address)
         with map_chain_errors(function, hex_hash):
             receipt = self._w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.05
@@ -187,29 +189,18 @@ class _Web3Chain:
                 self._w3.eth.call(call, block_identifier=max(block - 1, 0))
         except ChainRevert as revert:
             return revert
+        except LedgerError as failure:  # some nodes report out-of-gas as a plain RPC error
+            return ChainRevert(
+                f"transaction failed on chain (status 0); replay: {failure.message}",
+                function=function,
+                tx_hash=tx_hash,
+            )
         return ChainRevert(
             f"transaction failed on chain (status 0) but the replay succeeded; "
             f"out of gas at limit {fields.get('gas')}?",
             function=function,
             tx_hash=tx_hash,
         )
-
-    def _receipts_logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
-        """Read logs through the receipts of each block (cheap where get_logs is a scan)."""
-        wanted = address.lower()
-        out: list[RawLog] = []
-        with map_chain_errors("eth_getBlockByNumber"):
-            for number in range(from_block, to_block + 1):
-                block = self._w3.eth.get_block(number)
-                block_hash = HexBytes(block["hash"]).to_0x_hex()
-                for tx_hash in block["transactions"]:
-                    receipt = self._w3.eth.get_transaction_receipt(cast(HexBytes, tx_hash))
-                    sender = str(receipt["from"])
-                    for log in receipt["logs"]:
-                        if str(log["address"]).lower() != wanted:
-                            continue
-                        out.append(_raw_log(log, block_hash, sender))
-        return out
 
     def close(self) -> None:
         """Nothing to release by default."""
@@ -243,7 +234,43 @@ class EmbeddedChain(_Web3Chain):
         self._funder = str(self._tester.get_accounts()[0])
 
     def logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
-        return self._receipts_logs(address, from_block, to_block)
+        """Read receipts straight from py-evm: ten times faster than through web3 here.
+
+        eth-tester's ``get_logs`` scans every block in Python and its receipts recover
+        each sender's signature, so both are slow over hundreds of blocks.
+        """
+        chain = self._tester.backend.chain
+        wanted = bytes(HexBytes(address))
+        out: list[RawLog] = []
+        for number in range(from_block, to_block + 1):
+            block = chain.get_canonical_block_by_number(number)
+            block_hash = HexBytes(block.hash).to_0x_hex()
+            log_index = 0
+            for tx, receipt in zip(
+                block.transactions, block.get_receipts(chain.chaindb), strict=True
+            ):
+                tx_hash = HexBytes(tx.hash).to_0x_hex()
+                for log in receipt.logs:
+                    if bytes(log.address) == wanted:
+                        out.append(
+                            RawLog(
+                                block_number=number,
+                                block_hash=block_hash,
+                                tx_hash=tx_hash,
+                                log_index=log_index,
+                                address=Web3.to_checksum_address(log.address),
+                                topics=[int(t).to_bytes(32, "big") for t in log.topics],
+                                data=bytes(log.data),
+                                sender=self._sender_of(tx_hash, tx),
+                            )
+                        )
+                    log_index += 1
+        return out
+
+    def _sender_of(self, tx_hash: str, tx: Any) -> str:
+        """The sender this process signed for, else py-evm's (slow) signature recovery."""
+        known = self._senders.get(tx_hash)
+        return known if known is not None else Web3.to_checksum_address(tx.sender)
 
     def fund(self, address: str, wei: int) -> None:
         """Send ``wei`` from eth-tester's first pre-funded account (dev helper)."""

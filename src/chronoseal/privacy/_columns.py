@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chronoseal.errors import DataError
-from chronoseal.spec._policy import Clip, Generalize, Mask, Round, Truncate
+from chronoseal.spec import Clip, Generalize, Mask, Round, Truncate
 
 from ._keys import mac
 

@@ -19,8 +19,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chronoseal.errors import DataError
-from chronoseal.spec import ColumnPolicy, Dataset, Gaussian, Laplace
-from chronoseal.spec._policy import Clip, Generalize, Keep, Mask, Pseudonymize, Round, Truncate
+from chronoseal.spec import (
+    Clip,
+    ColumnPolicy,
+    Dataset,
+    Gaussian,
+    Generalize,
+    Keep,
+    Laplace,
+    Mask,
+    Pseudonymize,
+    Round,
+    Truncate,
+)
 
 from ._columns import (
     as_numbers,
@@ -160,7 +171,14 @@ class Desensitizer:
             multiple, unit = self._period
             moment = columns[self._time]
             columns[self._time] = bucket(moment, multiple, unit)
-            self._buffer.append((pa.table(columns), moment))
+            table = pa.table(columns)
+            if self._buffer and table.schema != self._buffer[0][0].schema:
+                raise _refuse(
+                    f"dataset {self._dataset.name!r}: a batch's column types differ from the "
+                    "first batch's, so the two cannot be resampled together",
+                    "data.policy.type_mismatch",
+                )
+            self._buffer.append((table, moment))
             return None
         if self._counts is not None:
             columns = self._suppress(columns, self._counts)
@@ -178,10 +196,7 @@ class Desensitizer:
         self._buffer = []
         columns, rows = self._aggregate(table, moments)
         if self._k is not None:
-            counts: dict[EntityKey, int] = {}
-            for key, size in self._group_sizes(columns, rows).items():
-                counts[key] = counts.get(key, 0) + size
-            columns = self._suppress(columns, counts)
+            columns = self._suppress(columns, self._group_sizes(columns, rows))
         return self._release(columns)
 
     def _prepare(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:

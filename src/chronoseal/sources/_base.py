@@ -10,12 +10,14 @@ lets a restarted gateway resume where the last acknowledged batch ended.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chronoseal.errors import DataError
 from chronoseal.spec import Dataset
@@ -111,11 +113,24 @@ def _settle(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
     Concatenation lays the pieces out afresh (no offsets, no validity bitmap without nulls).
     Where there are nulls, the slots under them are zeroed and the bitmap's spare bits
     cleared: backends leave arbitrary bytes there, and IPC would carry them into the hash.
+    Floats read -0.0 as 0.0 and every NaN as one quiet NaN, because DuckDB already does
+    and PostgreSQL does not.
     """
     batch = pa.concat_batches(pieces)
     return pa.RecordBatch.from_arrays(
-        [_settle_nulls(column) for column in batch.columns], schema=batch.schema
+        [_settle_nulls(_settle_floats(column)) for column in batch.columns], schema=batch.schema
     )
+
+
+def _settle_floats(column: pa.Array) -> pa.Array:
+    if not pa.types.is_floating(column.type):
+        return column
+    # IEEE 754: -0.0 + 0.0 == +0.0; NaN compares unequal to itself, so is_nan finds them all.
+    positive_zero = pc.add(column, pa.scalar(0.0, type=column.type))
+    settled: pa.Array = pc.if_else(
+        pc.is_nan(column), pa.scalar(math.nan, type=column.type), positive_zero
+    )
+    return settled
 
 
 def _zero(kind: pa.DataType) -> pa.Scalar:

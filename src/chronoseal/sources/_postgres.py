@@ -74,7 +74,7 @@ class PostgresSource(SqlSource):
                     context={"source": self.url},
                 )
             yield conn
-        except adbc_driver_manager.Error as exc:
+        except (adbc_driver_manager.Error, pa.ArrowException) as exc:
             raise self._failure(exc, "query failed") from None
         finally:
             conn.close()

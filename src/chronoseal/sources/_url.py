@@ -29,7 +29,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _FILE_KINDS: dict[str, SourceKind] = {"duckdb": "duckdb", "parquet": "parquet", "csv": "csv"}
 _PG_SCHEMES = frozenset({"postgresql", "postgres"})
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
-_USERINFO = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
+# Up to the *last* '@': a password with a raw '/' or '@' in it must not leak its tail.
+_USERINFO = re.compile(r"(//[^/?#@:]*:).*@")
 _SECRET_QUERY = re.compile(r"((?:^|[?&])(?:ssl)?password=)[^&#]*", re.IGNORECASE)
 _REDACTED = "***"
 
@@ -193,8 +194,13 @@ def _parse_postgres(url: str) -> SourceUrl:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise _bad(url, str(exc)) from None
+    except ValueError:
+        # urllib's own message would quote the authority, password included.
+        raise _bad(
+            url,
+            "the part user:password@host:port is malformed: percent-encode '/', '@' and ':' "
+            "in the user and password, and give the port as a number from 1 to 65535",
+        ) from None
     if parts.fragment:
         raise _bad(url, "a fragment ('#') is not allowed")
     database = unquote(parts.path[1:]) if parts.path.startswith("/") else ""

@@ -127,6 +127,13 @@ def _dataset(spec: TaskSpec, ds: Dataset, at: str) -> Iterator[SpecProblem]:
 
 
 def _join_and_model(spec: TaskSpec) -> Iterator[SpecProblem]:
+    shifts = {d.policy.time_shift for d in spec.datasets}
+    if spec.join.kind == "vertical" and len(shifts) > 1:
+        yield SpecProblem(
+            "datasets",
+            "datasets joined on time must declare the same time_shift (or none): the "
+            "task-secret offset depends on it, and different offsets misalign the join",
+        )
     for col in spec.join.on:
         for i, ds in enumerate(spec.datasets):
             if col not in ds.columns():

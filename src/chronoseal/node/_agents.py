@@ -1,0 +1,213 @@
+"""Components as long-running agents, each in its own process, coordinated only by the chain.
+
+An agent loads its own configuration, decrypts its chain key from an encrypted keystore
+(the passphrase comes from the environment, never from the command line or a file), attaches
+to the consortium contract on a JSON-RPC node, waits for the task to reach the state it acts
+in, and does its job. Nothing is shared between agents but the chain and the attested channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from chronoseal.analysis import AnalysisRuntime
+from chronoseal.attest import ComponentKind, SimulatedAttester, code_measurement
+from chronoseal.errors import ConfigError, LedgerError
+from chronoseal.gateway import Gateway, StreamReport, runtime_record
+from chronoseal.ledger import Consortium, JsonRpcChain, TaskState
+from chronoseal.spec import (
+    Component,
+    TaskSpec,
+    load_party_config,
+    load_spec,
+    resolve_measurements,
+    task_id,
+)
+
+PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
+POLL_SECONDS = 0.5
+
+
+def _resolver(component: Component, tee: str) -> bytes:
+    return code_measurement(component.value)
+
+
+def load_task(spec_path: Path) -> TaskSpec:
+    return resolve_measurements(load_spec(spec_path), _resolver)
+
+
+def new_keystore(path: Path) -> str:
+    """A fresh key in an encrypted keystore (eth keystore v3, scrypt); returns its address."""
+    password = _password()
+    account: LocalAccount = Account.create()
+    doc = Account.encrypt(account.key, password)
+    if path.exists():
+        raise ConfigError(f"{path} exists; refusing to overwrite a key", id="config.key.exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    return str(account.address)
+
+
+def load_key(path: Path) -> LocalAccount:
+    """Decrypt a keystore with the passphrase from ``CHRONOSEAL_KEY_PASSWORD``."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no keystore at {path}", id="config.key.missing") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a keystore: {exc}", id="config.key.invalid") from None
+    try:
+        key = Account.decrypt(doc, _password())
+    except ValueError:
+        raise ConfigError(
+            f"cannot decrypt {path}: wrong passphrase in {PASSWORD_ENV}?", id="config.key.decrypt"
+        ) from None
+    account: LocalAccount = Account.from_key(key)
+    return account
+
+
+def _password() -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise ConfigError(
+            f"set {PASSWORD_ENV} to the keystore passphrase (it is never taken from the "
+            "command line, where other users could read it)",
+            id="config.key.no_password",
+        )
+    return password
+
+
+def attach(chain_url: str, contract: str) -> Consortium:
+    return Consortium.at(JsonRpcChain(chain_url), contract)
+
+
+def wait_for(
+    what: str, ready: Callable[[], bool], *, timeout: float, log: Callable[[str], None]
+) -> None:
+    """Poll the chain until ``ready()``; refusals inside ``ready`` propagate at once."""
+    log(f"waiting for {what}")
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise LedgerError(
+                f"gave up waiting for {what} after {timeout:.0f} s", id="node.timeout"
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def _state_is(consortium: Consortium, spec: TaskSpec, *states: TaskState) -> Callable[[], bool]:
+    tid = task_id(spec)
+
+    def ready() -> bool:
+        try:
+            state = consortium.task_state(tid)
+        except LedgerError:
+            return False
+        if state in (TaskState.ABORTED, TaskState.DISPUTED, TaskState.RETIRED):
+            raise LedgerError(f"task 0x{tid.hex()} is {state.name}", id="node.task.final")
+        return state in states
+
+    return ready
+
+
+def serve_analysis(
+    *,
+    spec_path: Path,
+    chain_url: str,
+    contract: str,
+    key_path: Path,
+    listen: tuple[str, int],
+    timeout: float,
+    log: Callable[[str], None],
+) -> AnalysisRuntime:
+    """Wait for the task to be Approved, attest, serve gateways until every stream is in."""
+    spec = load_task(spec_path)
+    consortium = attach(chain_url, contract)
+    key = load_key(key_path)
+    wait_for(
+        "the task to be approved",
+        _state_is(consortium, spec, TaskState.APPROVED),
+        timeout=timeout,
+        log=log,
+    )
+    runtime = AnalysisRuntime(
+        consortium,
+        spec,
+        attester=SimulatedAttester(ComponentKind.ANALYSIS),
+        chain_key=key.key,
+        listen=listen,
+    )
+    runtime.start()
+    host, port = runtime.address
+    log(f"attested and recorded on chain; serving gateways on {host}:{port}")
+    try:
+        if not runtime.wait(timeout):
+            raise LedgerError(
+                "not every data provider's stream arrived in time", id="analysis.intake.incomplete"
+            )
+    finally:
+        runtime.stop()
+    return runtime
+
+
+def serve_gateway(
+    *,
+    party_name: str,
+    party_config: Path,
+    spec_path: Path,
+    chain_url: str,
+    contract: str,
+    key_path: Path,
+    runtime: tuple[str, int],
+    state_dir: Path,
+    timeout: float,
+    log: Callable[[str], None],
+) -> StreamReport:
+    """Wait until the task is Approved and a runtime attested for it, then stream once."""
+    party = load_party_config(party_config)
+    if party.party.name != party_name:
+        raise ConfigError(
+            f"this gateway serves {party_name}, but {party_config} is the config of "
+            f"{party.party.name}",
+            id="config.party.mismatch",
+        )
+    spec = load_task(spec_path)
+    consortium = attach(chain_url, contract)
+    key = load_key(key_path)
+    if consortium.org_of_key(key.address) != party.party.name:
+        raise ConfigError(
+            f"the key in {key_path} ({key.address}) is not registered on chain for "
+            f"{party.party.name}",
+            id="config.key.not_registered",
+        )
+    gateway = Gateway(
+        consortium,
+        party,
+        spec,
+        config_dir=party_config.parent,
+        attester=SimulatedAttester(ComponentKind.GATEWAY),
+        org_key=key,
+        state_dir=state_dir,
+    )
+    approved = _state_is(consortium, spec, TaskState.APPROVED)
+
+    def runtime_attested() -> bool:
+        if not approved():
+            return False
+        try:
+            runtime_record(consortium, gateway.task_id)
+        except LedgerError:
+            return False
+        return True
+
+    wait_for("an attested analysis runtime", runtime_attested, timeout=timeout, log=log)
+    return gateway.run(runtime, lambda rows, _b: None)

@@ -1,0 +1,31 @@
+"""The committed ABI and bytecode are exactly what vyper 0.4.3 makes of the shipped source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from chronoseal.ledger import _build
+from chronoseal.ledger._artifacts import load_artifact
+
+MAX_RUNTIME_BYTES = 24_576  # EIP-170
+
+
+def test_committed_artifact_matches_a_fresh_compile() -> None:
+    for name in _build.CONTRACT_NAMES:
+        committed = (_build.ARTIFACTS_DIR / f"{name}.json").read_text(encoding="utf-8")
+        fresh = _build.compile_contract(name)
+        # creation and runtime bytecode (metadata trailer included) are compared byte for byte
+        assert json.loads(committed) == fresh
+        assert committed == _build.render(fresh)
+
+
+def test_runtime_code_fits_the_contract_size_limit() -> None:
+    artifact = load_artifact()
+    assert (len(artifact.bytecode_runtime) - 2) // 2 < MAX_RUNTIME_BYTES
+
+
+def test_runtime_package_does_not_import_vyper() -> None:
+    code = "import sys, chronoseal.ledger; assert 'vyper' not in sys.modules, 'vyper imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,155 @@
+"""Mode 3 of DESIGN.md: each component its own process, coordinated only through a real
+JSON-RPC chain node (anvil). The parties' gateways use rotated keys from encrypted keystores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chronoseal.ledger import JsonRpcChain, TaskState, read_events
+from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.anvil]
+PASSWORD = "correct horse battery staple"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chronoseal", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out
+
+
+def _new_key(path: Path, env: dict[str, str]) -> str:
+    code, out = _finish(_cli("key", "new", str(path), env=env), timeout=60)
+    assert code == 0, out
+    return out.strip().splitlines()[-1]
+
+
+def test_separate_processes_stream_through_the_chain(anvil_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    chain = JsonRpcChain(anvil_url)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+    world.propose()
+    world.review_and_approve(world.spec, world.task_id)
+
+    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD}
+    keys = tmp_path / "keys"
+    runtime_address = _new_key(keys / "analysis.json", env)
+    chain.fund(runtime_address, 10**19)
+    for org in ("transit", "weather", "events"):
+        gateway_address = _new_key(keys / f"{org}.json", env)
+        world.org(org).add_key(gateway_address)  # the gateway gets its own rotated key
+        chain.fund(gateway_address, 10**19)
+
+    port = _free_port()
+    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    analysis = _cli(
+        "analysis",
+        "serve",
+        "--spec",
+        str(root / "task.toml"),
+        *common,
+        "--key-file",
+        str(keys / "analysis.json"),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "200",
+        env=env,
+    )
+    gateways = {
+        org: _cli(
+            "gateway",
+            "serve",
+            "--party",
+            org,
+            "--config",
+            str(root / "parties" / f"{org}.toml"),
+            "--spec",
+            str(root / "task.toml"),
+            *common,
+            "--key-file",
+            str(keys / f"{org}.json"),
+            "--runtime",
+            f"127.0.0.1:{port}",
+            "--state-dir",
+            str(tmp_path / "state" / org),
+            "--timeout",
+            "200",
+            env=env,
+        )
+        for org in ("transit", "weather", "events")
+    }
+    outputs = {org: _finish(proc) for org, proc in gateways.items()}
+    code, analysis_out = _finish(analysis)
+    for org, (gw_code, out) in outputs.items():
+        assert gw_code == 0, f"{org}: {out}"
+        assert "5,698 rows" in out
+    assert code == 0, analysis_out
+    assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
+    matched = [e for e in read_events(world.consortium) if e.name == "CommitmentMatched"]
+    assert len(matched) == 3
+
+
+def test_gateway_refuses_a_key_the_chain_does_not_know(anvil_url: str, tmp_path: Path) -> None:
+    root = bundled_scenario().parent
+    chain = JsonRpcChain(anvil_url)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD}
+    _new_key(tmp_path / "stranger.json", env)
+    started = time.monotonic()
+    code, out = _finish(
+        _cli(
+            "gateway",
+            "serve",
+            "--party",
+            "transit",
+            "--config",
+            str(root / "parties" / "transit.toml"),
+            "--spec",
+            str(root / "task.toml"),
+            "--chain",
+            anvil_url,
+            "--contract",
+            world.consortium.address,
+            "--key-file",
+            str(tmp_path / "stranger.json"),
+            "--runtime",
+            "127.0.0.1:9",
+            "--timeout",
+            "5",
+            env=env,
+        ),
+        timeout=60,
+    )
+    assert code == 2, out
+    assert "config.key.not_registered" in out
+    assert time.monotonic() - started < 60
