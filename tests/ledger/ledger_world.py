@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,6 @@ from chronoseal.ledger import (
     TeeType,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 ETH = 10**18
 ORGS = ("alpha", "beta", "gamma")
 # alpha provides data and receives results, beta provides data, gamma only receives results.
@@ -42,16 +39,6 @@ PROVIDERS = ("alpha", "beta")
 def digest(label: str) -> bytes:
     """A deterministic 32-byte value for a label (measurements, commitments, evidence)."""
     return hashlib.sha256(label.encode()).digest()
-
-
-def find_anvil() -> str | None:
-    explicit = os.environ.get("CHRONOSEAL_ANVIL")
-    if explicit:
-        return explicit
-    for candidate in sorted(REPO.glob(".cache/anvil/node_modules/@foundry-rs/anvil-*/bin/anvil")):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("anvil")
 
 
 def free_port() -> int:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from chronoseal.ledger import _build
+import pytest
+
+from chronoseal.errors import ContractArtifactError
+from chronoseal.ledger import _artifacts, _build
 from chronoseal.ledger._artifacts import load_artifact
 
 MAX_RUNTIME_BYTES = 24_576  # EIP-170
@@ -29,3 +34,17 @@ def test_runtime_code_fits_the_contract_size_limit() -> None:
 def test_runtime_package_does_not_import_vyper() -> None:
     code = "import sys, chronoseal.ledger; assert 'vyper' not in sys.modules, 'vyper imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_source_edited_after_the_build_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "ledger"
+    shutil.copytree(_build.ARTIFACTS_DIR, package / "artifacts")
+    shutil.copytree(_build.CONTRACTS_DIR, package / "contracts")
+    source = package / "contracts" / "Consortium.vy"
+    source.write_text(source.read_text() + "\n# edited\n")
+    monkeypatch.setattr(_artifacts.resources, "files", lambda _name: package)
+    with pytest.raises(ContractArtifactError) as info:
+        _artifacts.load_artifact()
+    assert info.value.id == "ledger.artifact.stale"

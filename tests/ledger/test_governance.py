@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from ledger_world import PARTIES, World, digest
 
-from chronoseal.ledger import ComponentKind, MeasurementStatus, ProposalKind, TeeType, org_id
+from chronoseal.errors import LedgerError
+from chronoseal.ledger import (
+    ComponentKind,
+    Consortium,
+    MeasurementStatus,
+    ProposalKind,
+    TeeType,
+    org_id,
+)
 
 
 def test_founders_keys_and_flag(world: World) -> None:
@@ -138,3 +147,19 @@ def test_measurement_needs_every_member_and_revocation_is_immediate(world: World
         "ledger.key.not_member",
         lambda: stranger.propose_measurement(kind, tee, digest("z")),
     )
+
+
+def test_attach_to_an_existing_deployment(world: World) -> None:
+    attached = Consortium.at(world.chain, world.consortium.address)
+    assert [m.name for m in attached.members()] == ["alpha", "beta", "gamma"]
+    with pytest.raises(LedgerError) as info:
+        Consortium.at(world.chain, world.keys["alpha"].address)
+    assert info.value.id == "ledger.contract.missing"
+
+
+def test_proposal_ids_come_from_the_transactions_own_event(world: World) -> None:
+    first = world.orgs["alpha"].propose_simulated_tee_allowed(False)
+    second = world.orgs["beta"].propose_member_removal("gamma")
+    assert second == first + 1
+    assert world.consortium.proposal(second).kind is ProposalKind.REMOVE_MEMBER
+    assert world.consortium.proposal(second).proposer == "beta"

@@ -233,3 +233,17 @@ def test_prediction_side_refusals(world: World) -> None:
     )
     world.orgs["alpha"].retire_task(task_id)
     world.refused("ledger.task.bad_state", lambda: world.orgs["alpha"].abort_task(task_id), task_id)
+
+
+def test_unknown_task_is_refused_everywhere(world: World) -> None:
+    unknown, alpha = digest("no such task"), world.orgs["alpha"]
+    for action in (
+        lambda: alpha.approve_task(unknown),
+        lambda: alpha.abort_task(unknown),
+        lambda: alpha.retire_task(unknown),
+        lambda: alpha.acknowledge_attestation(unknown, digest("e")),
+        lambda: alpha.post_gateway_commitment(unknown, digest("c")),
+        lambda: world.attest_analysis(unknown),
+        lambda: world.prediction.post_audit_root(unknown, digest("r"), 1),
+    ):
+        world.refused("ledger.task.unknown", action, unknown)

@@ -76,6 +76,7 @@ class IntakeState:
 
     spec: TaskSpec
     parties: dict[str, PartyIntake] = field(default_factory=dict)
+    committed: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     errors: list[ChronosealError] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
@@ -197,6 +198,8 @@ class AnalysisRuntime:
             self.session.post_runtime_commitment(
                 self.task_id, intake.party, intake.commitment.root()
             )
+            with self.state.lock:
+                self.state.committed.add(intake.party)
             log.info("%s: %d batches received, commitment posted", intake.party, len(intake.salts))
         except ChronosealError as exc:
             log.warning("refused a gateway connection: %s", exc)
@@ -204,14 +207,11 @@ class AnalysisRuntime:
                 self.state.errors.append(exc)
         finally:
             with self.state.lock:
-                providers = set(self.spec.data_providers())
-                if all(
-                    p in self.state.parties and self.state.parties[p].complete for p in providers
-                ):
+                if set(self.spec.data_providers()) <= self.state.committed:
                     self.state.done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until every data provider's stream completed (or ``timeout``)."""
+        """Block until every data provider's stream arrived and its commitment is on chain."""
         return self.state.done.wait(timeout)
 
     def stop(self) -> None:

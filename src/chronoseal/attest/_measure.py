@@ -12,13 +12,14 @@ import functools
 import hashlib
 import importlib.metadata
 import os
-import platform
-import re
 import struct
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 import chronoseal
 from chronoseal.attest._claims import VerifiedClaims
@@ -135,159 +136,25 @@ def _requires(name: str) -> list[str]:
         return []
 
 
-_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[([^\]]*)\])?")
-
-
 def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return canonicalize_name(name)
 
 
-def _parse_requirement(text: str) -> tuple[str, frozenset[str], str] | None:
-    """Split a PEP 508 string into (normalised name, extras, marker text)."""
-    spec, _, marker = text.partition(";")
-    match = _NAME.match(spec)
-    if match is None:
+def _parse_requirement(text: str) -> tuple[str, frozenset[str], Marker | None] | None:
+    """A PEP 508 string as (normalised name, extras, marker), parsed by ``packaging``."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
         return None
-    extras = frozenset(
-        _normalize(extra) for extra in (match.group(2) or "").split(",") if extra.strip()
-    )
-    return _normalize(match.group(1)), extras, marker.strip()
+    extras = frozenset(canonicalize_name(e) for e in requirement.extras)
+    return canonicalize_name(requirement.name), extras, requirement.marker
 
 
-def _marker_holds(marker: str, extras: frozenset[str]) -> bool:
-    if not marker:
+def _marker_holds(marker: Marker | None, extras: frozenset[str]) -> bool:
+    """True when the requirement applies here, for any extra we were asked for."""
+    if marker is None:
         return True
-    candidates = sorted(extras) or [""]
-    return any(_Marker(marker, extra).evaluate() for extra in candidates)
-
-
-_TOKEN = re.compile(
-    r"""\s*(\(|\)|'[^']*'|"[^"]*"|===|==|!=|<=|>=|~=|<|>|not\s+in\b|in\b|and\b|or\b|[A-Za-z_][A-Za-z0-9_.]*)"""
-)
-_VERSION_VARIABLES: Final = frozenset({"python_version", "python_full_version"})
-
-
-def _environment() -> dict[str, str]:
-    info = sys.implementation.version
-    return {
-        "os_name": os.name,
-        "sys_platform": sys.platform,
-        "platform_machine": platform.machine(),
-        "platform_python_implementation": platform.python_implementation(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_version": ".".join(platform.python_version_tuple()[:2]),
-        "python_full_version": platform.python_version(),
-        "implementation_name": sys.implementation.name,
-        "implementation_version": f"{info.major}.{info.minor}.{info.micro}",
-    }
-
-
-class _Marker:
-    """A small PEP 508 marker evaluator (chronoseal does not depend on ``packaging``)."""
-
-    def __init__(self, text: str, extra: str) -> None:
-        self._tokens = self._tokenize(text)
-        self._index = 0
-        self._env = _environment() | {"extra": extra}
-
-    @staticmethod
-    def _tokenize(text: str) -> list[str]:
-        tokens: list[str] = []
-        position = 0
-        while position < len(text.rstrip()):
-            match = _TOKEN.match(text, position)
-            if match is None:
-                raise AttestationError(
-                    f"cannot parse dependency marker {text!r}", id="attest.measurement.marker"
-                )
-            tokens.append(re.sub(r"\s+", " ", match.group(1)))
-            position = match.end()
-        return tokens
-
-    def evaluate(self) -> bool:
-        result = self._or()
-        if self._index != len(self._tokens):
-            raise AttestationError("trailing tokens in marker", id="attest.measurement.marker")
-        return result
-
-    def _next(self) -> str:
-        if self._index >= len(self._tokens):
-            raise AttestationError("truncated dependency marker", id="attest.measurement.marker")
-        token = self._tokens[self._index]
-        self._index += 1
-        return token
-
-    def _peek(self) -> str | None:
-        return self._tokens[self._index] if self._index < len(self._tokens) else None
-
-    def _or(self) -> bool:
-        result = self._and()
-        while self._peek() == "or":
-            self._next()
-            result = self._and() or result
-        return result
-
-    def _and(self) -> bool:
-        result = self._atom()
-        while self._peek() == "and":
-            self._next()
-            result = self._atom() and result
-        return result
-
-    def _atom(self) -> bool:
-        if self._peek() == "(":
-            self._next()
-            result = self._or()
-            if self._next() != ")":
-                raise AttestationError("unbalanced marker", id="attest.measurement.marker")
-            return result
-        left, op, right = self._next(), self._next(), self._next()
-        versions = left in _VERSION_VARIABLES or right in _VERSION_VARIABLES
-        is_extra = "extra" in (left, right)
-        return _compare(self._value(left, is_extra), op, self._value(right, is_extra), versions)
-
-    def _value(self, token: str, is_extra: bool) -> str:
-        if token[:1] in {"'", '"'}:
-            literal = token[1:-1]
-            return _normalize(literal) if is_extra else literal
-        if token not in self._env:
-            raise AttestationError(
-                f"unknown marker variable {token!r}", id="attest.measurement.marker"
-            )
-        return self._env[token]
-
-
-def _compare(left: str, op: str, right: str, versions: bool) -> bool:
-    if op in {"in", "not in"}:
-        return (left in right) == (op == "in")
-    if op == "===" or (not versions and op in {"==", "!="}):
-        return (left == right) == (op != "!=")
-    have, want = _version(left), _version(right.removesuffix(".*"))
-    if right.endswith(".*") and op in {"==", "!="}:
-        return (have[: len(want)] == want) == (op == "==")
-    if op == "~=":
-        return _padded(have, want) >= _padded(want, have) and have[: len(want) - 1] == want[:-1]
-    a, b = _padded(have, want), _padded(want, have)
-    outcomes = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}
-    if op not in outcomes:
-        raise AttestationError(f"unknown marker operator {op!r}", id="attest.measurement.marker")
-    return outcomes[op]
-
-
-def _padded(value: tuple[int, ...], other: tuple[int, ...]) -> tuple[int, ...]:
-    return value + (0,) * (len(other) - len(value))
-
-
-def _version(text: str) -> tuple[int, ...]:
-    parts: list[int] = []
-    for piece in text.split("."):
-        digits = re.match(r"\d+", piece)
-        if digits is None:
-            break
-        parts.append(int(digits.group()))
-    return tuple(parts)
+    return any(marker.evaluate({"extra": extra}) for extra in (sorted(extras) or [""]))
 
 
 def measurement_digest(claims: VerifiedClaims) -> bytes:

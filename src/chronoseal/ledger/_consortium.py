@@ -46,6 +46,10 @@ GAS = {
     "propose_measurement": 800_000,
 }
 
+PROPOSAL_CREATED = bytes(
+    Web3.keccak(text="ProposalCreated(uint256,uint8,bytes32,bytes32,string,address,bool,uint256)")
+)
+
 EIP712_DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -380,8 +384,16 @@ class OrgSession(Session):
         return self._proposal_id(receipt)
 
     def _proposal_id(self, receipt: Receipt) -> int:
-        _ = receipt
-        return int(self.consortium.call("proposal_count"))
+        """Read the id from this transaction's ``ProposalCreated`` log (not a racy counter)."""
+        with map_chain_errors("eth_getTransactionReceipt", receipt.tx_hash):
+            logs = self.consortium.chain.w3.eth.get_transaction_receipt(
+                cast(HexBytes, receipt.tx_hash)
+            )["logs"]
+        for log in logs:
+            topics = [bytes(HexBytes(t)) for t in log["topics"]]
+            if str(log["address"]) == self.consortium.address and topics[0] == PROPOSAL_CREATED:
+                return int.from_bytes(topics[1], "big")
+        raise LedgerError(f"no ProposalCreated event in {receipt.tx_hash}")
 
     def approve_proposal(self, proposal_id: int) -> Receipt:
         return self._send("approve_proposal", proposal_id)

@@ -87,9 +87,10 @@ def rebatch(
 ) -> Iterator[pa.RecordBatch]:
     """Cut ``upstream`` into fresh ``batch_rows``-row batches of ``target``'s types, lazily.
 
-    At most one output batch plus one upstream batch is held at a time. Every output batch is
-    newly concatenated, so its buffers have no offsets or stray validity bitmaps and its Arrow
-    IPC bytes depend on the values alone, not on how the backend happened to chunk them.
+    It holds no more upstream rows than one output batch needs (plus the rest of the upstream
+    batch it is cutting), so memory follows ``batch_rows``, never the table. Output batches
+    are laid out afresh (:func:`_settle`): their Arrow IPC bytes depend on the values alone,
+    not on how the backend happened to chunk or lay them out.
     """
     pending: list[pa.RecordBatch] = []
     held = 0
