@@ -9,7 +9,7 @@ import pytest
 from ledger_world import World
 
 from chronoseal.errors import LedgerError
-from chronoseal.ledger import Consortium, EventStream
+from chronoseal.ledger import Consortium, EventStream, _chain, read_events
 
 
 def test_cursor_resumes_without_rescanning_or_duplicates(world: World, tmp_path: Path) -> None:
@@ -54,3 +54,12 @@ def test_a_corrupt_cursor_is_an_error_not_a_rescan(world: World, tmp_path: Path)
     cursor.write_text("{not json")
     with pytest.raises(LedgerError):
         EventStream(world.consortium, cursor)
+
+
+def test_json_rpc_reads_logs_in_chunks(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    if world.chain.kind != "json-rpc":
+        pytest.skip("chunked eth_getLogs is the JSON-RPC backend's path")
+    whole = read_events(world.consortium)
+    monkeypatch.setattr(_chain, "LOGS_CHUNK_BLOCKS", 3)
+    chunked = read_events(world.consortium)
+    assert chunked == whole and len(whole) > 20

@@ -9,7 +9,7 @@ to ``(task id, party, message id)``::
                                                registers for that party
            ◄──────────  welcome {task key, batches already held: [(index, salt)]}
     msg-i  "B" ‖ salt ‖ Arrow IPC  ─────────►  decodes, checks the schema, keeps it (memory)
-           ◄──────────  ack-i  leaf_i
+           ◄──────────  ack-i  leaf_i   (up to DEFAULT_WINDOW batches in flight)
     msg-n  "E" ‖ {count, root}  ────────────►  compares with its own root
            ◄──────────  done {root}
 
@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,9 @@ from chronoseal.channel._session import AttestedChannel
 from chronoseal.errors import PeerRefused, StreamIntegrityError
 
 TASK_KEY_LEN = 32
+#: Batches a gateway may send before it waits for the oldest acknowledgement: enough to keep
+#: both ends busy, few enough that a restart re-sends little.
+DEFAULT_WINDOW = 8
 ANY_PARTY = "*"
 _BATCH = b"B"
 _END = b"E"
@@ -143,12 +147,17 @@ class GatewayIntake:
         party: str,
         own_fingerprint: bytes,
         sign: PartySigner,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
         self._ch = channel
         self._task = task_id
         self._party = party
         self._fp = own_fingerprint
         self._sign = sign
+        self._window = window
+        self._unacked: deque[tuple[int, bytes]] = deque()
         self.commitment = BatchCommitment(task_id, party)
 
     def _ctx(self, stream: str) -> StreamContext:
@@ -190,10 +199,17 @@ class GatewayIntake:
         self.commitment.add(index, salt, payload)
 
     def send(self, payload: bytes) -> None:
+        """Send the next batch; at most ``window`` batches are in flight unacknowledged."""
         index = len(self.commitment.leaves)
         salt = os.urandom(SALT_LEN)
         leaf = self.commitment.add(index, salt, payload)
         self._ch.send_stream(self._ctx(f"msg-{index}"), [_BATCH, salt, payload])
+        self._unacked.append((index, leaf))
+        if len(self._unacked) >= self._window:
+            self._take_ack()
+
+    def _take_ack(self) -> None:
+        index, leaf = self._unacked.popleft()
         ack = _one(self._ch.receive_stream(self._ctx(f"ack-{index}")).chunks, "ack")
         if not hmac.compare_digest(ack, leaf):
             raise StreamIntegrityError(
@@ -202,7 +218,10 @@ class GatewayIntake:
             )
 
     def finish(self) -> bytes:
-        """Close the stream; returns the runtime's root (compare on chain, not here only)."""
+        """Close the stream once every batch is acknowledged; returns the runtime's root
+        (the comparison that counts is the contract's)."""
+        while self._unacked:
+            self._take_ack()
         body = {"count": len(self.commitment.leaves), "root": self.commitment.root().hex()}
         self._ch.send_stream(self._ctx(f"msg-{len(self.commitment.leaves)}"), [_END, _json(body)])
         reply = _unjson(_one(self._ch.receive_stream(self._ctx("done")).chunks, "done"), "done")

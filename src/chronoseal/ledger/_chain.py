@@ -25,6 +25,7 @@ from chronoseal.ledger._types import Receipt
 
 PRIORITY_FEE_WEI = 1_000_000_000
 RECEIPT_TIMEOUT_S = 60.0
+LOGS_CHUNK_BLOCKS = 2_000
 
 
 @dataclass(frozen=True)
@@ -311,23 +312,26 @@ class JsonRpcChain(_Web3Chain):
             raise ChainUnavailable(f"no EVM JSON-RPC node answers at {url}: {exc.message}") from exc
 
     def logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
-        """Use ``eth_getLogs`` (indexed on real nodes), then one receipt per transaction."""
+        """Use ``eth_getLogs`` (indexed on real nodes), then one receipt per transaction.
+
+        Ranges are split into chunks because many nodes cap the blocks one call may span.
+        """
+        target = Web3.to_checksum_address(address)
+        senders: dict[str, str] = {}
+        out: list[RawLog] = []
         with map_chain_errors("eth_getLogs"):
-            entries = self._w3.eth.get_logs(
-                {
-                    "address": Web3.to_checksum_address(address),
-                    "fromBlock": from_block,
-                    "toBlock": to_block,
-                }
-            )
-            senders: dict[str, str] = {}
-            out: list[RawLog] = []
-            for log in entries:
-                tx_hash = HexBytes(log["transactionHash"]).to_0x_hex()
-                if tx_hash not in senders:
-                    receipt = self._w3.eth.get_transaction_receipt(cast(HexBytes, tx_hash))
-                    senders[tx_hash] = str(receipt["from"])
-                out.append(_raw_log(log, HexBytes(log["blockHash"]).to_0x_hex(), senders[tx_hash]))
+            for start in range(from_block, to_block + 1, LOGS_CHUNK_BLOCKS):
+                end = min(start + LOGS_CHUNK_BLOCKS - 1, to_block)
+                entries = self._w3.eth.get_logs(
+                    {"address": target, "fromBlock": start, "toBlock": end}
+                )
+                for log in entries:
+                    tx_hash = HexBytes(log["transactionHash"]).to_0x_hex()
+                    if tx_hash not in senders:
+                        receipt = self._w3.eth.get_transaction_receipt(cast(HexBytes, tx_hash))
+                        senders[tx_hash] = str(receipt["from"])
+                    block_hash = HexBytes(log["blockHash"]).to_0x_hex()
+                    out.append(_raw_log(log, block_hash, senders[tx_hash]))
         return out
 
     def _rpc(self, method: str, params: list[Any]) -> Any:

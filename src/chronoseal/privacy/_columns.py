@@ -62,24 +62,43 @@ def as_numbers(values: pa.Array, column: str, action: str) -> pa.Array:
     return values.cast(pa.float64())
 
 
-def pseudonymize(values: pa.Array, key: bytes, memo: dict[str, str], column: str) -> pa.Array:
+class PseudonymMemo:
+    """The pseudonyms already computed for one column, as two aligned Arrow arrays, so a
+    batch is mapped with one vectorised lookup and only never-seen values reach HMAC."""
+
+    def __init__(self) -> None:
+        self.values = pa.array([], type=pa.string())
+        self.pseudonyms = pa.array([], type=pa.string())
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def lookup(self, distinct: pa.Array) -> pa.Array:
+        return pc.take(self.pseudonyms, pc.index_in(distinct, value_set=self.values))
+
+    def add(self, values: list[str], pseudonyms: list[str]) -> None:
+        self.values = pa.concat_arrays([self.values, pa.array(values, type=pa.string())])
+        self.pseudonyms = pa.concat_arrays(
+            [self.pseudonyms, pa.array(pseudonyms, type=pa.string())]
+        )
+
+
+def pseudonymize(values: pa.Array, key: bytes, memo: PseudonymMemo, column: str) -> pa.Array:
     """HMAC-SHA256 of each distinct value once, as 26 lower-case base32 characters.
 
     ``memo`` carries the pseudonyms already computed for this column across batches.
     """
     text = as_text(values, column, "pseudonymize")
     encoded = text.dictionary_encode()
-    distinct: list[str | None] = encoded.dictionary.to_pylist()
-    out: list[str] = []
-    for value in distinct:
-        assert value is not None  # a dictionary never holds null
-        known = memo.get(value)
-        if known is None:
+    distinct = encoded.dictionary
+    unseen = distinct.filter(pc.invert(pc.is_in(distinct, value_set=memo.values)))
+    if len(unseen):
+        fresh: list[str] = []
+        for value in unseen.to_pylist():
             digest = mac(key, value.encode("utf-8"))[:PSEUDONYM_BYTES]
-            known = base64.b32encode(digest).decode("ascii").rstrip("=").lower()
-            memo[value] = known
-        out.append(known)
-    return pc.take(pa.array(out, type=pa.string()), encoded.indices)
+            fresh.append(base64.b32encode(digest).decode("ascii").rstrip("=").lower())
+        memo.add(unseen.to_pylist(), fresh)
+    return pc.take(memo.lookup(distinct), encoded.indices)
 
 
 def mask(values: pa.Array, rule: Mask, column: str) -> pa.Array:

@@ -34,6 +34,7 @@ from chronoseal.spec import (
 )
 
 from ._columns import (
+    PseudonymMemo,
     as_numbers,
     clip,
     decoded,
@@ -116,7 +117,7 @@ class Desensitizer:
         self._period = parse_frequency(policy.resample.to) if policy.resample else None
         self._k = policy.k_threshold
         self._noise = NoiseSource(noise_seed if noise_seed is not None else os.urandom(32))
-        self._memo: dict[str, dict[str, str]] = {c: {} for c in self._rules}
+        self._memo: dict[str, PseudonymMemo] = {c: PseudonymMemo() for c in self._rules}
         self._counts: dict[EntityKey, int] | None = None
         self._buffer: list[tuple[pa.Table, pa.Array]] = []
         self._finished = False
