@@ -135,8 +135,9 @@ def test_wrong_schema_is_refused_and_not_kept() -> None:
         bad = pa.record_batch({"date": pa.array([1]), "secret": pa.array([1.0])})
         with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as intake:
             intake.hello()
-            with pytest.raises(ChronosealError):
+            with pytest.raises(ChronosealError):  # at the latest when the acks are drained
                 intake.send(encode_batch(bad))
+                intake.finish()
         with pytest.raises(StreamIntegrityError) as info:
             result.result(timeout=10)
     assert info.value.id == "channel.intake.schema"

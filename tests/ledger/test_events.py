@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from ledger_world import World
+from ledger_world import World, build_world
 
 from chronoseal.errors import LedgerError
-from chronoseal.ledger import Consortium, EventStream, _chain, read_events
+from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, _chain, read_events
 
 
 def test_cursor_resumes_without_rescanning_or_duplicates(world: World, tmp_path: Path) -> None:
@@ -56,10 +56,16 @@ def test_a_corrupt_cursor_is_an_error_not_a_rescan(world: World, tmp_path: Path)
         EventStream(world.consortium, cursor)
 
 
-def test_json_rpc_reads_logs_in_chunks(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    if world.chain.kind != "json-rpc":
-        pytest.skip("chunked eth_getLogs is the JSON-RPC backend's path")
-    whole = read_events(world.consortium)
-    monkeypatch.setattr(_chain, "LOGS_CHUNK_BLOCKS", 3)
-    chunked = read_events(world.consortium)
+@pytest.mark.integration
+@pytest.mark.anvil
+def test_json_rpc_reads_logs_in_chunks(anvil_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunked eth_getLogs is the JSON-RPC backend's path; the embedded one reads receipts."""
+    chain = JsonRpcChain(anvil_url)
+    try:
+        world = build_world(chain)
+        whole = read_events(world.consortium)
+        monkeypatch.setattr(_chain, "LOGS_CHUNK_BLOCKS", 3)
+        chunked = read_events(world.consortium)
+    finally:
+        chain.close()
     assert chunked == whole and len(whole) > 20
