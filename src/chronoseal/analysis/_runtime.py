@@ -112,7 +112,9 @@ class AnalysisRuntime:
     @property
     def address(self) -> tuple[str, int]:
         if self._socket is None:
-            raise LedgerError("the runtime is not serving", id="analysis.not_started")
+            raise ChronosealError(
+                "the runtime is not serving yet: call start()", id="analysis.not_started"
+            )
         host, port = self._socket.getsockname()[:2]
         return str(host), int(port)
 

@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, ComponentKind
+from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, ComponentKind, Evidence
 from chronoseal.channel import RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, encode_batch
 from chronoseal.errors import DataError, LedgerError, PeerRefused, ReviewRefused
@@ -254,10 +254,10 @@ class Gateway:
         ledger.charge(dataset.source, self.task_id, cost.epsilon, cost.delta)
 
     def _match_chain_record(
-        self, record: RuntimeRecord, fingerprint: bytes, evidence: object
+        self, record: RuntimeRecord, fingerprint: bytes, evidence: Evidence
     ) -> None:
         """The attested peer must be the runtime the chain recorded for this task."""
-        evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()  # type: ignore[attr-defined]
+        evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()
         if not (
             hmac.compare_digest(fingerprint, record.tls_fingerprint)
             and hmac.compare_digest(evidence_hash, record.evidence_hash)
