@@ -26,7 +26,6 @@ from chronoseal.attest import (
     AppraisalPolicy,
     Appraiser,
     Attester,
-    ComponentKind,
 )
 from chronoseal.channel import ChannelServer, RaTlsIdentity
 from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
@@ -118,7 +117,7 @@ class AnalysisRuntime:
         host, port = self._socket.getsockname()[:2]
         return str(host), int(port)
 
-    def _policy(self, pinned: dict[ComponentKind, bytes]) -> AppraisalPolicy:
+    def _policy(self, pinned: dict[Component, bytes]) -> AppraisalPolicy:
         return AppraisalPolicy(
             measurements=OnChainMeasurements(self.consortium),
             pinned=pinned,
@@ -139,7 +138,7 @@ class AnalysisRuntime:
         evidence = self.identity.evidence.to_bytes()
         self.session.post_attestation(
             self.task_id,
-            component_kind(ComponentKind.ANALYSIS),
+            component_kind(Component.ANALYSIS),
             tee_type(self.attester.tee),
             pins[Component.ANALYSIS].digest,
             hashlib.sha256(evidence).digest(),
@@ -147,10 +146,8 @@ class AnalysisRuntime:
         )
         server = ChannelServer(
             self.identity,
-            appraiser=Appraiser(
-                self._policy({ComponentKind.GATEWAY: pins[Component.GATEWAY].digest})
-            ),
-            peer_component=ComponentKind.GATEWAY,
+            appraiser=Appraiser(self._policy({Component.GATEWAY: pins[Component.GATEWAY].digest})),
+            peer_component=Component.GATEWAY,
             fresh_nonces=blocks,
         )
         self._socket = socket.create_server(self._listen)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final, Protocol, get_args
 
 from chronoseal.attest._claims import TeeType
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component
 
 MALFORMED: Final = "attest.evidence.malformed"
 
@@ -28,13 +28,8 @@ _MAX_CERTS: Final = 8
 _TEE_TYPES: Final[frozenset[str]] = frozenset(get_args(TeeType))
 
 
-class ComponentKind(StrEnum):
-    """Which chronoseal component a TEE runs; measurements are approved per kind."""
-
-    GATEWAY = "gateway"
-    ANALYSIS = "analysis"
-    PREDICTION = "prediction"
-    CLIENT = "client"
+#: One vocabulary for components across spec, attestation and channel (spec's enum).
+ComponentKind = Component
 
 
 def component_kind(value: ComponentKind | str) -> ComponentKind:

@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, ComponentKind, Evidence
+from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
 from chronoseal.channel import RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, encode_batch
 from chronoseal.errors import DataError, LedgerError, PeerRefused, ReviewRefused
@@ -179,7 +179,7 @@ class Gateway:
         appraiser = Appraiser(
             AppraisalPolicy(
                 measurements=OnChainMeasurements(self.consortium),
-                pinned={ComponentKind.ANALYSIS: pins[Component.ANALYSIS].digest},
+                pinned={Component.ANALYSIS: pins[Component.ANALYSIS].digest},
                 allow_simulated=self.consortium.simulated_tee_allowed(),
             )
         )
@@ -187,7 +187,7 @@ class Gateway:
             runtime,
             identity,
             appraiser=appraiser,
-            peer_component=ComponentKind.ANALYSIS,
+            peer_component=Component.ANALYSIS,
             fresh_nonces=blocks,
         ) as channel:
             self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)

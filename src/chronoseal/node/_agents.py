@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisRuntime
-from chronoseal.attest import ComponentKind, SimulatedAttester, code_measurement
+from chronoseal.attest import SimulatedAttester, code_measurement
 from chronoseal.errors import ConfigError, LedgerError
 from chronoseal.gateway import Gateway, StreamReport, runtime_record
 from chronoseal.ledger import Consortium, JsonRpcChain, TaskState
@@ -142,7 +142,7 @@ def serve_analysis(
     runtime = AnalysisRuntime(
         consortium,
         spec,
-        attester=SimulatedAttester(ComponentKind.ANALYSIS),
+        attester=SimulatedAttester(Component.ANALYSIS),
         chain_key=key.key,
         listen=listen,
     )
@@ -194,7 +194,7 @@ def serve_gateway(
         party,
         spec,
         config_dir=party_config.parent,
-        attester=SimulatedAttester(ComponentKind.GATEWAY),
+        attester=SimulatedAttester(Component.GATEWAY),
         org_key=key,
         state_dir=state_dir,
     )

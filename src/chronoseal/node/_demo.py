@@ -21,7 +21,6 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import Attester, SimulatedAttester, code_measurement
-from chronoseal.attest import ComponentKind as AttestComponent
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import (
@@ -228,7 +227,7 @@ class DemoConsortium:
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
-            attester=attester or SimulatedAttester(AttestComponent.ANALYSIS),
+            attester=attester or SimulatedAttester(Component.ANALYSIS),
             chain_key=runtime_key.key,
         )
         runtime.start()
@@ -283,7 +282,7 @@ class DemoConsortium:
             self.scenario.parties[org],
             self.spec,
             config_dir=self.scenario.party_dirs[org],
-            attester=SimulatedAttester(AttestComponent.GATEWAY),
+            attester=SimulatedAttester(Component.GATEWAY),
             org_key=self._keys[org],
             state_dir=state / org,
         )

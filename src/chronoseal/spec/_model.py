@@ -35,9 +35,13 @@ class TaskKind(StrEnum):
 
 
 class Component(StrEnum):
+    """Which chronoseal component a TEE runs. A task pins measurements for the first three;
+    ``client`` is a party's forecast requester, attested like the others on the channel."""
+
     GATEWAY = "gateway"
     ANALYSIS = "analysis"
     PREDICTION = "prediction"
+    CLIENT = "client"
 
 
 class TaskInfo(_Strict):
