@@ -48,7 +48,8 @@ from chronoseal.attest import (
     code_measurement,
 )
 from chronoseal.channel import ChannelServer, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, PartyIntake, encode_batch, serve_intake
+from chronoseal.channel._intake import GatewayIntake, PartyIntake, serve_intake
+from chronoseal.gateway._gateway import encoded_batches
 from chronoseal.privacy import Desensitizer
 from chronoseal.sources import open_source
 from chronoseal.spec import Dataset
@@ -174,8 +175,8 @@ def send_gateway(db: Path, port: int) -> float:
         welcome = intake.hello()
         start = time.perf_counter()
         desensitizer = Desensitizer(ds, task_key=welcome.task_key, task_id=TASK)
-        for batch in desensitizer.run(lambda: source.batches(ds.columns(), batch_rows=BATCH_ROWS)):
-            intake.send(encode_batch(batch))
+        for _rows, payload in encoded_batches(source, ds, desensitizer, BATCH_ROWS):
+            intake.send(payload)
         intake.finish()
         return time.perf_counter() - start
 

@@ -40,6 +40,8 @@ from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost
 from chronoseal.sources import Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
+from ._pipeline import prefetch
+
 DEFAULT_BATCH_ROWS = 65_536
 
 
@@ -60,6 +62,20 @@ class StreamReport:
     batches: int
     commitment: bytes
     runtime_commitment: bytes
+
+
+def encoded_batches(
+    source: Source, dataset: Dataset, desensitizer: Desensitizer, batch_rows: int
+) -> Iterator[tuple[int, bytes]]:
+    """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
+    the sender; deterministic order and boundaries (a restarted gateway reproduces them)."""
+    columns = dataset.columns()
+
+    def produce() -> Iterator[tuple[int, bytes]]:
+        for batch in desensitizer.run(lambda: source.batches(columns, batch_rows=batch_rows)):
+            yield batch.num_rows, encode_batch(batch)
+
+    return prefetch(produce())
 
 
 Progress = Callable[[int, int], None]
@@ -238,9 +254,7 @@ class Gateway:
         self, source: Source, dataset: Dataset, desensitizer: Desensitizer
     ) -> Iterator[tuple[int, bytes]]:
         """Desensitized batches as Arrow IPC, with their row counts; deterministic order."""
-        columns = dataset.columns()
-        for batch in desensitizer.run(lambda: source.batches(columns, batch_rows=self.batch_rows)):
-            yield batch.num_rows, encode_batch(batch)
+        yield from encoded_batches(source, dataset, desensitizer, self.batch_rows)
 
     def planned_rows(self) -> int | None:
         """Rows the party's source holds for this task (before any suppression), if cheap."""

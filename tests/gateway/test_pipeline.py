@@ -1,0 +1,52 @@
+"""Prefetching keeps order, bounds memory, and never swallows a producer's error."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chronoseal.errors import DataError
+from chronoseal.gateway._pipeline import prefetch
+
+
+def test_items_arrive_in_order() -> None:
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+
+def test_producer_never_runs_more_than_depth_ahead() -> None:
+    produced: list[int] = []
+    def source() -> Iterator[int]:
+        for i in range(50):
+            produced.append(i)
+            yield i
+
+    it = prefetch(source(), depth=2)
+    assert next(it) == 0
+    time.sleep(0.3)  # give the producer every chance to run ahead
+    assert len(produced) <= 1 + 2 + 1  # consumed + queued + one blocked in put
+    it.close()
+
+
+def test_a_producer_error_reaches_the_consumer() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        raise DataError("source vanished", id="data.source.unavailable")
+
+    it = prefetch(source())
+    assert next(it) == 1
+    with pytest.raises(DataError) as info:
+        next(it)
+    assert info.value.id == "data.source.unavailable"
+
+
+def test_closing_early_stops_the_producer() -> None:
+    def source() -> Iterator[int]:
+        yield from range(10_000)
+
+    it = prefetch(source(), depth=1)
+    assert next(it) == 0
+    it.close()
+    assert not any(t.name == "chronoseal-prefetch" and t.is_alive() for t in threading.enumerate())
