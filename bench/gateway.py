@@ -205,8 +205,17 @@ def child(kind: str, db: Path, port: int) -> None:
         seconds = send_gateway(db, port)
     else:
         seconds = send_baseline(db, port, order=kind == "ordered")
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": round(peak_kib / 1024, 1)}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": round(_peak_rss_kib() / 1024, 1)}))
+
+
+def _peak_rss_kib() -> int:
+    """This process image's own high-water mark (VmHWM). ``ru_maxrss`` would not do: Linux
+    carries it over from the parent across fork + exec, so every child would report at
+    least the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # ---------------------------------------------------------------- driver
