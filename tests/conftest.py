@@ -43,6 +43,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    return free_port()
+
+
 @pytest.fixture(scope="session")
 def anvil_url() -> Iterator[str]:
     """A real anvil node on loopback for the session; fails when CI requires it and it's absent."""

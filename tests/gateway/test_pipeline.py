@@ -18,6 +18,7 @@ def test_items_arrive_in_order() -> None:
 
 def test_producer_never_runs_more_than_depth_ahead() -> None:
     produced: list[int] = []
+
     def source() -> Iterator[int]:
         for i in range(50):
             produced.append(i)

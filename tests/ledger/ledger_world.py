@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,12 +38,6 @@ PROVIDERS = ("alpha", "beta")
 def digest(label: str) -> bytes:
     """A deterministic 32-byte value for a label (measurements, commitments, evidence)."""
     return hashlib.sha256(label.encode()).digest()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

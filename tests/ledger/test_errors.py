@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_abi.abi import encode
 from eth_tester.exceptions import TransactionFailed
-from ledger_world import World, free_port
+from ledger_world import World
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from chronoseal.errors import ChainRevert, ChainUnavailable, LedgerError
@@ -37,9 +37,9 @@ def test_other_node_errors_are_ledger_errors() -> None:
     assert type(info.value) is LedgerError
 
 
-def test_unreachable_node_is_chain_unavailable() -> None:
+def test_unreachable_node_is_chain_unavailable(loopback_port: int) -> None:
     with pytest.raises(ChainUnavailable):
-        JsonRpcChain(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+        JsonRpcChain(f"http://127.0.0.1:{loopback_port}", timeout_s=2)
 
 
 def test_status_zero_without_revert_reason_is_reported(world: World) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,6 @@ from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.anvil]
 PASSWORD = "correct horse battery staple"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -52,7 +45,9 @@ def _new_key(path: Path, env: dict[str, str]) -> str:
     return out.strip().splitlines()[-1]
 
 
-def test_separate_processes_stream_through_the_chain(anvil_url: str, tmp_path: Path) -> None:
+def test_separate_processes_stream_through_the_chain(
+    anvil_url: str, tmp_path: Path, loopback_port: int
+) -> None:
     root = tmp_path / "scenario"
     shutil.copytree(bundled_scenario().parent, root)
     chain = JsonRpcChain(anvil_url)
@@ -69,7 +64,7 @@ def test_separate_processes_stream_through_the_chain(anvil_url: str, tmp_path: P
         world.org(org).add_key(gateway_address)  # the gateway gets its own rotated key
         chain.fund(gateway_address, 10**19)
 
-    port = _free_port()
+    port = loopback_port
     common = ["--chain", anvil_url, "--contract", world.consortium.address]
     analysis = _cli(
         "analysis",
