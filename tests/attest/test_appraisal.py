@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import struct
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from vectors import utc, vector_bytes, vector_hex, vector_json
+from vectors import milan_auxblob, utc, vector_bytes, vector_hex, vector_json
 
 from chronoseal.attest import (
     Appraisal,
@@ -34,7 +30,6 @@ from chronoseal.attest import (
 )
 from chronoseal.attest._appraisal import DEFAULT_MAX_EVIDENCE_AGE
 from chronoseal.attest._backends import GramineAttester, TsmAttester
-from chronoseal.attest._configfs import GUID_ARK, GUID_ASK, GUID_VCEK
 from chronoseal.errors import AttestationError, UnsupportedTee
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -500,25 +495,6 @@ class _FakeDevice:
         (path.parent / "auxblob").write_bytes(self.auxblob)
 
 
-def _cert_table(*certs: tuple[uuid.UUID, bytes]) -> bytes:
-    offset = (len(certs) + 1) * 24
-    table, blobs = bytearray(), bytearray()
-    for guid, der in certs:
-        table += guid.bytes + struct.pack("<II", offset, len(der))
-        blobs += der
-        offset += len(der)
-    return bytes(table + bytes(24) + blobs)
-
-
-def _milan_auxblob() -> bytes:
-    ask, ark = x509.load_pem_x509_certificates(vector_bytes("virtee-sev/cert_chain_milan"))
-    return _cert_table(
-        (GUID_VCEK, vector_bytes("virtee-sev/vcek_milan.der")),
-        (GUID_ASK, ask.public_bytes(Encoding.DER)),
-        (GUID_ARK, ark.public_bytes(Encoding.DER)),
-    )
-
-
 def _generate_and_appraise(
     attester: Attester, report_data: bytes, collateral: Mapping[str, Any] | None
 ) -> tuple[Evidence, Appraisal]:
@@ -530,7 +506,7 @@ def _generate_and_appraise(
 
 def test_snp_attester_carries_the_hosts_certificates(tmp_path: Path) -> None:
     report = vector_hex("virtee-sev/report_milan.hex")
-    device = _FakeDevice(tmp_path / "tsm", "sev_guest", report, _milan_auxblob())
+    device = _FakeDevice(tmp_path / "tsm", "sev_guest", report, milan_auxblob())
     attester = TsmAttester("sev-snp", ANALYSIS, root=device.root, fs=device)
     evidence, appraisal = _generate_and_appraise(attester, report[0x50:0x90], None)
     assert evidence.raw == report

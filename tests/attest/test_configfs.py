@@ -13,10 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vectors import utc, vector_bytes, vector_hex, vector_json
+from vectors import milan_auxblob, snp_cert_table, utc, vector_bytes, vector_hex, vector_json
 
 from chronoseal.attest._configfs import (
-    GUID_ARK,
     GUID_ASK,
     GUID_VCEK,
     GUID_VLEK,
@@ -94,33 +93,10 @@ class FakeTsmKernel:
         (entry / "auxblob").write_bytes(self.auxblob)
 
 
-def _cert_table(certs: list[tuple[uuid.UUID, bytes]]) -> bytes:
-    """A GHCB certificate table the way a host fills it: entries, zero entry, then the DERs."""
-    offset = (len(certs) + 1) * 24
-    table = bytearray()
-    blobs = bytearray()
-    for guid, der in certs:
-        table += guid.bytes + struct.pack("<II", offset, len(der))
-        blobs += der
-        offset += len(der)
-    return bytes(table + bytes(24) + blobs)
-
-
-def _milan_auxblob() -> bytes:
-    ask, ark = x509.load_pem_x509_certificates(vector_bytes("virtee-sev/cert_chain_milan"))
-    return _cert_table(
-        [
-            (GUID_VCEK, vector_bytes("virtee-sev/vcek_milan.der")),
-            (GUID_ASK, ask.public_bytes(Encoding.DER)),
-            (GUID_ARK, ark.public_bytes(Encoding.DER)),
-        ]
-    )
-
-
 def _snp_kernel(tmp_path: Path, **kwargs: int) -> tuple[FakeTsmKernel, bytes]:
     report = vector_hex("virtee-sev/report_milan.hex")
     kernel = FakeTsmKernel(
-        tmp_path / "tsm" / "report", "sev_guest", report, _milan_auxblob(), **kwargs
+        tmp_path / "tsm" / "report", "sev_guest", report, milan_auxblob(), **kwargs
     )
     return kernel, parse_snp_report(report).report_data
 
@@ -238,7 +214,7 @@ def test_terminator_only_table_has_no_certificates() -> None:
 
 def test_vlek_and_unknown_guids_are_kept() -> None:
     unknown = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    table = parse_snp_cert_table(_cert_table([(GUID_VLEK, b"vlek"), (unknown, b"other")]))
+    table = parse_snp_cert_table(snp_cert_table([(GUID_VLEK, b"vlek"), (unknown, b"other")]))
     assert table.vlek == b"vlek"
     assert table.entries[unknown] == b"other"
 
@@ -249,7 +225,7 @@ def test_vlek_and_unknown_guids_are_kept() -> None:
         GUID_VCEK.bytes + struct.pack("<II", 48, 4),  # no terminator
         GUID_VCEK.bytes + struct.pack("<II", 48, 400) + bytes(24),  # runs past the blob
         GUID_VCEK.bytes + struct.pack("<II", 0, 8) + bytes(24),  # points into the table
-        _cert_table([(GUID_ASK, b"a"), (GUID_ASK, b"b")]),  # repeated GUID
+        snp_cert_table([(GUID_ASK, b"a"), (GUID_ASK, b"b")]),  # repeated GUID
     ],
 )
 def test_malformed_tables_are_refused(blob: bytes) -> None:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "CHRONOSEAL_VECTORS"
@@ -58,3 +63,29 @@ def vector_json(relative: str) -> dict[str, Any]:
 def utc(text: str) -> datetime:
     """Parse an ISO date such as ``2025-07-01`` as midnight UTC (vectors pin ``now``)."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def snp_cert_table(certs: list[tuple[uuid.UUID, bytes]]) -> bytes:
+    """A GHCB certificate table the way a host fills it: entries, zero entry, then the DERs."""
+    offset = (len(certs) + 1) * 24
+    table = bytearray()
+    blobs = bytearray()
+    for guid, der in certs:
+        table += guid.bytes + struct.pack("<II", offset, len(der))
+        blobs += der
+        offset += len(der)
+    return bytes(table + bytes(24) + blobs)
+
+
+def milan_auxblob() -> bytes:
+    """The auxblob a Milan host with VCEK, ASK and ARK installed returns (real certificates)."""
+    from chronoseal.attest._configfs import GUID_ARK, GUID_ASK, GUID_VCEK
+
+    ask, ark = x509.load_pem_x509_certificates(vector_bytes("virtee-sev/cert_chain_milan"))
+    return snp_cert_table(
+        [
+            (GUID_VCEK, vector_bytes("virtee-sev/vcek_milan.der")),
+            (GUID_ASK, ask.public_bytes(Encoding.DER)),
+            (GUID_ARK, ark.public_bytes(Encoding.DER)),
+        ]
+    )

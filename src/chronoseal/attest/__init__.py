@@ -46,7 +46,11 @@ from chronoseal.attest._backends import (
 from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
 from chronoseal.attest._claims import TeeType, VerifiedClaims
 from chronoseal.attest._evidence import Attester, ComponentKind, Evidence
-from chronoseal.attest._measure import code_measurement, measurement_digest
+from chronoseal.attest._measure import (
+    code_measurement,
+    installed_measurement,
+    measurement_digest,
+)
 from chronoseal.attest._simulated import SimulatedAttester
 
 __all__ = [
@@ -70,6 +74,7 @@ __all__ = [
     "VerifiedClaims",
     "code_measurement",
     "get_backend",
+    "installed_measurement",
     "measurement_digest",
     "report_data_for",
 ]

@@ -157,6 +157,20 @@ def _marker_holds(marker: Marker | None, extras: frozenset[str]) -> bool:
     return any(marker.evaluate({"extra": extra}) for extra in (sorted(extras) or [""]))
 
 
+def installed_measurement(component: ComponentKind | str, tee: str) -> bytes:
+    """Resolve a task's ``value = "installed"`` pin: the simulated TEE's code measurement.
+
+    The spec allows ``installed`` only with ``tee = "simulated"``; anything else is refused
+    here too, so a real TEE pin can never be filled in from the local code.
+    """
+    if tee != "simulated":
+        raise AttestationError(
+            f"'installed' names the local code, which only a simulated TEE runs (got {tee})",
+            id="attest.measurement.installed_not_simulated",
+        )
+    return code_measurement(component)
+
+
 def measurement_digest(claims: VerifiedClaims) -> bytes:
     """The 32-byte digest registered on chain for the code these claims describe.
 

@@ -8,24 +8,14 @@ from typing import Annotated
 import typer
 
 from chronoseal.errors import ChronosealError
-from chronoseal.spec import Component, TaskSpec, load_spec, resolve_measurements, task_id
+from chronoseal.node import load_task
+from chronoseal.spec import load_spec, task_id
 
 from ._output import console, fail
 
 spec_app = typer.Typer(help="Check task specifications and compute their on-chain id.")
 
 FileArg = Annotated[Path, typer.Argument(help="TOML task file", show_default=False)]
-
-
-def installed_measurement(component: Component, tee: str) -> bytes:
-    """Resolve ``value = "installed"`` with the simulated TEE's measurement of this code."""
-    from chronoseal.attest import code_measurement
-
-    return code_measurement(component.value)
-
-
-def load_resolved(path: Path) -> TaskSpec:
-    return resolve_measurements(load_spec(path), installed_measurement)
 
 
 @spec_app.command("check")
@@ -45,7 +35,7 @@ def check(file: FileArg) -> None:
 def hash_(file: FileArg) -> None:
     """Print the task id: SHA-256 of the RFC 8785 canonical JSON of the resolved spec."""
     try:
-        tid = task_id(load_resolved(file))
+        tid = task_id(load_task(file))
     except ChronosealError as exc:
         fail(exc)
     typer.echo("0x" + tid.hex())

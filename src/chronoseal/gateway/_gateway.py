@@ -26,6 +26,9 @@ from chronoseal.channel import RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, encode_batch
 from chronoseal.errors import DataError, LedgerError, PeerRefused, ReviewRefused
 from chronoseal.ledger import (
+    AttestationView,
+    ChainEvent,
+    ComponentKind,
     Consortium,
     OnChainMeasurements,
     OrgSession,
@@ -43,15 +46,6 @@ from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_ta
 from ._pipeline import prefetch
 
 DEFAULT_BATCH_ROWS = 65_536
-
-
-@dataclass(frozen=True)
-class RuntimeRecord:
-    """The analysis runtime's attestation as recorded on chain for a task."""
-
-    evidence_hash: bytes
-    tls_fingerprint: bytes
-    component: str
 
 
 @dataclass(frozen=True)
@@ -82,33 +76,30 @@ Progress = Callable[[int, int], None]
 """Called after every batch with (rows so far, payload bytes so far)."""
 
 
-def runtime_record(consortium: Consortium, tid: bytes) -> RuntimeRecord:
+def is_analysis_attestation(event: ChainEvent, tid: bytes) -> bool:
+    return (
+        event.name == "AttestationPosted"
+        and event.args.get("task_id") == "0x" + tid.hex()
+        and event.args.get("kind") == ComponentKind.ANALYSIS
+    )
+
+
+def runtime_record(consortium: Consortium, tid: bytes) -> AttestationView:
     """The analysis runtime the chain records for the task: the bound one once Running,
     else the latest attestation posted (the chain's word, not the peer's)."""
     view = consortium.task(tid)
-    if view.state is TaskState.RUNNING and view.analysis_evidence is not None:
-        bound = consortium.attestation(tid, view.analysis_evidence)
-        if bound is not None:
-            return RuntimeRecord(bound.evidence, bound.tls_key, bound.component)
-    wanted = "0x" + tid.hex()
-    posted = [
-        e
-        for e in read_events(consortium)
-        if e.name == "AttestationPosted"
-        and e.args.get("task_id") == wanted
-        and e.args.get("kind") == 2
-    ]
-    if not posted:
+    evidence = view.analysis_evidence if view.state is TaskState.RUNNING else None
+    if evidence is None:
+        posted = [e for e in read_events(consortium) if is_analysis_attestation(e, tid)]
+        if posted:
+            evidence = bytes.fromhex(posted[-1].args["evidence"].removeprefix("0x"))
+    record = consortium.attestation(tid, evidence) if evidence is not None else None
+    if record is None:
         raise LedgerError(
-            f"no analysis runtime has posted an attestation for task {wanted}",
+            f"no analysis runtime has posted an attestation for task 0x{tid.hex()}",
             id="gateway.runtime.not_attested",
         )
-    args = posted[-1].args
-    return RuntimeRecord(
-        evidence_hash=bytes.fromhex(args["evidence"].removeprefix("0x")),
-        tls_fingerprint=bytes.fromhex(args["tls_key"].removeprefix("0x")),
-        component=str(args["component"]),
-    )
+    return record
 
 
 class Gateway:
@@ -268,13 +259,13 @@ class Gateway:
         ledger.charge(dataset.source, self.task_id, cost.epsilon, cost.delta)
 
     def _match_chain_record(
-        self, record: RuntimeRecord, fingerprint: bytes, evidence: Evidence
+        self, record: AttestationView, fingerprint: bytes, evidence: Evidence
     ) -> None:
         """The attested peer must be the runtime the chain recorded for this task."""
         evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()
         if not (
-            hmac.compare_digest(fingerprint, record.tls_fingerprint)
-            and hmac.compare_digest(evidence_hash, record.evidence_hash)
+            hmac.compare_digest(fingerprint, record.tls_key)
+            and hmac.compare_digest(evidence_hash, record.evidence)
         ):
             raise PeerRefused(
                 "the runtime at this address is attested, but it is not the runtime whose "
@@ -282,14 +273,14 @@ class Gateway:
                 id="gateway.runtime.not_on_chain",
             )
 
-    def _acknowledge(self, record: RuntimeRecord) -> None:
+    def _acknowledge(self, record: AttestationView) -> None:
         """Acknowledge once; a restarted gateway finds its acknowledgement already there."""
         if self.consortium.task_state(self.task_id) is not TaskState.APPROVED:
             return
         earlier = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
         if earlier == bytes(32):
-            self.session.acknowledge_attestation(self.task_id, record.evidence_hash)
-        elif not hmac.compare_digest(earlier, record.evidence_hash):
+            self.session.acknowledge_attestation(self.task_id, record.evidence)
+        elif not hmac.compare_digest(earlier, record.evidence):
             raise PeerRefused(
                 f"{self.name} already acknowledged another runtime for this task",
                 id="gateway.runtime.acknowledged_other",

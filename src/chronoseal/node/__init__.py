@@ -3,7 +3,7 @@
 Top layer together with :mod:`chronoseal.cli`: it may import every component below it.
 """
 
-from ._agents import load_key, new_keystore, serve_analysis, serve_gateway
+from ._agents import load_key, load_task, new_keystore, serve_analysis, serve_gateway
 from ._demo import DemoConsortium, DemoReport, PartyReport, Stage, TimelineEntry, run_demo
 from ._scenario import Scenario, bundled_scenario, load_scenario
 
@@ -17,6 +17,7 @@ __all__ = [
     "bundled_scenario",
     "load_key",
     "load_scenario",
+    "load_task",
     "new_keystore",
     "run_demo",
     "serve_analysis",

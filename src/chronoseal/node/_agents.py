@@ -18,10 +18,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisRuntime
-from chronoseal.attest import SimulatedAttester, code_measurement
+from chronoseal.attest import SimulatedAttester, installed_measurement
 from chronoseal.errors import ConfigError, LedgerError
-from chronoseal.gateway import Gateway, StreamReport, runtime_record
-from chronoseal.ledger import Consortium, JsonRpcChain, TaskState
+from chronoseal.gateway import Gateway, StreamReport, is_analysis_attestation
+from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, TaskState
 from chronoseal.spec import (
     Component,
     TaskSpec,
@@ -35,12 +35,9 @@ PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
 POLL_SECONDS = 0.5
 
 
-def _resolver(component: Component, tee: str) -> bytes:
-    return code_measurement(component.value)
-
-
 def load_task(spec_path: Path) -> TaskSpec:
-    return resolve_measurements(load_spec(spec_path), _resolver)
+    """A task file with its ``installed`` pins resolved: what its id is computed from."""
+    return resolve_measurements(load_spec(spec_path), installed_measurement)
 
 
 def new_keystore(path: Path) -> str:
@@ -199,15 +196,15 @@ def serve_gateway(
         state_dir=state_dir,
     )
     approved = _state_is(consortium, spec, TaskState.APPROVED)
+    events = EventStream(consortium)  # read incrementally: each poll sees only new blocks
+    attested = False
 
     def runtime_attested() -> bool:
-        if not approved():
-            return False
-        try:
-            runtime_record(consortium, gateway.task_id)
-        except LedgerError:
-            return False
-        return True
+        nonlocal attested
+        attested = attested or any(
+            is_analysis_attestation(e, gateway.task_id) for e in events.poll()
+        )
+        return attested and approved()
 
     wait_for("an attested analysis runtime", runtime_attested, timeout=timeout, log=log)
     return gateway.run(runtime, lambda rows, _b: None)

@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisRuntime
-from chronoseal.attest import Attester, SimulatedAttester, code_measurement
+from chronoseal.attest import Attester, SimulatedAttester, installed_measurement
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import (
@@ -130,10 +130,6 @@ class DemoReport:
         }
 
 
-def _resolver(component: Component, tee: str) -> bytes:
-    return code_measurement(component.value)
-
-
 class DemoConsortium:
     """Keys, sessions and the deployed contract of an in-process consortium."""
 
@@ -148,7 +144,7 @@ class DemoConsortium:
         self.log = log
         self.progress = progress
         self.chain = chain if chain is not None else EmbeddedChain()
-        self.spec = resolve_measurements(scenario.spec, _resolver)
+        self.spec = resolve_measurements(scenario.spec, installed_measurement)
         self.task_id = task_id(self.spec)
         self._deployer: LocalAccount = Account.create()
         self._keys: dict[str, LocalAccount] = {m: Account.create() for m in scenario.members}
