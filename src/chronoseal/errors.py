@@ -19,6 +19,10 @@ contract's revert reason. Messages say what was wrong and what to do about it.
     │   ├── PeerRefused            a peer's evidence did not appraise; no data was exchanged
     │   └── StreamIntegrityError   a framed stream was tampered, replayed, reordered or cut
     ├── DataError                  a party's data source or privacy policy refused the request
+    ├── AnalysisError              the joined data cannot support the task's model (the
+    │                              runtime aborts the task on chain with this id)
+    ├── ModelError                 a model bundle is malformed, not the one committed on
+    │                              chain, or cannot forecast what was asked
     └── ReviewRefused              a party's own review of a proposed task found problems
 """
 
@@ -172,6 +176,23 @@ class DataError(ChronosealError):
     """A party's data source or desensitization policy refused the request."""
 
     default_id = "data.refused"
+
+
+class AnalysisError(ChronosealError):
+    """The analysis runtime cannot train the task's model on what it received.
+
+    Raised before anything is released; the runtime aborts the task on chain with ``id`` as
+    the reason. Messages name datasets, columns and row counts, never values.
+    """
+
+    default_id = "analysis.failed"
+
+
+class ModelError(ChronosealError):
+    """A model bundle is malformed or does not match its commitment, or a forecast request
+    cannot be answered from it."""
+
+    default_id = "model.failed"
 
 
 class ReviewRefused(ChronosealError):

@@ -175,6 +175,7 @@ def test_unknown_keys_are_refused_anywhere(example_task: Path, extra: dict[str, 
 
 def test_vertical_join_needs_one_time_shift(example_task: Path) -> None:
     raw = _raw(example_task)
+    del raw["model"]["holidays"]  # holidays need true dates; this test is about the shift
     raw["datasets"][1]["policy"]["time_shift"] = {"max_days": 30}
     problems = _problems(raw)
     assert "same time_shift" in problems["datasets"]

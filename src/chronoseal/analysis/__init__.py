@@ -1,11 +1,50 @@
-"""The analysis runtime (claim 1): attested, it receives every party's desensitized stream.
+"""The analysis runtime (claim 1): attested, it receives every party's desensitized stream,
+joins the tables, back-tests the task's model against single-party baselines, values each
+data provider's contribution, seals the model and releases only what the task allows.
 
-This is its intake: identity bound to a recent block, attestation posted on chain, gateways
-accepted only when attested *and* provably acting for a data provider of the task, batches
-kept in memory, and its own commitment per party posted for the contract to compare.
-Training and back-testing build on the tables it holds.
+Intake: identity bound to a recent block, attestation posted on chain, gateways accepted only
+when attested *and* provably acting for a data provider of the task, batches kept in memory,
+and its own commitment per party posted for the contract to compare. Analysis: only after
+every commitment matched; a refusal aborts the task on chain with its id.
 """
 
-from ._runtime import AnalysisRuntime, IntakeState, expected_columns, verify_party_signature
+from ._analyse import (
+    SHAPLEY_MAX_PLAYERS,
+    AnalysisResult,
+    Contribution,
+    Score,
+    analyse,
+    score,
+    shapley,
+)
+from ._analyse import Progress as AnalysisProgress
+from ._join import Covariate, Panel, Repair, join_tables
+from ._release import build_releases
+from ._runtime import (
+    AnalysisRuntime,
+    IntakeState,
+    TrainedModel,
+    expected_columns,
+    verify_party_signature,
+)
 
-__all__ = ["AnalysisRuntime", "IntakeState", "expected_columns", "verify_party_signature"]
+__all__ = [
+    "SHAPLEY_MAX_PLAYERS",
+    "AnalysisProgress",
+    "AnalysisResult",
+    "AnalysisRuntime",
+    "Contribution",
+    "Covariate",
+    "IntakeState",
+    "Panel",
+    "Repair",
+    "Score",
+    "TrainedModel",
+    "analyse",
+    "build_releases",
+    "expected_columns",
+    "join_tables",
+    "score",
+    "shapley",
+    "verify_party_signature",
+]

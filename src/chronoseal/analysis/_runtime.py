@@ -1,4 +1,4 @@
-"""The analysis runtime's intake (claim 1): attest on chain, accept only the task's gateways.
+"""The analysis runtime (claim 1): attest on chain, take the task's streams, train, release.
 
 At start the runtime makes its RA-TLS identity bound to a recent block hash, posts the
 attestation record for the task (evidence hash, TLS certificate fingerprint) and serves the
@@ -7,6 +7,11 @@ measurement the task pins and the chain approves, *and* it proves, with a key th
 registers for its party, that it speaks for a data provider of this task. Received batches
 stay in memory; when a party's stream completes the runtime posts its own commitment, and
 the contract compares it with the gateway's.
+
+Once every commitment matched on chain, :meth:`AnalysisRuntime.analyse` joins the tables,
+back-tests, values each party, seals the model bundle (kept in memory only) and posts its
+commitment with the release digest (→ Trained). A refusal aborts the task on chain with its
+id and releases nothing; a disputed commitment releases nothing either.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +35,7 @@ from chronoseal.attest import (
 )
 from chronoseal.channel import ChannelServer, RaTlsIdentity
 from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
-from chronoseal.errors import ChronosealError, LedgerError, PeerRefused
+from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
     ComponentSession,
     Consortium,
@@ -39,7 +45,12 @@ from chronoseal.ledger import (
     component_kind,
     tee_type,
 )
+from chronoseal.model import ReleaseSet, commitment, seal
 from chronoseal.spec import Component, TaskSpec, task_id
+
+from ._analyse import JOINT, AnalysisResult, Progress, analyse
+from ._join import join_tables
+from ._release import build_releases
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -81,6 +92,17 @@ class IntakeState:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """What the analysis produced: the sealed bundle (memory only), its commitment on chain,
+    the releases and the full result (which never leaves the runtime)."""
+
+    bundle: bytes
+    commitment: bytes
+    releases: ReleaseSet
+    result: AnalysisResult
+
+
 class AnalysisRuntime:
     """One task's analysis runtime: attested identity, on-chain record, channel server."""
 
@@ -107,6 +129,8 @@ class AnalysisRuntime:
         self._socket: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self.trained: TrainedModel | None = None
+        self.refusal: ChronosealError | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -193,7 +217,10 @@ class AnalysisRuntime:
                     intake_for=self._intake_for,
                     verify_party=verify_party_signature(self.consortium),
                     on_batch=self._on_batch,
+                    release_for=self._release_for,
                 )
+            if intake is None:
+                return
             self.session.post_runtime_commitment(
                 self.task_id, intake.party, intake.commitment.root()
             )
@@ -212,6 +239,69 @@ class AnalysisRuntime:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every data provider's stream arrived and its commitment is on chain."""
         return self.state.done.wait(timeout)
+
+    def _release_for(self, party: str) -> bytes:
+        if self.trained is None:
+            if self.refusal is not None:
+                raise AnalysisError(
+                    f"the task was refused ({self.refusal.id}); nothing is released",
+                    id=self.refusal.id,
+                )
+            raise AnalysisError("the model is not trained yet", id="analysis.release.not_ready")
+        if self.spec.participant(party) is None:
+            raise PeerRefused(f"{party} is not a participant", id="analysis.release.not_party")
+        return self.trained.releases.for_party(party)
+
+    def _await_matched(self, timeout: float = 60.0) -> None:
+        """Train only on data both ends agreed on: every commitment matched on chain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.consortium.task(self.task_id)
+            if view.state is TaskState.DISPUTED:
+                raise AnalysisError(
+                    "a party's commitment does not match the runtime's: the task is Disputed "
+                    "on chain and nothing is trained or released",
+                    id="analysis.commitment.disputed",
+                )
+            if view.state is not TaskState.RUNNING:
+                raise AnalysisError(
+                    f"the task is {view.state.name}, not RUNNING", id="analysis.task.not_running"
+                )
+            if view.matched_commitments == view.providers:
+                return
+            if time.monotonic() > deadline:
+                raise AnalysisError(
+                    f"{view.matched_commitments} of {view.providers} commitments matched "
+                    f"after {timeout:.0f} s",
+                    id="analysis.commitment.pending",
+                )
+            time.sleep(0.05)
+
+    def analyse(self, progress: Progress | None = None) -> TrainedModel:
+        """Join, back-test, value, seal and commit (→ Trained); on a refusal abort the task
+        on chain with the refusal id and re-raise. Nothing is released before Trained."""
+        self._await_matched()
+        tables = {party: intake.table() for party, intake in self.state.parties.items()}
+        try:
+            panel = join_tables(self.spec, tables)
+            result = analyse(self.spec, panel, progress)
+        except AnalysisError as exc:
+            self.refusal = exc
+            log.warning("analysis refused: %s", exc)
+            self.session.abort_as_component(self.task_id, exc.id)
+            raise
+        bundle = seal(result.fitted, task_id=self.task_id, name=JOINT)
+        digest = commitment(bundle)
+        releases = build_releases(self.spec, result, task_id=self.task_id, model_commitment=digest)
+        self.session.post_model_commitment(self.task_id, digest, releases.digest)
+        self.trained = TrainedModel(bundle, digest, releases, result)
+        log.info(
+            "model committed: %s, bundle %d bytes, %d back-test fits",
+            result.family,
+            len(bundle),
+            result.fits,
+        )
+        return self.trained
 
     def stop(self) -> None:
         self._stop.set()

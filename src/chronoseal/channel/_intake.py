@@ -13,6 +13,10 @@ to ``(task id, party, message id)``::
     msg-n  "E" ‖ {count, root}  ────────────►  compares with its own root
            ◄──────────  done {root}
 
+After training, a party fetches what the task releases to it on a fresh connection: the same
+hello with ``want = "release"``, answered by ``"R" ‖ release`` or ``"X" ‖ {id, message}``
+(nothing for this party, or not trained yet).
+
 The hello signature binds the party's on-chain identity to *this* channel: it covers the task
 id, the party and both attested certificates' fingerprints, so it cannot be replayed to
 another runtime or by another gateway. A reconnecting gateway learns which batches the
@@ -36,7 +40,7 @@ import pyarrow as pa
 from chronoseal.channel._commitment import SALT_LEN, BatchCommitment
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._session import AttestedChannel
-from chronoseal.errors import PeerRefused, StreamIntegrityError
+from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
 
 TASK_KEY_LEN = 32
 #: Batches a gateway may send before it waits for the oldest acknowledgement: enough to keep
@@ -45,6 +49,10 @@ DEFAULT_WINDOW = 8
 ANY_PARTY = "*"
 _BATCH = b"B"
 _END = b"E"
+_RELEASE = b"R"
+_REFUSED = b"X"
+WANT_STREAM = "stream"
+WANT_RELEASE = "release"
 _HELLO_LABEL = b"chronoseal.intake.hello.v1"
 
 #: Signs the hello digest with a key the chain registers for the party (gateway side).
@@ -172,10 +180,28 @@ class GatewayIntake:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def hello(self) -> Welcome:
+    def _hello(self, want: str) -> None:
         digest = hello_digest(self._task, self._party, self._fp, self._ch.peer.fingerprint)
-        body = {"party": self._party, "signature": self._sign(digest).hex()}
+        body = {"party": self._party, "signature": self._sign(digest).hex(), "want": want}
         self._ch.send_stream(StreamContext(self._task, ANY_PARTY, "hello"), [_json(body)])
+
+    def fetch_release(self) -> bytes:
+        """Ask for what the task releases to this party; raises :class:`PeerRefused` with the
+        runtime's refusal id when there is nothing (yet)."""
+        self._hello(WANT_RELEASE)
+        chunks = self._ch.receive_stream(self._ctx("release")).chunks
+        if len(chunks) == 2 and chunks[0] == _RELEASE:
+            return chunks[1]
+        if len(chunks) == 2 and chunks[0] == _REFUSED:
+            refusal = _unjson(chunks[1], "refusal")
+            raise PeerRefused(
+                str(refusal.get("message", "the runtime refused")),
+                id=str(refusal.get("id", "analysis.release.refused")),
+            )
+        raise StreamIntegrityError("malformed release message", id="channel.intake.bad_message")
+
+    def hello(self) -> Welcome:
+        self._hello(WANT_STREAM)
         reply = _unjson(
             _one(self._ch.receive_stream(self._ctx("welcome")).chunks, "welcome"), "welcome"
         )
@@ -276,7 +302,8 @@ def serve_intake(
     intake_for: Callable[[str], PartyIntake],
     verify_party: PartyVerifier,
     on_batch: Callable[[PartyIntake], None] | None = None,
-) -> PartyIntake:
+    release_for: Callable[[str], bytes] | None = None,
+) -> PartyIntake | None:
     """Run the runtime's end for one gateway connection; returns that party's intake.
 
     ``intake_for(party)`` returns the (possibly partly filled, after a reconnect) intake of a
@@ -289,8 +316,12 @@ def serve_intake(
         "hello",
     )
     party, signature = _hello_fields(hello)
-    intake = intake_for(party)
     digest = hello_digest(task_id, party, channel.peer.fingerprint, own_fingerprint)
+    if hello.get("want", WANT_STREAM) == WANT_RELEASE:
+        verify_party(party, digest, signature)
+        _answer_release(channel, StreamContext(task_id, party, "release"), party, release_for)
+        return None
+    intake = intake_for(party)
     verify_party(party, digest, signature)
     if intake.complete:
         raise PeerRefused(f"{party} already completed its stream", id="channel.intake.duplicate")
@@ -322,6 +353,22 @@ def serve_intake(
     intake.complete = True
     channel.send_stream(ctx("done"), [_json({"root": intake.commitment.root().hex()})])
     return intake
+
+
+def _answer_release(
+    channel: AttestedChannel,
+    ctx: StreamContext,
+    party: str,
+    release_for: Callable[[str], bytes] | None,
+) -> None:
+    try:
+        if release_for is None:
+            raise PeerRefused("this runtime releases nothing", id="analysis.release.not_ready")
+        payload = release_for(party)
+    except ChronosealError as exc:
+        channel.send_stream(ctx, [_REFUSED, _json({"id": exc.id, "message": exc.message})])
+        return
+    channel.send_stream(ctx, [_RELEASE, payload])
 
 
 def _hello_fields(hello: dict[str, Any]) -> tuple[str, bytes]:

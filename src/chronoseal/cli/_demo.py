@@ -41,10 +41,21 @@ def demo(
     ] = None,
     until: Annotated[
         Stage,
-        typer.Option(help="stop once the task is 'approved', or stream data until 'running'"),
-    ] = "running",
+        typer.Option(
+            help="stop once the task is 'approved', 'running' (data streamed) or 'trained'"
+        ),
+    ] = "trained",
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="also write a self-contained HTML page of what the task released to the "
+            "target party (plots, back-test, contributions, timeline) to PATH",
+        ),
+    ] = None,
 ) -> None:
-    """Three organisations agree a forecasting task on a real EVM chain and stream their data."""
+    """Three organisations agree a forecasting task on a real EVM chain, stream their data,
+    and train, back-test and value a joint model they never see each other's data for."""
     try:
         loaded = load_scenario(scenario or bundled_scenario())
         console.print(
@@ -61,6 +72,10 @@ def demo(
     console.print(_timeline(report))
     if report.parties:
         console.print(_parties(report))
+    if report.releases:
+        console.print(_backtest(report))
+        if report.analysis_json().get("contribution"):
+            console.print(_contributions(report))
     console.print(
         f"task [bold]0x{report.task_id.hex()}[/] is [bold green]{report.state}[/] with "
         f"{report.approvals}/{len(report.participants)} approvals · "
@@ -70,16 +85,21 @@ def demo(
     if json_path is not None:
         write_json(json_path, report.to_json())
         console.print(f"summary written to {json_path}")
+    if report_path is not None:
+        # Imported here: matplotlib and jinja2 are only needed when a report is asked for.
+        from chronoseal.node._report import write_report
+
+        write_report(report_path, report, task_name=loaded.spec.task.name)
+        console.print(f"report written to {report_path}")
 
 
 def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:
-    """One progress bar per gateway stream; log lines print above the bars."""
+    """One progress bar per gateway stream and per analysis stage; log lines print above."""
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("rows"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
@@ -90,12 +110,64 @@ def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:
                 bars[party] = progress.add_task(f"{party} gateway → analysis", total=total or None)
             progress.update(bars[party], completed=rows)
 
+        def on_stage(stage: str, done: int, total: int) -> None:
+            key = f"analysis:{stage}"
+            if key not in bars:
+                what = "models back-tested" if stage == "back-test" else "coalitions fitted"
+                bars[key] = progress.add_task(f"analysis: {what}", total=total or None)
+            progress.update(bars[key], completed=done, total=total or None)
+
         return run_demo(
             scenario,
             log=lambda msg: progress.console.print(f"  [dim]•[/] {msg}"),
             progress=on_rows,
+            analysis_progress=on_stage,
             until=until,
         )
+
+
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _backtest(report: DemoReport) -> Table:
+    doc = report.analysis_json()
+    model = doc.get("model")
+    baselines: list[dict[str, Any]] = report.released("baselines") or []
+    metrics = list(model["metrics"]) if model else []
+    table = Table(title="back-test on the same folds (released to the parties)")
+    table.add_column("model")
+    table.add_column("family")
+    table.add_column("data of")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    if model is not None:
+        table.add_row(
+            "[bold]joint[/]",
+            model["family"],
+            "all providers",
+            *[_num(model["metrics"][m]) for m in metrics],
+        )
+    for b in baselines:
+        table.add_row(
+            b["name"], b["family"], report.target_party, *[_num(b["metrics"][m]) for m in metrics]
+        )
+    return table
+
+
+def _contributions(report: DemoReport) -> Table:
+    doc = report.analysis_json()
+    how = doc["contribution_method"]
+    table = Table(
+        title=f"value of each party's data: MASE change ({how['method']}, reference "
+        f"{how['reference']}; negative = better forecasts)"
+    )
+    table.add_column("party")
+    table.add_column("Δ MASE", justify="right")
+    for party, delta in doc["contribution"].items():
+        colour = "green" if delta is not None and delta < 0 else "red"
+        table.add_row(party, f"[{colour}]{_num(delta)}[/]")
+    return table
 
 
 def _parties(report: DemoReport) -> Table:

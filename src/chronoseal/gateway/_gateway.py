@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -39,6 +40,7 @@ from chronoseal.ledger import (
     read_events,
     usable_pins,
 )
+from chronoseal.model import verify_release
 from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost
 from chronoseal.sources import Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
@@ -88,7 +90,7 @@ def runtime_record(consortium: Consortium, tid: bytes) -> AttestationView:
     """The analysis runtime the chain records for the task: the bound one once Running,
     else the latest attestation posted (the chain's word, not the peer's)."""
     view = consortium.task(tid)
-    evidence = view.analysis_evidence if view.state is TaskState.RUNNING else None
+    evidence = view.analysis_evidence if view.state is not TaskState.APPROVED else None
     if evidence is None:
         posted = [e for e in read_events(consortium) if is_analysis_attestation(e, tid)]
         if posted:
@@ -182,18 +184,10 @@ class Gateway:
         record = runtime_record(self.consortium, self.task_id)
         blocks = RecentBlocks(self.consortium)
         identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        pins = self.spec.measurements.pins()
-        appraiser = Appraiser(
-            AppraisalPolicy(
-                measurements=OnChainMeasurements(self.consortium),
-                pinned={Component.ANALYSIS: pins[Component.ANALYSIS].digest},
-                allow_simulated=self.consortium.simulated_tee_allowed(),
-            )
-        )
         with connect(
             runtime,
             identity,
-            appraiser=appraiser,
+            appraiser=self._runtime_appraiser(),
             peer_component=Component.ANALYSIS,
             fresh_nonces=blocks,
         ) as channel:
@@ -239,6 +233,52 @@ class Gateway:
             batches=len(intake.commitment.leaves),
             commitment=root,
             runtime_commitment=runtime_root,
+        )
+
+    def fetch_release(self, runtime: tuple[str, int]) -> dict[str, Any]:
+        """What the task releases to this party, checked against the chain: fetched from the
+        bound runtime over the attested channel once the task is Trained."""
+        view = self.consortium.task(self.task_id)
+        if view.model_commitment is None or view.metrics_digest is None:
+            raise LedgerError(
+                f"task 0x{self.task_id.hex()} is {view.state.name}: no model is committed",
+                id="gateway.release.not_trained",
+            )
+        record = runtime_record(self.consortium, self.task_id)
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        with connect(
+            runtime,
+            identity,
+            appraiser=self._runtime_appraiser(),
+            peer_component=Component.ANALYSIS,
+            fresh_nonces=blocks,
+        ) as channel:
+            self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)
+            intake = GatewayIntake(
+                channel,
+                task_id=self.task_id,
+                party=self.name,
+                own_fingerprint=identity.fingerprint,
+                sign=self._sign,
+            )
+            payload = intake.fetch_release()
+        return verify_release(
+            payload,
+            party=self.name,
+            task_id=self.task_id,
+            metrics_digest=view.metrics_digest,
+            model_commitment=view.model_commitment,
+        )
+
+    def _runtime_appraiser(self) -> Appraiser:
+        pins = self.spec.measurements.pins()
+        return Appraiser(
+            AppraisalPolicy(
+                measurements=OnChainMeasurements(self.consortium),
+                pinned={Component.ANALYSIS: pins[Component.ANALYSIS].digest},
+                allow_simulated=self.consortium.simulated_tee_allowed(),
+            )
         )
 
     def _payloads(

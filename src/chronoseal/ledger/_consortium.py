@@ -517,6 +517,10 @@ class ComponentSession(Session):
             as_bytes32(metrics_digest),
         )
 
+    def abort_as_component(self, task_id: Bytes32Like, reason: str) -> Receipt:
+        """The bound component gives up on the task; ``reason`` (a refusal id) goes on chain."""
+        return self._send("abort_as_component", as_bytes32(task_id), reason[:64])
+
     def acknowledge_prediction(self, task_id: Bytes32Like, evidence: Bytes32Like) -> Receipt:
         """The bound analysis runtime accepts the prediction runtime it hands the model to."""
         return self._send("acknowledge_prediction", as_bytes32(task_id), as_bytes32(evidence))

@@ -4,7 +4,9 @@ The task's life (DESIGN.md) as far as it is built: deploy, register measurements
 let each party review the task with its own copy of the spec and approve it; then start the
 analysis runtime (attested, recorded on chain) and one gateway per party, which verify it,
 acknowledge it on chain and stream their desensitized data over real mutual TLS on
-loopback. Every figure the report carries about the chain is read back from it.
+loopback; the runtime trains, back-tests and values each party, commits the model (Trained)
+and every party fetches what the task releases to it, checked against the chain. Every
+figure the report carries is read back from the chain or from what a party received.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Literal
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.analysis import AnalysisRuntime
+from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import Attester, SimulatedAttester, installed_measurement
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
@@ -53,7 +55,7 @@ from ._scenario import Scenario
 FUNDING_WEI = 10**20
 
 Log = Callable[[str], None]
-Stage = Literal["approved", "running"]
+Stage = Literal["approved", "running", "trained"]
 StreamProgress = Callable[[str, int, int], None]
 """(party, rows sent so far, total rows or 0 when unknown) after every batch."""
 
@@ -88,6 +90,36 @@ class DemoReport:
     events: list[TimelineEntry] = field(default_factory=list)
     parties: list[PartyReport] = field(default_factory=list)
     tee: str = "simulated"
+    model_commitment: str | None = None
+    releases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    target_party: str = ""
+
+    def released(self, key: str) -> Any:
+        """A released item as the parties received it (every recipient gets the same)."""
+        return next((r[key] for _, r in sorted(self.releases.items()) if key in r), None)
+
+    def analysis_json(self) -> dict[str, Any]:
+        """The model, baseline and contributions: the values released to the parties."""
+        out: dict[str, Any] = {}
+        model = self.released("model")
+        if model is not None:
+            out["model"] = {
+                "family": model["family"],
+                "commitment": model["commitment"],
+                "metrics": model["metrics"],
+            }
+        baseline = self.released("baseline")
+        if baseline is not None:
+            out["baseline"] = baseline
+        contribution = self.released("contribution")
+        if contribution is not None:
+            out["contribution"] = contribution["delta_mase"]
+            out["contribution_method"] = {
+                k: contribution[k] for k in ("method", "reference", "coalitions", "note")
+            }
+        if self.releases:
+            out["releases"] = {p: sorted(set(r) - _ENVELOPE) for p, r in self.releases.items()}
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,7 +159,11 @@ class DemoReport:
                 }
                 for e in self.events
             ],
+            **self.analysis_json(),
         }
+
+
+_ENVELOPE = {"task_id", "party", "nonce"}
 
 
 class DemoConsortium:
@@ -139,10 +175,12 @@ class DemoConsortium:
         log: Log,
         chain: ChainBackend | None = None,
         progress: StreamProgress | None = None,
+        analysis_progress: AnalysisProgress | None = None,
     ) -> None:
         self.scenario = scenario
         self.log = log
         self.progress = progress
+        self.analysis_progress = analysis_progress
         self.chain = chain if chain is not None else EmbeddedChain()
         self.spec = resolve_measurements(scenario.spec, installed_measurement)
         self.task_id = task_id(self.spec)
@@ -197,11 +235,14 @@ class DemoConsortium:
         )
         self.log(f"{proposer} proposed task 0x{self.task_id.hex()[:16]}… ({spec.task.name})")
 
-    def run(self, until: Stage = "running") -> DemoReport:
+    def run(self, until: Stage = "trained") -> DemoReport:
         tid = self.task_id
         self.propose()
         self.review_and_approve(self.spec, tid)
-        parties = self.stream() if until == "running" else []
+        parties: list[PartyReport] = []
+        releases: dict[str, dict[str, Any]] = {}
+        if until != "approved":
+            parties, releases = self.stream(train=until == "trained")
         view = self.consortium.task(tid)
         return DemoReport(
             chain=chain_stats(self.chain),
@@ -213,6 +254,11 @@ class DemoConsortium:
             approved_by=view.approved_by,
             events=[_entry(self, e) for e in read_events(self.consortium)],
             parties=parties,
+            model_commitment=(
+                "0x" + view.model_commitment.hex() if view.model_commitment is not None else None
+            ),
+            releases=releases,
+            target_party=self.spec.target_dataset().party,
         )
 
     def start_runtime(self, attester: Attester | None = None) -> AnalysisRuntime:
@@ -229,14 +275,16 @@ class DemoConsortium:
         runtime.start()
         return runtime
 
-    def stream(self) -> list[PartyReport]:
-        """Start the analysis runtime and every party's gateway; wait for all streams."""
+    def stream(self, train: bool = True) -> tuple[list[PartyReport], dict[str, dict[str, Any]]]:
+        """Start the analysis runtime and every party's gateway; wait for all streams; then
+        (``train``) let the runtime train and every party fetch its release."""
         spec, tid = self.spec, self.task_id
         runtime = self.start_runtime()
         self.log(
             f"analysis runtime attested (simulated TEE) and recorded on chain; "
             f"serving mutual RA-TLS on {runtime.address[0]}:{runtime.address[1]}"
         )
+        releases: dict[str, dict[str, Any]] = {}
         try:
             with tempfile.TemporaryDirectory(prefix="chronoseal-demo-") as state:
                 gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
@@ -246,10 +294,13 @@ class DemoConsortium:
                         for gw in gateways
                     ]
                     reports = [f.result() for f in futures]
-            if not runtime.wait(timeout=60):
-                raise LedgerError(
-                    "the runtime did not receive every stream", id="analysis.intake.incomplete"
-                )
+                if not runtime.wait(timeout=60):
+                    raise LedgerError(
+                        "the runtime did not receive every stream",
+                        id="analysis.intake.incomplete",
+                    )
+                if train:
+                    releases = self.train(runtime, gateways)
         finally:
             runtime.stop()
         out = []
@@ -269,7 +320,28 @@ class DemoConsortium:
                     commitment_matched=matched,
                 )
             )
-        return out
+        return out, releases
+
+    def train(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> dict[str, dict[str, Any]]:
+        """The runtime trains and commits; each party fetches and checks its release."""
+        self.log(
+            f"every commitment matched: the runtime joins the data and back-tests "
+            f"{self.spec.model.family} ({self.spec.evaluation.windows} windows of "
+            f"{self.spec.model.horizon}) against single-party baselines"
+        )
+        trained = runtime.analyse(self.analysis_progress)
+        self.log(
+            f"model bundle sealed in the runtime ({len(trained.bundle):,} bytes); commitment "
+            f"0x{trained.commitment.hex()[:16]}… and release digest posted on chain (Trained)"
+        )
+        releases = {}
+        for gw in gateways:
+            releases[gw.name] = gw.fetch_release(runtime.address)
+            self.log(
+                f"{gw.name} fetched its release over the attested channel and checked it "
+                f"against the chain: {', '.join(sorted(set(releases[gw.name]) - _ENVELOPE))}"
+            )
+        return releases
 
     def gateway(self, org: str, state: Path) -> Gateway:
         """``org``'s gateway for the task, acting with ``org``'s registered key."""
@@ -326,13 +398,14 @@ def run_demo(
     log: Log,
     chain: ChainBackend | None = None,
     progress: StreamProgress | None = None,
-    until: Stage = "running",
+    analysis_progress: AnalysisProgress | None = None,
+    until: Stage = "trained",
 ) -> DemoReport:
     """Run the task up to ``until`` (as far as it is built); return what the chain says.
 
     ``chain`` defaults to a fresh embedded chain; pass one to inspect it afterwards.
     """
-    return DemoConsortium(scenario, log, chain, progress).run(until)
+    return DemoConsortium(scenario, log, chain, progress, analysis_progress).run(until)
 
 
 def _entry(world: DemoConsortium, ev: ChainEvent) -> TimelineEntry:
@@ -350,6 +423,8 @@ def _entry(world: DemoConsortium, ev: ChainEvent) -> TimelineEntry:
 
 
 def _field(world: DemoConsortium, key: str, value: Any) -> Any:
+    if key == "org" and isinstance(value, str) and int(value, 16) == 0:
+        return "—"
     if key == "org" and isinstance(value, str):
         return world.consortium.org_name(bytes.fromhex(value.removeprefix("0x")))
     if key in {"to_state", "from_state"}:

@@ -17,7 +17,9 @@ from ._load import (
     task_id,
 )
 from ._model import (
+    Availability,
     Component,
+    ContributionRelease,
     Dataset,
     Evaluation,
     Join,
@@ -48,16 +50,19 @@ from ._policy import (
     Truncate,
 )
 from ._review import OnChainTask, ReviewProblem, review_task
-from ._validate import METRICS, MODEL_FAMILIES
+from ._validate import EXOGENOUS_FAMILIES, METRICS, MODEL_FAMILIES
 
 __all__ = [
+    "EXOGENOUS_FAMILIES",
     "METRICS",
     "MODEL_FAMILIES",
+    "Availability",
     "Budget",
     "Clip",
     "ColumnPolicy",
     "Component",
     "Consent",
+    "ContributionRelease",
     "Dataset",
     "DatasetPolicy",
     "Drop",

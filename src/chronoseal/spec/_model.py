@@ -56,8 +56,18 @@ class Participant(_Strict):
     roles: list[Role] = Field(min_length=1)
 
 
+Availability = Literal["future_known", "past_only"]
+"""When a covariate's value for time t exists: ``future_known`` ones (a calendar, a weather
+*forecast*) are known for the whole horizon and enter the model at their own time;
+``past_only`` ones (another party's measurements) enter only as lags of at least the horizon."""
+
+
 class Dataset(_Strict):
-    """A party's table as the task sees it; ``source`` is the party's own logical name for it."""
+    """A party's table as the task sees it; ``source`` is the party's own logical name for it.
+
+    ``availability`` (and per column ``column_availability``) says when each value column is
+    known, so that no covariate reaches the model before it could exist.
+    """
 
     party: str
     name: str
@@ -67,16 +77,40 @@ class Dataset(_Strict):
     value_columns: list[str] = Field(min_length=1)
     frequency: str
     policy: DatasetPolicy
+    availability: Availability | None = None
+    column_availability: dict[str, Availability] = Field(default_factory=dict)
 
     def columns(self) -> list[str]:
         return [self.time_column, *self.entity_columns, *self.value_columns]
 
+    def released(self, column: str) -> bool:
+        """Whether the column leaves the party (default deny: no rule, nothing leaves)."""
+        rule = self.policy.columns.get(column)
+        return rule is not None and rule.action != "drop"
+
+    def availability_of(self, column: str) -> Availability | None:
+        return self.column_availability.get(column, self.availability)
+
+    def effective_frequency(self) -> str:
+        """The frequency of what leaves the party: its resampling target, if any."""
+        return self.policy.resample.to if self.policy.resample is not None else self.frequency
+
 
 class Join(_Strict):
-    """Vertical: parties hold different columns of the same entities and times."""
+    """How the runtime aligns the parties' tables, and what it does with imperfect data.
+
+    Vertical: parties hold different columns of the same entities and times; horizontal:
+    series of the same kind, unioned with ``unique_id`` scoped by party. Every rule defaults to
+    ``refuse``: the runtime never repairs data in a way the parties did not approve.
+    """
 
     kind: Literal["vertical", "horizontal"]
     on: list[str] = Field(min_length=1)
+    naive_timezone: str | None = None
+    off_grid: Literal["refuse", "floor"] = "refuse"
+    duplicates: Literal["refuse", "mean", "sum", "min", "max", "last"] = "refuse"
+    target_gaps: Literal["refuse", "interpolate", "ffill", "zero"] = "refuse"
+    covariate_gaps: Literal["refuse", "ffill", "zero"] = "refuse"
 
 
 class Target(_Strict):
@@ -85,17 +119,34 @@ class Target(_Strict):
 
 
 class Model(_Strict):
+    """``exogenous = "declared"`` uses every released covariate as its dataset declares
+    (``availability``); ``"none"`` uses the target's own history only. ``holidays`` adds a
+    public holiday calendar (a country code for the ``holidays`` package) to the calendar
+    features; ``local_input_size`` bounds the history each local statsforecast model fits on
+    (statsforecast's ``input_size``), global models always see all of it."""
+
     family: str
     target: Target
     horizon: int = Field(ge=1, le=10_000)
     season_length: int = Field(ge=1, le=10_000)
-    exogenous: Literal["future_known", "none"] = "future_known"
+    exogenous: Literal["declared", "none"] = "declared"
+    holidays: str | None = Field(default=None, min_length=2, max_length=16)
+    seasonalities: list[int] = Field(default_factory=list, max_length=4)
+    local_input_size: int | None = Field(default=None, ge=2)
 
 
 class Evaluation(_Strict):
+    """Rolling-origin back-test, as statsforecast's ``cross_validation(h, n_windows,
+    step_size)``; ``level`` is the prediction-interval level scored by ``coverage``."""
+
     windows: int = Field(ge=1, le=100)
     step_size: int | None = Field(default=None, ge=1)
     metrics: list[str] = Field(min_length=1)
+    level: int = Field(default=90, ge=50, le=99)
+    short_series: Literal["refuse", "drop"] = "refuse"
+
+    def step(self, horizon: int) -> int:
+        return self.step_size if self.step_size is not None else horizon
 
 
 class MetricsRelease(_Strict):
@@ -107,9 +158,16 @@ class ForecastRelease(_Strict):
     to: list[str] = Field(min_length=1)
 
 
+class ContributionRelease(_Strict):
+    """Who learns each data provider's value to the model (its MASE change)."""
+
+    to: list[str] = Field(min_length=1)
+
+
 class Release(_Strict):
     metrics: MetricsRelease
     forecasts: ForecastRelease
+    contribution: ContributionRelease | None = None
 
 
 class MeasurementPin(_Strict):
@@ -157,3 +215,12 @@ class TaskSpec(_Strict):
 
     def data_providers(self) -> list[str]:
         return [p.org for p in self.participants if Role.DATA_PROVIDER in p.roles]
+
+    def dataset(self, name: str) -> Dataset | None:
+        return next((d for d in self.datasets if d.name == name), None)
+
+    def target_dataset(self) -> Dataset:
+        ds = self.dataset(self.model.target.dataset)
+        if ds is None:
+            raise ValueError(f"no dataset named {self.model.target.dataset!r}")
+        return ds

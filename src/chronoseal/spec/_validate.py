@@ -4,27 +4,34 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chronoseal.errors import SpecProblem
 
 from ._model import HEX32, Dataset, Role, TaskKind, TaskSpec, is_name
 from ._policy import ENTITY_ACTIONS, TIME_ACTIONS, VALUE_ACTIONS, is_frequency
 
-#: Model families the analysis runtime implements, per task kind.
+_FAMILIES = frozenset(
+    {
+        "mlforecast-lightgbm",
+        "statsforecast-autoets",
+        "statsforecast-autoarima",
+        "statsforecast-autotheta",
+        "statsforecast-mstl",
+        "seasonal-naive",
+    }
+)
+#: Model families the analysis runtime implements, per task kind. An anomaly task flags the
+#: points outside the back-tested prediction interval of any forecasting family.
 MODEL_FAMILIES: dict[TaskKind, frozenset[str]] = {
-    TaskKind.FORECAST: frozenset(
-        {
-            "mlforecast-lightgbm",
-            "statsforecast-autoets",
-            "statsforecast-autoarima",
-            "seasonal-naive",
-        }
-    ),
-    TaskKind.ANOMALY: frozenset({"statsforecast-mstl-anomaly", "seasonal-naive-anomaly"}),
+    TaskKind.FORECAST: _FAMILIES,
+    TaskKind.ANOMALY: _FAMILIES,
 }
+#: Families that use covariates; the others forecast each series from its own history.
+EXOGENOUS_FAMILIES = frozenset({"mlforecast-lightgbm", "statsforecast-autoarima"})
 METRICS: dict[TaskKind, frozenset[str]] = {
-    TaskKind.FORECAST: frozenset({"mae", "rmse", "mase", "smape", "mape"}),
-    TaskKind.ANOMALY: frozenset({"anomaly_rate", "mae", "rmse"}),
+    TaskKind.FORECAST: frozenset({"mae", "rmse", "mase", "smape", "mape", "coverage"}),
+    TaskKind.ANOMALY: frozenset({"anomaly_rate", "mae", "rmse", "mase", "smape", "coverage"}),
 }
 INSTALLED = "installed"
 
@@ -39,6 +46,9 @@ def _problems(spec: TaskSpec) -> Iterator[SpecProblem]:
     for i, ds in enumerate(spec.datasets):
         yield from _dataset(spec, ds, f"datasets[{i}]")
     yield from _join_and_model(spec)
+    yield from _join_shape(spec)
+    yield from _covariates(spec)
+    yield from _calendar(spec)
     yield from _release(spec)
     yield from _measurements(spec)
 
@@ -165,8 +175,139 @@ def _join_and_model(spec: TaskSpec) -> Iterator[SpecProblem]:
             )
 
 
+def _join_shape(spec: TaskSpec) -> Iterator[SpecProblem]:
+    """What the runtime's join needs to be well defined: one grid, unambiguous keys."""
+    target = spec.dataset(spec.model.target.dataset)
+    if target is None:
+        return
+    if spec.join.naive_timezone is not None and not _is_zone(spec.join.naive_timezone):
+        yield SpecProblem(
+            "join.naive_timezone",
+            f"{spec.join.naive_timezone!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)",
+        )
+    freq = target.effective_frequency()
+    for i, ds in enumerate(spec.datasets):
+        if ds.effective_frequency() != freq:
+            yield SpecProblem(
+                f"datasets[{i}].frequency",
+                f"{ds.name!r} is released at {ds.effective_frequency()!r} but the target at "
+                f"{freq!r}: resample it to {freq!r} in its policy",
+            )
+    if spec.join.kind == "vertical":
+        for i, ds in enumerate(spec.datasets):
+            loose = [c for c in ds.entity_columns if ds.released(c) and c not in spec.join.on]
+            if ds is not target and loose:
+                yield SpecProblem(
+                    f"datasets[{i}].entity_columns",
+                    f"entity column(s) {', '.join(loose)} of a covariate dataset must be in "
+                    "join.on (or dropped), or one target row would match several of its rows",
+                )
+        return
+    column = spec.model.target.column
+    for i, ds in enumerate(spec.datasets):
+        if column not in ds.value_columns or not ds.released(column):
+            yield SpecProblem(
+                f"datasets[{i}].value_columns",
+                f"a horizontal join needs the target column {column!r} in every dataset",
+            )
+        extra = sorted(
+            set(_covariate_columns(spec, ds)) - set(_covariate_columns(spec, target))
+        ) or sorted(set(_covariate_columns(spec, target)) - set(_covariate_columns(spec, ds)))
+        if extra:
+            yield SpecProblem(
+                f"datasets[{i}].value_columns",
+                f"a horizontal join needs the same covariates in every dataset; "
+                f"{', '.join(extra)} differ from the target dataset's",
+            )
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _covariate_columns(spec: TaskSpec, ds: Dataset) -> list[str]:
+    """Released value columns the model may use besides the target."""
+    return [
+        c
+        for c in ds.value_columns
+        if ds.released(c)
+        and not (ds.name == spec.model.target.dataset and c == spec.model.target.column)
+        and not (spec.join.kind == "horizontal" and c == spec.model.target.column)
+    ]
+
+
+def _covariates(spec: TaskSpec) -> Iterator[SpecProblem]:
+    """Every covariate says when it is known; otherwise leakage is one default away."""
+    for i, ds in enumerate(spec.datasets):
+        for col in sorted(ds.column_availability):
+            if col not in ds.value_columns:
+                yield SpecProblem(
+                    f"datasets[{i}].column_availability.{col}", "not a value column of it"
+                )
+            elif col not in _covariate_columns(spec, ds):
+                yield SpecProblem(
+                    f"datasets[{i}].column_availability.{col}",
+                    "the target or a dropped column is not a covariate",
+                )
+        if spec.model.exogenous != "declared":
+            continue
+        missing = [c for c in _covariate_columns(spec, ds) if ds.availability_of(c) is None]
+        if missing:
+            yield SpecProblem(
+                f"datasets[{i}].availability",
+                f"say when {', '.join(missing)} are known: availability = 'future_known' "
+                "(a calendar, a forecast) or 'past_only' (measurements), per dataset or in "
+                "column_availability — or set model.exogenous = 'none'",
+            )
+
+
+def _calendar(spec: TaskSpec) -> Iterator[SpecProblem]:
+    model = spec.model
+    if model.holidays is not None:
+        if not _is_holiday_calendar(model.holidays):
+            yield SpecProblem(
+                "model.holidays",
+                f"{model.holidays!r} is not a holiday calendar: a country code, optionally "
+                "with a subdivision (US, DE-BY, AU-VIC)",
+            )
+        if any(d.policy.time_shift is not None for d in spec.datasets):
+            yield SpecProblem(
+                "model.holidays",
+                "holiday features need true dates, but a policy shifts time by a secret offset",
+            )
+    for i, s in enumerate(model.seasonalities):
+        if s < 2 or s == model.season_length:
+            yield SpecProblem(
+                f"model.seasonalities[{i}]",
+                "an extra seasonal period must be at least 2 and differ from season_length",
+            )
+    if model.seasonalities and model.family != "statsforecast-mstl":
+        yield SpecProblem(
+            "model.seasonalities", "extra seasonalities are used by statsforecast-mstl only"
+        )
+
+
+def _is_holiday_calendar(code: str) -> bool:
+    import holidays  # the calendar data is only needed when a task names one
+
+    country, _, subdiv = code.partition("-")
+    try:
+        holidays.country_holidays(country, subdiv=subdiv or None, years=2000)
+    except NotImplementedError:
+        return False
+    return True
+
+
 def _release(spec: TaskSpec) -> Iterator[SpecProblem]:
     orgs = {p.org for p in spec.participants}
+    if spec.release.contribution is not None:
+        for i, org in enumerate(spec.release.contribution.to):
+            if org not in orgs:
+                yield SpecProblem(f"release.contribution.to[{i}]", f"{org!r} is not a participant")
     for i, org in enumerate(spec.release.metrics.to):
         if org not in orgs:
             yield SpecProblem(f"release.metrics.to[{i}]", f"{org!r} is not a participant")

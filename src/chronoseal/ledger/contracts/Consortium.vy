@@ -258,6 +258,12 @@ event ModelCommitted:
     commitment: bytes32
     metrics_digest: bytes32
 
+event ComponentAborted:
+    task_id: indexed(bytes32)
+    kind: indexed(uint8)
+    component: indexed(address)
+    reason: String[64]
+
 event AuditRootPosted:
     task_id: indexed(bytes32)
     batch: indexed(uint256)
@@ -688,6 +694,24 @@ def abort_task(task_id: bytes32):
     if block.timestamp <= self.tasks[task_id].deadline:
         assert self.task_roles[task_id][org] != 0, "ledger.task.not_participant"
     self._transition(task_id, S_ABORTED, org)
+
+
+@external
+def abort_as_component(task_id: bytes32, reason: String[64]):
+    """
+    @notice A bound component gives up on the task with a refusal id (e.g. the analysis
+            runtime finding too little history): Aborted, with the reason on chain.
+    """
+    state: uint8 = self._state(task_id)
+    assert len(reason) > 0, "ledger.abort.no_reason"
+    kind: uint8 = 0
+    if msg.sender == self.tasks[task_id].analysis and (state == S_RUNNING or state == S_TRAINED):
+        kind = KIND_ANALYSIS
+    elif msg.sender == self.tasks[task_id].prediction and (state == S_TRAINED or state == S_SERVING):
+        kind = KIND_PREDICTION
+    assert kind != 0, "ledger.component.not_bound"
+    log ComponentAborted(task_id=task_id, kind=kind, component=msg.sender, reason=reason)
+    self._transition(task_id, S_ABORTED, empty(bytes32))
 
 
 @external

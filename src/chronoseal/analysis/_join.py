@@ -1,0 +1,458 @@
+"""The parties' desensitized tables joined into statsforecast's long format, inside the TEE.
+
+Vertical: the target dataset gives ``unique_id`` (its entity columns) and ``y``; every other
+dataset contributes covariates aligned on time and the entity columns named in ``join.on``.
+Horizontal: every dataset gives series of the target column, unioned with ``unique_id``
+scoped by party (``party/entity``) so no two parties' series collide.
+
+Imperfect data is handled only as ``[join]`` says (naive vs aware times, off-grid
+timestamps, duplicate keys, gaps in the target, covariates missing where the target exists);
+every default is *refuse*. A refusal names the dataset, the column and a row count, never a
+value, and the runtime aborts the task on chain with its id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from chronoseal.errors import AnalysisError
+from chronoseal.model import DS, ID, Grid, Y, as_float, is_aware, is_time, to_utc
+from chronoseal.spec import Availability, Dataset, TaskSpec
+
+log = logging.getLogger("chronoseal.analysis")
+_SEP = "|"
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """One model input besides the target's history, with who holds it and when it exists."""
+
+    name: str
+    party: str
+    dataset: str
+    column: str
+    availability: Availability
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Something the join did to the data because ``[join]`` allowed it (counts only)."""
+
+    id: str
+    dataset: str
+    column: str
+    rows: int
+
+
+@dataclass
+class Panel:
+    """The joined frame (``unique_id``, ``ds``, ``y`` + covariates) and where it came from."""
+
+    frame: pd.DataFrame
+    grid: Grid
+    target_party: str
+    covariates: list[Covariate]
+    series_party: dict[str, str]
+    repairs: list[Repair] = field(default_factory=list)
+
+    @property
+    def providers(self) -> list[str]:
+        """Data providers other than the target party that contribute something."""
+        seen = {c.party for c in self.covariates} | set(self.series_party.values())
+        return sorted(seen - {self.target_party})
+
+    def target_series(self) -> list[str]:
+        return sorted(u for u, p in self.series_party.items() if p == self.target_party)
+
+    def columns_of(self, parties: frozenset[str] | set[str]) -> list[str]:
+        """Covariates a coalition holds (a horizontal join's shared columns: always)."""
+        return [c.name for c in self.covariates if c.party in parties or c.party == "*"]
+
+
+def _refuse(message: str, id: str, **context: object) -> AnalysisError:
+    return AnalysisError(message, id=id, context=context)
+
+
+def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
+    """Join every data provider's table (keyed by party) as the spec says."""
+    grid = Grid.parse(spec.target_dataset().effective_frequency())
+    datasets = {d.name: d for d in spec.datasets}
+    missing = [d.party for d in datasets.values() if d.party not in tables]
+    if missing:
+        raise _refuse(
+            f"no data arrived from {', '.join(sorted(missing))}",
+            "analysis.intake.missing_party",
+            parties=sorted(missing),
+        )
+    _check_zones(spec, tables)
+    repairs: list[Repair] = []
+    frames = {
+        name: _normalised(spec, ds, tables[ds.party], grid, repairs)
+        for name, ds in datasets.items()
+    }
+    target = spec.target_dataset()
+    if spec.join.kind == "vertical":
+        panel = _vertical(spec, target, frames, grid, repairs)
+    else:
+        panel = _horizontal(spec, frames, grid, repairs)
+    _check_target(spec, panel)
+    for r in repairs:
+        log.info("join: %s on %s.%s, %d rows", r.id, r.dataset, r.column, r.rows)
+    return panel
+
+
+def _check_zones(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> None:
+    aware: list[str] = []
+    naive: list[str] = []
+    for ds in spec.datasets:
+        table = tables[ds.party]
+        if ds.time_column not in table.column_names:
+            raise _refuse(
+                f"dataset {ds.name!r} arrived without its time column {ds.time_column!r}",
+                "analysis.join.missing_column",
+                dataset=ds.name,
+                column=ds.time_column,
+            )
+        kind = table.schema.field(ds.time_column).type
+        if not is_time(kind):
+            raise _refuse(
+                f"dataset {ds.name!r}: time column {ds.time_column!r} is {kind}, not a date or "
+                "timestamp",
+                "analysis.join.time_type",
+                dataset=ds.name,
+                column=ds.time_column,
+            )
+        (aware if is_aware(kind) else naive).append(ds.name)
+    if aware and naive and spec.join.naive_timezone is None:
+        raise _refuse(
+            f"datasets {', '.join(naive)} carry naive times and {', '.join(aware)} "
+            "zone-aware ones; set join.naive_timezone to the zone the naive times are in",
+            "analysis.join.timezone_mix",
+            naive=naive,
+            aware=aware,
+        )
+
+
+def _normalised(
+    spec: TaskSpec, ds: Dataset, table: pa.Table, grid: Grid, repairs: list[Repair]
+) -> pd.DataFrame:
+    """One dataset as (keys…, ds, values…): UTC times on the grid, one row per key."""
+    wanted = [c for c in ds.columns() if ds.released(c)]
+    absent = [c for c in wanted if c not in table.column_names]
+    if absent:
+        raise _refuse(
+            f"dataset {ds.name!r} arrived without column(s) {', '.join(absent)}",
+            "analysis.join.missing_column",
+            dataset=ds.name,
+            column=absent[0],
+        )
+    n = table.num_rows
+    try:
+        times = to_utc(table.column(ds.time_column), spec.join.naive_timezone)
+    except ValueError as exc:
+        raise _refuse(
+            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
+            "analysis.join.time_ambiguous",
+            dataset=ds.name,
+            column=ds.time_column,
+        ) from None
+    nulls = int(times.isna().sum())
+    if nulls:
+        raise _refuse(
+            f"dataset {ds.name!r}: {nulls} of {n} rows have no time in {ds.time_column!r}",
+            "analysis.join.null_time",
+            dataset=ds.name,
+            column=ds.time_column,
+            rows=nulls,
+        )
+    snapped = grid.snap(times)
+    off = int((snapped != times).sum())
+    if off:
+        if spec.join.off_grid == "refuse":
+            raise _refuse(
+                f"dataset {ds.name!r}: {off} of {n} timestamps in {ds.time_column!r} are not on "
+                f"the {grid.alias!r} grid (join.off_grid = 'floor' snaps them to their period)",
+                "analysis.join.off_grid",
+                dataset=ds.name,
+                column=ds.time_column,
+                rows=off,
+            )
+        repairs.append(Repair("analysis.join.off_grid", ds.name, ds.time_column, off))
+    out = pd.DataFrame({DS: snapped.to_numpy()})
+    for col in _keys_of(spec, ds):
+        values = pd.Series(table.column(col).to_pandas()).astype("string")
+        blank = int(values.isna().sum())
+        if blank:
+            raise _refuse(
+                f"dataset {ds.name!r}: {blank} of {n} rows have no value in entity column {col!r}",
+                "analysis.join.null_key",
+                dataset=ds.name,
+                column=col,
+                rows=blank,
+            )
+        out[col] = values.to_numpy()
+    for col in ds.value_columns:
+        if ds.released(col):
+            out[col] = as_float(pd.Series(table.column(col).to_pandas())).to_numpy()
+    return _deduplicated(spec, ds, out, repairs)
+
+
+def _keys_of(spec: TaskSpec, ds: Dataset) -> list[str]:
+    """Entity columns that identify a row: the target's own, or those in ``join.on``."""
+    released = [c for c in ds.entity_columns if ds.released(c)]
+    if spec.join.kind == "horizontal" or ds.name == spec.model.target.dataset:
+        return released
+    return [c for c in released if c in spec.join.on]
+
+
+def _deduplicated(
+    spec: TaskSpec, ds: Dataset, frame: pd.DataFrame, repairs: list[Repair]
+) -> pd.DataFrame:
+    keys = [DS, *_keys_of(spec, ds)]
+    dup = int(frame.duplicated(keys).sum())
+    if not dup:
+        return frame.sort_values([*keys[1:], DS], kind="stable").reset_index(drop=True)
+    rule = spec.join.duplicates
+    if rule == "refuse":
+        raise _refuse(
+            f"dataset {ds.name!r}: {dup} rows repeat an (entity, {ds.time_column}) key "
+            "(join.duplicates chooses how to combine them)",
+            "analysis.join.duplicate_keys",
+            dataset=ds.name,
+            column=ds.time_column,
+            rows=dup,
+        )
+    repairs.append(Repair("analysis.join.duplicate_keys", ds.name, ds.time_column, dup))
+    grouped = frame.groupby([*keys[1:], DS], sort=True, dropna=False)
+    combined = grouped.last() if rule == "last" else grouped.agg(rule)
+    return combined.reset_index()
+
+
+def _uid(frame: pd.DataFrame, keys: list[str], fallback: str) -> pd.Series:
+    if not keys:
+        return pd.Series(fallback, index=frame.index, dtype="object")
+    joined = frame[keys[0]].astype("object")
+    for k in keys[1:]:
+        joined = joined + _SEP + frame[k].astype("object")
+    return joined
+
+
+def _covariates_of(spec: TaskSpec, ds: Dataset, prefix: bool) -> list[Covariate]:
+    if spec.model.exogenous == "none":
+        return []
+    out = []
+    for col in ds.value_columns:
+        if not ds.released(col):
+            continue
+        if spec.join.kind == "horizontal" and col == spec.model.target.column:
+            continue
+        if ds.name == spec.model.target.dataset and col == spec.model.target.column:
+            continue
+        availability = ds.availability_of(col)
+        if availability is None:
+            raise _refuse(
+                f"dataset {ds.name!r}: covariate {col!r} does not say when it is known",
+                "analysis.covariate.availability",
+                dataset=ds.name,
+                column=col,
+            )
+        name = f"{ds.name}__{col}" if prefix else col
+        out.append(Covariate(name, ds.party, ds.name, col, availability))
+    return out
+
+
+def _vertical(
+    spec: TaskSpec,
+    target: Dataset,
+    frames: dict[str, pd.DataFrame],
+    grid: Grid,
+    repairs: list[Repair],
+) -> Panel:
+    base = frames[target.name]
+    keys = _keys_of(spec, target)
+    panel = pd.DataFrame(
+        {
+            ID: _uid(base, keys, target.name).to_numpy(),
+            DS: base[DS].to_numpy(),
+            Y: base[spec.model.target.column].to_numpy(),
+        }
+    )
+    on_keys = {k: base[k].to_numpy() for k in keys if k in spec.join.on}
+    covariates: list[Covariate] = []
+    own = _covariates_of(spec, target, prefix=True)
+    for c in own:
+        panel[c.name] = base[c.column].to_numpy()
+    covariates += own
+    panel = _fill_target(spec, panel, grid, target, repairs)
+    for name, frame in frames.items():
+        ds = next(d for d in spec.datasets if d.name == name)
+        if name == target.name:
+            continue
+        these = _covariates_of(spec, ds, prefix=True)
+        if not these:
+            continue
+        join_keys = [k for k in _keys_of(spec, ds) if k in on_keys]
+        right = frame[[*join_keys, DS, *[c.column for c in these]]].rename(
+            columns={c.column: c.name for c in these}
+        )
+        left = panel
+        if join_keys:
+            lookup = pd.DataFrame({ID: _uid(base, keys, target.name), **on_keys}).drop_duplicates()
+            left = panel.merge(lookup, on=ID, how="left")
+        merged = left.merge(right, on=[*join_keys, DS], how="left", validate="many_to_one")
+        if not bool(merged[[c.name for c in these]].notna().any(axis=None)):
+            raise _refuse(
+                f"dataset {name!r} has no row at any time (and key) of the target "
+                f"{target.name!r}: nothing to join",
+                "analysis.join.no_overlap",
+                dataset=name,
+                column=ds.time_column,
+            )
+        panel = merged.drop(columns=join_keys)
+        covariates += these
+    panel = _fill_covariates(spec, panel, covariates, repairs)
+    series_party = dict.fromkeys(panel[ID].unique().tolist(), target.party)
+    return Panel(panel, grid, target.party, covariates, series_party, repairs)
+
+
+def _horizontal(
+    spec: TaskSpec, frames: dict[str, pd.DataFrame], grid: Grid, repairs: list[Repair]
+) -> Panel:
+    target = spec.target_dataset()
+    column = spec.model.target.column
+    parts: list[pd.DataFrame] = []
+    series_party: dict[str, str] = {}
+    covariates = _covariates_of(spec, target, prefix=False)
+    for name, frame in frames.items():
+        ds = next(d for d in spec.datasets if d.name == name)
+        keys = _keys_of(spec, ds)
+        uid = ds.party + "/" + _uid(frame, keys, name).astype("object")
+        part = pd.DataFrame({ID: uid.to_numpy(), DS: frame[DS].to_numpy(), Y: frame[column]})
+        for c in covariates:
+            part[c.name] = frame[c.column].to_numpy()
+        part = _fill_target(spec, part, grid, ds, repairs)
+        series_party.update(dict.fromkeys(part[ID].unique().tolist(), ds.party))
+        parts.append(part)
+    panel = pd.concat(parts, ignore_index=True)
+    # In a horizontal join every party holds its own copy of each covariate column.
+    covariates = [Covariate(c.name, "*", c.dataset, c.column, c.availability) for c in covariates]
+    panel = _fill_covariates(spec, panel, covariates, repairs)
+    return Panel(panel, grid, target.party, covariates, series_party, repairs)
+
+
+def _fill_target(
+    spec: TaskSpec, panel: pd.DataFrame, grid: Grid, ds: Dataset, repairs: list[Repair]
+) -> pd.DataFrame:
+    """Every series on the full grid between its first and last observation."""
+    column = spec.model.target.column
+    observed = panel[panel[Y].notna()]
+    if observed.empty:
+        raise _refuse(
+            f"dataset {ds.name!r}: the target column {column!r} is empty (all null)",
+            "analysis.target.all_null",
+            dataset=ds.name,
+            column=column,
+        )
+    bounds = observed.groupby(ID, sort=True)[DS].agg(["min", "max"])
+    index = pd.MultiIndex.from_tuples(
+        [(uid, t) for uid, (lo, hi) in bounds.iterrows() for t in grid.range(lo, hi)],
+        names=[ID, DS],
+    )
+    full = panel.set_index([ID, DS]).reindex(index)
+    gaps = int(full[Y].isna().sum())
+    if gaps:
+        rule = spec.join.target_gaps
+        if rule == "refuse":
+            series = int(full[Y].isna().groupby(level=ID).any().sum())
+            raise _refuse(
+                f"dataset {ds.name!r}: the target {column!r} misses {gaps} periods inside "
+                f"{series} series (join.target_gaps chooses a fill)",
+                "analysis.target.gaps",
+                dataset=ds.name,
+                column=column,
+                rows=gaps,
+            )
+        repairs.append(Repair("analysis.target.gaps", ds.name, column, gaps))
+        by_series = full[Y].groupby(level=ID, group_keys=False)
+        if rule == "zero":
+            full[Y] = full[Y].fillna(0.0)
+        elif rule == "ffill":
+            full[Y] = by_series.ffill()
+        else:
+            full[Y] = by_series.apply(lambda s: s.interpolate(method="linear", limit_area="inside"))
+    return full.reset_index()
+
+
+def _fill_covariates(
+    spec: TaskSpec, panel: pd.DataFrame, covariates: list[Covariate], repairs: list[Repair]
+) -> pd.DataFrame:
+    """Covariates where the target exists: filled forward in time only (never from the
+    future), and the target trimmed where a covariate has not started yet."""
+    if not covariates:
+        return panel
+    panel = panel.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+    rule = spec.join.covariate_gaps
+    for c in covariates:
+        missing = int(panel[c.name].isna().sum())
+        if not missing:
+            continue
+        if rule == "refuse":
+            raise _refuse(
+                f"dataset {c.dataset!r}: covariate {c.column!r} is missing at {missing} "
+                "target periods (join.covariate_gaps chooses a fill)",
+                "analysis.covariate.gaps",
+                dataset=c.dataset,
+                column=c.column,
+                rows=missing,
+            )
+        repairs.append(Repair("analysis.covariate.gaps", c.dataset, c.column, missing))
+        if rule == "zero":
+            panel[c.name] = panel[c.name].fillna(0.0)
+        else:
+            panel[c.name] = panel.groupby(ID, sort=False)[c.name].ffill()
+    names = [c.name for c in covariates]
+    started = panel[names].notna().all(axis=1).groupby(panel[ID]).cummax()
+    trimmed = int((~started).sum())
+    if trimmed:
+        repairs.append(Repair("analysis.covariate.trimmed", "*", ID, trimmed))
+        panel = panel[started.to_numpy()].reset_index(drop=True)
+    if panel.empty:
+        raise _refuse(
+            "no target period has every covariate: nothing to train on",
+            "analysis.join.no_overlap",
+            dataset=covariates[0].dataset,
+            column=covariates[0].column,
+        )
+    return panel
+
+
+def _check_target(spec: TaskSpec, panel: Panel) -> None:
+    y = panel.frame[Y]
+    column = spec.model.target.column
+    if not bool(np.isfinite(y.to_numpy(dtype="float64")).all()):
+        bad = int((~np.isfinite(y.to_numpy(dtype="float64"))).sum())
+        raise _refuse(
+            f"the target {column!r} has {bad} missing or infinite values after the join",
+            "analysis.target.non_finite",
+            dataset=spec.model.target.dataset,
+            column=column,
+            rows=bad,
+        )
+    spread = panel.frame.groupby(ID)[Y].agg(lambda s: s.max() - s.min())
+    flat = int((spread == 0).sum())
+    if flat:
+        raise _refuse(
+            f"{flat} of {len(spread)} series of the target {column!r} are constant: no "
+            "model can be scored on them (MASE is undefined)",
+            "analysis.target.constant",
+            dataset=spec.model.target.dataset,
+            column=column,
+            rows=flat,
+        )
+    panel.frame = panel.frame[[ID, DS, Y, *[c.name for c in panel.covariates]]]

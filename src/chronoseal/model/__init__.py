@@ -1,0 +1,66 @@
+"""The forecasting families both trusted runtimes share, and the sealed model bundle.
+
+Families come from the libraries made for the field (Nixtla's statsforecast, mlforecast with
+LightGBM); a :class:`Recipe` (plain data, from the task spec) says what each model sees. The
+analysis runtime back-tests and fits them and :func:`seal`\\ s the result; the prediction
+runtime :func:`open_bundle`\\ s it only after the bundle hashes to the on-chain commitment.
+The release format (what each party receives, checkable against the chain) lives here too.
+"""
+
+from ._bundle import LoadedModel, commitment, open_bundle, seal
+from ._families import (
+    LIGHTGBM,
+    Candidate,
+    Fitted,
+    choose_differences,
+    cross_validate,
+    fit,
+    is_global,
+    min_train,
+    quiet_libraries,
+    uses_covariates,
+)
+from ._features import (
+    DS,
+    ID,
+    HolidayFeature,
+    Recipe,
+    Y,
+    model_frame,
+    past_only_lags,
+)
+from ._grid import Grid, as_float, is_aware, is_time, to_utc
+from ._release import ReleaseSet, document_hash, manifest_digest, verify_release
+
+__all__ = [
+    "DS",
+    "ID",
+    "LIGHTGBM",
+    "Candidate",
+    "Fitted",
+    "Grid",
+    "HolidayFeature",
+    "LoadedModel",
+    "Recipe",
+    "ReleaseSet",
+    "Y",
+    "as_float",
+    "choose_differences",
+    "commitment",
+    "cross_validate",
+    "document_hash",
+    "fit",
+    "is_aware",
+    "is_global",
+    "is_time",
+    "manifest_digest",
+    "min_train",
+    "model_frame",
+    "open_bundle",
+    "past_only_lags",
+    "quiet_libraries",
+    "seal",
+    "to_utc",
+    "uses_covariates",
+    "verify_release",
+]

@@ -1,0 +1,261 @@
+"""The sealed model bundle: what the analysis runtime commits on chain and hands over.
+
+Layout (every length big-endian)::
+
+    b"chronoseal-model/1\\n" ‖ u32 len ‖ manifest (RFC 8785 JSON) ‖ (u64 len ‖ part)*
+
+The manifest names the family, the feature recipe, the series and one entry per part
+(name, media type, size, SHA-256). Parts are in formats that are not code wherever the
+library allows: LightGBM's text model, Arrow IPC for the training history and conformity
+scores. statsforecast models exist only as pickles; such a part is produced and consumed
+only inside attested runtimes, and :func:`open_bundle` checks the whole bundle's SHA-256
+against the on-chain commitment before it parses a single byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import pickle
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import rfc8785
+from mlforecast.utils import PredictionIntervals
+
+from chronoseal.errors import ModelError
+
+from ._families import LIGHTGBM, Fitted, mlforecast_for, quiet_libraries, uses_covariates
+from ._features import DS, ID, Recipe, model_frame, with_holidays
+from ._grid import Grid
+
+MAGIC = b"chronoseal-model/1\n"
+LGBM_TEXT = "application/vnd.lightgbm.model+text"
+ARROW = "application/vnd.apache.arrow.stream"
+PICKLE = "application/python-pickle"
+#: Refuse absurd sizes before allocating anything for them.
+MAX_MANIFEST = 1 << 20
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    media_type: str
+    data: bytes
+
+
+def _arrow(frame: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _unarrow(data: bytes) -> pd.DataFrame:
+    return pa.ipc.open_stream(data).read_all().to_pandas()
+
+
+def seal(fitted: Fitted, *, task_id: bytes, name: str) -> bytes:
+    """Serialize a fitted model into bundle bytes; its SHA-256 is the model commitment."""
+    recipe = fitted.recipe
+    if recipe.family == LIGHTGBM:
+        mlf = fitted.model
+        booster = mlf.models_[name].booster_
+        parts = [
+            Part("model", LGBM_TEXT, booster.model_to_string().encode()),
+            Part("history", ARROW, _arrow(fitted.train)),
+        ]
+        intervals: dict[str, Any] | None = None
+        if mlf._cs_df is not None:
+            parts.append(Part("conformity", ARROW, _arrow(mlf._cs_df)))
+            pi = mlf.prediction_intervals
+            intervals = {"n_windows": pi.n_windows, "h": pi.h, "method": pi.method}
+    else:
+        parts = [
+            Part("model", PICKLE, pickle.dumps(fitted.model, protocol=5)),
+            Part("history", ARROW, _arrow(fitted.train)),
+        ]
+        intervals = None
+    last = fitted.train.groupby(ID, sort=True)[DS].max()
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "task_id": "0x" + task_id.hex(),
+        "family": recipe.family,
+        "model_name": name,
+        "recipe": recipe.to_json(),
+        "intervals": intervals,
+        "series": {str(k): pd.Timestamp(v).isoformat() for k, v in last.items()},
+        "parts": [
+            {
+                "name": p.name,
+                "media_type": p.media_type,
+                "size": len(p.data),
+                "sha256": hashlib.sha256(p.data).hexdigest(),
+            }
+            for p in parts
+        ],
+    }
+    head = rfc8785.dumps(manifest)
+    out = io.BytesIO()
+    out.write(MAGIC)
+    out.write(struct.pack(">I", len(head)))
+    out.write(head)
+    for p in parts:
+        out.write(struct.pack(">Q", len(p.data)))
+        out.write(p.data)
+    return out.getvalue()
+
+
+def commitment(bundle: bytes) -> bytes:
+    return hashlib.sha256(bundle).digest()
+
+
+class _Booster:
+    """A LightGBM text model behind the ``predict`` mlforecast calls."""
+
+    def __init__(self, text: str) -> None:
+        self._booster = lgb.Booster(model_str=text)
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(self._booster.predict(x))
+
+
+@dataclass
+class LoadedModel:
+    """A bundle opened after its commitment checked: forecasts ``h`` steps per series."""
+
+    manifest: dict[str, Any]
+    recipe: Recipe
+    history: pd.DataFrame
+    _model: Any
+
+    @property
+    def series(self) -> list[str]:
+        return sorted(self.manifest["series"])
+
+    def predict(
+        self, h: int, future: pd.DataFrame | None = None, level: int | None = None
+    ) -> pd.DataFrame:
+        """statsforecast's long format: ``unique_id``, ``ds``, the model, ``-lo-``/``-hi-``.
+
+        ``future`` holds the future-known covariates for the next ``h`` periods (past-only
+        ones enter as lags, computed here from ``history``).
+        """
+        levels = [level] if level is not None else None
+        grid = Grid.parse(self.recipe.freq)
+        with quiet_libraries():
+            x_df = _future_inputs(self.recipe, self.history, future, h, grid)
+            if self.recipe.family == LIGHTGBM:
+                out = self._model.predict(h, X_df=x_df, level=levels)
+            else:
+                out = self._model.predict(h=h, X_df=x_df, level=levels)
+        return pd.DataFrame(out).reset_index(drop=True).rename(columns=lambda c: str(c))
+
+
+def _future_inputs(
+    recipe: Recipe,
+    history: pd.DataFrame,
+    future: pd.DataFrame | None,
+    h: int,
+    grid: Grid,
+) -> pd.DataFrame | None:
+    """The covariate inputs for the next ``h`` periods, or None if the model takes none."""
+    if not uses_covariates(recipe.family):
+        return None
+    if recipe.family == LIGHTGBM and not recipe.exogenous():
+        return None
+    last = history.groupby(ID, sort=True)[DS].max()
+    frame = pd.DataFrame(
+        [
+            (uid, t)
+            for uid, end in last.items()
+            for t in pd.date_range(end, periods=h + 1, freq=grid.pandas)[1:]
+        ],
+        columns=[ID, DS],
+    )
+    if recipe.future_known:
+        if future is None:
+            raise ModelError(
+                f"forecasting needs the future values of {', '.join(recipe.future_known)}",
+                id="model.predict.missing_future",
+            )
+        frame = frame.merge(future[[ID, DS, *recipe.future_known]], on=[ID, DS], how="left")
+    if recipe.past_only:
+        raw = list(recipe.past_only)
+        both = pd.concat([history[[ID, DS, *raw]], frame[[ID, DS]]], ignore_index=True)
+        both = both.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+        lagged = model_frame(both.assign(y=0.0), recipe.with_covariates([], raw))
+        frame = frame.merge(lagged.drop(columns=["y"]), on=[ID, DS], how="left")
+    if recipe.family != LIGHTGBM:
+        frame = with_holidays(frame, recipe, grid)
+    return frame
+
+
+def open_bundle(bundle: bytes, expected: bytes) -> LoadedModel:
+    """Check the bundle against its on-chain commitment, then (only then) load it."""
+    if not hmac.compare_digest(commitment(bundle), expected):
+        raise ModelError(
+            "the model bundle does not hash to the commitment on chain; it was not loaded",
+            id="model.bundle.commitment_mismatch",
+        )
+    manifest, parts = _split(bundle)
+    recipe = Recipe.from_json(manifest["recipe"])
+    history = _unarrow(parts["history"])
+    name = manifest["model_name"]
+    grid = Grid.parse(recipe.freq)
+    if recipe.family == LIGHTGBM:
+        with quiet_libraries():
+            mlf = mlforecast_for(recipe, grid, name)
+            mlf.preprocess(history, static_features=[])
+            mlf.models_ = {name: _Booster(parts["model"].decode())}
+            intervals = manifest.get("intervals")
+            if intervals is not None and "conformity" in parts:
+                mlf._cs_df = _unarrow(parts["conformity"])
+                mlf.prediction_intervals = PredictionIntervals(**intervals)
+            else:
+                mlf._cs_df = None
+        return LoadedModel(manifest, recipe, history, mlf)
+    model = pickle.loads(parts["model"])
+    return LoadedModel(manifest, recipe, history, model)
+
+
+def _split(bundle: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    if not bundle.startswith(MAGIC) or len(bundle) < len(MAGIC) + 4:
+        raise ModelError("not a chronoseal model bundle", id="model.bundle.malformed")
+    at = len(MAGIC)
+    (size,) = struct.unpack_from(">I", bundle, at)
+    at += 4
+    if size > MAX_MANIFEST or at + size > len(bundle):
+        raise ModelError("the bundle's manifest is truncated", id="model.bundle.malformed")
+    try:
+        manifest = json.loads(bundle[at : at + size])
+    except ValueError as exc:
+        raise ModelError("the bundle's manifest is not JSON", id="model.bundle.malformed") from exc
+    at += size
+    parts: dict[str, bytes] = {}
+    for entry in manifest.get("parts", []):
+        if at + 8 > len(bundle):
+            raise ModelError("the bundle is truncated", id="model.bundle.malformed")
+        (n,) = struct.unpack_from(">Q", bundle, at)
+        at += 8
+        data = bundle[at : at + n]
+        at += n
+        if len(data) != n or not hmac.compare_digest(
+            hashlib.sha256(data).hexdigest(), str(entry.get("sha256", ""))
+        ):
+            raise ModelError(
+                f"bundle part {entry.get('name')!r} does not match its manifest entry",
+                id="model.bundle.malformed",
+            )
+        parts[str(entry["name"])] = data
+    if at != len(bundle):
+        raise ModelError("the bundle has trailing bytes", id="model.bundle.malformed")
+    return manifest, parts

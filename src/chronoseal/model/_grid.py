@@ -1,0 +1,143 @@
+"""The task's time grid: spec frequency aliases as pandas offsets, UTC normalisation, snapping.
+
+Spec frequencies are the aliases statsforecast/mlforecast users write (``D``, ``h``,
+``30min``, ``W``, ``MS``, ``M``, ``QS``, ``Y`` …). pandas 2.2 renamed the month/quarter/year
+*end* aliases (``ME``, ``QE``, ``YE``); the runtime maps them once here so that no deprecated
+alias reaches a library.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from chronoseal.errors import AnalysisError
+
+_ALIAS = re.compile(r"^([1-9][0-9]*)?(s|min|h|D|W|MS|M|QS|Q|YS|Y)$")
+_PANDAS = {"M": "ME", "Q": "QE", "Y": "YE", "W": "W-SUN"}
+_PERIOD = {"W": "W-SUN", "MS": "M", "M": "M", "QS": "Q", "Q": "Q", "YS": "Y", "Y": "Y"}
+_TICKS = {"s", "min", "h", "D"}
+#: Calendar features per base unit: what varies within a season of that frequency.
+_CALENDAR = {
+    "s": ["minute", "hour", "dayofweek"],
+    "min": ["minute", "hour", "dayofweek"],
+    "h": ["hour", "dayofweek"],
+    "D": ["dayofweek", "month", "dayofyear"],
+    "W": ["month", "week"],
+    "MS": ["month"],
+    "M": ["month"],
+    "QS": ["quarter"],
+    "Q": ["quarter"],
+    "YS": [],
+    "Y": [],
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A task frequency: its pandas alias, and how timestamps snap to it."""
+
+    alias: str
+    pandas: str
+    unit: str
+    multiple: int
+
+    @classmethod
+    def parse(cls, alias: str) -> Grid:
+        match = _ALIAS.fullmatch(alias)
+        if match is None:
+            raise AnalysisError(
+                f"{alias!r} is not a frequency alias the runtime understands",
+                id="analysis.frequency.unknown",
+            )
+        multiple = int(match.group(1) or 1)
+        unit = match.group(2)
+        if unit not in _TICKS and multiple != 1:
+            raise AnalysisError(
+                f"{alias!r}: multiples are supported for fixed periods (s, min, h, D) only",
+                id="analysis.frequency.unsupported",
+            )
+        base = _PANDAS.get(unit, unit)
+        return cls(alias, f"{multiple}{base}" if multiple > 1 else base, unit, multiple)
+
+    @property
+    def fixed(self) -> bool:
+        return self.unit in _TICKS
+
+    @property
+    def subdaily(self) -> bool:
+        return self.unit in {"s", "min", "h"}
+
+    def calendar_features(self) -> list[str]:
+        return list(_CALENDAR[self.unit])
+
+    def snap(self, ds: pd.Series) -> pd.Series:
+        """Each timestamp's grid point: the period it falls in, labelled as pandas does."""
+        if self.fixed:
+            return ds.dt.floor(self.pandas)
+        periods = ds.dt.to_period(_PERIOD[self.unit])
+        if self.unit in {"M", "Q", "Y", "W"}:
+            snapped = periods.dt.to_timestamp(how="end").dt.normalize()
+        else:
+            snapped = periods.dt.to_timestamp(how="start")
+        return snapped.astype("datetime64[ns]")
+
+    def period_days(self, dates: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+        """First day and the day after the last of each coarse (weekly or longer) period."""
+        periods = dates.to_period(_PERIOD[self.unit])
+        starts = periods.start_time.values.astype("datetime64[D]")
+        ends = periods.end_time.values.astype("datetime64[D]") + np.timedelta64(1, "D")
+        return starts, ends
+
+    def range(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+        return pd.date_range(start, end, freq=self.pandas)
+
+    def periods_between(self, start: pd.Timestamp, end: pd.Timestamp) -> int:
+        return len(self.range(start, end))
+
+
+def is_aware(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None)
+
+
+def is_time(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
+
+
+def to_utc(column: pa.ChunkedArray | pa.Array, naive_zone: str | None) -> pd.Series:
+    """Naive UTC ``datetime64[ns]``: aware times converted, naive ones read in ``naive_zone``
+    (left as they are when it is None, which the caller allows only if nothing is aware).
+
+    Raises ``ValueError`` naming the count of local times that do not exist or are ambiguous
+    in ``naive_zone`` (a daylight-saving change); the caller turns it into a refusal.
+    """
+    arrow_type = column.type
+    if pa.types.is_date(arrow_type):
+        values = pd.Series(column.cast(pa.timestamp("s")).to_pandas(), dtype="datetime64[ns]")
+        aware = False
+    else:
+        values = pd.Series(column.to_pandas())
+        aware = arrow_type.tz is not None
+    if aware:
+        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    values = values.astype("datetime64[ns]")
+    if naive_zone is None or naive_zone == "UTC":
+        return values
+    localized = values.dt.tz_localize(naive_zone, ambiguous="NaT", nonexistent="NaT")
+    bad = int(localized.isna().sum() - values.isna().sum())
+    if bad:
+        raise ValueError(f"{bad} local times do not exist or are ambiguous in {naive_zone}")
+    return localized.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def as_float(values: pd.Series) -> pd.Series:
+    """A value column as float64: booleans and integers widened, labels as ordinal codes."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    labels = values.astype("string")
+    codes = pd.Categorical(labels, categories=sorted(labels.dropna().unique())).codes
+    return pd.Series(np.where(codes < 0, np.nan, codes), index=values.index, dtype="float64")

@@ -1,0 +1,835 @@
+"""The demo's result as one self-contained HTML page: what the task released to one party.
+
+Everything the page shows comes from a :class:`~chronoseal.node.DemoReport`: the release
+document the party received (and checked against the chain's metrics digest) and what the
+chain says. The page needs no network: one inline stylesheet, no scripts, and every plot
+an inline PNG (``data:`` URI) drawn with matplotlib's Agg canvas, never pyplot, so importing
+this module leaves matplotlib's global backend alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from ._demo import DemoReport
+
+#: The report plots at most this many series of the back-test sample.
+MAX_SERIES = 6
+#: Anomalies listed in the table (the rest are counted).
+MAX_ANOMALIES = 100
+
+_DPI = 100
+_ACTUAL = "#222222"
+_JOINT = "#1f5fa8"
+_BASELINE = "#d9730d"
+_BETTER = "#2e7d32"
+_WORSE = "#c62828"
+_NEUTRAL = "#9e9e9e"
+
+#: Metrics where a lower value is better; coverage is best closest to the nominal level.
+_LOWER_IS_BETTER = {"mase", "smape", "rmse", "mae", "mse", "mape", "crps", "wql"}
+_METRIC_ORDER = ["mase", "smape", "rmse", "coverage"]
+_METRIC_LABEL = {
+    "mase": "MASE",
+    "smape": "sMAPE",
+    "rmse": "RMSE",
+    "coverage": "coverage",
+    "anomaly_rate": "anomaly rate",
+}
+_ENVELOPE = {"task_id", "party", "nonce"}
+_SECTIONS = {
+    "model": "the joint model's back-test metrics",
+    "baseline": "the best single-party baseline",
+    "baselines": "the baselines' back-test metrics",
+    "folds": "the back-test folds",
+    "backtest": "the back-test sample (forecast vs actual)",
+    "contribution": "the value of each party's data (contribution)",
+    "anomalies": "the flagged anomalies",
+}
+"""What each key of a release document holds, in the order the page lists them."""
+
+
+def render_report(report: DemoReport, *, task_name: str | None = None) -> str:
+    """The HTML page showing ``report.target_party`` what the task released to it.
+
+    ``task_name`` (the spec's ``task.name``) titles the page; the report itself only
+    carries the task id.
+    """
+    party = report.target_party
+    doc: Mapping[str, Any] = report.releases.get(party, {}) if party else {}
+    level = _level(doc)
+    context = {
+        "title": task_name or f"task 0x{report.task_id.hex()[:16]}…",
+        "task_name": task_name,
+        "task_id": "0x" + report.task_id.hex(),
+        "state": report.state,
+        "simulated": report.tee == "simulated",
+        "tee": report.tee,
+        "chain": report.chain,
+        "contract": report.contract,
+        "party": party or "no party",
+        "participants": report.participants,
+        "approvals": f"{report.approvals}/{len(report.participants)}",
+        "approved_by": report.approved_by,
+        "model_commitment": report.model_commitment,
+        "released": [text for key, text in _SECTIONS.items() if key in doc]
+        + sorted(set(doc) - _ENVELOPE - set(_SECTIONS)),
+        "nothing_released": _nothing_released(report, doc),
+        "digest": _digest_event(report),
+        "forecast": _forecast_section(report, doc, level),
+        "backtest": _backtest_section(report, doc, level),
+        "contribution": _contribution_section(doc),
+        "anomalies": _anomaly_section(doc),
+        "streams": [
+            {
+                "name": p.name,
+                "rows": f"{p.rows_sent:,}",
+                "bytes": f"{p.bytes_sent:,}",
+                "commitment": p.commitment,
+                "matched": p.commitment_matched,
+            }
+            for p in report.parties
+        ],
+        "events": [
+            {
+                "block": e.block,
+                "tx": e.tx_hash,
+                "actor": e.actor,
+                "event": e.event,
+                "fields": _fields(e.fields),
+            }
+            for e in report.events
+        ],
+        "own_actuals": "backtest" in doc or any("y" in a for a in doc.get("anomalies") or []),
+    }
+    return _TEMPLATE.render(**context)
+
+
+def write_report(path: Path, report: DemoReport, *, task_name: str | None = None) -> None:
+    """Write :func:`render_report` to ``path`` atomically (a temporary file beside it, then
+    :func:`os.replace`), so a reader never sees half a page."""
+    html = render_report(report, task_name=task_name).encode("utf-8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(html)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- sections -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Image:
+    src: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    best: bool = False
+
+
+def _nothing_released(report: DemoReport, doc: Mapping[str, Any]) -> str | None:
+    if doc:
+        return None
+    if not report.releases:
+        return (
+            f"Nothing has been released yet: the task is {report.state}. The analysis "
+            "runtime releases results only once the model is trained."
+        )
+    return f"The task's release rules name no release for {report.target_party or 'this party'}."
+
+
+def _digest_event(report: DemoReport) -> dict[str, Any] | None:
+    for e in reversed(report.events):
+        if e.event == "ModelCommitted":
+            return {"block": e.block, "digest": e.fields.get("metrics_digest")}
+    return None
+
+
+def _level(doc: Mapping[str, Any]) -> int | None:
+    folds = doc.get("folds")
+    if isinstance(folds, Mapping) and isinstance(folds.get("level"), int | float):
+        return int(folds["level"])
+    for record in doc.get("backtest") or []:
+        for key in record:
+            if key.startswith("joint-lo-"):
+                return int(key.removeprefix("joint-lo-"))
+    return None
+
+
+def _forecast_section(
+    report: DemoReport, doc: Mapping[str, Any], level: int | None
+) -> dict[str, Any]:
+    records: list[dict[str, Any]] = list(doc.get("backtest") or [])
+    if not records:
+        return {"image": None}
+    baseline = doc.get("baseline") or report.released("baseline")
+    baseline_name = baseline.get("name") if isinstance(baseline, Mapping) else None
+    series = list(dict.fromkeys(str(r["unique_id"]) for r in records))
+    shown = series[:MAX_SERIES]
+    windows = sorted({str(r["cutoff"]) for r in records})
+    image = _forecast_figure(records, shown, baseline_name, level, doc.get("anomalies") or [])
+    return {
+        "image": image,
+        "series": len(series),
+        "shown": len(shown),
+        "windows": len(windows),
+        "baseline": baseline_name,
+        "level": level,
+    }
+
+
+def _backtest_section(
+    report: DemoReport, doc: Mapping[str, Any], level: int | None
+) -> dict[str, Any] | None:
+    model = doc.get("model")
+    baselines: list[dict[str, Any]] = list(doc.get("baselines") or [])
+    best = doc.get("baseline")
+    if model is None and not baselines and best is None:
+        return None
+    if not baselines and best is not None:
+        baselines = [best]
+    entries: list[tuple[str, str, str, Mapping[str, Any], bool]] = []
+    providers = ", ".join(p.name for p in report.parties) or "all providers"
+    if model is not None:
+        entries.append(("joint", model.get("family", ""), providers, model["metrics"], False))
+    owner = (best or {}).get("party") or report.target_party
+    best_name = (best or {}).get("name")
+    for b in baselines:
+        entries.append(
+            (b["name"], b.get("family", ""), owner, b.get("metrics", {}), b["name"] == best_name)
+        )
+    names: list[str] = []
+    for _, _, _, metrics, _ in entries:
+        names.extend(m for m in metrics if m not in names)
+    names.sort(key=lambda m: (_METRIC_ORDER.index(m) if m in _METRIC_ORDER else 99, m))
+    winners = {m: _winners([e[3].get(m) for e in entries], m, level) for m in names}
+    rows = [
+        {
+            "name": name,
+            "family": family,
+            "data_of": data_of,
+            "joint": i == 0 and model is not None,
+            "best_single": is_best,
+            "cells": [_Cell(_num(metrics.get(m)), i in winners[m]) for m in names],
+        }
+        for i, (name, family, data_of, metrics, is_best) in enumerate(entries)
+    ]
+    columns = [
+        (
+            f"coverage ({level} % nominal)"
+            if m == "coverage" and level is not None
+            else _METRIC_LABEL.get(m, m)
+        )
+        for m in names
+    ]
+    return {
+        "columns": columns,
+        "rows": rows,
+        "folds": _folds_text(doc.get("folds")),
+        "has_coverage": "coverage" in names,
+        "level": level,
+        "best_single": best_name,
+        "owner": owner,
+    }
+
+
+def _contribution_section(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    c = doc.get("contribution")
+    if not isinstance(c, Mapping):
+        return None
+    deltas: dict[str, float | None] = dict(c.get("delta_mase") or {})
+    rows = [
+        {
+            "party": party,
+            "delta": _delta(value),
+            "kind": "none" if value is None else _sign_class(value),
+        }
+        for party, value in deltas.items()
+    ]
+    return {
+        "method": c.get("method", ""),
+        "reference": c.get("reference", ""),
+        "coalitions": c.get("coalitions"),
+        "note": c.get("note") or "",
+        "rows": rows,
+        "image": _contribution_figure(deltas, str(c.get("reference", ""))),
+        "total": _delta(math.fsum(v for v in deltas.values() if v is not None))
+        if any(v is not None for v in deltas.values())
+        else None,
+    }
+
+
+def _anomaly_section(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    items = doc.get("anomalies")
+    if items is None:
+        return None
+    items = list(items)
+    bounds = any("y" in a for a in items)
+    rows = [
+        {
+            "series": _short(str(a.get("unique_id", ""))),
+            "series_full": str(a.get("unique_id", "")),
+            "ds": _when(str(a.get("ds", ""))),
+            "score": _num(a.get("score")),
+            "side": str(a.get("side", "")),
+            "y": _num(a.get("y")),
+            "lo": _num(a.get("lo")),
+            "hi": _num(a.get("hi")),
+        }
+        for a in items[:MAX_ANOMALIES]
+    ]
+    return {"rows": rows, "total": len(items), "bounds": bounds}
+
+
+# --- figures --------------------------------------------------------------------------
+
+
+def _forecast_figure(
+    records: Sequence[Mapping[str, Any]],
+    series: Sequence[str],
+    baseline: str | None,
+    level: int | None,
+    anomalies: Iterable[Mapping[str, Any]],
+) -> _Image:
+    ncols = 1 if len(series) == 1 else 2
+    nrows = math.ceil(len(series) / ncols)
+    fig = Figure(figsize=(9.6, 0.7 + 2.7 * nrows), dpi=_DPI, layout="constrained")
+    lo_key = f"joint-lo-{level}" if level is not None else None
+    hi_key = f"joint-hi-{level}" if level is not None else None
+    band = f"{level} % interval" if level is not None else "interval"
+    flagged = [a for a in anomalies if a.get("y") is not None]
+    for i, uid in enumerate(series):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        mine = [r for r in records if str(r["unique_id"]) == uid]
+        cutoffs = sorted({str(r["cutoff"]) for r in mine})
+        for j, cutoff in enumerate(cutoffs):
+            first = i == 0 and j == 0
+            window = sorted(
+                (r for r in mine if str(r["cutoff"]) == cutoff), key=lambda r: _time(r["ds"])
+            )
+            x = _times(r["ds"] for r in window)
+            ax.vlines(
+                _times([cutoff]),
+                0,
+                1,
+                transform=ax.get_xaxis_transform(),
+                colors="#bbbbbb",
+                linewidth=0.8,
+                linestyles=":",
+                zorder=0,
+                label="window cutoff" if first else "_cutoff",
+            )
+            if lo_key is not None and hi_key is not None:
+                lo, hi = _values(window, lo_key), _values(window, hi_key)
+                if any(math.isfinite(v) for v in lo + hi):
+                    ax.fill_between(
+                        x,
+                        lo,
+                        hi,
+                        color=_JOINT,
+                        alpha=0.18,
+                        linewidth=0,
+                        label=f"joint {band}" if first else "_band",
+                    )
+            ax.plot(
+                x,
+                _values(window, "y"),
+                color=_ACTUAL,
+                linewidth=1.4,
+                label="actual" if first else "_actual",
+            )
+            ax.plot(
+                x,
+                _values(window, "joint"),
+                color=_JOINT,
+                linewidth=1.4,
+                label="joint model" if first else "_joint",
+            )
+            if baseline is not None and any(baseline in r for r in window):
+                ax.plot(
+                    x,
+                    _values(window, baseline),
+                    color=_BASELINE,
+                    linewidth=1.2,
+                    linestyle="--",
+                    label=f"best single-party baseline ({_plain(baseline)})"
+                    if first
+                    else "_baseline",
+                )
+        if mine:
+            start = min(_time(r["ds"]) for r in mine)
+            end = max(_time(r["ds"]) for r in mine)
+            marks = [
+                a
+                for a in flagged
+                if str(a.get("unique_id")) == uid and start <= _time(a["ds"]) <= end
+            ]
+            if marks:
+                ax.scatter(
+                    _times(a["ds"] for a in marks),
+                    _values(marks, "y"),
+                    color=_WORSE,
+                    marker="x",
+                    zorder=5,
+                    label="flagged anomaly",
+                )
+        ax.set_title(f"series {_plain(_short(uid))}", fontsize=10, loc="left")
+        # matplotlib.dates has no annotations: the two calls below are untyped.
+        locator = AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="y", color="#eeeeee", linewidth=0.8)
+        _tidy(ax)
+    found: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    handles = dict(sorted(found.items(), key=lambda item: _legend_rank(item[0])))
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside upper center",
+            ncols=len(handles) if len(handles) <= 5 else math.ceil(len(handles) / 2),
+            fontsize=8,
+            frameon=False,
+        )
+    what = ", ".join(_short(s) for s in series)
+    alt = (
+        f"Forecast vs actual for {len(series)} series ({what}) over the last back-test "
+        f"windows: actual values, the joint model with its {band}"
+        + (f", and the best single-party baseline {baseline} (dashed)" if baseline else "")
+        + "; dotted vertical lines mark the window cutoffs."
+    )
+    return _Image(_png(fig), alt)
+
+
+_LEGEND_ORDER = ("actual", "joint model", "joint ", "best single-party", "flagged", "window")
+
+
+def _legend_rank(label: str) -> int:
+    return next((n for n, p in enumerate(_LEGEND_ORDER) if label.startswith(p)), 99)
+
+
+def _contribution_figure(deltas: Mapping[str, float | None], reference: str) -> _Image | None:
+    known = [(party, v) for party, v in deltas.items() if v is not None and math.isfinite(v)]
+    if not known:
+        return None
+    known.reverse()  # barh draws bottom-up; keep the table's order top-down
+    fig = Figure(figsize=(7.5, 0.9 + 0.45 * len(known)), dpi=_DPI, layout="constrained")
+    ax = fig.add_subplot()
+    values = [v for _, v in known]
+    bars = ax.barh(
+        [_plain(p) for p, _ in known],
+        values,
+        color=[_BETTER if v < 0 else _WORSE if v > 0 else _NEUTRAL for v in values],
+        height=0.6,
+    )
+    ax.bar_label(bars, labels=[_delta(v) for v in values], padding=3, fontsize=8)
+    ax.axvline(0, color="#333333", linewidth=0.9)
+    span = max(abs(v) for v in values) or 1.0
+    ax.set_xlim(min(0.0, min(values)) - 0.3 * span, max(0.0, max(values)) + 0.3 * span)
+    ax.set_xlabel(
+        f"Δ MASE vs {_plain(reference) or 'the reference'} (negative = better forecasts)",
+        fontsize=9,
+    )
+    ax.tick_params(labelsize=9)
+    ax.grid(axis="x", color="#eeeeee", linewidth=0.8)
+    ax.set_axisbelow(True)
+    _tidy(ax)
+    alt = "Δ MASE per party (negative = better): " + "; ".join(
+        f"{p} {_delta(v)}" for p, v in reversed(known)
+    )
+    return _Image(_png(fig), alt)
+
+
+def _png(fig: Figure) -> str:
+    FigureCanvasAgg(fig)  # attaches the Agg canvas to ``fig``: no global backend involved
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _tidy(ax: Axes) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _time(value: Any) -> datetime:
+    """An ISO timestamp as a naive UTC datetime (numpy refuses time zones)."""
+    t = datetime.fromisoformat(str(value))
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+
+
+def _times(values: Iterable[Any]) -> np.ndarray[Any, np.dtype[np.datetime64]]:
+    return np.array([_time(v) for v in values], dtype="datetime64[us]")
+
+
+def _values(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+    out = []
+    for r in rows:
+        v = r.get(key)
+        out.append(float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan)
+    return out
+
+
+# --- formatting -----------------------------------------------------------------------
+
+
+def _num(value: Any) -> str:
+    """A metric as the page (and the CLI) shows it: four significant digits, — if absent."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    return f"{value:.4g}"
+
+
+def _delta(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4g}"
+
+
+def _sign_class(value: float) -> str:
+    return "better" if value < 0 else "worse" if value > 0 else "none"
+
+
+def _winners(values: Sequence[Any], metric: str, level: int | None) -> set[int]:
+    """Row indices holding the best value of a column (none if the direction is unknown)."""
+    if metric == "coverage":
+        if level is None:
+            return set()
+        target = level / 100
+
+        def key(v: float) -> float:
+            return abs(v - target)
+    elif metric in _LOWER_IS_BETTER:
+
+        def key(v: float) -> float:
+            return v
+    else:
+        return set()
+    scored = {
+        i: key(float(v))
+        for i, v in enumerate(values)
+        if isinstance(v, int | float) and math.isfinite(v)
+    }
+    if not scored:
+        return set()
+    best = min(scored.values())
+    return {i for i, s in scored.items() if math.isclose(s, best, rel_tol=1e-12, abs_tol=1e-15)}
+
+
+def _folds_text(folds: Any) -> str | None:
+    if not isinstance(folds, Mapping):
+        return None
+    parts = [
+        f"{folds.get('windows', '?')} windows of {folds.get('horizon', '?')} steps, "
+        f"a new window every {folds.get('step_size', '?')} steps"
+    ]
+    if folds.get("level") is not None:
+        parts.append(f"{folds['level']} % prediction intervals")
+    cutoffs = list(folds.get("cutoffs") or [])
+    if cutoffs:
+        parts.append(f"cutoffs {_when(str(cutoffs[0]))} … {_when(str(cutoffs[-1]))}")
+    if folds.get("series") is not None:
+        n = folds["series"]
+        parts.append(f"{n} series" if n != 1 else "1 series")
+    return "; ".join(parts)
+
+
+def _when(iso: str) -> str:
+    try:
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if (t.hour, t.minute, t.second, t.microsecond) == (0, 0, 0, 0):
+        return t.date().isoformat()
+    return t.isoformat(sep=" ", timespec="minutes")
+
+
+def _short(uid: str) -> str:
+    return uid if len(uid) <= 12 else uid[:10] + "…"
+
+
+def _plain(text: str) -> str:
+    """Text for matplotlib that it must not read as mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _fields(fields: Mapping[str, Any]) -> str:
+    # As the CLI prints them: the task id is in the header, not on every row.
+    return " ".join(f"{k}={v}" for k, v in fields.items() if k != "task_id")
+
+
+# --- template -------------------------------------------------------------------------
+
+_PAGE = """\
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" \
+content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>chronoseal · {{ title }} · {{ party }}</title>
+<style>
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: #1d1d1f; background: #fff; margin: 0; }
+main { max-width: 980px; margin: 0 auto; padding: 1.5rem 1.25rem 3rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
+h2 { font-size: 1.2rem; margin: 2.2rem 0 .6rem; border-bottom: 1px solid #ddd;
+     padding-bottom: .25rem; }
+.view { font-size: 1.05rem; margin: .25rem 0 1rem; }
+.tee { background: #fff4ce; border: 2px solid #d9a400; border-radius: 4px;
+       padding: .5rem .8rem; font-weight: 600; margin: .8rem 0; }
+.tee code { font-weight: 700; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem;
+           margin: .5rem 0; }
+dl.facts dt { color: #555; }
+dl.facts dd { margin: 0; }
+code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+              font-size: .85em; overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
+th, td { border: 1px solid #c8c8c8; padding: .25rem .55rem; text-align: left;
+         vertical-align: top; }
+th { background: #f3f3f3; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.joint td { background: #f1f6fc; }
+.better { color: #2e7d32; }
+.worse { color: #c62828; }
+.ok { color: #2e7d32; font-weight: 600; }
+.bad { color: #c62828; font-weight: 700; }
+.missing { background: #f6f6f6; border-left: 4px solid #9e9e9e; padding: .4rem .8rem; }
+.note { color: #555; font-size: .9rem; }
+figure { margin: .6rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .85rem; }
+footer { margin-top: 2.5rem; border-top: 1px solid #ddd; padding-top: .8rem;
+         color: #555; font-size: .9rem; }
+</style>
+</head>
+<body>
+<main>
+<header>
+<h1>{{ title }}</h1>
+<p class="view">What the task released to <strong>{{ party }}</strong></p>
+{% if simulated %}
+<p class="tee">tee: simulated &mdash; the runtime ran without a hardware TEE; its attestation
+is simulated, so these results carry no hardware guarantee.</p>
+{% else %}
+<p class="note">tee: <code>{{ tee }}</code></p>
+{% endif %}
+<dl class="facts">
+<dt>task</dt><dd>{% if task_name %}{{ task_name }} &middot; {% endif %}\
+<code>{{ task_id }}</code></dd>
+<dt>state</dt><dd><strong>{{ state }}</strong>, {{ approvals }} approvals\
+{% if approved_by %} ({{ approved_by | join(", ") }}){% endif %}</dd>
+<dt>participants</dt><dd>{{ participants | join(", ") }}</dd>
+<dt>chain</dt><dd>{{ chain.kind }} (chain id {{ chain.chain_id }}) &middot; {{ chain.blocks }}
+blocks, {{ chain.transactions }} transactions, {{ "{:,}".format(chain.gas_used) }} gas</dd>
+<dt>contract</dt><dd><code>{{ contract }}</code></dd>
+{% if model_commitment %}<dt>model commitment</dt><dd><code>{{ model_commitment }}</code></dd>
+{% endif %}
+{% if digest %}<dt>metrics digest (on chain)</dt><dd><code>{{ digest.digest }}</code>
+(ModelCommitted, block {{ digest.block }})</dd>
+{% endif %}
+<dt>released to {{ party }}</dt><dd>{% if released %}{{ released | join("; ") }}\
+{% else %}nothing{% endif %}</dd>
+</dl>
+{% if nothing_released %}<p class="missing">{{ nothing_released }}</p>{% endif %}
+</header>
+
+<section>
+<h2>Forecast vs actual</h2>
+{% if forecast.image %}
+<figure>
+<img src="{{ forecast.image.src }}" alt="{{ forecast.image.alt }}">
+<figcaption>The last {{ forecast.windows }} back-test windows of {{ forecast.shown }}
+series{% if forecast.series > forecast.shown %} (of {{ forecast.series }} in the
+sample){% endif %}: actual values, the joint model with its
+{% if forecast.level is not none %}{{ forecast.level }} % interval{% else %}interval{% endif %} \
+(shaded){% if forecast.baseline %} and the best single-party baseline,
+<code>{{ forecast.baseline }}</code> (dashed){% endif %}. Dotted vertical lines are the
+window cutoffs (the last day each model was trained on).</figcaption>
+</figure>
+{% else %}
+<p class="missing">Not released to {{ party }}: the back-test sample (forecast vs actual).
+The task releases it only to the target series' owner, and only when the release rules send
+that party forecasts.</p>
+{% endif %}
+</section>
+
+<section>
+<h2>Back-test</h2>
+{% if backtest %}
+<p>Joint model against every baseline on the same folds{% if backtest.folds %}:
+{{ backtest.folds }}{% endif %}. The best value of each column is in bold.</p>
+<table>
+<thead><tr><th>model</th><th>family</th><th>data of</th>
+{% for c in backtest.columns %}<th class="num">{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for r in backtest.rows %}
+<tr{% if r.joint %} class="joint"{% endif %}><td>{% if r.joint %}<strong>joint</strong>\
+{% else %}{{ r.name }}{% endif %}{% if r.best_single %} <span class="note">(best single-party
+baseline)</span>{% endif %}</td><td>{{ r.family }}</td><td>{{ r.data_of }}</td>
+{% for cell in r.cells %}<td class="num">{% if cell.best %}<strong>{{ cell.text }}</strong>\
+{% else %}{{ cell.text }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}
+</tbody>
+</table>
+<p class="note">MASE, sMAPE and RMSE: lower is better.{% if backtest.has_coverage %} Coverage
+is the share of actual values inside the interval: best closest to the nominal
+{% if backtest.level is not none %}{{ backtest.level }} %{% else %}level{% endif %}.\
+{% endif %}</p>
+{% else %}
+<p class="missing">Not released to {{ party }}: the back-test metrics of the joint model and
+the baselines.</p>
+{% endif %}
+</section>
+
+<section>
+<h2>Value of each party's data</h2>
+{% if contribution %}
+<p>Method <strong>{{ contribution.method }}</strong>\
+{% if contribution.coalitions is not none %} over {{ contribution.coalitions }} coalitions\
+{% endif %}, reference <code>{{ contribution.reference }}</code>: each entry is the change in
+MASE that party's data brings (negative = better forecasts)\
+{% if contribution.method == "shapley" %}; together they add up to the joint model's MASE minus
+the reference's{% endif %}.</p>
+{% if contribution.note %}<p class="note">{{ contribution.note }}</p>{% endif %}
+{% if contribution.image %}
+<figure>
+<img src="{{ contribution.image.src }}" alt="{{ contribution.image.alt }}">
+</figure>
+{% endif %}
+<table>
+<thead><tr><th>party</th><th class="num">&Delta; MASE</th></tr></thead>
+<tbody>
+{% for r in contribution.rows %}
+<tr><td>{{ r.party }}</td><td class="num {{ r.kind }}">{{ r.delta }}</td></tr>
+{% endfor %}
+{% if contribution.total is not none %}
+<tr><td><em>sum</em></td><td class="num"><em>{{ contribution.total }}</em></td></tr>
+{% endif %}
+</tbody>
+</table>
+{% else %}
+<p class="missing">Not released to {{ party }}: the value of each party's data
+(contribution).</p>
+{% endif %}
+</section>
+
+{% if anomalies %}
+<section>
+<h2>Flagged anomalies</h2>
+<p>{{ anomalies.total }} point{% if anomalies.total != 1 %}s{% endif %} outside the joint
+model's interval; the score is how far outside, in interval widths\
+{% if anomalies.total > anomalies.rows | length %}. The first {{ anomalies.rows | length }}
+are listed{% endif %}.</p>
+{% if anomalies.rows %}
+<table>
+<thead><tr><th>series</th><th>time</th><th class="num">score</th><th>side</th>
+{% if anomalies.bounds %}<th class="num">actual</th><th class="num">interval low</th>
+<th class="num">interval high</th>{% endif %}</tr></thead>
+<tbody>
+{% for a in anomalies.rows %}
+<tr><td><code title="{{ a.series_full }}">{{ a.series }}</code></td><td>{{ a.ds }}</td>
+<td class="num">{{ a.score }}</td><td>{{ a.side }}</td>
+{% if anomalies.bounds %}<td class="num">{{ a.y }}</td><td class="num">{{ a.lo }}</td>
+<td class="num">{{ a.hi }}</td>{% endif %}</tr>
+{% endfor %}
+</tbody>
+</table>
+{% endif %}
+</section>
+{% endif %}
+
+<section>
+<h2>Data streams</h2>
+{% if streams %}
+<table>
+<thead><tr><th>party</th><th class="num">rows</th><th class="num">bytes</th>
+<th>commitment</th><th>matched on chain</th></tr></thead>
+<tbody>
+{% for s in streams %}
+<tr><td>{{ s.name }}</td><td class="num">{{ s.rows }}</td><td class="num">{{ s.bytes }}</td>
+<td><code>{{ s.commitment }}</code></td>
+<td>{% if s.matched %}<span class="ok">yes</span>{% else %}<span class="bad">NO</span>\
+{% endif %}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<p class="note">The gateway's and the runtime's commitments to each stream, compared by the
+contract.</p>
+{% else %}
+<p class="missing">No data was streamed: the task is {{ state }}.</p>
+{% endif %}
+</section>
+
+<section>
+<h2>On-chain timeline</h2>
+{% if events %}
+<table>
+<thead><tr><th class="num">block</th><th>actor</th><th>event</th><th>key fields</th></tr>
+</thead>
+<tbody>
+{% for e in events %}
+<tr><td class="num" title="{{ e.tx }}">{{ e.block }}</td><td>{{ e.actor }}</td>
+<td>{{ e.event }}</td><td class="mono">{{ e.fields }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<p class="note">Read back from the contract's events.</p>
+{% else %}
+<p class="missing">No contract events were recorded.</p>
+{% endif %}
+</section>
+
+<footer>
+<p>Every figure and number on this page is the one the task released to {{ party }}, which
+{{ party }} checked against the metrics digest the analysis runtime committed on chain.
+{% if own_actuals %}The only actual values shown are {{ party }}'s own (the back-test sample
+released to it); nothing else about any party's raw data is in this file.{% else %}Nothing
+about any party's raw data is in this file.{% endif %}</p>
+</footer>
+</main>
+</body>
+</html>
+"""
+
+_ENV = jinja2.Environment(
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATE = _ENV.from_string(_PAGE)
