@@ -45,7 +45,7 @@ def _new_key(path: Path, env: dict[str, str]) -> str:
     return out.strip().splitlines()[-1]
 
 
-def test_separate_processes_stream_through_the_chain(
+def test_separate_processes_stream_and_train_through_the_chain(
     anvil_url: str, tmp_path: Path, loopback_port: int
 ) -> None:
     root = tmp_path / "scenario"
@@ -77,7 +77,7 @@ def test_separate_processes_stream_through_the_chain(
         "--listen",
         f"127.0.0.1:{port}",
         "--timeout",
-        "200",
+        "300",
         env=env,
     )
     gateways = {
@@ -103,13 +103,17 @@ def test_separate_processes_stream_through_the_chain(
         )
         for org in ("transit", "weather", "events")
     }
-    outputs = {org: _finish(proc) for org, proc in gateways.items()}
-    code, analysis_out = _finish(analysis)
+    outputs = {org: _finish(proc, timeout=400) for org, proc in gateways.items()}
+    code, analysis_out = _finish(analysis, timeout=400)
     for org, (gw_code, out) in outputs.items():
         assert gw_code == 0, f"{org}: {out}"
         assert "5,698 rows" in out
+        assert f"{org} received its release (checked against the chain)" in out
+        assert "contribution" in out
     assert code == 0, analysis_out
-    assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
+    assert "model mlforecast-lightgbm committed" in analysis_out
+    view = world.consortium.task(world.task_id)
+    assert view.state is TaskState.TRAINED and view.model_commitment is not None
     matched = [e for e in read_events(world.consortium) if e.name == "CommitmentMatched"]
     assert len(matched) == 3
 

@@ -1,18 +1,27 @@
-"""The demo's promise: a real chain ends with the task Approved by every participant."""
+"""The demo's promise: on a real chain three parties approve, stream, and train a joint model
+that beats the best single-party model; every value shown is one the parties received."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from chronoseal.cli import app
 from chronoseal.errors import ReviewRefused
 from chronoseal.ledger import Consortium, EmbeddedChain, TaskState, chain_stats, read_events
-from chronoseal.node import DemoConsortium, DemoReport, bundled_scenario, load_scenario, run_demo
+from chronoseal.node import DemoConsortium, DemoReport, bundled_scenario, load_scenario
+from chronoseal.node._report import write_report
 from chronoseal.spec import load_party_config
 
 pytestmark = pytest.mark.integration
@@ -28,9 +37,9 @@ def test_demo_until_approved_stops_with_every_approval(tmp_path: Path) -> None:
     assert doc["parties"] == []
 
 
-def test_demo_json_is_read_back_from_the_chain(tmp_path: Path) -> None:
+def test_demo_until_running_streams_and_matches_every_commitment(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    result = CliRunner().invoke(app, ["demo", "--json", str(out)])
+    result = CliRunner().invoke(app, ["demo", "--until", "running", "--json", str(out)])
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["task"]["state"] == "Running"
@@ -50,14 +59,97 @@ def test_demo_json_is_read_back_from_the_chain(tmp_path: Path) -> None:
         assert len(party["commitment"]) == 66
     matched = {e["fields"]["org"] for e in doc["events"] if e["event"] == "CommitmentMatched"}
     assert matched == {"transit", "weather", "events"}
+    assert "model" not in doc
 
 
-def test_report_matches_an_independent_read_of_the_chain() -> None:
+class _Keeping(DemoConsortium):
+    """The demo, keeping the runtime's sealed bundle so a test can hash it."""
+
+    bundle: bytes = b""
+
+    def train(self, runtime, gateways):  # type: ignore[no-untyped-def]
+        releases = super().train(runtime, gateways)
+        assert runtime.trained is not None
+        self.bundle = runtime.trained.bundle
+        return releases
+
+
+@dataclass
+class Trained:
+    world: _Keeping
+    chain: EmbeddedChain
+    report: DemoReport
+    doc: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    """One full demo run (about a minute): every test below reads it."""
     chain = EmbeddedChain()
-    report = run_demo(load_scenario(bundled_scenario()), log=lambda _: None, chain=chain)
-    stats = chain_stats(chain)
-    assert report.chain == stats
-    assert report.state == "Running"
+    world = _Keeping(load_scenario(bundled_scenario()), lambda _: None, chain)
+    report = world.run()
+    return Trained(world, chain, report, report.to_json())
+
+
+def test_the_demo_ends_trained_with_the_bundle_committed_on_chain(trained: Trained) -> None:
+    assert trained.report.state == "Trained"
+    view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
+    assert view.state is TaskState.TRAINED
+    assert view.model_commitment == hashlib.sha256(trained.world.bundle).digest()
+    assert trained.doc["model"]["commitment"] == "0x" + view.model_commitment.hex()
+    assert trained.doc["model"]["family"] == "mlforecast-lightgbm"
+    assert set(trained.doc["model"]["metrics"]) == {"mase", "smape", "rmse", "coverage"}
+
+
+def test_the_joint_model_beats_the_best_single_party_model(trained: Trained) -> None:
+    joint = trained.doc["model"]["metrics"]["mase"]
+    best = trained.doc["baseline"]
+    assert best["party"] == "transit"
+    assert joint < best["metrics"]["mase"]
+    baselines = {b["name"]: b["metrics"]["mase"] for b in trained.report.released("baselines")}
+    assert best["metrics"]["mase"] == min(baselines.values())
+    assert set(baselines) == {"own", "AutoETS", "SeasonalNaive"}
+
+
+def test_every_data_provider_has_a_contribution_that_adds_up(trained: Trained) -> None:
+    contribution = trained.doc["contribution"]
+    assert set(contribution) == {"transit", "weather", "events"}
+    assert trained.doc["contribution_method"]["method"] == "shapley"
+    naive = next(b for b in trained.report.released("baselines") if b["name"] == "SeasonalNaive")
+    total = trained.doc["model"]["metrics"]["mase"] - naive["metrics"]["mase"]
+    assert sum(contribution.values()) == pytest.approx(total, abs=1e-6)
+
+
+def test_the_summary_holds_what_the_parties_received_and_checked(trained: Trained) -> None:
+    releases = trained.doc["releases"]
+    assert "backtest" in releases["transit"]
+    assert "backtest" not in releases["weather"] and "backtest" not in releases["events"]
+    for party in ("transit", "weather", "events"):
+        assert {"model", "baseline", "contribution"} <= set(releases[party])
+        assert (
+            trained.report.releases[party]["model"] == trained.report.releases["transit"]["model"]
+        )
+
+
+def test_the_report_shows_the_released_figures(trained: Trained, tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    write_report(path, trained.report, task_name="chicago-ridership-14d")
+    html = path.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) >= 2
+    for data in images:
+        picture = imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert picture.shape[0] > 0 and picture.shape[1] > 0
+    assert "http://" not in html and "https://" not in html
+    mase = trained.doc["model"]["metrics"]["mase"]
+    assert f"{mase:.4g}" in html
+    for delta in trained.doc["contribution"].values():
+        assert f"{abs(delta):.4g}" in html
+
+
+def test_report_matches_an_independent_read_of_the_chain(trained: Trained) -> None:
+    report, chain = trained.report, trained.chain
+    assert report.chain == chain_stats(chain)
     assert report.approved_by == ["transit", "weather", "events"]
     for party in report.parties:
         gateway_side, runtime_side = world_commitments(chain, report, party.name)

@@ -182,3 +182,79 @@ def test_vertical_join_needs_one_time_shift(example_task: Path) -> None:
     for ds in raw["datasets"]:
         ds["policy"]["time_shift"] = {"max_days": 30}
     assert parse_spec(raw).datasets[0].policy.time_shift is not None
+
+
+def test_every_covariate_must_say_when_it_is_known(example_task: Path) -> None:
+    raw = _raw(example_task)
+    del raw["datasets"][1]["availability"]
+    problems = _problems(raw)
+    assert "datasets[1].availability" in problems
+    assert "past_only" in problems["datasets[1].availability"]
+    raw["datasets"][1]["column_availability"] = {
+        c: "past_only"
+        for c, rule in raw["datasets"][1]["policy"]["columns"].items()
+        if c != "date" and rule["action"] != "drop"
+    }
+    assert parse_spec(raw).datasets[1].availability_of("temp") == "past_only"
+    raw["model"]["exogenous"] = "none"
+    del raw["datasets"][1]["column_availability"]
+    assert parse_spec(raw).model.exogenous == "none"
+
+
+def test_the_old_exogenous_flag_alone_is_not_enough(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["model"]["exogenous"] = "future_known"
+    assert "model.exogenous" in _problems(raw)
+
+
+def test_column_availability_names_only_covariates(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["datasets"][0]["column_availability"] = {"rides": "past_only", "nope": "past_only"}
+    problems = _problems(raw)
+    assert "datasets[0].column_availability.rides" in problems
+    assert "datasets[0].column_availability.nope" in problems
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where"),
+    [
+        (("join", "naive_timezone"), "Mars/Olympus", "join.naive_timezone"),
+        (("model", "holidays"), "XX", "model.holidays"),
+        (("model", "seasonalities"), [365], "model.seasonalities"),
+        (("evaluation", "level"), 100, "evaluation.level"),
+        (("join", "duplicates"), "average", "join.duplicates"),
+        (("release", "contribution"), {"to": ["nobody"]}, "release.contribution.to[0]"),
+    ],
+)
+def test_analysis_settings_are_checked(
+    example_task: Path, path: tuple[str, str], value: Any, where: str
+) -> None:
+    raw = _raw(example_task)
+    raw[path[0]][path[1]] = value
+    assert where in _problems(raw)
+
+
+def test_every_dataset_is_released_at_the_target_frequency(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["datasets"][2]["frequency"] = "h"
+    assert "resample it to 'D'" in _problems(raw)["datasets[2].frequency"]
+    raw["datasets"][2]["policy"]["resample"] = {"to": "D", "agg": "max"}
+    assert parse_spec(raw).datasets[2].effective_frequency() == "D"
+
+
+def test_a_covariate_entity_must_be_a_join_key(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["datasets"][1]["entity_columns"] = ["station"]
+    raw["datasets"][1]["policy"]["columns"]["station"] = {"action": "keep"}
+    assert "datasets[1].entity_columns" in _problems(raw)
+    raw["join"]["on"] = ["date", "station"]
+    raw["datasets"][2]["entity_columns"] = ["station"]
+    raw["datasets"][2]["policy"]["columns"]["station"] = {"action": "keep"}
+    assert parse_spec(raw).join.on == ["date", "station"]
+
+
+def test_holidays_need_true_dates(example_task: Path) -> None:
+    raw = _raw(example_task)
+    for ds in raw["datasets"]:
+        ds["policy"]["time_shift"] = {"max_days": 30}
+    assert "secret offset" in _problems(raw)["model.holidays"]

@@ -247,7 +247,8 @@ class _Runner:
                 step=self.step,
             )
             self.fits += self.windows
-            cv = cv[cv[ID].isin(self.target_series)].reset_index(drop=True)
+            cv = cv[cv[ID].isin(self.target_series)]
+            cv = cv.sort_values([ID, "cutoff", DS], kind="stable").reset_index(drop=True)
             self._cache[key] = (candidate.name, cv)
         name, cv = self._cache[key]
         if name == candidate.name:

@@ -96,11 +96,7 @@ def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
         name: _normalised(spec, ds, tables[ds.party], grid, repairs)
         for name, ds in datasets.items()
     }
-    target = spec.target_dataset()
-    if spec.join.kind == "vertical":
-        panel = _vertical(spec, target, frames, grid, repairs)
-    else:
-        panel = _horizontal(spec, frames, grid, repairs)
+    panel = _joined(spec, frames, grid, repairs)
     _check_target(spec, panel)
     for r in repairs:
         log.info("join: %s on %s.%s, %d rows", r.id, r.dataset, r.column, r.rows)
@@ -203,10 +199,20 @@ def _normalised(
     return _deduplicated(spec, ds, out, repairs)
 
 
+def series_datasets(spec: TaskSpec) -> list[Dataset]:
+    """The datasets that hold series of the target: the target dataset (vertical), or every
+    dataset releasing the target column (horizontal)."""
+    if spec.join.kind == "vertical":
+        return [spec.target_dataset()]
+    column = spec.model.target.column
+    return [d for d in spec.datasets if column in d.value_columns and d.released(column)]
+
+
 def _keys_of(spec: TaskSpec, ds: Dataset) -> list[str]:
-    """Entity columns that identify a row: the target's own, or those in ``join.on``."""
+    """Entity columns that identify a row: a series dataset's own, a covariate dataset's
+    those in ``join.on``."""
     released = [c for c in ds.entity_columns if ds.released(c)]
-    if spec.join.kind == "horizontal" or ds.name == spec.model.target.dataset:
+    if any(d.name == ds.name for d in series_datasets(spec)):
         return released
     return [c for c in released if c in spec.join.on]
 
@@ -267,81 +273,67 @@ def _covariates_of(spec: TaskSpec, ds: Dataset, prefix: bool) -> list[Covariate]
     return out
 
 
-def _vertical(
-    spec: TaskSpec,
-    target: Dataset,
-    frames: dict[str, pd.DataFrame],
-    grid: Grid,
-    repairs: list[Repair],
+def _joined(
+    spec: TaskSpec, frames: dict[str, pd.DataFrame], grid: Grid, repairs: list[Repair]
 ) -> Panel:
-    base = frames[target.name]
-    keys = _keys_of(spec, target)
-    panel = pd.DataFrame(
-        {
-            ID: _uid(base, keys, target.name).to_numpy(),
-            DS: base[DS].to_numpy(),
-            Y: base[spec.model.target.column].to_numpy(),
-        }
+    """Series from the series datasets, then every other dataset's covariates on them."""
+    target = spec.target_dataset()
+    horizontal = spec.join.kind == "horizontal"
+    column = spec.model.target.column
+    shared = _covariates_of(spec, target, prefix=not horizontal)
+    parts: list[pd.DataFrame] = []
+    lookups: list[pd.DataFrame] = []
+    series_party: dict[str, str] = {}
+    holders = series_datasets(spec)
+    for ds in holders:
+        frame = frames[ds.name]
+        keys = _keys_of(spec, ds)
+        uid = _uid(frame, keys, ds.name)
+        if horizontal:
+            uid = ds.party + "/" + uid.astype("object")
+        part = pd.DataFrame({ID: uid.to_numpy(), DS: frame[DS].to_numpy(), Y: frame[column]})
+        for c in shared:
+            part[c.name] = frame[c.column].to_numpy()
+        part = _fill_target(spec, part, grid, ds, repairs)
+        on_keys = [k for k in keys if k in spec.join.on]
+        lookups.append(
+            pd.DataFrame(
+                {ID: uid.to_numpy(), **{k: frame[k].to_numpy() for k in on_keys}}
+            ).drop_duplicates(ID)
+        )
+        series_party.update(dict.fromkeys(part[ID].unique().tolist(), ds.party))
+        parts.append(part)
+    panel = pd.concat(parts, ignore_index=True)
+    lookup = pd.concat(lookups, ignore_index=True)
+    # A horizontal join's shared covariates are every series holder's own column.
+    covariates = (
+        [Covariate(c.name, "*", c.dataset, c.column, c.availability) for c in shared]
+        if horizontal
+        else list(shared)
     )
-    on_keys = {k: base[k].to_numpy() for k in keys if k in spec.join.on}
-    covariates: list[Covariate] = []
-    own = _covariates_of(spec, target, prefix=True)
-    for c in own:
-        panel[c.name] = base[c.column].to_numpy()
-    covariates += own
-    panel = _fill_target(spec, panel, grid, target, repairs)
-    for name, frame in frames.items():
-        ds = next(d for d in spec.datasets if d.name == name)
-        if name == target.name:
+    for ds in spec.datasets:
+        if any(h.name == ds.name for h in holders):
             continue
         these = _covariates_of(spec, ds, prefix=True)
         if not these:
             continue
-        join_keys = [k for k in _keys_of(spec, ds) if k in on_keys]
+        frame = frames[ds.name]
+        join_keys = [k for k in _keys_of(spec, ds) if k in lookup.columns]
         right = frame[[*join_keys, DS, *[c.column for c in these]]].rename(
             columns={c.column: c.name for c in these}
         )
-        left = panel
-        if join_keys:
-            lookup = pd.DataFrame({ID: _uid(base, keys, target.name), **on_keys}).drop_duplicates()
-            left = panel.merge(lookup, on=ID, how="left")
+        left = panel.merge(lookup[[ID, *join_keys]], on=ID, how="left") if join_keys else panel
         merged = left.merge(right, on=[*join_keys, DS], how="left", validate="many_to_one")
         if not bool(merged[[c.name for c in these]].notna().any(axis=None)):
             raise _refuse(
-                f"dataset {name!r} has no row at any time (and key) of the target "
+                f"dataset {ds.name!r} has no row at any time (and key) of the target "
                 f"{target.name!r}: nothing to join",
                 "analysis.join.no_overlap",
-                dataset=name,
+                dataset=ds.name,
                 column=ds.time_column,
             )
         panel = merged.drop(columns=join_keys)
         covariates += these
-    panel = _fill_covariates(spec, panel, covariates, repairs)
-    series_party = dict.fromkeys(panel[ID].unique().tolist(), target.party)
-    return Panel(panel, grid, target.party, covariates, series_party, repairs)
-
-
-def _horizontal(
-    spec: TaskSpec, frames: dict[str, pd.DataFrame], grid: Grid, repairs: list[Repair]
-) -> Panel:
-    target = spec.target_dataset()
-    column = spec.model.target.column
-    parts: list[pd.DataFrame] = []
-    series_party: dict[str, str] = {}
-    covariates = _covariates_of(spec, target, prefix=False)
-    for name, frame in frames.items():
-        ds = next(d for d in spec.datasets if d.name == name)
-        keys = _keys_of(spec, ds)
-        uid = ds.party + "/" + _uid(frame, keys, name).astype("object")
-        part = pd.DataFrame({ID: uid.to_numpy(), DS: frame[DS].to_numpy(), Y: frame[column]})
-        for c in covariates:
-            part[c.name] = frame[c.column].to_numpy()
-        part = _fill_target(spec, part, grid, ds, repairs)
-        series_party.update(dict.fromkeys(part[ID].unique().tolist(), ds.party))
-        parts.append(part)
-    panel = pd.concat(parts, ignore_index=True)
-    # In a horizontal join every party holds its own copy of each covariate column.
-    covariates = [Covariate(c.name, "*", c.dataset, c.column, c.availability) for c in covariates]
     panel = _fill_covariates(spec, panel, covariates, repairs)
     return Panel(panel, grid, target.party, covariates, series_party, repairs)
 

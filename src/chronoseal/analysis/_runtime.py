@@ -131,6 +131,8 @@ class AnalysisRuntime:
         self._stop = threading.Event()
         self.trained: TrainedModel | None = None
         self.refusal: ChronosealError | None = None
+        self.released_to: set[str] = set()
+        self._released = threading.Condition()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -250,7 +252,19 @@ class AnalysisRuntime:
             raise AnalysisError("the model is not trained yet", id="analysis.release.not_ready")
         if self.spec.participant(party) is None:
             raise PeerRefused(f"{party} is not a participant", id="analysis.release.not_party")
-        return self.trained.releases.for_party(party)
+        payload = self.trained.releases.for_party(party)
+        with self._released:
+            self.released_to.add(party)
+            self._released.notify_all()
+        return payload
+
+    def wait_released(self, timeout: float) -> bool:
+        """Block until every party the task releases something to has fetched it."""
+        if self.trained is None:
+            return False
+        wanted = set(self.trained.releases.documents)
+        with self._released:
+            return self._released.wait_for(lambda: wanted <= self.released_to, timeout)
 
     def _await_matched(self, timeout: float = 60.0) -> None:
         """Train only on data both ends agreed on: every commitment matched on chain."""

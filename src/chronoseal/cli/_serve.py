@@ -3,8 +3,9 @@ component as its own process, coordinated only through a JSON-RPC chain node."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +54,7 @@ def gateway_serve(
 ) -> None:
     """Wait for an Approved task with an attested runtime, verify it, and stream once."""
     try:
-        report = serve_gateway(
+        report, release = serve_gateway(
             party_name=party,
             party_config=config,
             spec_path=spec,
@@ -72,6 +73,7 @@ def gateway_serve(
         f"{report.bytes_sent:,} bytes; commitment 0x{report.commitment.hex()} posted "
         f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: simulated"
     )
+    _print_release(report.party, release)
 
 
 @analysis_app.command("serve")
@@ -96,6 +98,14 @@ def analysis_serve(
         )
     except ChronosealError as exc:
         fail(exc)
+    if runtime.trained is not None:
+        result = runtime.trained.result
+        console.print(
+            f"model {result.family} committed: 0x{runtime.trained.commitment.hex()} · "
+            f"joint MASE {result.joint.metrics.get('mase')} vs best single-party "
+            f"({result.best_single.name}) {result.best_single.metrics.get('mase')} · "
+            f"released to {', '.join(sorted(runtime.released_to)) or 'nobody yet'}"
+        )
     for name, intake in sorted(runtime.state.parties.items()):
         console.print(
             f"{name}: {intake.rows:,} rows in {len(intake.batches)} batches; commitment "
@@ -103,6 +113,17 @@ def analysis_serve(
         )
     for error in runtime.state.errors:
         console.print(f"[yellow]refused[/] [{error.id}] {error.message}", highlight=False)
+
+
+def _print_release(party: str, release: dict[str, Any]) -> None:
+    """What the party received, checked against the chain's release digest."""
+    console.print(f"{party} received its release (checked against the chain):")
+    for key in ("model", "baseline", "contribution"):
+        if key in release:
+            console.print(f"  {key}: {json.dumps(release[key], sort_keys=True)}", highlight=False)
+    for key in sorted(set(release) - {"model", "baseline", "contribution", "task_id", "party"}):
+        if key != "nonce":
+            console.print(f"  {key}: released", highlight=False)
 
 
 @key_app.command("new")

@@ -84,6 +84,8 @@ def seal(fitted: Fitted, *, task_id: bytes, name: str) -> bytes:
             Part("history", ARROW, _arrow(fitted.train)),
         ]
         intervals = None
+    if fitted.past is not None:
+        parts.append(Part("past_only", ARROW, _arrow(fitted.past)))
     last = fitted.train.groupby(ID, sort=True)[DS].max()
     manifest: dict[str, Any] = {
         "format": 1,
@@ -136,6 +138,7 @@ class LoadedModel:
     recipe: Recipe
     history: pd.DataFrame
     _model: Any
+    past: pd.DataFrame | None = None
 
     @property
     def series(self) -> list[str]:
@@ -152,7 +155,7 @@ class LoadedModel:
         levels = [level] if level is not None else None
         grid = Grid.parse(self.recipe.freq)
         with quiet_libraries():
-            x_df = _future_inputs(self.recipe, self.history, future, h, grid)
+            x_df = _future_inputs(self.recipe, self.history, future, h, grid, self.past)
             if self.recipe.family == LIGHTGBM:
                 out = self._model.predict(h, X_df=x_df, level=levels)
             else:
@@ -166,6 +169,7 @@ def _future_inputs(
     future: pd.DataFrame | None,
     h: int,
     grid: Grid,
+    past: pd.DataFrame | None = None,
 ) -> pd.DataFrame | None:
     """The covariate inputs for the next ``h`` periods, or None if the model takes none."""
     if not uses_covariates(recipe.family):
@@ -189,8 +193,13 @@ def _future_inputs(
             )
         frame = frame.merge(future[[ID, DS, *recipe.future_known]], on=[ID, DS], how="left")
     if recipe.past_only:
+        if past is None:
+            raise ModelError(
+                "the bundle lacks the recent values of its past-only covariates",
+                id="model.bundle.malformed",
+            )
         raw = list(recipe.past_only)
-        both = pd.concat([history[[ID, DS, *raw]], frame[[ID, DS]]], ignore_index=True)
+        both = pd.concat([past[[ID, DS, *raw]], frame[[ID, DS]]], ignore_index=True)
         both = both.sort_values([ID, DS], kind="stable").reset_index(drop=True)
         lagged = model_frame(both.assign(y=0.0), recipe.with_covariates([], raw))
         frame = frame.merge(lagged.drop(columns=["y"]), on=[ID, DS], how="left")
@@ -209,6 +218,7 @@ def open_bundle(bundle: bytes, expected: bytes) -> LoadedModel:
     manifest, parts = _split(bundle)
     recipe = Recipe.from_json(manifest["recipe"])
     history = _unarrow(parts["history"])
+    past = _unarrow(parts["past_only"]) if "past_only" in parts else None
     name = manifest["model_name"]
     grid = Grid.parse(recipe.freq)
     if recipe.family == LIGHTGBM:
@@ -222,9 +232,10 @@ def open_bundle(bundle: bytes, expected: bytes) -> LoadedModel:
                 mlf.prediction_intervals = PredictionIntervals(**intervals)
             else:
                 mlf._cs_df = None
-        return LoadedModel(manifest, recipe, history, mlf)
+        return LoadedModel(manifest, recipe, history, mlf, past)
+    # Only pickle exists for statsforecast models; the bundle hashed to the chain above.
     model = pickle.loads(parts["model"])
-    return LoadedModel(manifest, recipe, history, model)
+    return LoadedModel(manifest, recipe, history, model, past)
 
 
 def _split(bundle: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -212,11 +212,21 @@ def cross_validate(
 
 @dataclass
 class Fitted:
-    """A family fitted on the whole panel: the library object and the frame it saw."""
+    """A family fitted on the whole panel: the library object, the frame it saw, and the
+    recent raw values of past-only covariates (their future lags come from these)."""
 
     recipe: Recipe
     model: Any
     train: pd.DataFrame
+    past: pd.DataFrame | None = None
+
+
+def _recent_past(frame: pd.DataFrame, recipe: Recipe) -> pd.DataFrame | None:
+    if not recipe.past_only:
+        return None
+    keep = max(k for ks in recipe.past_only.values() for k in ks)
+    cols = [ID, DS, *recipe.past_only]
+    return frame[cols].groupby(ID, sort=False).tail(keep).reset_index(drop=True)
 
 
 def fit(frame: pd.DataFrame, recipe: Recipe, grid: Grid, name: str) -> Fitted:
@@ -232,13 +242,13 @@ def fit(frame: pd.DataFrame, recipe: Recipe, grid: Grid, name: str) -> Fitted:
                     n_windows=conformal_windows(recipe.level), h=recipe.horizon
                 ),
             )
-            return Fitted(recipe, mlf, train)
+            return Fitted(recipe, mlf, train, _recent_past(frame, recipe))
         train = _stats_frame(frame, recipe, grid)
         if recipe.local_input_size is not None:
             train = train.groupby(ID, sort=False).tail(recipe.local_input_size)
         sf = StatsForecast(models=[_stats_model(recipe, name)], freq=grid.pandas)
         sf.fit(df=train.reset_index(drop=True))
-        return Fitted(recipe, sf, train.reset_index(drop=True))
+        return Fitted(recipe, sf, train.reset_index(drop=True), _recent_past(frame, recipe))
 
 
 def choose_differences(

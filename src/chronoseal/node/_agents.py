@@ -13,15 +13,16 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.analysis import AnalysisRuntime
+from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import SimulatedAttester, installed_measurement
 from chronoseal.errors import ConfigError, LedgerError
 from chronoseal.gateway import Gateway, StreamReport, is_analysis_attestation
-from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, TaskState
+from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, TaskState, read_events
 from chronoseal.spec import (
     Component,
     TaskSpec,
@@ -116,6 +117,14 @@ def _state_is(consortium: Consortium, spec: TaskSpec, *states: TaskState) -> Cal
     return ready
 
 
+def abort_reason(consortium: Consortium, tid: bytes) -> str | None:
+    """The refusal id a runtime put on chain when it aborted the task, if one did."""
+    for event in read_events(consortium):
+        if event.name == "ComponentAborted" and event.args.get("task_id") == "0x" + tid.hex():
+            return str(event.args.get("reason"))
+    return None
+
+
 def serve_analysis(
     *,
     spec_path: Path,
@@ -125,8 +134,10 @@ def serve_analysis(
     listen: tuple[str, int],
     timeout: float,
     log: Callable[[str], None],
+    progress: AnalysisProgress | None = None,
 ) -> AnalysisRuntime:
-    """Wait for the task to be Approved, attest, serve gateways until every stream is in."""
+    """Wait for the task to be Approved, attest, serve gateways until every stream is in,
+    train and commit the model, then serve each party its release."""
     spec = load_task(spec_path)
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
@@ -151,6 +162,15 @@ def serve_analysis(
             raise LedgerError(
                 "not every data provider's stream arrived in time", id="analysis.intake.incomplete"
             )
+        log("every stream is in and matched on chain: training")
+        trained = runtime.analyse(progress)
+        log(
+            f"model committed on chain (0x{trained.commitment.hex()}); serving releases to "
+            f"{', '.join(sorted(trained.releases.documents))}"
+        )
+        if not runtime.wait_released(timeout):
+            missing = set(trained.releases.documents) - runtime.released_to
+            log(f"gave up waiting for {', '.join(sorted(missing))} to fetch their releases")
     finally:
         runtime.stop()
     return runtime
@@ -168,8 +188,9 @@ def serve_gateway(
     state_dir: Path,
     timeout: float,
     log: Callable[[str], None],
-) -> StreamReport:
-    """Wait until the task is Approved and a runtime attested for it, then stream once."""
+) -> tuple[StreamReport, dict[str, Any]]:
+    """Wait until the task is Approved and a runtime attested for it, stream once, then
+    wait for Trained and fetch (and check against the chain) what the task releases to us."""
     party = load_party_config(party_config)
     if party.party.name != party_name:
         raise ConfigError(
@@ -207,4 +228,28 @@ def serve_gateway(
         return attested and approved()
 
     wait_for("an attested analysis runtime", runtime_attested, timeout=timeout, log=log)
-    return gateway.run(runtime, lambda rows, _b: None)
+    report = gateway.run(runtime, lambda rows, _b: None)
+    log("stream committed; waiting for the model to be trained")
+    wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log)
+    return report, gateway.fetch_release(runtime)
+
+
+def wait_for_trained(
+    consortium: Consortium, tid: bytes, *, timeout: float, log: Callable[[str], None]
+) -> None:
+    """Until the model is committed; an abort by the runtime surfaces with its reason id."""
+
+    def trained() -> bool:
+        state = consortium.task_state(tid)
+        if state is TaskState.ABORTED:
+            reason = abort_reason(consortium, tid)
+            raise LedgerError(
+                f"task 0x{tid.hex()} was aborted"
+                + (f" by the analysis runtime: {reason}" if reason else ""),
+                id=reason or "node.task.aborted",
+            )
+        if state in (TaskState.DISPUTED, TaskState.RETIRED):
+            raise LedgerError(f"task 0x{tid.hex()} is {state.name}", id="node.task.final")
+        return state in (TaskState.TRAINED, TaskState.SERVING)
+
+    wait_for("the model to be trained", trained, timeout=timeout, log=log)

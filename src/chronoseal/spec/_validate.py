@@ -193,31 +193,32 @@ def _join_shape(spec: TaskSpec) -> Iterator[SpecProblem]:
                 f"{ds.name!r} is released at {ds.effective_frequency()!r} but the target at "
                 f"{freq!r}: resample it to {freq!r} in its policy",
             )
-    if spec.join.kind == "vertical":
-        for i, ds in enumerate(spec.datasets):
-            loose = [c for c in ds.entity_columns if ds.released(c) and c not in spec.join.on]
-            if ds is not target and loose:
-                yield SpecProblem(
-                    f"datasets[{i}].entity_columns",
-                    f"entity column(s) {', '.join(loose)} of a covariate dataset must be in "
-                    "join.on (or dropped), or one target row would match several of its rows",
-                )
-        return
     column = spec.model.target.column
+    holders = (
+        [target]
+        if spec.join.kind == "vertical"
+        else [d for d in spec.datasets if column in d.value_columns and d.released(column)]
+    )
     for i, ds in enumerate(spec.datasets):
-        if column not in ds.value_columns or not ds.released(column):
+        loose = [c for c in ds.entity_columns if ds.released(c) and c not in spec.join.on]
+        if ds not in holders and loose:
             yield SpecProblem(
-                f"datasets[{i}].value_columns",
-                f"a horizontal join needs the target column {column!r} in every dataset",
+                f"datasets[{i}].entity_columns",
+                f"entity column(s) {', '.join(loose)} of a covariate dataset must be in "
+                "join.on (or dropped), or one target row would match several of its rows",
             )
-        extra = sorted(
-            set(_covariate_columns(spec, ds)) - set(_covariate_columns(spec, target))
-        ) or sorted(set(_covariate_columns(spec, target)) - set(_covariate_columns(spec, ds)))
-        if extra:
+    if spec.join.kind == "vertical":
+        return
+    mine = set(_covariate_columns(spec, target))
+    for i, ds in enumerate(spec.datasets):
+        if ds not in holders:
+            continue
+        differ = sorted(set(_covariate_columns(spec, ds)) ^ mine)
+        if differ:
             yield SpecProblem(
                 f"datasets[{i}].value_columns",
-                f"a horizontal join needs the same covariates in every dataset; "
-                f"{', '.join(extra)} differ from the target dataset's",
+                "the datasets of a horizontal join that hold the target need the same "
+                f"covariates; {', '.join(differ)} differ from the target dataset's",
             )
 
 

@@ -1,0 +1,205 @@
+"""The analysis runtime's promises around training, on the real demo machinery (embedded EVM,
+gateways streaming over RA-TLS on loopback): bad input is refused with a stable id before
+anything is fitted, the task is Aborted (or Disputed) on chain with that reason, and no party
+can fetch a release."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from chronoseal.errors import AnalysisError, PeerRefused
+from chronoseal.gateway import Gateway
+from chronoseal.ledger import TaskState, read_events
+from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+
+TableEdit = Callable[[pa.Table], pa.Table]
+
+
+def _variant(
+    tmp_path: Path,
+    *,
+    spec: Callable[[str], str] = lambda text: text,
+    transit: TableEdit | None = None,
+    weather: TableEdit | None = None,
+) -> Path:
+    """A copy of the Chicago scenario with edited data files or task spec."""
+    root = tmp_path / "chicago"
+    shutil.copytree(bundled_scenario().parent, root)
+    for name, edit in (("transit", transit), ("weather", weather)):
+        if edit is not None:
+            path = root / "data" / f"{name}.parquet"
+            pq.write_table(edit(pq.read_table(path)), path)
+    task = root / "task.toml"
+    task.write_text(spec(task.read_text()))
+    return root / "scenario.toml"
+
+
+class _Recorder(DemoConsortium):
+    """The demo, remembering the runtime and gateways so a test can try to fetch releases."""
+
+    refused: list[PeerRefused]
+
+    def train(self, runtime, gateways):  # type: ignore[no-untyped-def]
+        self.refused = []
+        try:
+            return super().train(runtime, gateways)
+        finally:
+            for gw in gateways:
+                try:
+                    gw.fetch_release(runtime.address)
+                except PeerRefused as exc:
+                    self.refused.append(exc)
+                except Exception as exc:
+                    self.refused.append(PeerRefused(str(exc), id=getattr(exc, "id", "other")))
+
+
+def _run(scenario: Path) -> tuple[_Recorder, AnalysisError]:
+    world = _Recorder(load_scenario(scenario), lambda _: None)
+    with pytest.raises(AnalysisError) as info:
+        world.run("trained")
+    return world, info.value
+
+
+def _assert_aborted_with(world: _Recorder, reason: str) -> None:
+    view = world.consortium.task(world.task_id)
+    assert view.state is TaskState.ABORTED
+    assert view.model_commitment is None
+    aborted = [e for e in read_events(world.consortium) if e.name == "ComponentAborted"]
+    assert [e.args["reason"] for e in aborted] == [reason]
+    assert not any(e.name == "ModelCommitted" for e in read_events(world.consortium))
+
+
+def _too_many_windows(text: str) -> str:
+    """100 windows of 14 days every 60 days: more than the 5,698 days the data hold."""
+    return text.replace("windows = 13", "windows = 100").replace("step_size = 28", "step_size = 60")
+
+
+def test_too_little_history_aborts_on_chain_and_releases_nothing(tmp_path: Path) -> None:
+    world, error = _run(_variant(tmp_path, spec=_too_many_windows))
+    assert error.id == "analysis.history.too_short"
+    assert "100 windows" in error.message
+    _assert_aborted_with(world, "analysis.history.too_short")
+
+
+def test_a_horizon_longer_than_the_data_is_refused(tmp_path: Path) -> None:
+    scenario = _variant(tmp_path, spec=lambda t: t.replace("horizon = 14", "horizon = 9000"))
+    world, error = _run(scenario)
+    assert error.id == "analysis.history.horizon_too_long"
+    _assert_aborted_with(world, error.id)
+
+
+def test_a_constant_target_is_refused(tmp_path: Path) -> None:
+    def flat(t: pa.Table) -> pa.Table:
+        return t.set_column(2, "rides", pa.array([12.5] * t.num_rows, type=pa.float64()))
+
+    world, error = _run(_variant(tmp_path, transit=flat))
+    assert error.id == "analysis.target.constant"
+    _assert_aborted_with(world, error.id)
+
+
+def test_an_all_null_target_is_refused(tmp_path: Path) -> None:
+    def empty(t: pa.Table) -> pa.Table:
+        return t.set_column(2, "rides", pa.nulls(t.num_rows, type=pa.float64()))
+
+    world, error = _run(_variant(tmp_path, transit=empty))
+    assert error.id == "analysis.target.all_null"
+    _assert_aborted_with(world, error.id)
+
+
+def test_duplicate_timestamps_are_refused_with_their_count(tmp_path: Path) -> None:
+    def doubled(t: pa.Table) -> pa.Table:
+        return pa.concat_tables([t, t.slice(100, 7)])
+
+    world, error = _run(_variant(tmp_path, transit=doubled))
+    assert error.id == "analysis.join.duplicate_keys"
+    assert error.context["rows"] == 7 and error.context["dataset"] == "ridership"
+    _assert_aborted_with(world, error.id)
+
+
+def test_a_covariate_with_no_overlap_is_refused(tmp_path: Path) -> None:
+    def moved(t: pa.Table) -> pa.Table:
+        days = pc.add(t.column("date").cast(pa.int32()), 40 * 365)
+        return t.set_column(0, "date", days.cast(pa.int32()).cast(pa.date32()))
+
+    world, error = _run(_variant(tmp_path, weather=moved))
+    assert error.id == "analysis.join.no_overlap"
+    assert error.context["dataset"] == "weather"
+    _assert_aborted_with(world, error.id)
+
+
+def test_a_refused_task_has_no_release_for_anyone(tmp_path: Path) -> None:
+    world, _ = _run(_variant(tmp_path, spec=_too_many_windows))
+    # fetch_release checks the chain first: no model commitment, nothing to fetch
+    assert len(world.refused) == 3
+    assert {e.id for e in world.refused} == {"gateway.release.not_trained"}
+
+
+class _Tampering(_Recorder):
+    """The weather gateway posts a commitment that is not the one of what it sent."""
+
+    def gateway(self, org: str, state: Path) -> Gateway:
+        gw = super().gateway(org, state)
+        if org == "weather":
+            post = gw.session.post_gateway_commitment
+
+            def tampered(tid: bytes, _root: bytes):  # type: ignore[no-untyped-def]
+                return post(tid, hashlib.sha256(b"not what was sent").digest())
+
+            gw.session.post_gateway_commitment = tampered  # type: ignore[method-assign]
+        return gw
+
+
+def test_a_commitment_mismatch_disputes_the_task_and_nothing_is_trained(tmp_path: Path) -> None:
+    world = _Tampering(load_scenario(bundled_scenario()), lambda _: None)
+    with pytest.raises(AnalysisError) as info:
+        world.run("trained")
+    assert info.value.id == "analysis.commitment.disputed"
+    view = world.consortium.task(world.task_id)
+    assert view.state is TaskState.DISPUTED
+    assert view.model_commitment is None
+    names = [e.name for e in read_events(world.consortium)]
+    assert "CommitmentMismatched" in names and "ModelCommitted" not in names
+    assert {e.id for e in world.refused} == {"gateway.release.not_trained"}
+
+
+def _anomaly_task(text: str) -> str:
+    return (
+        text.replace('kind = "forecast"', 'kind = "anomaly"')
+        .replace('family = "mlforecast-lightgbm"', 'family = "statsforecast-autoets"')
+        .replace("windows = 13", "windows = 4")
+        .replace(
+            'metrics = ["mase", "smape", "rmse", "coverage"]',
+            'metrics = ["anomaly_rate", "mase", "coverage"]',
+        )
+        .replace(
+            'which = ["mase", "smape", "rmse", "coverage"]',
+            'which = ["anomaly_rate", "mase"]',
+        )
+    )
+
+
+def test_an_anomaly_task_flags_points_outside_the_back_tested_interval(tmp_path: Path) -> None:
+    world = _Recorder(load_scenario(_variant(tmp_path, spec=_anomaly_task)), lambda _: None)
+    report = world.run("trained")
+    assert report.state == "Trained"
+    owner = report.releases["transit"]["anomalies"]
+    other = report.releases["events"]["anomalies"]
+    assert owner and len(owner) == len(other)
+    assert all(a["score"] > 0 and a["side"] in {"above", "below"} for a in owner)
+    assert all(a["y"] > a["hi"] or a["y"] < a["lo"] for a in owner)
+    assert all("y" not in a for a in other)  # only the target party sees its own values
+    assert "anomalies" not in report.releases["weather"]  # not a result recipient
+    rate = report.releases["weather"]["model"]["metrics"]["anomaly_rate"]
+    assert rate == pytest.approx(len(owner) / (4 * 14), abs=1e-6)
+    # AutoETS uses no covariates: the others' data cannot change it, and the release says so
+    contribution = report.releases["weather"]["contribution"]
+    assert contribution["method"] == "not-applicable"
+    assert contribution["delta_mase"]["weather"] == 0.0
