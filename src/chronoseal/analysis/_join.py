@@ -63,9 +63,10 @@ class Panel:
 
     @property
     def providers(self) -> list[str]:
-        """Data providers other than the target party that contribute something."""
+        """Data providers other than the target party that contribute something (a horizontal
+        join's shared covariates, party ``*``, are every series holder's own)."""
         seen = {c.party for c in self.covariates} | set(self.series_party.values())
-        return sorted(seen - {self.target_party})
+        return sorted(seen - {self.target_party, "*"})
 
     def target_series(self) -> list[str]:
         return sorted(u for u, p in self.series_party.items() if p == self.target_party)

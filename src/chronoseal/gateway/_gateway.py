@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
-from chronoseal.channel import RaTlsIdentity, connect
+from chronoseal.channel import AttestedChannel, RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, encode_batch
 from chronoseal.errors import DataError, LedgerError, PeerRefused, ReviewRefused
 from chronoseal.ledger import (
@@ -181,17 +182,7 @@ class Gateway:
         source = open_source(self.source_url(dataset), base_dir=self.config_dir)
         source.check(dataset)
         self._charge_budget(dataset)
-        record = runtime_record(self.consortium, self.task_id)
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        with connect(
-            runtime,
-            identity,
-            appraiser=self._runtime_appraiser(),
-            peer_component=Component.ANALYSIS,
-            fresh_nonces=blocks,
-        ) as channel:
-            self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)
+        with self._runtime_channel(runtime) as (channel, record, identity):
             self._acknowledge(record)
             self._wait_running()
             intake = GatewayIntake(
@@ -244,17 +235,7 @@ class Gateway:
                 f"task 0x{self.task_id.hex()} is {view.state.name}: no model is committed",
                 id="gateway.release.not_trained",
             )
-        record = runtime_record(self.consortium, self.task_id)
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        with connect(
-            runtime,
-            identity,
-            appraiser=self._runtime_appraiser(),
-            peer_component=Component.ANALYSIS,
-            fresh_nonces=blocks,
-        ) as channel:
-            self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)
+        with self._runtime_channel(runtime) as (channel, _record, identity):
             intake = GatewayIntake(
                 channel,
                 task_id=self.task_id,
@@ -270,6 +251,24 @@ class Gateway:
             metrics_digest=view.metrics_digest,
             model_commitment=view.model_commitment,
         )
+
+    @contextmanager
+    def _runtime_channel(
+        self, runtime: tuple[str, int]
+    ) -> Iterator[tuple[AttestedChannel, AttestationView, RaTlsIdentity]]:
+        """An attested channel to the runtime the chain records for the task, and no other."""
+        record = runtime_record(self.consortium, self.task_id)
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        with connect(
+            runtime,
+            identity,
+            appraiser=self._runtime_appraiser(),
+            peer_component=Component.ANALYSIS,
+            fresh_nonces=blocks,
+        ) as channel:
+            self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)
+            yield channel, record, identity
 
     def _runtime_appraiser(self) -> Appraiser:
         pins = self.spec.measurements.pins()
