@@ -299,6 +299,19 @@ def test_several_entity_columns_make_one_unique_id() -> None:
     assert sorted(panel.series_party) == ["a|x", "b|y"]
 
 
+def test_entity_values_containing_the_separator_do_not_collide() -> None:
+    spec = make_spec(target={"entities": ("store", "item")})
+    tbl = table(
+        days("2024-01-01", 2) * 2,
+        store=["a|b", "a|b", "a", "a"],
+        item=["c", "c", "b|c", "b|c"],
+        sales=[1.0, 2.0, 3.0, 5.0],
+    )
+    panel = join_tables(spec, {"shop": tbl})
+    assert len(panel.series_party) == 2
+    assert panel.frame.groupby("unique_id")["y"].apply(list).tolist() == [[1.0, 2.0], [3.0, 5.0]]
+
+
 def test_a_target_without_entity_columns_is_one_series_named_after_its_dataset() -> None:
     spec = make_spec(target={"entities": ()})
     panel = join_tables(spec, {"shop": table(days("2024-01-01", 3), sales=[1.0, 2.0, 4.0])})
@@ -639,6 +652,18 @@ def test_duplicate_covariate_rows_on_an_entity_key_are_combined_per_entity() -> 
     assert panel.frame["promo__spend"].tolist() == [3.0, 4.0, 8.0, 16.0]
 
 
+def test_duplicate_rows_without_a_value_stay_a_gap_under_every_rule() -> None:
+    # A sum of nulls is no observation: it must not become an observed zero.
+    d = days("2024-01-01", 3)
+    tbl = table([d[0], d[1], d[1], d[2]], store=["a"] * 4, sales=pa.array([1.0, None, None, 3.0]))
+    for rule in ("mean", "sum", "min", "max", "last"):
+        exc = refusal(make_spec(duplicates=rule), {"shop": tbl})
+        assert exc.id == "analysis.target.gaps", rule
+        assert exc.context["rows"] == 1
+        panel = join_tables(make_spec(duplicates=rule, target_gaps="interpolate"), {"shop": tbl})
+        assert panel.frame["y"].tolist() == [1.0, 2.0, 3.0], rule
+
+
 # --- target gaps ----------------------------------------------------------------------------
 
 
@@ -755,6 +780,34 @@ def test_covariate_zero_fills_every_missing_period() -> None:
     assert "analysis.covariate.trimmed" not in {r.id for r in panel.repairs}
 
 
+def test_a_series_whose_covariate_never_exists_is_trimmed_and_leaves_the_panel() -> None:
+    spec = make_spec(on=("store",), others=[PROMO], covariate_gaps="ffill")
+    promo = table(days("2024-01-01", 2), store=["a", "a"], spend=[1.0, 2.0])
+    panel = join_tables(spec, {"shop": sales({"a": [1.0, 2.0], "b": [3.0, 4.0]}), "ads": promo})
+    assert panel.frame["unique_id"].unique().tolist() == ["a"]
+    assert panel.series_party == {"a": "shop"}
+    assert panel.target_series() == ["a"]
+    trimmed = [r for r in panel.repairs if r.id == "analysis.covariate.trimmed"]
+    assert [r.rows for r in trimmed] == [2]
+
+
+def test_covariates_that_never_coincide_are_no_overlap_naming_the_latest() -> None:
+    stock = {"party": "inv", "name": "stock", "entities": ("store",), "values": ("units",)}
+    spec = make_spec(on=("store",), others=[PROMO, stock], covariate_gaps="ffill")
+    exc = refusal(
+        spec,
+        {
+            "shop": sales({"a": [1.0, 2.0, 3.0], SECRET_ENTITY: [4.0, 5.0, 6.0]}),
+            "ads": table(days("2024-01-01", 3), store=["a"] * 3, spend=[SECRET_VALUE] * 3),
+            "inv": table(days("2024-01-02", 2), store=[SECRET_ENTITY] * 2, units=[1.0, 2.0]),
+        },
+    )
+    assert exc.id == "analysis.join.no_overlap"
+    assert exc.context == {"dataset": "stock", "column": "units"}
+    assert "'stock'" in str(exc) and "'units'" in str(exc)
+    assert SECRET_ENTITY not in str(exc) and "987654" not in str(exc)
+
+
 def test_a_covariate_outside_the_targets_time_range_is_no_overlap() -> None:
     spec = make_spec(others=[WEATHER], covariate_gaps="ffill")
     exc = refusal(
@@ -846,6 +899,73 @@ def test_a_missing_party_table_is_refused() -> None:
     exc = refusal(make_spec(others=[WEATHER]), {"shop": sales({"a": [1.0, 2.0]})})
     assert exc.id == "analysis.intake.missing_party"
     assert exc.context["parties"] == ["meteo"]
+    assert "'weather'" in str(exc)
+
+
+def test_a_constant_or_infinite_target_names_its_own_dataset() -> None:
+    spec = make_spec(target={"name": "till"})
+    exc = refusal(spec, {"shop": sales({"a": [1.0, 2.0], "b": [3.0, 3.0]})})
+    assert exc.id == "analysis.target.constant"
+    assert exc.context == {"dataset": "till", "column": "sales", "rows": 1}
+    assert "'till'" in str(exc) and "'sales'" in str(exc)
+    exc = refusal(spec, {"shop": sales({"a": [1.0, float("inf"), 2.0]})})
+    assert exc.id == "analysis.target.non_finite"
+    assert exc.context == {"dataset": "till", "column": "sales", "rows": 1}
+    assert "'till'" in str(exc) and "inf" not in str(exc).replace("infinite", "")
+
+
+def test_a_constant_series_of_another_party_names_that_partys_dataset() -> None:
+    exc = refusal(
+        _horizontal(),
+        {
+            "shop": sales({"a": [1.0, 2.0]}, price=[9.0, 9.5]),
+            "rival": sales({"a": [5.0, 5.0]}, price=[1.0, 2.0]),
+        },
+    )
+    assert exc.id == "analysis.target.constant"
+    assert exc.context["dataset"] == "rival"
+    assert "'rival'" in str(exc)
+
+
+def test_times_beyond_what_the_runtime_can_hold_are_refused_without_the_value() -> None:
+    tbl = table(
+        [dt.datetime(2024, 1, 1), dt.datetime(2999, 1, 2), dt.datetime(1500, 3, 4)],
+        store=["a"] * 3,
+        sales=[1.0, 2.0, 3.0],
+    )
+    exc = refusal(make_spec(), {"shop": tbl})
+    assert exc.id == "analysis.join.time_range"
+    assert exc.context == {"dataset": "sales", "column": "date"}
+    assert "2999" not in str(exc) and "1500" not in str(exc)
+    dates = table([dt.date(2024, 1, 1), dt.date(9999, 12, 31)], pa.date32(), sales=[1.0, 2.0])
+    exc = refusal(make_spec(target={"entities": ()}), {"shop": dates})
+    assert exc.id == "analysis.join.time_range"
+    assert "9999" not in str(exc)
+
+
+def test_dates_are_days_that_no_time_zone_moves() -> None:
+    # A date names its day: reading naive times in Berlin must not turn 2 January into
+    # 1 January 23:00 UTC (off the daily grid, or a day early once floored).
+    spec = make_spec(others=[WEATHER], naive_timezone="Europe/Berlin", off_grid="floor")
+    panel = join_tables(
+        spec,
+        {
+            "shop": table(
+                [dt.date(2024, 1, 2), dt.date(2024, 1, 3)],
+                pa.date32(),
+                store=["a", "a"],
+                sales=[1.0, 2.0],
+            ),
+            "meteo": table(
+                days("2024-01-01", 4), pa.timestamp("s", tz="UTC"), temp=[1.0, 2.0, 3.0, 4.0]
+            ),
+        },
+    )
+    assert rows(panel, "weather__temp") == [
+        ("a", ts("2024-01-02"), 1.0, 2.0),
+        ("a", ts("2024-01-03"), 2.0, 3.0),
+    ]
+    assert panel.repairs == []
 
 
 # --- refusals never carry data values -------------------------------------------------------
@@ -913,6 +1033,14 @@ CASES: dict[str, Refusing] = {
             ),
         },
     ),
+    "analysis.join.time_range": lambda: (
+        make_spec(),
+        {"shop": _secret_sales().set_column(0, "date", pa.array([dt.datetime(2987, 6, 5)] * 3))},
+    ),
+    "analysis.target.non_finite": lambda: (
+        make_spec(),
+        {"shop": sales({SECRET_ENTITY: [SECRET_VALUE, float("inf"), 2.0]})},
+    ),
     "analysis.join.time_ambiguous": lambda: (
         make_spec(freq="h", others=[WEATHER], naive_timezone="Europe/Berlin"),
         {
@@ -934,7 +1062,9 @@ def test_refusals_name_dataset_and_column_but_no_value(expected: str) -> None:
     assert exc.id == expected
     text = str(exc)
     dataset, column = exc.context.get("dataset"), exc.context.get("column")
-    if expected != "analysis.join.timezone_mix":  # names the datasets on either side
+    if expected == "analysis.join.timezone_mix":  # names the datasets on either side
+        assert "'sales' (column 'date')" in text and "'weather' (column 'date')" in text
+    else:
         assert dataset is not None and column is not None
         assert str(dataset) in text
         assert str(column) in text

@@ -130,7 +130,8 @@ def test_exhausted_privacy_budget_is_refused_before_sending(tmp_path: Path) -> N
 def test_full_stream_matches_on_chain_and_runs(tmp_path: Path) -> None:
     world = _world(tmp_path)
     _approve_all(world)
-    reports = world.stream()
+    reports, releases = world.stream(train=False)
+    assert releases == {}
     assert {r.name for r in reports} == {"transit", "weather", "events"}
     assert all(r.commitment_matched for r in reports)
     assert all(r.rows_sent == 5698 for r in reports)

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from chronoseal.errors import AnalysisError
 from chronoseal.model import DS, ID, Grid, Y, as_float, is_aware, is_time, to_utc
+from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Availability, Dataset, TaskSpec
 
 log = logging.getLogger("chronoseal.analysis")
@@ -84,12 +85,14 @@ def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
     """Join every data provider's table (keyed by party) as the spec says."""
     grid = Grid.parse(spec.target_dataset().effective_frequency())
     datasets = {d.name: d for d in spec.datasets}
-    missing = [d.party for d in datasets.values() if d.party not in tables]
-    if missing:
+    absent = [d for d in datasets.values() if d.party not in tables]
+    if absent:
+        missing = sorted({d.party for d in absent})
         raise _refuse(
-            f"no data arrived from {', '.join(sorted(missing))}",
+            f"no data arrived from {', '.join(missing)} (dataset(s) "
+            f"{', '.join(repr(d.name) for d in absent)})",
             "analysis.intake.missing_party",
-            parties=sorted(missing),
+            parties=missing,
         )
     _check_zones(spec, tables)
     repairs: list[Repair] = []
@@ -107,6 +110,7 @@ def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
 def _check_zones(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> None:
     aware: list[str] = []
     naive: list[str] = []
+    where: dict[str, str] = {}
     for ds in spec.datasets:
         table = tables[ds.party]
         if ds.time_column not in table.column_names:
@@ -126,10 +130,12 @@ def _check_zones(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> None:
                 column=ds.time_column,
             )
         (aware if is_aware(kind) else naive).append(ds.name)
+        where[ds.name] = f"{ds.name!r} (column {ds.time_column!r})"
     if aware and naive and spec.join.naive_timezone is None:
         raise _refuse(
-            f"datasets {', '.join(naive)} carry naive times and {', '.join(aware)} "
-            "zone-aware ones; set join.naive_timezone to the zone the naive times are in",
+            f"dataset(s) {', '.join(where[n] for n in naive)} carry naive times and "
+            f"{', '.join(where[n] for n in aware)} zone-aware ones; set join.naive_timezone "
+            "to the zone the naive times are in",
             "analysis.join.timezone_mix",
             naive=naive,
             aware=aware,
@@ -152,7 +158,14 @@ def _normalised(
     n = table.num_rows
     try:
         times = to_utc(table.column(ds.time_column), spec.join.naive_timezone)
-    except ValueError as exc:
+    except TimeRangeError as exc:
+        raise _refuse(
+            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
+            "analysis.join.time_range",
+            dataset=ds.name,
+            column=ds.time_column,
+        ) from None
+    except LocalTimeError as exc:
         raise _refuse(
             f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
             "analysis.join.time_ambiguous",
@@ -237,16 +250,34 @@ def _deduplicated(
         )
     repairs.append(Repair("analysis.join.duplicate_keys", ds.name, ds.time_column, dup))
     grouped = frame.groupby([*keys[1:], DS], sort=True, dropna=False)
-    combined = grouped.last() if rule == "last" else grouped.agg(rule)
+    if rule == "last":
+        combined = grouped.last()
+    elif rule == "sum":
+        # Rows with no value combine into no value: a sum of nulls is a gap, never a zero.
+        combined = grouped.sum(min_count=1)
+    else:
+        combined = grouped.agg(rule)
     return combined.reset_index()
 
 
 def _uid(frame: pd.DataFrame, keys: list[str], fallback: str) -> pd.Series:
+    """The series id: the entity values joined by ``|``; with several entity columns, ``\\``
+    and ``|`` inside a value are escaped so that no two entities share an id."""
     if not keys:
         return pd.Series(fallback, index=frame.index, dtype="object")
-    joined = frame[keys[0]].astype("object")
-    for k in keys[1:]:
-        joined = joined + _SEP + frame[k].astype("object")
+    if len(keys) == 1:
+        return frame[keys[0]].astype("object")
+    parts = [
+        frame[k]
+        .astype("string")
+        .str.replace("\\", "\\\\", regex=False)
+        .str.replace(_SEP, "\\" + _SEP, regex=False)
+        .astype("object")
+        for k in keys
+    ]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + _SEP + part
     return joined
 
 
@@ -327,8 +358,8 @@ def _joined(
         merged = left.merge(right, on=[*join_keys, DS], how="left", validate="many_to_one")
         if not bool(merged[[c.name for c in these]].notna().any(axis=None)):
             raise _refuse(
-                f"dataset {ds.name!r} has no row at any time (and key) of the target "
-                f"{target.name!r}: nothing to join",
+                f"dataset {ds.name!r} has no row at any {ds.time_column!r} (and key) of the "
+                f"target {target.name!r}: nothing to join",
                 "analysis.join.no_overlap",
                 dataset=ds.name,
                 column=ds.time_column,
@@ -336,6 +367,9 @@ def _joined(
         panel = merged.drop(columns=join_keys)
         covariates += these
     panel = _fill_covariates(spec, panel, covariates, repairs)
+    # A series whose covariates never all exist was trimmed away: it is no series of the task.
+    present = set(panel[ID].unique().tolist())
+    series_party = {u: p for u, p in series_party.items() if u in present}
     return Panel(panel, grid, target.party, covariates, series_party, repairs)
 
 
@@ -387,9 +421,9 @@ def _fill_covariates(
 ) -> pd.DataFrame:
     """Covariates where the target exists: filled forward in time only (never from the
     future), and the target trimmed where a covariate has not started yet."""
+    panel = panel.sort_values([ID, DS], kind="stable").reset_index(drop=True)
     if not covariates:
         return panel
-    panel = panel.sort_values([ID, DS], kind="stable").reset_index(drop=True)
     rule = spec.join.covariate_gaps
     for c in covariates:
         missing = int(panel[c.name].isna().sum())
@@ -410,6 +444,8 @@ def _fill_covariates(
         else:
             panel[c.name] = panel.groupby(ID, sort=False)[c.name].ffill()
     names = [c.name for c in covariates]
+    # The covariate that starts last is the one that leaves nothing, if anything does.
+    latest = max(covariates, key=lambda c: int(panel[c.name].isna().sum()))
     started = panel[names].notna().all(axis=1).groupby(panel[ID]).cummax()
     trimmed = int((~started).sum())
     if trimmed:
@@ -417,35 +453,47 @@ def _fill_covariates(
         panel = panel[started.to_numpy()].reset_index(drop=True)
     if panel.empty:
         raise _refuse(
-            "no target period has every covariate: nothing to train on",
+            f"no target period has every covariate (dataset {latest.dataset!r}, column "
+            f"{latest.column!r} starts last): nothing to train on",
             "analysis.join.no_overlap",
-            dataset=covariates[0].dataset,
-            column=covariates[0].column,
+            dataset=latest.dataset,
+            column=latest.column,
         )
     return panel
 
 
 def _check_target(spec: TaskSpec, panel: Panel) -> None:
-    y = panel.frame[Y]
+    frame = panel.frame
     column = spec.model.target.column
-    if not bool(np.isfinite(y.to_numpy(dtype="float64")).all()):
-        bad = int((~np.isfinite(y.to_numpy(dtype="float64"))).sum())
+    # The dataset each series came from: the target's, or (horizontal) its party's.
+    holder = {d.party: d.name for d in reversed(series_datasets(spec))}
+
+    def datasets_of(uids: object) -> list[str]:
+        return sorted({holder[panel.series_party[u]] for u in pd.unique(pd.Series(uids))})
+
+    finite = np.isfinite(frame[Y].to_numpy(dtype="float64"))
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        where = datasets_of(frame[ID].to_numpy()[~finite])
         raise _refuse(
-            f"the target {column!r} has {bad} missing or infinite values after the join",
+            f"dataset {', '.join(map(repr, where))}: the target {column!r} has {bad} missing "
+            "or infinite values after the join",
             "analysis.target.non_finite",
-            dataset=spec.model.target.dataset,
+            dataset=where[0],
             column=column,
             rows=bad,
         )
-    spread = panel.frame.groupby(ID)[Y].agg(lambda s: s.max() - s.min())
-    flat = int((spread == 0).sum())
-    if flat:
+    spread = frame.groupby(ID)[Y].agg(lambda s: s.max() - s.min())
+    flat = spread.index[(spread == 0).to_numpy()]
+    if len(flat):
+        where = datasets_of(flat)
         raise _refuse(
-            f"{flat} of {len(spread)} series of the target {column!r} are constant: no "
-            "model can be scored on them (MASE is undefined)",
+            f"dataset {', '.join(map(repr, where))}: {len(flat)} of {len(spread)} series of "
+            f"the target {column!r} are constant: no model can be scored on them (MASE is "
+            "undefined)",
             "analysis.target.constant",
-            dataset=spec.model.target.dataset,
+            dataset=where[0],
             column=column,
-            rows=flat,
+            rows=len(flat),
         )
     panel.frame = panel.frame[[ID, DS, Y, *[c.name for c in panel.covariates]]]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chronoseal.errors import AnalysisError
 
@@ -108,21 +109,51 @@ def is_time(arrow_type: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
 
 
+class LocalTimeError(ValueError):
+    """Naive local times that do not exist or are ambiguous in the zone they are read in."""
+
+
+class TimeRangeError(ValueError):
+    """Times outside what ``datetime64[ns]`` holds (the years 1678 to 2261)."""
+
+
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+# A day inside the datetime64[ns] bounds, so that converting between zones cannot overflow.
+_NS_LO = pd.Timestamp.min.value + 86_400 * 10**9
+_NS_HI = pd.Timestamp.max.value - 86_400 * 10**9
+
+
+def _outside_ns(column: pa.ChunkedArray | pa.Array) -> int:
+    arrow_type = column.type
+    if pa.types.is_date32(arrow_type):
+        ints, per = column.cast(pa.int32()).cast(pa.int64()), 86_400 * 10**9
+    elif pa.types.is_date64(arrow_type):
+        ints, per = column.cast(pa.int64()), 10**6
+    else:
+        ints, per = column.cast(pa.int64()), _UNIT_NS[arrow_type.unit]
+    lo, hi = -(-_NS_LO // per), _NS_HI // per
+    outside = pc.or_(pc.less(ints, lo), pc.greater(ints, hi))
+    return int(pc.sum(outside.cast(pa.int64())).as_py() or 0)
+
+
 def to_utc(column: pa.ChunkedArray | pa.Array, naive_zone: str | None) -> pd.Series:
     """Naive UTC ``datetime64[ns]``: aware times converted, naive ones read in ``naive_zone``
     (left as they are when it is None, which the caller allows only if nothing is aware).
+    Dates are calendar days, the labels of their periods: they are never moved by a zone.
 
-    Raises ``ValueError`` naming the count of local times that do not exist or are ambiguous
-    in ``naive_zone`` (a daylight-saving change); the caller turns it into a refusal.
+    Raises :class:`TimeRangeError` (the count of times ``datetime64[ns]`` cannot hold) or
+    :class:`LocalTimeError` (the count of local times that do not exist or are ambiguous in
+    ``naive_zone``, at a daylight-saving change); neither message carries a value, and the
+    caller turns them into refusals.
     """
     arrow_type = column.type
+    outside = _outside_ns(column)
+    if outside:
+        raise TimeRangeError(f"{outside} times are outside the years 1678 to 2261")
     if pa.types.is_date(arrow_type):
-        values = pd.Series(column.cast(pa.timestamp("s")).to_pandas(), dtype="datetime64[ns]")
-        aware = False
-    else:
-        values = pd.Series(column.to_pandas())
-        aware = arrow_type.tz is not None
-    if aware:
+        return pd.Series(column.cast(pa.timestamp("s")).to_pandas(), dtype="datetime64[ns]")
+    values = pd.Series(column.to_pandas())
+    if arrow_type.tz is not None:
         return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
     values = values.astype("datetime64[ns]")
     if naive_zone is None or naive_zone == "UTC":
@@ -130,7 +161,7 @@ def to_utc(column: pa.ChunkedArray | pa.Array, naive_zone: str | None) -> pd.Ser
     localized = values.dt.tz_localize(naive_zone, ambiguous="NaT", nonexistent="NaT")
     bad = int(localized.isna().sum() - values.isna().sum())
     if bad:
-        raise ValueError(f"{bad} local times do not exist or are ambiguous in {naive_zone}")
+        raise LocalTimeError(f"{bad} local times do not exist or are ambiguous in {naive_zone}")
     return localized.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
 
 
