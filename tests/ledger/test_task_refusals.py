@@ -86,6 +86,25 @@ def test_pinning_a_proposed_but_unapproved_or_revoked_measurement(world: World) 
     )
 
 
+def test_approving_a_task_whose_pinned_measurement_was_revoked(world: World) -> None:
+    """Revocation after the proposal: no further approval (relayed or not) may count."""
+    task_id = world.ready["proposed"]
+    world.orgs["alpha"].approve_task(task_id)
+    world.orgs["gamma"].revoke_measurement(
+        ComponentKind.PREDICTION, TeeType.SIMULATED, world.m_prediction
+    )
+    world.refused(
+        "ledger.measurement.revoked", lambda: world.orgs["beta"].approve_task(task_id), task_id
+    )
+    signature = world.orgs["gamma"].sign_task_approval(task_id)
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.orgs["alpha"].relay_task_approval(task_id, "gamma", signature),
+        task_id,
+    )
+    assert world.consortium.task(task_id).approvals == 1
+
+
 def test_approval_refusals(world: World) -> None:
     task_id = world.ready["proposed"]
     world.orgs["alpha"].approve_task(task_id)

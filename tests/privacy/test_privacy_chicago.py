@@ -23,6 +23,8 @@ from chronoseal.spec import (
 
 TASK_KEY = b"\x5a" * 32
 
+DEPLOYMENT = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3"
+
 
 @pytest.fixture(scope="module")
 def spec(example_task: Path) -> TaskSpec:
@@ -110,8 +112,20 @@ def test_a_stricter_policy_runs_end_to_end_and_is_charged(
 
     ledger = BudgetLedger(tmp_path / "budget.json", {"ridership": Budget(epsilon=1.0)})
     cost = dataset_cost(noisy)
-    ledger.charge(noisy.source, task_id(spec), cost.epsilon, cost.delta)
-    ledger.charge(noisy.source, task_id(spec), cost.epsilon, cost.delta)
+    ledger.charge(
+        noisy.source,
+        task_id(spec),
+        cost.epsilon,
+        cost.delta,
+        deployment=DEPLOYMENT,
+    )
+    ledger.charge(
+        noisy.source,
+        task_id(spec),
+        cost.epsilon,
+        cost.delta,
+        deployment=DEPLOYMENT,
+    )
     assert ledger.remaining("ridership") == PrivacyCost(0.5, 0.0)
 
 

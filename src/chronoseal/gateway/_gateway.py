@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
 from chronoseal.channel import AttestedChannel, RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, encode_batch
-from chronoseal.errors import DataError, LedgerError, PeerRefused, ReviewRefused
+from chronoseal.errors import ChainRevert, DataError, LedgerError, PeerRefused, ReviewRefused
 from chronoseal.ledger import (
     AttestationView,
     ChainEvent,
@@ -42,7 +42,7 @@ from chronoseal.ledger import (
     usable_pins,
 )
 from chronoseal.model import verify_release
-from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost
+from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deployment_id
 from chronoseal.sources import Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
@@ -216,7 +216,7 @@ class Gateway:
                     progress(rows, sent_bytes)
             runtime_root = intake.finish()
             root = intake.commitment.root()
-        self.session.post_gateway_commitment(self.task_id, root)
+        self._post_commitment(root)
         return StreamReport(
             party=self.name,
             rows_sent=rows,
@@ -251,6 +251,20 @@ class Gateway:
             metrics_digest=view.metrics_digest,
             model_commitment=view.model_commitment,
         )
+
+    def _post_commitment(self, root: bytes) -> None:
+        """Our commitment on chain; if another party's mismatch disputed the task meanwhile,
+        say so rather than surface the contract's state refusal."""
+        try:
+            self.session.post_gateway_commitment(self.task_id, root)
+        except ChainRevert as exc:
+            if self.consortium.task_state(self.task_id) is TaskState.DISPUTED:
+                raise LedgerError(
+                    f"task 0x{self.task_id.hex()} was disputed (a party's commitment did not "
+                    f"match) before {self.name}'s commitment could be posted; nothing is trained",
+                    id="gateway.task.disputed",
+                ) from exc
+            raise
 
     @contextmanager
     def _runtime_channel(
@@ -295,7 +309,8 @@ class Gateway:
         """Charge the task's privacy loss before a single row leaves (idempotent per task)."""
         cost = dataset_cost(dataset)
         ledger = BudgetLedger(self.state_dir / "privacy-budget.json", self.party.budgets)
-        ledger.charge(dataset.source, self.task_id, cost.epsilon, cost.delta)
+        deployment = deployment_id(self.consortium.chain.chain_id, self.consortium.address)
+        ledger.charge(dataset.source, self.task_id, cost.epsilon, cost.delta, deployment=deployment)
 
     def _match_chain_record(
         self, record: AttestationView, fingerprint: bytes, evidence: Evidence

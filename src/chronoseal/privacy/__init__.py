@@ -7,7 +7,7 @@ policy does not name, or without one it names, is refused whole. See ``docs/priv
 what each transform guarantees and what it does not.
 """
 
-from ._budget import BudgetLedger, PrivacyCost, dataset_cost
+from ._budget import BudgetLedger, PrivacyCost, dataset_cost, deployment_id
 from ._desensitizer import Desensitizer
 from ._noise import gaussian_sigma, laplace_scale
 
@@ -16,6 +16,7 @@ __all__ = [
     "Desensitizer",
     "PrivacyCost",
     "dataset_cost",
+    "deployment_id",
     "gaussian_sigma",
     "laplace_scale",
 ]

@@ -67,6 +67,11 @@ def _loss(value: Any) -> bool:
     )
 
 
+def deployment_id(chain_id: int, contract: str) -> str:
+    """Where a task lives: ``<chain id>:<contract address, lower case>``."""
+    return f"{int(chain_id)}:{contract.lower()}"
+
+
 class BudgetLedger:
     """Charges tasks to a party's per-source budgets; refuses any charge that would overspend."""
 
@@ -90,11 +95,21 @@ class BudgetLedger:
             max(0.0, budget.epsilon - spent.epsilon), max(0.0, budget.delta - spent.delta)
         )
 
-    def charge(self, source: str, task_id: bytes, epsilon: float, delta: float = 0.0) -> None:
+    def charge(
+        self,
+        source: str,
+        task_id: bytes,
+        epsilon: float,
+        delta: float = 0.0,
+        *,
+        deployment: str,
+    ) -> None:
         """Record a task's cost once; charging the same task again with the same cost is a no-op.
 
-        Refused with ``data.budget.exhausted`` (and the file left untouched) when the sums would
-        exceed the budget.
+        A task is identified by ``deployment`` (:func:`deployment_id`: chain id and contract)
+        *and* its id: the same spec proposed on another consortium deployment is another task
+        whose fresh noise spends the budget again. Refused with ``data.budget.exhausted`` (and
+        the file left untouched) when the sums would exceed the budget.
         """
         if not (_loss(epsilon) and _loss(delta) and delta < 1):
             raise DataError(
@@ -104,7 +119,12 @@ class BudgetLedger:
         if epsilon == 0 and delta == 0:
             return
         budget = self._budget(source)
-        task = task_id.hex()
+        if not deployment or "/" in deployment:
+            raise DataError(
+                "a budget charge needs the deployment (chain id and contract) of the task",
+                id="data.budget.invalid_cost",
+            )
+        task = f"{deployment}/{task_id.hex()}"
         with self._locked():
             charges = self._read()
             tasks = charges.get(source, {})

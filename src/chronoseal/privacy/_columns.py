@@ -6,6 +6,7 @@ Errors name columns and counts, never values: refusals leave the enclave in logs
 from __future__ import annotations
 
 import base64
+import math
 from itertools import pairwise
 
 import numpy as np
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chronoseal.errors import DataError
-from chronoseal.spec import Clip, Generalize, Mask, Round, Truncate
+from chronoseal.spec import Clip, ColumnPolicy, Generalize, Mask, Round, Truncate
 
 from ._keys import mac
 
@@ -193,10 +194,18 @@ def _generalize_mapping(
 def round_values(values: pa.Array, rule: Round, column: str) -> pa.Array:
     """Round half to even, to ``digits`` decimals or to a ``multiple``."""
     numbers = as_numbers(values, column, "round")
-    if rule.digits is not None:
-        return pc.round(numbers, ndigits=rule.digits, round_mode="half_to_even")
-    assert rule.multiple is not None  # the schema guarantees exactly one of digits and multiple
-    return pc.round_to_multiple(numbers, multiple=rule.multiple, round_mode="half_to_even")
+    try:
+        if rule.digits is not None:
+            return pc.round(numbers, ndigits=rule.digits, round_mode="half_to_even")
+        assert rule.multiple is not None  # the schema guarantees exactly one of the two
+        return pc.round_to_multiple(numbers, multiple=rule.multiple, round_mode="half_to_even")
+    except pa.ArrowInvalid as exc:
+        raise DataError(
+            f"column {column!r}: a value is too large to round as the policy says "
+            "(the rounded value would overflow a double)",
+            id="data.policy.overflow",
+            context={"column": column},
+        ) from exc
 
 
 def clip(values: pa.Array, rule: Clip, column: str) -> pa.Array:
@@ -211,3 +220,46 @@ def clip(values: pa.Array, rule: Clip, column: str) -> pa.Array:
         )
     low = pc.max_element_wise(numbers, rule.min, skip_nulls=False)
     return pc.min_element_wise(low, rule.max, skip_nulls=False)
+
+
+def _finite_mask(values: pa.Array) -> np.ndarray:
+    """True where a value is present and finite (non-numeric columns: where present)."""
+    plain = decoded(values)
+    present = np.asarray(plain.is_valid(), dtype=bool)
+    if not pa.types.is_floating(plain.type):
+        return present
+    numbers = np.asarray(plain.fill_null(0.0), dtype=np.float64)
+    return present & np.isfinite(numbers)
+
+
+def check_released(column: str, rule: ColumnPolicy, before: pa.Array, after: pa.Array) -> None:
+    """Every released batch, checked: a transform introduces no NaN or infinity, and a
+    rounding rule left every value on its grid. A failure refuses the batch (nothing of it
+    leaves), with a stable id and a count, never a value."""
+    lost = int((_finite_mask(before) & ~_finite_mask(after)).sum())
+    if lost:
+        raise DataError(
+            f"column {column!r}: the {rule.action!r} rule turned {lost} finite values into "
+            "NaN or infinity; the batch is not released",
+            id="data.policy.non_finite_output",
+            context={"column": column, "count": lost},
+        )
+    if isinstance(rule, Round):
+        numbers = np.asarray(after.cast(pa.float64()).fill_null(0.0), dtype=np.float64)
+        try:
+            step = rule.multiple if rule.multiple is not None else 10.0 ** -(rule.digits or 0)
+        except OverflowError:  # a grid coarser than any double: only zero is on it
+            step = math.inf
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            scaled = numbers / step
+        exact = np.abs(scaled) >= 2.0**52  # every double that large is on any coarser grid
+        off = ~exact & (np.abs(scaled - np.rint(scaled)) > 1e-6 * np.maximum(1.0, np.abs(scaled)))
+        if not math.isfinite(step):
+            off = numbers != 0
+        if int(off.sum()):
+            raise DataError(
+                f"column {column!r}: {int(off.sum())} values were not rounded as the policy "
+                "says; the batch is not released",
+                id="data.policy.not_rounded",
+                context={"column": column, "count": int(off.sum())},
+            )

@@ -36,6 +36,7 @@ from chronoseal.spec import (
 from ._columns import (
     PseudonymMemo,
     as_numbers,
+    check_released,
     clip,
     decoded,
     generalize,
@@ -257,7 +258,9 @@ class Desensitizer:
 
     def _release(self, columns: dict[str, pa.Array]) -> pa.RecordBatch:
         for name in self._values:
-            columns[name] = self._apply(name, columns[name])
+            before = columns[name]
+            columns[name] = self._apply(name, before)
+            check_released(name, self._rules[name], before, columns[name])
         return pa.RecordBatch.from_arrays([columns[c] for c in self._output], names=self._output)
 
     def _entity_table(self, columns: dict[str, pa.Array], extra: dict[str, pa.Array]) -> pa.Table:

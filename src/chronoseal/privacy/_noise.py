@@ -99,8 +99,17 @@ def _on_grid(values: pa.Array, gamma: float, column: str) -> tuple[Floats, Float
     return steps, valid.astype(np.float64)
 
 
-def _released(steps: Floats, noise: Floats, valid: Floats, gamma: float) -> pa.Array:
-    out = (steps + noise) * gamma
+def _released(steps: Floats, noise: Floats, valid: Floats, gamma: float, column: str) -> pa.Array:
+    total = steps + noise
+    wild = (valid != 0) & ~(np.abs(total) < _MAX_STEPS)
+    if wild.any():
+        raise DataError(
+            f"column {column!r}: the noise drawn for {int(wild.sum())} values is beyond the "
+            "grid a double can hold (the rule's scale would destroy the data)",
+            id="data.noise.out_of_range",
+            context={"column": column, "count": int(wild.sum())},
+        )
+    out = total * gamma
     return pa.array(out, type=pa.float64(), mask=valid == 0.0)
 
 
@@ -121,7 +130,7 @@ def add_laplace(values: pa.Array, rule: Laplace, source: NoiseSource, column: st
     gamma = grid(rule.sensitivity)
     steps, valid = _on_grid(values, gamma, column)
     noise = discrete_laplace(source, len(values), laplace_scale(rule) / gamma)
-    return _released(steps, noise, valid, gamma)
+    return _released(steps, noise, valid, gamma, column)
 
 
 def add_gaussian(values: pa.Array, rule: Gaussian, source: NoiseSource, column: str) -> pa.Array:
@@ -129,4 +138,4 @@ def add_gaussian(values: pa.Array, rule: Gaussian, source: NoiseSource, column: 
     sigma_steps = gaussian_sigma(rule) / gamma
     steps, valid = _on_grid(values, gamma, column)
     noise = np.round(standard_normal(source, len(values)) * sigma_steps)
-    return _released(steps, noise, valid, gamma)
+    return _released(steps, noise, valid, gamma, column)

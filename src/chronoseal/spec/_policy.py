@@ -39,24 +39,34 @@ class Pseudonymize(_Strict):
     action: Literal["pseudonymize"]
 
 
+#: Bounds every numeric parameter to what its transform can honour: outside them a rule is a
+#: silent no-op (rounding to 10**400, noise of epsilon 1e9) or destroys the data (NaN noise).
+MAX_TEXT_KEEP = 1024
+ROUND_DIGITS = 15
+MULTIPLE_MIN, MULTIPLE_MAX = 1e-12, 1e15
+SENSITIVITY_MIN, SENSITIVITY_MAX = 1e-9, 1e15
+EPSILON_MIN, EPSILON_MAX = 1e-3, 10.0
+DELTA_MIN, DELTA_MAX = 1e-12, 1e-2
+
+
 class Mask(_Strict):
     action: Literal["mask"]
-    keep_prefix: int = Field(default=0, ge=0)
-    keep_suffix: int = Field(default=0, ge=0)
+    keep_prefix: int = Field(default=0, ge=0, le=MAX_TEXT_KEEP)
+    keep_suffix: int = Field(default=0, ge=0, le=MAX_TEXT_KEEP)
     char: str = Field(default="*", min_length=1, max_length=1)
 
 
 class Truncate(_Strict):
     action: Literal["truncate"]
-    length: int = Field(ge=1)
+    length: int = Field(ge=1, le=MAX_TEXT_KEEP)
 
 
 class Generalize(_Strict):
     """Numbers into ranges (``bins``) or categories into coarser ones (``mapping``)."""
 
     action: Literal["generalize"]
-    bins: list[float] | None = None
-    mapping: dict[str, str] | None = None
+    bins: list[float] | None = Field(default=None, max_length=10_000)
+    mapping: dict[str, str] | None = Field(default=None, min_length=1, max_length=100_000)
     default: str | None = None
 
     @model_validator(mode="after")
@@ -74,9 +84,13 @@ class Generalize(_Strict):
 
 
 class Round(_Strict):
+    """To ``digits`` decimals (-15..15: a double holds no more) or to a ``multiple``."""
+
     action: Literal["round"]
-    digits: int | None = None
-    multiple: float | None = Field(default=None, gt=0)
+    digits: int | None = Field(default=None, ge=-ROUND_DIGITS, le=ROUND_DIGITS)
+    multiple: float | None = Field(
+        default=None, ge=MULTIPLE_MIN, le=MULTIPLE_MAX, allow_inf_nan=False
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Round:
@@ -87,8 +101,8 @@ class Round(_Strict):
 
 class Clip(_Strict):
     action: Literal["clip"]
-    min: float
-    max: float
+    min: float = Field(allow_inf_nan=False)
+    max: float = Field(allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Clip:
@@ -101,17 +115,17 @@ class Laplace(_Strict):
     """Laplace noise with scale sensitivity/epsilon; epsilon is charged to the party's budget."""
 
     action: Literal["laplace"]
-    sensitivity: float = Field(gt=0, allow_inf_nan=False)
-    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    sensitivity: float = Field(ge=SENSITIVITY_MIN, le=SENSITIVITY_MAX, allow_inf_nan=False)
+    epsilon: float = Field(ge=EPSILON_MIN, le=EPSILON_MAX, allow_inf_nan=False)
 
 
 class Gaussian(_Strict):
     """Gaussian noise for (epsilon, delta)-DP; both are charged to the party's budget."""
 
     action: Literal["gaussian"]
-    sensitivity: float = Field(gt=0, allow_inf_nan=False)
-    epsilon: float = Field(gt=0, allow_inf_nan=False)
-    delta: float = Field(gt=0, lt=1)
+    sensitivity: float = Field(ge=SENSITIVITY_MIN, le=SENSITIVITY_MAX, allow_inf_nan=False)
+    epsilon: float = Field(ge=EPSILON_MIN, le=1.0, allow_inf_nan=False)
+    delta: float = Field(ge=DELTA_MIN, le=DELTA_MAX, allow_inf_nan=False)
 
 
 ColumnPolicy = Annotated[
@@ -142,6 +156,6 @@ class TimeShift(_Strict):
 
 class DatasetPolicy(_Strict):
     columns: dict[str, ColumnPolicy]
-    k_threshold: int | None = Field(default=None, ge=2)
+    k_threshold: int | None = Field(default=None, ge=2, le=1_000_000)
     resample: Resample | None = None
     time_shift: TimeShift | None = None

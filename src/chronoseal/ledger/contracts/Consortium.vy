@@ -675,6 +675,9 @@ def _approve_task(task_id: bytes32, org: bytes32, relayed: bool):
     assert not self.task_approved[task_id][org], "ledger.task.already_approved"
     assert state == S_PROPOSED, "ledger.task.bad_state"
     assert block.timestamp <= self.tasks[task_id].deadline, "ledger.task.deadline_passed"
+    for m: Pin in self.pins[task_id]:
+        mid: bytes32 = self._measurement_id(m.kind, m.tee, m.digest)
+        assert self.measurements[mid].status != M_REVOKED, "ledger.measurement.revoked"
     self.task_approved[task_id][org] = True
     approvals: uint256 = self.tasks[task_id].approvals + 1
     self.tasks[task_id].approvals = approvals
