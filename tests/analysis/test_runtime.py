@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from chronoseal.errors import AnalysisError, ChronosealError, PeerRefused
+from chronoseal.errors import AnalysisError, ChronosealError, DataError, PeerRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import TaskState, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
@@ -114,14 +114,37 @@ def test_an_all_null_target_is_refused(tmp_path: Path) -> None:
     _assert_aborted_with(world, error.id)
 
 
-def test_duplicate_timestamps_are_refused_with_their_count(tmp_path: Path) -> None:
+def _refused_by_a_gateway(scenario: Path) -> tuple[_Recorder, DataError]:
+    world = _Recorder(load_scenario(scenario), lambda _: None)
+    with pytest.raises(DataError) as info:
+        world.run("trained")
+    return world, info.value
+
+
+def test_duplicate_timestamps_are_refused_at_the_gateway_with_their_count(
+    tmp_path: Path,
+) -> None:
     def doubled(t: pa.Table) -> pa.Table:
         return pa.concat_tables([t, t.slice(100, 7)])
 
-    world, error = _run(_variant(tmp_path, transit=doubled))
-    assert error.id == "analysis.join.duplicate_keys"
-    assert error.context["rows"] == 7 and error.context["dataset"] == "ridership"
-    _assert_aborted_with(world, error.id)
+    world, error = _refused_by_a_gateway(_variant(tmp_path, transit=doubled))
+    assert error.id == "gateway.data.duplicate_keys"
+    assert error.context == {"dataset": "ridership", "column": "date", "rows": 7}
+    view = world.consortium.task(world.task_id)
+    assert view.state is TaskState.ABORTED  # by the party itself, so nobody waits for it
+    assert view.model_commitment is None
+
+
+def test_rows_without_a_time_are_refused_at_the_gateway(tmp_path: Path) -> None:
+    def blank(t: pa.Table) -> pa.Table:
+        dates = t.column("date").to_pylist()
+        dates[10] = dates[2000] = None
+        return t.set_column(1, "date", pa.array(dates, type=pa.date32()))
+
+    world, error = _refused_by_a_gateway(_variant(tmp_path, transit=blank))
+    assert error.id == "gateway.data.null_time"
+    assert error.context["rows"] == 2
+    assert world.consortium.task(world.task_id).state is TaskState.ABORTED
 
 
 def test_a_covariate_with_no_overlap_is_refused(tmp_path: Path) -> None:

@@ -299,3 +299,44 @@ def test_measure_hardware_explains_and_combines(app: typer.Typer) -> None:
 )
 def test_measure_usage_errors(app: typer.Typer, args: tuple[str, ...]) -> None:
     assert _run(app, "measure", "--component", "gateway", *args).exit_code == 2
+
+
+def test_hex_evidence_may_carry_a_0x_prefix(app: typer.Typer, tmp_path: Path) -> None:
+    hexed = tmp_path / "quote.hex"
+    hexed.write_text("0x" + vector_bytes(TDX_QUOTE).hex() + "\n")
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        hexed,
+        "--tee",
+        "tdx",
+        "--collateral",
+        vector_path(TDX_COLLATERAL),
+        "--now",
+        JULY_2025,
+    )
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("tail", [b"\x01" * 16, b"\x00" * (33 << 20)])
+def test_a_quote_with_a_tail_or_an_oversized_file_is_refused(
+    app: typer.Typer, tmp_path: Path, tail: bytes
+) -> None:
+    padded = tmp_path / "quote.bin"
+    padded.write_bytes(vector_bytes(TDX_QUOTE) + tail)
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        padded,
+        "--tee",
+        "tdx",
+        "--collateral",
+        vector_path(TDX_COLLATERAL),
+        "--now",
+        JULY_2025,
+    )
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert "attest.quote.malformed" in result.output or "larger than" in result.output

@@ -129,15 +129,27 @@ def test_tdx_v5_td15_quote_has_service_td_fields() -> None:
     assert quote.body.tee_tcb_svn2 is not None
 
 
-def test_trailing_garbage_is_not_part_of_the_quote() -> None:
+TEST_TAIL = b"\nextra bytes(only for testing purpose)\n"
+
+
+def test_bytes_after_the_quote_are_refused_unless_zero_padding() -> None:
+    """Nothing signs what follows the signature data: a tail could carry anything."""
     raw = vector_bytes("go-tdx-guest/tdx_prod_quote_SPR_E4.dat")
-    quote = parse_quote(raw)
-    assert len(raw) - quote.length == 39
-    assert any(raw[quote.length :])
+    assert raw.endswith(TEST_TAIL)
+    with pytest.raises(AttestationError) as info:
+        parse_quote(raw)
+    assert info.value.id == "attest.quote.malformed"
+    quote = parse_quote(raw.removesuffix(TEST_TAIL))
+    assert quote.length == len(raw) - len(TEST_TAIL)
+    padded = parse_quote(raw.removesuffix(TEST_TAIL) + bytes(4096))  # a fixed-size buffer
+    assert padded.length == quote.length
+    with pytest.raises(AttestationError):
+        parse_quote(raw.removesuffix(TEST_TAIL) + bytes(100) + b"\x01")
 
 
 @pytest.mark.parametrize(("name", "raw"), _all_quotes(), ids=lambda v: str(v)[:40])
 def test_parser_agrees_with_dcap_qvl_on_every_real_quote(name: str, raw: bytes) -> None:
+    raw = raw.removesuffix(TEST_TAIL)
     ours = parse_quote(raw)
     theirs = dcap_qvl.parse_quote(raw)
     assert ours.header.version == theirs.header.version

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from chronoseal.cli import app
@@ -54,3 +55,43 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["spec", "check", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
     assert "[spec.file.missing]" in result.output
+
+
+def _edited(example_task: Path, tmp_path: Path, old: str, new: str) -> Path:
+    text = example_task.read_text()
+    assert old in text
+    bad = tmp_path / "task.toml"
+    bad.write_text(text.replace(old, new, 1))
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("horizon = 14", 'horizon = "14"', "model.horizon"),
+        ("horizon = 14", "horizon = 14.0", "model.horizon"),
+        ("horizon = 14", "horizon = true", "model.horizon"),
+        ("windows = 13", "windows = 9007199254740993", "evaluation.windows"),
+        ("digits = 3", "digits = 9007199254740993", "digits"),
+        ("max = 10.0 }", "max = inf }", "percip.max"),
+        ("max = 10.0 }", "max = nan }", "percip.max"),
+    ],
+)
+def test_check_and_hash_agree_on_what_is_valid(
+    example_task: Path, tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    """Strict types, and nothing canonical JSON cannot carry: what check accepts, hash hashes."""
+    bad = _edited(example_task, tmp_path, old, new)
+    checked = runner.invoke(app, ["spec", "check", str(bad)])
+    hashed = runner.invoke(app, ["spec", "hash", str(bad)])
+    assert checked.exit_code == 2 and hashed.exit_code == 2, checked.output
+    assert where in checked.output
+    assert "Traceback" not in checked.output + hashed.output
+
+
+def test_an_oversized_spec_is_refused_before_parsing(example_task: Path, tmp_path: Path) -> None:
+    big = tmp_path / "task.toml"
+    big.write_text(example_task.read_text() + "#" * (1 << 20) + "\n")
+    result = runner.invoke(app, ["spec", "check", str(big)])
+    assert result.exit_code == 2
+    assert "[spec.file.too_large]" in result.output

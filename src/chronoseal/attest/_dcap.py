@@ -431,6 +431,14 @@ def parse_quote(raw: bytes) -> SgxQuote | TdxQuote:
             f"signature_data_len {sig_len} runs past the end of the quote ({len(raw)} bytes)",
             signature_data_len=sig_len,
         )
+    if raw[end:].strip(b"\0"):
+        # Nothing signs what follows the quote, so only the zero padding of a fixed-size
+        # quote buffer (what configfs-tsm and the DCAP libraries hand out) may follow it.
+        raise _malformed(
+            f"{len(raw) - end} bytes that are not zero padding follow the quote's signature "
+            "data; nothing signs them",
+            trailing=len(raw) - end,
+        )
     auth = _parse_auth_data(raw, header.version, sig_start, end)
     if body_type == V5_BODY_SGX:
         return SgxQuote(header, _parse_sgx_body(body), auth, signed_length, end)

@@ -6,10 +6,16 @@ message with its stable id and an exit code (0 ok, 1 evidence did not verify, 2 
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
+
+from chronoseal.errors import ChronosealError
 
 from ._attest import attest_app, measure
 from ._demo import demo
+from ._output import err_console, show
 from ._serve import analysis_app, gateway_app, key_app
 from ._spec import spec_app
 
@@ -28,8 +34,28 @@ app.add_typer(analysis_app, name="analysis")
 app.add_typer(key_app, name="key")
 
 
+DEBUG_ENV = "CHRONOSEAL_DEBUG"
+
+
 def main() -> None:
-    app()
+    """The console entry point: whatever happens, a message with an id and an exit code —
+    never a Python traceback (unless ``CHRONOSEAL_DEBUG=1`` asks for one)."""
+    try:
+        app()
+    except ChronosealError as exc:  # a refusal a command did not render itself
+        sys.exit(show(exc))
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        internal = ChronosealError(
+            f"unexpected {type(exc).__name__}: {exc} (a bug: please report it; set "
+            f"{DEBUG_ENV}=1 to see where it happened)",
+            id="chronoseal.internal",
+        )
+        sys.exit(show(internal))
 
 
 __all__ = ["app", "main"]

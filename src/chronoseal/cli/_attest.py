@@ -281,8 +281,23 @@ def _hex_option(text: str | None, option: str, size: int) -> bytes | None:
     return value
 
 
+#: Quotes, reports and their collateral are kilobytes; a larger file is not evidence.
+MAX_EVIDENCE_BYTES = 1 << 20
+
+
+def _read_capped(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_EVIDENCE_BYTES + 1)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise typer.BadParameter(f"{path} is larger than {MAX_EVIDENCE_BYTES} bytes: not {what}")
+    return data
+
+
 def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) -> Evidence:
-    data = path.read_bytes()
+    data = _read_capped(path, "evidence")
     if data.startswith(_ENVELOPE_MAGIC):
         try:
             envelope = Evidence.from_bytes(data)
@@ -306,6 +321,7 @@ def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) ->
 def _maybe_hex(data: bytes) -> bytes:
     """Vectors and tools ship quotes as binary or as hex text; accept both."""
     text = b"".join(data.split())
+    text = text.removeprefix(b"0x").removeprefix(b"0X")
     if text and len(text) % 2 == 0:
         try:
             return binascii.unhexlify(text)
@@ -324,26 +340,26 @@ def _collateral_provider(evidence: Evidence, paths: list[Path]) -> CollateralPro
             raise typer.BadParameter(
                 f"{evidence.tee} needs exactly one DCAP collateral JSON", param_hint="--collateral"
             )
-        return _constant(paths[0].read_bytes())
+        return _constant(_read_capped(paths[0], "DCAP collateral"))
     if not paths:
         return None
     return _constant(_snp_collateral(paths))
 
 
 def _snp_collateral(paths: list[Path]) -> Mapping[str, bytes]:
-    chains = [path for path in paths if path.read_bytes().count(_PEM_CERT) >= 2]
+    chains = [path for path in paths if _read_capped(path, "a PEM file").count(_PEM_CERT) >= 2]
     leaves = [path for path in paths if path not in chains]
     if len(chains) != 1 or len(leaves) != 1:
         raise typer.BadParameter(
             "sev-snp needs the VCEK certificate and the ASK/ARK chain PEM (two files)",
             param_hint="--collateral",
         )
-    chain = chains[0].read_bytes()
+    chain = _read_capped(chains[0], "a PEM chain")
     try:
         x509.load_pem_x509_certificates(chain)
     except ValueError as exc:
         raise typer.BadParameter(f"{chains[0]} is not a PEM chain") from exc
-    return {"vcek": leaves[0].read_bytes(), "chain": chain}
+    return {"vcek": _read_capped(leaves[0], "a VCEK certificate"), "chain": chain}
 
 
 def _constant(collateral: Collateral) -> CollateralProvider:

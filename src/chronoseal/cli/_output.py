@@ -23,6 +23,11 @@ EXIT_REFUSED = 2
 
 def fail(exc: ChronosealError) -> NoReturn:
     """Print a refusal with its stable id and exit with the code scripts can rely on."""
+    raise typer.Exit(show(exc))
+
+
+def show(exc: ChronosealError) -> int:
+    """Print a refusal with its stable id; return its exit code."""
     err_console.print(
         f"[bold red]error[/] {escape(f'[{exc.id}]')} {escape(exc.message)}", highlight=False
     )
@@ -31,8 +36,7 @@ def fail(exc: ChronosealError) -> NoReturn:
             err_console.print(
                 f"  [yellow]{escape(p.location)}[/]: {escape(p.message)}", highlight=False
             )
-    code = EXIT_ATTESTATION if isinstance(exc, AttestationError) else EXIT_REFUSED
-    raise typer.Exit(code)
+    return EXIT_ATTESTATION if isinstance(exc, AttestationError) else EXIT_REFUSED
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

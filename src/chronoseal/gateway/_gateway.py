@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -46,6 +47,7 @@ from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deploym
 from chronoseal.sources import Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
+from ._checks import checked_batches
 from ._pipeline import prefetch
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -62,14 +64,23 @@ class StreamReport:
 
 
 def encoded_batches(
-    source: Source, dataset: Dataset, desensitizer: Desensitizer, batch_rows: int
+    source: Source,
+    dataset: Dataset,
+    desensitizer: Desensitizer,
+    batch_rows: int,
+    spec: TaskSpec | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
-    the sender; deterministic order and boundaries (a restarted gateway reproduces them)."""
+    the sender; deterministic order and boundaries (a restarted gateway reproduces them).
+    With the task's ``spec``, the raw rows are checked first (:func:`checked_batches`)."""
     columns = dataset.columns()
 
+    def read() -> Iterator[pa.RecordBatch]:
+        raw = source.batches(columns, batch_rows=batch_rows)
+        return raw if spec is None else checked_batches(raw, dataset, spec)
+
     def produce() -> Iterator[tuple[int, bytes]]:
-        for batch in desensitizer.run(lambda: source.batches(columns, batch_rows=batch_rows)):
+        for batch in desensitizer.run(read):
             yield batch.num_rows, encode_batch(batch)
 
     return prefetch(produce())
@@ -208,12 +219,16 @@ class Gateway:
                 intake.replay(index, salt, payload)
                 rows += batch_rows
             sent_bytes = 0
-            for batch_rows, payload in payloads:
-                intake.send(payload)
-                rows += batch_rows
-                sent_bytes += len(payload)
-                if progress is not None:
-                    progress(rows, sent_bytes)
+            try:
+                for batch_rows, payload in payloads:
+                    intake.send(payload)
+                    rows += batch_rows
+                    sent_bytes += len(payload)
+                    if progress is not None:
+                        progress(rows, sent_bytes)
+            except DataError as exc:
+                self._give_up(exc)
+                raise
             runtime_root = intake.finish()
             root = intake.commitment.root()
         self._post_commitment(root)
@@ -251,6 +266,15 @@ class Gateway:
             metrics_digest=view.metrics_digest,
             model_commitment=view.model_commitment,
         )
+
+    def _give_up(self, exc: DataError) -> None:
+        """Our own data cannot be sent as the task says: abort the task on chain, so every
+        other component learns it now instead of waiting for a stream that will not end.
+        The runtime never uses a stream that did not end, so nothing of it is used."""
+        try:
+            self.session.abort_task(self.task_id)
+        except LedgerError as chain:
+            exc.add_note(f"aborting the task on chain failed too: {chain}")
 
     def _post_commitment(self, root: bytes) -> None:
         """Our commitment on chain; if another party's mismatch disputed the task meanwhile,
@@ -298,7 +322,7 @@ class Gateway:
         self, source: Source, dataset: Dataset, desensitizer: Desensitizer
     ) -> Iterator[tuple[int, bytes]]:
         """Desensitized batches as Arrow IPC, with their row counts; deterministic order."""
-        yield from encoded_batches(source, dataset, desensitizer, self.batch_rows)
+        yield from encoded_batches(source, dataset, desensitizer, self.batch_rows, self.spec)
 
     def planned_rows(self) -> int | None:
         """Rows the party's source holds for this task (before any suppression), if cheap."""

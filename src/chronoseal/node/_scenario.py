@@ -12,18 +12,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chronoseal.errors import ConfigError
+from chronoseal.errors import ConfigError, SpecError
 from chronoseal.spec import (
     PartyConfig,
     TaskSpec,
     describe_validation_error,
     load_party_config,
     load_spec,
+    read_config_text,
 )
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "14", 14.0 or true is not a horizon; "yes" is not a boolean
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Consortium(_Strict):
@@ -73,9 +75,11 @@ def bundled_scenario() -> Path:
 
 def load_scenario(path: Path) -> Scenario:
     try:
-        raw = _ScenarioFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        raw = _ScenarioFile.model_validate(tomllib.loads(read_config_text(path, "scenario")))
     except FileNotFoundError:
         raise ConfigError(f"no scenario file at {path}", id="config.file.missing") from None
+    except SpecError as exc:
+        raise ConfigError(exc.message, id="config.file.too_large") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read scenario {path}: {exc}", id="config.file.invalid") from None
     except ValidationError as exc:

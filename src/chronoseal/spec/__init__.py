@@ -13,6 +13,7 @@ from ._load import (
     describe_validation_error,
     load_spec,
     parse_spec,
+    read_config_text,
     resolve_measurements,
     task_id,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "load_party_config",
     "load_spec",
     "parse_spec",
+    "read_config_text",
     "resolve_measurements",
     "review_task",
     "task_id",

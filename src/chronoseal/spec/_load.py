@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,50 @@ def describe_validation_error(exc: ValidationError) -> str:
     )
 
 
+#: Canonical JSON (RFC 8785) carries numbers as IEEE doubles: beyond this an integer changes.
+MAX_SAFE_INTEGER = 2**53 - 1
+#: No task, party or scenario file needs more; a larger one is refused before it is parsed.
+MAX_FILE_BYTES = 1 << 20
+
+
+def read_config_text(path: Path, what: str) -> str:
+    """A small UTF-8 config file, or a refusal naming why; never more than MAX_FILE_BYTES."""
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        message = f"{path} is larger than {MAX_FILE_BYTES} bytes: not a {what}"
+        raise SpecError(message, id="spec.file.too_large")
+    return data.decode("utf-8")
+
+
+def _unrepresentable(node: Any, loc: tuple[int | str, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Locations of values canonical JSON cannot carry: huge integers, NaN, infinities."""
+    if isinstance(node, bool):
+        return
+    if isinstance(node, int) and abs(node) > MAX_SAFE_INTEGER:
+        yield loc
+    elif isinstance(node, float) and not math.isfinite(node):
+        yield loc
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _unrepresentable(value, (*loc, str(key)))
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            yield from _unrepresentable(value, (*loc, i))
+
+
 def parse_spec(raw: Mapping[str, Any]) -> TaskSpec:
-    """Validate a decoded document; raise :class:`SpecError` with every problem found."""
+    """Validate a decoded document; raise :class:`SpecError` with every problem found.
+
+    Whatever is valid here can be hashed: values canonical JSON cannot carry (integers beyond
+    2**53 - 1, NaN, infinities) are problems, so ``spec check`` and ``spec hash`` agree.
+    """
+    unsafe = [
+        SpecProblem(_location(loc, raw), "not representable in canonical JSON (RFC 8785)")
+        for loc in _unrepresentable(raw)
+    ]
+    if unsafe:
+        raise SpecError(f"the task spec has {len(unsafe)} problem(s)", problems=unsafe)
     try:
         spec = TaskSpec.model_validate(dict(raw))
     except ValidationError as exc:
@@ -68,7 +111,7 @@ def load_spec(path: str | Path) -> TaskSpec:
     """Read and validate a TOML task file."""
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_config_text(p, "task spec"))
     except FileNotFoundError:
         raise SpecError(f"no task file at {p}", id="spec.file.missing") from None
     except (OSError, UnicodeDecodeError) as exc:

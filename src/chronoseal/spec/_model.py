@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,7 +21,8 @@ def is_name(value: str) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "14", 14.0 or true is not a horizon; "yes" is not a boolean
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Role(StrEnum):
@@ -46,14 +47,15 @@ class Component(StrEnum):
 
 class TaskInfo(_Strict):
     name: str
-    kind: TaskKind
-    description: str = ""
-    deadline: dt.datetime
+    kind: Annotated[TaskKind, Field(strict=False)]
+    description: str = Field(default="", max_length=4096)
+    # TOML gives a datetime; a JSON copy of a spec gives its RFC 3339 string
+    deadline: Annotated[dt.datetime, Field(strict=False)]
 
 
 class Participant(_Strict):
     org: str
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Annotated[Role, Field(strict=False)]] = Field(min_length=1)
 
 
 Availability = Literal["future_known", "past_only"]
@@ -131,8 +133,10 @@ class Model(_Strict):
     season_length: int = Field(ge=1, le=10_000)
     exogenous: Literal["declared", "none"] = "declared"
     holidays: str | None = Field(default=None, min_length=2, max_length=16)
-    seasonalities: list[int] = Field(default_factory=list, max_length=4)
-    local_input_size: int | None = Field(default=None, ge=2)
+    seasonalities: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=list, max_length=4
+    )
+    local_input_size: int | None = Field(default=None, ge=2, le=100_000_000)
 
 
 class Evaluation(_Strict):
@@ -140,7 +144,7 @@ class Evaluation(_Strict):
     step_size)``; ``level`` is the prediction-interval level scored by ``coverage``."""
 
     windows: int = Field(ge=1, le=100)
-    step_size: int | None = Field(default=None, ge=1)
+    step_size: int | None = Field(default=None, ge=1, le=1_000_000)
     metrics: list[str] = Field(min_length=1)
     level: int = Field(default=90, ge=50, le=99)
     short_series: Literal["refuse", "drop"] = "refuse"

@@ -11,14 +11,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chronoseal.errors import ConfigError
+from chronoseal.errors import ConfigError, SpecError
 
-from ._load import describe_validation_error
+from ._load import describe_validation_error, read_config_text
 from ._policy import ColumnPolicy
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "14", 14.0 or true is not a horizon; "yes" is not a boolean
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class PartyInfo(_Strict):
@@ -30,7 +31,7 @@ class Consent(_Strict):
     """Per column of each of the party's datasets: the actions it accepts, nothing else."""
 
     columns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
-    max_epsilon: float | None = Field(default=None, gt=0)
+    max_epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     result_recipients: list[str] | None = None
 
     def accepts(self, dataset: str, column: str, rule: ColumnPolicy) -> bool:
@@ -41,7 +42,7 @@ class Budget(_Strict):
     """Total differential-privacy loss a party lets all tasks together spend on one source."""
 
     epsilon: float = Field(gt=0, allow_inf_nan=False)
-    delta: float = Field(default=0.0, ge=0, lt=1)
+    delta: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
 
 
 class PartyConfig(_Strict):
@@ -56,10 +57,12 @@ class PartyConfig(_Strict):
 def load_party_config(path: str | Path) -> PartyConfig:
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_config_text(p, "party config"))
         return PartyConfig.model_validate(raw)
     except FileNotFoundError:
         raise ConfigError(f"no party config at {p}", id="config.file.missing") from None
+    except SpecError as exc:
+        raise ConfigError(exc.message, id="config.file.too_large") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(
             f"cannot read party config {p}: {exc}", id="config.file.invalid"

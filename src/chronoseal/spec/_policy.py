@@ -22,7 +22,8 @@ def is_frequency(value: str) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "14", 14.0 or true is not a horizon; "yes" is not a boolean
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Keep(_Strict):
