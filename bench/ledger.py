@@ -96,7 +96,10 @@ class Bench:
                 h("tls"),
             )
         )
-        receipts += [self.orgs[n].acknowledge_attestation(task_id, evidence) for n in names]
+        receipts += [
+            self.orgs[n].acknowledge_attestation(task_id, evidence, self.analysis.address)
+            for n in names
+        ]
         for n in names:
             receipts.append(self.orgs[n].post_gateway_commitment(task_id, h(f"data-{n}")))
             receipts.append(self.analysis.post_runtime_commitment(task_id, n, h(f"data-{n}")))
@@ -112,7 +115,9 @@ class Bench:
                 h("tls-p"),
             )
         )
-        receipts.append(self.analysis.acknowledge_prediction(task_id, p_evidence))
+        receipts.append(
+            self.analysis.acknowledge_prediction(task_id, p_evidence, self.prediction.address)
+        )
         receipts.append(self.prediction.post_prediction_model_commitment(task_id, h("model")))
         receipts.append(self.prediction.post_audit_root(task_id, h("audit-0"), 1000))
         receipts.append(lead.retire_task(task_id))
@@ -139,7 +144,7 @@ class Bench:
             task_id, ComponentKind.ANALYSIS, TeeType.SIMULATED, self.m_analysis, ev, h("t")
         )
         for n in names:
-            self.orgs[n].acknowledge_attestation(task_id, ev)
+            self.orgs[n].acknowledge_attestation(task_id, ev, self.analysis.address)
         for n in names:
             self.orgs[n].post_gateway_commitment(task_id, h(n))
             self.analysis.post_runtime_commitment(task_id, n, h(n))
@@ -148,7 +153,7 @@ class Bench:
         self.prediction.post_attestation(
             task_id, ComponentKind.PREDICTION, TeeType.SIMULATED, self.m_prediction, pev, h("t")
         )
-        self.analysis.acknowledge_prediction(task_id, pev)
+        self.analysis.acknowledge_prediction(task_id, pev, self.prediction.address)
         self.prediction.post_prediction_model_commitment(task_id, h("model"))
         start = time.perf_counter()
         for i in range(count):

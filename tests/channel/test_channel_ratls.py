@@ -106,8 +106,8 @@ def test_a_substituted_hpke_key_is_refused() -> None:
         spki_der(key.public_key()), binding_nonce(NONCE, attested.public_key)
     )
     evidence = SimulatedAttester(ANALYSIS).attest(report_data)
-    appraise(certificate(key, _encode_cmw(evidence, NONCE, attested.public_key)))
-    swapped = refusal(certificate(key, _encode_cmw(evidence, NONCE, substitute.public_key)))
+    appraise(certificate(key, _encode_cmw(evidence, NONCE, attested.public_key, b"")))
+    swapped = refusal(certificate(key, _encode_cmw(evidence, NONCE, substitute.public_key, b"")))
     assert swapped.context["attestation_id"] == "attest.binding.mismatch"
 
 
@@ -158,3 +158,26 @@ def test_a_short_freshness_value_is_refused() -> None:
     with pytest.raises(ChannelError) as refused:
         identity(ANALYSIS, nonce=b"block-7")
     assert refused.value.id == "channel.identity.bad_freshness"
+
+
+def test_the_evidence_binds_the_components_chain_address() -> None:
+    """A runtime's chain key is inside its attested report data: a certificate claiming
+    another address (to take over its on-chain record) does not appraise."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    hpke = HpkePrivateKey()
+    mine, other = bytes.fromhex("11" * 20), bytes.fromhex("22" * 20)
+    report_data = report_data_for(
+        spki_der(key.public_key()), binding_nonce(NONCE, hpke.public_key, mine)
+    )
+    evidence = SimulatedAttester(ANALYSIS).attest(report_data)
+    peer = appraise_certificate(
+        certificate(key, _encode_cmw(evidence, NONCE, hpke.public_key, mine)),
+        appraiser=appraiser(),
+        component=ANALYSIS,
+        fresh_nonces={NONCE},
+        now=datetime.now(UTC),
+    )
+    assert peer.chain_address == "0x" + "11" * 20
+    for claimed in (other, b""):
+        refused = refusal(certificate(key, _encode_cmw(evidence, NONCE, hpke.public_key, claimed)))
+        assert refused.context["attestation_id"] == "attest.binding.mismatch"

@@ -9,10 +9,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
+from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import ComponentKind, SimulatedAttester
 from chronoseal.errors import ChronosealError
 from chronoseal.ledger import TaskState, read_events
@@ -71,18 +75,75 @@ def test_runtime_running_unpinned_code_is_refused_and_not_acknowledged(tmp_path:
     assert all(not i.batches for i in runtime.state.parties.values())
 
 
-def test_attested_runtime_that_is_not_the_one_on_chain(tmp_path: Path) -> None:
-    world = _world(tmp_path)
+class _Thief:
+    """A front-runner: it copies each attestation record the runtime is about to post (the
+    evidence hash and TLS key are in the pending transaction) and posts it first."""
+
+    def __init__(self, world: DemoConsortium, *, block_genuine: bool) -> None:
+        account = Account.create()
+        world.chain.fund(account.address, 10**20)
+        self.session = world.consortium.as_component(account.key)
+        self.block_genuine = block_genuine
+
+    def attach(self, runtime: AnalysisRuntime) -> None:
+        genuine = runtime.session.post_attestation
+
+        def post(*args: Any) -> Any:
+            receipt = self.session.post_attestation(*args)
+            return receipt if self.block_genuine else genuine(*args)
+
+        runtime.session.post_attestation = post  # type: ignore[method-assign]
+
+
+class _FrontRun(DemoConsortium):
+    thief: _Thief
+
+    def start_runtime(self, attester: Any = None) -> AnalysisRuntime:
+        runtime_key: LocalAccount = Account.create()
+        self.chain.fund(runtime_key.address, 10**20)
+        runtime = AnalysisRuntime(
+            self.consortium,
+            self.spec,
+            attester=attester or SimulatedAttester(ComponentKind.ANALYSIS),
+            chain_key=runtime_key.key,
+        )
+        self.thief.attach(runtime)
+        runtime.start()
+        return runtime
+
+
+def _front_run(tmp_path: Path, *, block_genuine: bool) -> _FrontRun:
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    world = _FrontRun(load_scenario(root / "scenario.toml"), lambda _: None)
+    world.thief = _Thief(world, block_genuine=block_genuine)
+    world.propose()
     _approve_all(world)
-    recorded = world.start_runtime()
-    impostor = world.start_runtime()  # attested too, but the gateway must use the latest record
+    return world
+
+
+def test_a_copied_attestation_record_cannot_be_acknowledged(tmp_path: Path) -> None:
+    """Only the thief's copy is on chain: the runtime's evidence binds the runtime's own chain
+    address, so no gateway finds a record it may acknowledge."""
+    world = _front_run(tmp_path, block_genuine=True)
+    runtime = world.start_runtime()
     try:
-        error = _refused(world, "events", recorded.address, tmp_path)
+        error = _refused(world, "events", runtime.address, tmp_path)
     finally:
-        recorded.stop()
-        impostor.stop()
-    assert error == "gateway.runtime.not_on_chain"
+        runtime.stop()
+    assert error == "gateway.runtime.not_attested"
     assert _events(world, "AttestationAcknowledged") == []
+
+
+def test_a_front_runner_neither_blocks_nor_becomes_the_runtime(tmp_path: Path) -> None:
+    world = _front_run(tmp_path, block_genuine=False)
+    reports, _ = world.stream(train=False)
+    assert all(r.commitment_matched for r in reports)
+    view = world.consortium.task(world.task_id)
+    assert view.state is TaskState.RUNNING
+    posted = {e.args["component"] for e in _events(world, "AttestationPosted")}  # type: ignore[attr-defined]
+    assert len(posted) == 2 and world.thief.session.address in posted
+    assert view.analysis is not None and view.analysis != world.thief.session.address
 
 
 def _drop_source_column(root: Path) -> None:

@@ -101,7 +101,7 @@ class World:
         task_id = self.approved_task()
         evidence = self.attest_analysis(task_id)
         for name in PROVIDERS:
-            self.orgs[name].acknowledge_attestation(task_id, evidence)
+            self.orgs[name].acknowledge_attestation(task_id, evidence, self.analysis.address)
         return task_id
 
     def commit_data(self, task_id: bytes, party: str, runtime_label: str | None = None) -> None:
@@ -132,7 +132,7 @@ class World:
     def serving_task(self) -> bytes:
         task_id = self.trained_task()
         evidence = self.attest_prediction(task_id)
-        self.analysis.acknowledge_prediction(task_id, evidence)
+        self.analysis.acknowledge_prediction(task_id, evidence, self.prediction.address)
         self.prediction.post_prediction_model_commitment(task_id, digest("model"))
         return task_id
 

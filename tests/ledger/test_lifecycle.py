@@ -42,11 +42,11 @@ def test_full_lifecycle_reaches_retired_through_every_state(world: World) -> Non
     assert view.approved_by == ["alpha", "beta", "gamma"]
 
     evidence = world.attest_analysis(task_id)
-    attestation = c.attestation(task_id, evidence)
+    attestation = c.attestation(task_id, evidence, world.analysis.address)
     assert attestation is not None and attestation.component == world.analysis.address
-    world.orgs["alpha"].acknowledge_attestation(task_id, evidence)
+    world.orgs["alpha"].acknowledge_attestation(task_id, evidence, world.analysis.address)
     assert c.task_state(task_id) is TaskState.APPROVED
-    world.orgs["beta"].acknowledge_attestation(task_id, evidence)
+    world.orgs["beta"].acknowledge_attestation(task_id, evidence, world.analysis.address)
     view = c.task(task_id)
     assert view.state is TaskState.RUNNING
     assert view.analysis == world.analysis.address and view.analysis_evidence == evidence
@@ -60,7 +60,7 @@ def test_full_lifecycle_reaches_retired_through_every_state(world: World) -> Non
     assert view.model_commitment == digest("model")
 
     p_evidence = world.attest_prediction(task_id)
-    world.analysis.acknowledge_prediction(task_id, p_evidence)
+    world.analysis.acknowledge_prediction(task_id, p_evidence, world.prediction.address)
     world.prediction.post_prediction_model_commitment(task_id, digest("model"))
     assert c.task(task_id).state is TaskState.SERVING
 
@@ -123,7 +123,7 @@ def test_commitment_mismatch_disputes_and_only_abort_follows(world: World) -> No
 def test_prediction_model_mismatch_disputes(world: World) -> None:
     task_id = world.ready["trained"]
     evidence = world.attest_prediction(task_id)
-    world.analysis.acknowledge_prediction(task_id, evidence)
+    world.analysis.acknowledge_prediction(task_id, evidence, world.prediction.address)
     world.prediction.post_prediction_model_commitment(task_id, digest("another model"))
     assert world.consortium.task_state(task_id) is TaskState.DISPUTED
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger_world import PARTIES, World, digest
+from ledger_world import PARTIES, PROVIDERS, World, digest
 
 from chronoseal.ledger import ComponentKind, TaskState, TeeType
 
@@ -143,6 +143,7 @@ def test_records_in_the_wrong_state(world: World) -> None:
 
 
 def test_attestation_and_acknowledgement_refusals(world: World) -> None:
+    runtime = world.analysis.address
     task_id = world.ready["approved"]
     c, ev = world.consortium, digest("ev")
     world.refused(
@@ -163,22 +164,22 @@ def test_attestation_and_acknowledgement_refusals(world: World) -> None:
     world.refused("ledger.attestation.exists", lambda: world.attest_analysis(task_id), task_id)
     world.refused(
         "ledger.attestation.unknown",
-        lambda: world.orgs["alpha"].acknowledge_attestation(task_id, digest("other")),
+        lambda: world.orgs["alpha"].acknowledge_attestation(task_id, digest("other"), runtime),
         task_id,
     )
     world.refused(
         "ledger.task.not_data_provider",
-        lambda: world.orgs["gamma"].acknowledge_attestation(task_id, evidence),
+        lambda: world.orgs["gamma"].acknowledge_attestation(task_id, evidence, runtime),
         task_id,
     )
-    world.orgs["alpha"].acknowledge_attestation(task_id, evidence)
+    world.orgs["alpha"].acknowledge_attestation(task_id, evidence, runtime)
     world.refused(
         "ledger.attestation.already_acknowledged",
-        lambda: world.orgs["alpha"].acknowledge_attestation(task_id, evidence),
+        lambda: world.orgs["alpha"].acknowledge_attestation(task_id, evidence, runtime),
         task_id,
     )
-    assert c.attestation(task_id, evidence) is not None
-    assert c.attestation(task_id, evidence).acks == 1  # type: ignore[union-attr]
+    assert c.attestation(task_id, evidence, runtime) is not None
+    assert c.attestation(task_id, evidence, runtime).acks == 1  # type: ignore[union-attr]
 
 
 def test_commitment_and_component_refusals(world: World) -> None:
@@ -227,7 +228,9 @@ def test_prediction_side_refusals(world: World) -> None:
     evidence = world.attest_prediction(task_id)
     world.refused(
         "ledger.component.not_bound",
-        lambda: world.prediction.acknowledge_prediction(task_id, evidence),
+        lambda: world.prediction.acknowledge_prediction(
+            task_id, evidence, world.prediction.address
+        ),
         task_id,
     )
     world.refused(
@@ -235,7 +238,7 @@ def test_prediction_side_refusals(world: World) -> None:
         lambda: world.prediction.post_prediction_model_commitment(task_id, digest("model")),
         task_id,
     )
-    world.analysis.acknowledge_prediction(task_id, evidence)
+    world.analysis.acknowledge_prediction(task_id, evidence, world.prediction.address)
     world.prediction.post_prediction_model_commitment(task_id, digest("model"))
     world.refused(
         "ledger.component.not_bound",
@@ -260,9 +263,36 @@ def test_unknown_task_is_refused_everywhere(world: World) -> None:
         lambda: alpha.approve_task(unknown),
         lambda: alpha.abort_task(unknown),
         lambda: alpha.retire_task(unknown),
-        lambda: alpha.acknowledge_attestation(unknown, digest("e")),
+        lambda: alpha.acknowledge_attestation(unknown, digest("e"), world.analysis.address),
         lambda: alpha.post_gateway_commitment(unknown, digest("c")),
         lambda: world.attest_analysis(unknown),
         lambda: world.prediction.post_audit_root(unknown, digest("r"), 1),
     ):
         world.refused("ledger.task.unknown", action, unknown)
+
+
+def test_a_front_run_attestation_record_neither_blocks_nor_binds(world: World) -> None:
+    """A front-runner copies the evidence hash and TLS key from the runtime's pending
+    transaction and posts first: its record is its own, the genuine one still posts, and
+    only the record the gateways acknowledge (the address the evidence binds) is bound."""
+    task_id = world.approved_task()
+    evidence = digest(f"evidence-analysis-{task_id.hex()}")
+    thief = world.consortium.as_component(world.funded().key)
+    args = (task_id, ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis, evidence)
+    thief.post_attestation(*args, digest("tls-analysis"))
+    assert world.attest_analysis(task_id) == evidence  # not blocked by the copy
+    c = world.consortium
+    copied = c.attestation(task_id, evidence, thief.address)
+    genuine = c.attestation(task_id, evidence, world.analysis.address)
+    assert copied is not None and genuine is not None
+    assert copied.component == thief.address and genuine.component == world.analysis.address
+    for name in PROVIDERS:
+        world.orgs[name].acknowledge_attestation(task_id, evidence, world.analysis.address)
+    view = c.task(task_id)
+    assert view.state is TaskState.RUNNING
+    assert view.analysis == world.analysis.address
+    world.refused(
+        "ledger.component.not_bound",
+        lambda: thief.post_runtime_commitment(task_id, "alpha", digest("data-alpha")),
+        task_id,
+    )

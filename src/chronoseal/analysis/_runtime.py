@@ -159,7 +159,9 @@ class AnalysisRuntime:
                 id="analysis.task.not_approved",
             )
         blocks = RecentBlocks(self.consortium)
-        self.identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        self.identity = RaTlsIdentity.generate(
+            self.attester, blocks.latest(), chain_address=self.session.address
+        )
         pins = self.spec.measurements.pins()
         evidence = self.identity.evidence.to_bytes()
         self.session.post_attestation(

@@ -36,6 +36,7 @@ from cryptography.hazmat.asn1 import decode_der, encode_der
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from eth_utils.address import to_checksum_address
 
 from chronoseal.attest import (
     Appraisal,
@@ -64,14 +65,27 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def binding_nonce(freshness: bytes, hpke_public_key: HpkePublicKey) -> bytes:
-    """The nonce given to ``report_data_for``: freshness and the HPKE key, unambiguously."""
+def binding_nonce(
+    freshness: bytes, hpke_public_key: HpkePublicKey, chain_address: bytes = b""
+) -> bytes:
+    """The nonce given to ``report_data_for``: freshness, the HPKE key and the component's
+    chain address (20 bytes, or empty for a component that acts on no chain), unambiguously."""
     return hashlib.sha256(
         _BINDING_LABEL
         + lp16(freshness)
         + lp16(hpke_public_key.kem.value.encode())
         + lp16(hpke_public_key.raw)
+        + lp16(chain_address)
     ).digest()
+
+
+def _address_bytes(address: str | None) -> bytes:
+    if address is None:
+        return b""
+    raw = bytes.fromhex(address.removeprefix("0x"))
+    if len(raw) != 20:
+        raise ChannelError("a chain address is 20 bytes", id="channel.identity.bad_chain_address")
+    return raw
 
 
 def spki_der(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -86,7 +100,15 @@ class RaTlsIdentity:
     Made fresh at start and kept in memory only; ``repr`` never shows key material.
     """
 
-    __slots__ = ("_tls_key", "certificate_der", "component", "evidence", "fingerprint", "hpke")
+    __slots__ = (
+        "_tls_key",
+        "certificate_der",
+        "chain_address",
+        "component",
+        "evidence",
+        "fingerprint",
+        "hpke",
+    )
 
     def __init__(
         self,
@@ -96,8 +118,10 @@ class RaTlsIdentity:
         hpke: HpkePrivateKey,
         component: ComponentKind,
         evidence: Evidence,
+        chain_address: str | None = None,
     ) -> None:
         self._tls_key = tls_key
+        self.chain_address = chain_address
         self.certificate_der = certificate_der
         self.fingerprint = hashlib.sha256(certificate_der).digest()
         self.hpke = hpke
@@ -113,8 +137,12 @@ class RaTlsIdentity:
         hpke_kem: HpkeKem = HpkeKem.X25519,
         validity: timedelta = DEFAULT_VALIDITY,
         now: datetime | None = None,
+        chain_address: str | None = None,
     ) -> RaTlsIdentity:
         """Make keys, ask ``attester`` for evidence binding them, and self-sign the cert.
+
+        ``chain_address`` is the key the component acts with on chain: the evidence binds it,
+        so the attestation record it posts cannot be taken over by another sender.
 
         ``freshness`` (a recent block hash, or task id ‖ block hash) must be at least
         ``MIN_NONCE_SIZE`` bytes, as ``report_data_for`` demands of any nonce: hashing it
@@ -128,8 +156,9 @@ class RaTlsIdentity:
         issued = now or utc_now()
         tls_key = ec.generate_private_key(ec.SECP256R1())
         hpke = HpkePrivateKey(hpke_kem)
+        address = _address_bytes(chain_address)
         report_data = report_data_for(
-            spki_der(tls_key.public_key()), binding_nonce(freshness, hpke.public_key)
+            spki_der(tls_key.public_key()), binding_nonce(freshness, hpke.public_key, address)
         )
         evidence = attester.attest(report_data)
         name = x509.Name(
@@ -146,7 +175,7 @@ class RaTlsIdentity:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.UnrecognizedExtension(
-                    CMW_OID, _encode_cmw(evidence, freshness, hpke.public_key)
+                    CMW_OID, _encode_cmw(evidence, freshness, hpke.public_key, address)
                 ),
                 critical=False,
             )
@@ -158,6 +187,7 @@ class RaTlsIdentity:
             hpke=hpke,
             component=attester.component,
             evidence=evidence,
+            chain_address=_checksum(address),
         )
 
     def __repr__(self) -> str:
@@ -212,6 +242,8 @@ class AttestedPeer:
     evidence: Evidence
     appraisal: Appraisal
     public_key: ec.EllipticCurvePublicKey
+    chain_address: str | None = None
+    """The chain key the peer's evidence binds (checksummed), if it claims one."""
 
 
 def appraise_certificate(
@@ -229,7 +261,7 @@ def appraise_certificate(
     ``.wrong_component`` or ``.evidence_refused`` (the appraisal's failure ids in context).
     """
     certificate, public_key = _parse_certificate(certificate_der, now)
-    evidence, freshness, hpke_public_key = _claims_of(certificate)
+    evidence, freshness, hpke_public_key, address = _claims_of(certificate)
     # tuple() snapshots a set another thread may be refreshing (one C-level step in CPython).
     if not any(hmac.compare_digest(freshness, nonce) for nonce in tuple(fresh_nonces)):
         raise PeerRefused(
@@ -242,7 +274,9 @@ def appraise_certificate(
             id="channel.peer.wrong_component",
             context={"expected": component.value, "presented": str(evidence.component)},
         )
-    expected = report_data_for(spki_der(public_key), binding_nonce(freshness, hpke_public_key))
+    expected = report_data_for(
+        spki_der(public_key), binding_nonce(freshness, hpke_public_key, address)
+    )
     try:
         appraisal = appraiser.appraise(
             evidence, component=component, expected_report_data=expected, now=now
@@ -262,7 +296,13 @@ def appraise_certificate(
         evidence=evidence,
         appraisal=appraisal,
         public_key=public_key,
+        chain_address=_checksum(address),
     )
+
+
+def _checksum(address: bytes) -> str | None:
+    """The EIP-55 form of a bound chain address, as the chain reports senders."""
+    return str(to_checksum_address("0x" + address.hex())) if address else None
 
 
 def _parse_certificate(
@@ -291,19 +331,23 @@ def _parse_certificate(
     return certificate, public_key
 
 
-def _encode_cmw(evidence: Evidence, freshness: bytes, hpke_public_key: HpkePublicKey) -> bytes:
+def _encode_cmw(
+    evidence: Evidence, freshness: bytes, hpke_public_key: HpkePublicKey, address: bytes
+) -> bytes:
     claims = {
         "evidence": _b64u(evidence.to_bytes()),
         "nonce": _b64u(freshness),
         "hpke_kem": hpke_public_key.kem.value,
         "hpke_public_key": _b64u(hpke_public_key.raw),
     }
+    if address:
+        claims["chain_address"] = _b64u(address)
     payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
     record = json.dumps([CMW_MEDIA_TYPE, _b64u(payload)], separators=(",", ":"))
     return encode_der(record)
 
 
-def _claims_of(certificate: x509.Certificate) -> tuple[Evidence, bytes, HpkePublicKey]:
+def _claims_of(certificate: x509.Certificate) -> tuple[Evidence, bytes, HpkePublicKey, bytes]:
     try:
         extension = certificate.extensions.get_extension_for_oid(CMW_OID).value
     except x509.ExtensionNotFound as exc:
@@ -322,10 +366,14 @@ def _claims_of(certificate: x509.Certificate) -> tuple[Evidence, bytes, HpkePubl
         hpke_public_key = HpkePublicKey(
             HpkeKem(claims["hpke_kem"]), _unb64u(claims["hpke_public_key"])
         )
+        address = _unb64u(claims["chain_address"]) if "chain_address" in claims else b""
+        if address and len(address) != 20:
+            raise ValueError("a chain address is 20 bytes")
         return (
             Evidence.from_bytes(_unb64u(claims["evidence"])),
             _unb64u(claims["nonce"]),
             hpke_public_key,
+            address,
         )
     except (ValueError, TypeError, KeyError, AttestationError, ChannelError) as exc:
         raise PeerRefused(

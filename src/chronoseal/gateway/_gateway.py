@@ -37,6 +37,7 @@ from chronoseal.ledger import (
     OrgSession,
     RecentBlocks,
     TaskState,
+    attestation_record,
     onchain_task,
     org_id,
     read_events,
@@ -98,19 +99,35 @@ def is_analysis_attestation(event: ChainEvent, tid: bytes) -> bool:
     )
 
 
-def runtime_record(consortium: Consortium, tid: bytes) -> AttestationView:
-    """The analysis runtime the chain records for the task: the bound one once Running,
-    else the latest attestation posted (the chain's word, not the peer's)."""
+def runtime_record(
+    consortium: Consortium, tid: bytes, evidence: Evidence, component: str | None
+) -> AttestationView:
+    """The chain's record of the runtime an attested peer *is*: posted by the chain address
+    the peer's evidence binds, with that evidence. Once a runtime is bound it must be that
+    one. A copy of the record posted by any other sender is a different record, so a
+    front-runner can neither be acknowledged nor block the genuine runtime."""
+    if component is None:
+        raise PeerRefused(
+            "the runtime's evidence binds no chain address, so no record on chain can be "
+            "proved to be its own",
+            id="gateway.runtime.unbound",
+        )
+    evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()
     view = consortium.task(tid)
-    evidence = view.analysis_evidence if view.state is not TaskState.APPROVED else None
-    if evidence is None:
-        posted = [e for e in read_events(consortium) if is_analysis_attestation(e, tid)]
-        if posted:
-            evidence = bytes.fromhex(posted[-1].args["evidence"].removeprefix("0x"))
-    record = consortium.attestation(tid, evidence) if evidence is not None else None
+    if view.analysis is not None and (
+        view.analysis.lower() != component.lower()
+        or view.analysis_evidence is None
+        or not hmac.compare_digest(view.analysis_evidence, evidence_hash)
+    ):
+        raise PeerRefused(
+            "this attested runtime is not the one the chain bound to the task",
+            id="gateway.runtime.not_on_chain",
+        )
+    record = consortium.attestation(tid, evidence_hash, component)
     if record is None:
         raise LedgerError(
-            f"no analysis runtime has posted an attestation for task 0x{tid.hex()}",
+            f"the runtime's address {component} has posted no attestation with this evidence "
+            f"for task 0x{tid.hex()}",
             id="gateway.runtime.not_attested",
         )
     return record
@@ -295,7 +312,12 @@ class Gateway:
         self, runtime: tuple[str, int]
     ) -> Iterator[tuple[AttestedChannel, AttestationView, RaTlsIdentity]]:
         """An attested channel to the runtime the chain records for the task, and no other."""
-        record = runtime_record(self.consortium, self.task_id)
+        posted = read_events(self.consortium)
+        if not any(is_analysis_attestation(e, self.task_id) for e in posted):
+            raise LedgerError(
+                f"no analysis runtime has posted an attestation for task 0x{self.task_id.hex()}",
+                id="gateway.runtime.not_attested",
+            )
         blocks = RecentBlocks(self.consortium)
         identity = RaTlsIdentity.generate(self.attester, blocks.latest())
         with connect(
@@ -305,7 +327,11 @@ class Gateway:
             peer_component=Component.ANALYSIS,
             fresh_nonces=blocks,
         ) as channel:
-            self._match_chain_record(record, channel.peer.fingerprint, channel.peer.evidence)
+            peer = channel.peer
+            record = runtime_record(
+                self.consortium, self.task_id, peer.evidence, peer.chain_address
+            )
+            self._match_chain_record(record, peer.fingerprint, peer.evidence)
             yield channel, record, identity
 
     def _runtime_appraiser(self) -> Appraiser:
@@ -357,8 +383,10 @@ class Gateway:
             return
         earlier = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
         if earlier == bytes(32):
-            self.session.acknowledge_attestation(self.task_id, record.evidence)
-        elif not hmac.compare_digest(earlier, record.evidence):
+            self.session.acknowledge_attestation(self.task_id, record.evidence, record.component)
+        elif not hmac.compare_digest(
+            earlier, attestation_record(record.evidence, record.component)
+        ):
             raise PeerRefused(
                 f"{self.name} already acknowledged another runtime for this task",
                 id="gateway.runtime.acknowledged_other",

@@ -22,6 +22,7 @@ from chronoseal.ledger._consortium import (
     Consortium,
     OrgSession,
     Session,
+    attestation_record,
     org_id,
 )
 from chronoseal.ledger._errors import map_chain_errors
@@ -75,6 +76,7 @@ __all__ = [
     "TaskState",
     "TaskView",
     "TeeType",
+    "attestation_record",
     "chain_stats",
     "component_kind",
     "map_chain_errors",

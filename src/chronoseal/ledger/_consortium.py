@@ -73,6 +73,12 @@ def org_id(name: str) -> bytes:
     return bytes(Web3.keccak(text=name))
 
 
+def attestation_record(evidence: Bytes32Like, component: str) -> bytes:
+    """The key of an attestation record: its evidence hash *and* the address that posted it,
+    so a record copied by someone else is another record (and binds nobody's gateways)."""
+    return bytes(Web3.keccak(as_bytes32(evidence) + bytes.fromhex(component.removeprefix("0x"))))
+
+
 def as_bytes32(value: Bytes32Like) -> bytes:
     """Accept 32 raw bytes or their 0x-hex form; anything else is a caller bug."""
     raw = bytes(HexBytes(value)) if isinstance(value, str) else bytes(value)
@@ -276,8 +282,13 @@ class Consortium:
             measurements=pins,
         )
 
-    def attestation(self, task_id: Bytes32Like, evidence: Bytes32Like) -> AttestationView | None:
-        row = self.call("attestations", as_bytes32(task_id), as_bytes32(evidence))
+    def attestation(
+        self, task_id: Bytes32Like, evidence: Bytes32Like, component: str
+    ) -> AttestationView | None:
+        """The record ``component`` posted with this evidence hash, if it did."""
+        row = self.call(
+            "attestations", as_bytes32(task_id), attestation_record(evidence, component)
+        )
         if row[0] == 0:
             return None
         return AttestationView(
@@ -465,9 +476,17 @@ class OrgSession(Session):
         )
         return bytes(self._account.sign_message(signable).signature)
 
-    def acknowledge_attestation(self, task_id: Bytes32Like, evidence: Bytes32Like) -> Receipt:
-        """This data provider's gateway accepts the analysis runtime's attestation."""
-        return self._send("acknowledge_attestation", as_bytes32(task_id), as_bytes32(evidence))
+    def acknowledge_attestation(
+        self, task_id: Bytes32Like, evidence: Bytes32Like, component: str
+    ) -> Receipt:
+        """This data provider's gateway accepts the analysis runtime's attestation: the record
+        ``component`` posted, which must be the address the runtime's evidence binds."""
+        return self._send(
+            "acknowledge_attestation",
+            as_bytes32(task_id),
+            as_bytes32(evidence),
+            Web3.to_checksum_address(component),
+        )
 
     def post_gateway_commitment(self, task_id: Bytes32Like, commitment: Bytes32Like) -> Receipt:
         """Commitment (salted Merkle root) of the batches this org's gateway sent."""
@@ -521,9 +540,16 @@ class ComponentSession(Session):
         """The bound component gives up on the task; ``reason`` (a refusal id) goes on chain."""
         return self._send("abort_as_component", as_bytes32(task_id), reason[:64])
 
-    def acknowledge_prediction(self, task_id: Bytes32Like, evidence: Bytes32Like) -> Receipt:
+    def acknowledge_prediction(
+        self, task_id: Bytes32Like, evidence: Bytes32Like, component: str
+    ) -> Receipt:
         """The bound analysis runtime accepts the prediction runtime it hands the model to."""
-        return self._send("acknowledge_prediction", as_bytes32(task_id), as_bytes32(evidence))
+        return self._send(
+            "acknowledge_prediction",
+            as_bytes32(task_id),
+            as_bytes32(evidence),
+            Web3.to_checksum_address(component),
+        )
 
     def post_prediction_model_commitment(
         self, task_id: Bytes32Like, commitment: Bytes32Like

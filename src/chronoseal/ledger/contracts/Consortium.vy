@@ -746,12 +746,15 @@ def post_attestation(
     else:
         raise "ledger.attestation.bad_kind"
     assert evidence != empty(bytes32), "ledger.attestation.empty"
-    assert self.attestations[task_id][evidence].kind == 0, "ledger.attestation.exists"
+    # Keyed by (evidence, sender): a copied record is another record, and cannot block this
+    # one; gateways acknowledge the record of the address the evidence itself binds.
+    record: bytes32 = self._record(evidence, msg.sender)
+    assert self.attestations[task_id][record].kind == 0, "ledger.attestation.exists"
     assert self._pinned(task_id, kind, tee, measurement), "ledger.measurement.not_pinned"
     mid: bytes32 = self._measurement_id(kind, tee, measurement)
     assert self.measurements[mid].status != M_REVOKED, "ledger.measurement.revoked"
     assert self._usable(mid), "ledger.measurement.not_approved"
-    self.attestations[task_id][evidence] = Attestation(
+    self.attestations[task_id][record] = Attestation(
         kind=kind, tee=tee, measurement=measurement, evidence=evidence, tls_key=tls_key,
         component=msg.sender, acks=0,
     )
@@ -761,23 +764,30 @@ def post_attestation(
     )
 
 
+@pure
 @internal
-def _attestation(task_id: bytes32, evidence: bytes32, kind: uint8) -> Attestation:
-    a: Attestation = self.attestations[task_id][evidence]
+def _record(evidence: bytes32, component: address) -> bytes32:
+    return keccak256(concat(evidence, convert(component, bytes20)))
+
+
+@internal
+def _attestation(task_id: bytes32, record: bytes32, kind: uint8) -> Attestation:
+    a: Attestation = self.attestations[task_id][record]
     assert a.kind != 0, "ledger.attestation.unknown"
     assert a.kind == kind, "ledger.attestation.bad_kind"
     return a
 
 
 @external
-def acknowledge_attestation(task_id: bytes32, evidence: bytes32):
+def acknowledge_attestation(task_id: bytes32, evidence: bytes32, component: address):
     assert self._state(task_id) == S_APPROVED, "ledger.task.bad_state"
     org: bytes32 = self._provider_org(task_id)
-    a: Attestation = self._attestation(task_id, evidence, KIND_ANALYSIS)
+    record: bytes32 = self._record(evidence, component)
+    a: Attestation = self._attestation(task_id, record, KIND_ANALYSIS)
     assert self.acknowledged[task_id][org] == empty(bytes32), "ledger.attestation.already_acknowledged"
-    self.acknowledged[task_id][org] = evidence
+    self.acknowledged[task_id][org] = record
     a.acks += 1
-    self.attestations[task_id][evidence].acks = a.acks
+    self.attestations[task_id][record].acks = a.acks
     providers: uint256 = self.tasks[task_id].providers
     log AttestationAcknowledged(
         task_id=task_id, org=org, kind=KIND_ANALYSIS, evidence=evidence, acks=a.acks,
@@ -847,12 +857,13 @@ def post_model_commitment(task_id: bytes32, commitment: bytes32, metrics_digest:
 
 
 @external
-def acknowledge_prediction(task_id: bytes32, evidence: bytes32):
+def acknowledge_prediction(task_id: bytes32, evidence: bytes32, component: address):
     assert self._state(task_id) == S_TRAINED, "ledger.task.bad_state"
     assert msg.sender == self.tasks[task_id].analysis, "ledger.component.not_bound"
-    a: Attestation = self._attestation(task_id, evidence, KIND_PREDICTION)
+    record: bytes32 = self._record(evidence, component)
+    a: Attestation = self._attestation(task_id, record, KIND_PREDICTION)
     assert self.tasks[task_id].prediction == empty(address), "ledger.attestation.already_acknowledged"
-    self.attestations[task_id][evidence].acks = 1
+    self.attestations[task_id][record].acks = 1
     self.tasks[task_id].prediction = a.component
     self.tasks[task_id].prediction_evidence = evidence
     log AttestationAcknowledged(
