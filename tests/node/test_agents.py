@@ -106,7 +106,7 @@ def test_separate_processes_stream_and_train_through_the_chain(
     outputs = {org: _finish(proc, timeout=400) for org, proc in gateways.items()}
     code, analysis_out = _finish(analysis, timeout=400)
     for org, (gw_code, out) in outputs.items():
-        assert gw_code == 0, f"{org}: {out}"
+        assert gw_code == 0, f"{org}: {out}\nanalysis runtime: {analysis_out}"
         assert "5,698 rows" in out
         assert f"{org} received its release (checked against the chain)" in out
         assert "contribution" in out

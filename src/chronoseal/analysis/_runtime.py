@@ -222,6 +222,7 @@ class AnalysisRuntime:
                     verify_party=verify_party_signature(self.consortium),
                     on_batch=self._on_batch,
                     release_for=self._release_for,
+                    on_released=self._released_to_party,
                 )
             if intake is None:
                 return
@@ -254,11 +255,13 @@ class AnalysisRuntime:
             raise AnalysisError("the model is not trained yet", id="analysis.release.not_ready")
         if self.spec.participant(party) is None:
             raise PeerRefused(f"{party} is not a participant", id="analysis.release.not_party")
-        payload = self.trained.releases.for_party(party)
+        return self.trained.releases.for_party(party)
+
+    def _released_to_party(self, party: str) -> None:
+        """Counted only once the release is sent: the process may exit right after."""
         with self._released:
             self.released_to.add(party)
             self._released.notify_all()
-        return payload
 
     def wait_released(self, timeout: float) -> bool:
         """Block until every party the task releases something to has fetched it."""
@@ -319,7 +322,12 @@ class AnalysisRuntime:
         )
         return self.trained
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting; give connections in flight (a release being sent) ``grace`` s."""
         self._stop.set()
         if self._socket is not None:
             self._socket.close()
+        deadline = time.monotonic() + grace
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))

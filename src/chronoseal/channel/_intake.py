@@ -303,6 +303,7 @@ def serve_intake(
     verify_party: PartyVerifier,
     on_batch: Callable[[PartyIntake], None] | None = None,
     release_for: Callable[[str], bytes] | None = None,
+    on_released: Callable[[str], None] | None = None,
 ) -> PartyIntake | None:
     """Run the runtime's end for one gateway connection; returns that party's intake.
 
@@ -319,7 +320,11 @@ def serve_intake(
     digest = hello_digest(task_id, party, channel.peer.fingerprint, own_fingerprint)
     if hello.get("want", WANT_STREAM) == WANT_RELEASE:
         verify_party(party, digest, signature)
-        _answer_release(channel, StreamContext(task_id, party, "release"), party, release_for)
+        if (
+            _answer_release(channel, StreamContext(task_id, party, "release"), party, release_for)
+            and on_released is not None
+        ):
+            on_released(party)
         return None
     intake = intake_for(party)
     verify_party(party, digest, signature)
@@ -360,15 +365,17 @@ def _answer_release(
     ctx: StreamContext,
     party: str,
     release_for: Callable[[str], bytes] | None,
-) -> None:
+) -> bool:
+    """Send the party its release (True once it is sent) or the refusal (False)."""
     try:
         if release_for is None:
             raise PeerRefused("this runtime releases nothing", id="analysis.release.not_ready")
         payload = release_for(party)
     except ChronosealError as exc:
         channel.send_stream(ctx, [_REFUSED, _json({"id": exc.id, "message": exc.message})])
-        return
+        return False
     channel.send_stream(ctx, [_RELEASE, payload])
+    return True
 
 
 def _hello_fields(hello: dict[str, Any]) -> tuple[str, bytes]:
