@@ -41,6 +41,7 @@ from chronoseal.attest._backends import (
     CollateralProvider,
     GramineAttester,
     TsmAttester,
+    attester_for,
     get_backend,
 )
 from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
@@ -72,6 +73,7 @@ __all__ = [
     "TeeType",
     "TsmAttester",
     "VerifiedClaims",
+    "attester_for",
     "code_measurement",
     "get_backend",
     "installed_measurement",

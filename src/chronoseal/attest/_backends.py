@@ -294,3 +294,25 @@ _BACKENDS: Final[Mapping[str, Backend]] = {
 def get_backend(tee: TeeType | str) -> Backend:
     """The backend for ``tee``; unknown names raise ``attest.tee.unknown``."""
     return _BACKENDS[tee_type(tee)]
+
+
+def attester_for(tee: TeeType | str, component: ComponentKind) -> Attester:
+    """The attester a component runs with for the TEE its task pins (claim 4: the same
+    command on an SGX/Gramine, TDX or SEV-SNP host produces that host's evidence).
+
+    Refuses at once, with ``attest.tee.not_available`` naming what is missing, when this host
+    cannot produce the pinned TEE's evidence; never falls back to another TEE.
+    """
+    attester = get_backend(tee).attester(component)
+    device = {GramineAttester: GRAMINE_ATTESTATION_ROOT, TsmAttester: TSM_REPORT_ROOT}.get(
+        type(attester)
+    )
+    if device is not None and not device.exists():
+        raise AttestationError(
+            f"the task pins {tee} for the {component.value}, but this host cannot produce "
+            f"{tee} evidence: {device} does not exist (run it inside a {tee} TEE, or pin "
+            "another measurement)",
+            id="attest.tee.not_available",
+            context={"tee": str(tee), "device": str(device)},
+        )
+    return attester

@@ -71,7 +71,7 @@ def gateway_serve(
     console.print(
         f"{report.party}: {report.rows_sent:,} rows in {report.batches} batches, "
         f"{report.bytes_sent:,} bytes; commitment 0x{report.commitment.hex()} posted "
-        f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: simulated"
+        f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: {report.tee}"
     )
     _print_release(report.party, release)
 

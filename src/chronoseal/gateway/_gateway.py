@@ -62,6 +62,7 @@ class StreamReport:
     batches: int
     commitment: bytes
     runtime_commitment: bytes
+    tee: str = "simulated"
 
 
 def encoded_batches(
@@ -256,6 +257,7 @@ class Gateway:
             batches=len(intake.commitment.leaves),
             commitment=root,
             runtime_commitment=runtime_root,
+            tee=str(self.attester.tee),
         )
 
     def fetch_release(self, runtime: tuple[str, int]) -> dict[str, Any]:

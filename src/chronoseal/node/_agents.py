@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
-from chronoseal.attest import SimulatedAttester, installed_measurement
+from chronoseal.attest import attester_for, installed_measurement
 from chronoseal.errors import ConfigError, LedgerError
 from chronoseal.gateway import Gateway, StreamReport, is_analysis_attestation
 from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, TaskState, read_events
@@ -139,6 +139,8 @@ def serve_analysis(
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
     train and commit the model, then serve each party its release."""
     spec = load_task(spec_path)
+    # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
+    attester = attester_for(spec.measurements.analysis.tee, Component.ANALYSIS)
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
     wait_for(
@@ -150,7 +152,7 @@ def serve_analysis(
     runtime = AnalysisRuntime(
         consortium,
         spec,
-        attester=SimulatedAttester(Component.ANALYSIS),
+        attester=attester,
         chain_key=key.key,
         listen=listen,
     )
@@ -199,6 +201,7 @@ def serve_gateway(
             id="config.party.mismatch",
         )
     spec = load_task(spec_path)
+    attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
     if consortium.org_of_key(key.address) != party.party.name:
@@ -212,7 +215,7 @@ def serve_gateway(
         party,
         spec,
         config_dir=party_config.parent,
-        attester=SimulatedAttester(Component.GATEWAY),
+        attester=attester,
         org_key=key,
         state_dir=state_dir,
     )

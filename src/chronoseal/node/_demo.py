@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
-from chronoseal.attest import Attester, SimulatedAttester, installed_measurement
+from chronoseal.attest import Attester, attester_for, installed_measurement
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import (
@@ -269,7 +269,8 @@ class DemoConsortium:
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
-            attester=attester or SimulatedAttester(Component.ANALYSIS),
+            attester=attester
+            or attester_for(self.spec.measurements.analysis.tee, Component.ANALYSIS),
             chain_key=runtime_key.key,
         )
         runtime.start()
@@ -350,7 +351,7 @@ class DemoConsortium:
             self.scenario.parties[org],
             self.spec,
             config_dir=self.scenario.party_dirs[org],
-            attester=SimulatedAttester(Component.GATEWAY),
+            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
             org_key=self._keys[org],
             state_dir=state / org,
         )
