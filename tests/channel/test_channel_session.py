@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -324,3 +325,48 @@ def test_one_server_serves_several_gateways_at_once() -> None:
             future.result(timeout=20)
         received = sorted(future.result(timeout=20)[0] for future in served)
     assert received == sorted(party.encode() for party in parties)
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_a_silent_peer_times_out_instead_of_hanging(side: str) -> None:
+    """A stopped (SIGSTOP) or half-open peer: every read has a deadline, and the refusal
+    says what happened."""
+    quiet = 0.3
+    server = ChannelServer(
+        identity(ANALYSIS),
+        appraiser=appraiser(),
+        peer_component=GATEWAY,
+        fresh_nonces={NONCE},
+        handshake_timeout=2.0,
+        io_timeout=quiet if side == "server" else None,
+    )
+    gave_up = threading.Event()
+
+    def serve(connection: socket.socket) -> str:
+        with server.accept(connection) as channel:
+            if side == "client":
+                gave_up.wait(5)  # say nothing until the client has given up
+                return "silent"
+            try:
+                channel.receive_stream(CONTEXT)
+            except ChannelError as exc:
+                return exc.id
+            return "received"
+
+    with serve_once(serve) as (address, result):
+        channel = connect(
+            address,
+            identity(GATEWAY),
+            appraiser=appraiser(),
+            peer_component=ANALYSIS,
+            fresh_nonces={NONCE},
+            io_timeout=quiet if side == "client" else None,
+        )
+        with channel:
+            if side == "client":
+                with pytest.raises(ChannelError) as info:
+                    channel.receive_stream(CONTEXT)
+                assert info.value.id == "channel.transport.timeout"
+                gave_up.set()
+            else:
+                assert result.result(timeout=10) == "channel.transport.timeout"

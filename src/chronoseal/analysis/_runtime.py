@@ -33,7 +33,7 @@ from chronoseal.attest import (
     Appraiser,
     Attester,
 )
-from chronoseal.channel import ChannelServer, RaTlsIdentity
+from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity
 from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
@@ -115,6 +115,7 @@ class AnalysisRuntime:
         chain_key: str | bytes,
         listen: tuple[str, int] = ("127.0.0.1", 0),
         on_batch: Callable[[PartyIntake], None] | None = None,
+        io_timeout: float | None = DEFAULT_IO_TIMEOUT,
     ) -> None:
         self.consortium = consortium
         self.spec = spec
@@ -123,6 +124,7 @@ class AnalysisRuntime:
         self.session: ComponentSession = consortium.as_component(chain_key)
         self._listen = listen
         self._on_batch = on_batch
+        self._io_timeout = io_timeout
         self._task_key = os.urandom(TASK_KEY_LEN)
         self.state = IntakeState(spec)
         self.identity: RaTlsIdentity | None = None
@@ -177,6 +179,7 @@ class AnalysisRuntime:
             appraiser=Appraiser(self._policy({Component.GATEWAY: pins[Component.GATEWAY].digest})),
             peer_component=Component.GATEWAY,
             fresh_nonces=blocks,
+            io_timeout=self._io_timeout,
         )
         self._socket = socket.create_server(self._listen)
         self._socket.settimeout(0.2)
@@ -241,9 +244,23 @@ class AnalysisRuntime:
                 if set(self.spec.data_providers()) <= self.state.committed:
                     self.state.done.set()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until every data provider's stream arrived and its commitment is on chain."""
-        return self.state.done.wait(timeout)
+    def wait(self, timeout: float | None = None, poll: float = 0.5) -> bool:
+        """Block until every data provider's stream arrived and its commitment is on chain.
+
+        Watches the chain meanwhile: when a party aborts the task (its gateway could not send
+        its data) the wait ends at once with that cause, not at the timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.state.done.wait(poll):
+            state = self.consortium.task_state(self.task_id)
+            if state in (TaskState.ABORTED, TaskState.DISPUTED):
+                raise AnalysisError(
+                    f"the task was {state.name.lower()} on chain while the runtime waited for "
+                    "the parties' streams; nothing is trained",
+                    id=f"analysis.task.{state.name.lower()}",
+                )
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
 
     def _release_for(self, party: str) -> bytes:
         if self.trained is None:

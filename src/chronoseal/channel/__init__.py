@@ -23,7 +23,13 @@ from chronoseal.channel._ratls import (
     RaTlsIdentity,
     appraise_certificate,
 )
-from chronoseal.channel._session import LINKS, AttestedChannel, ChannelServer, connect
+from chronoseal.channel._session import (
+    DEFAULT_IO_TIMEOUT,
+    LINKS,
+    AttestedChannel,
+    ChannelServer,
+    connect,
+)
 from chronoseal.channel._stream import (
     ReceivedStream,
     SecureStreamWriter,
@@ -36,6 +42,7 @@ from chronoseal.channel._wire import ByteSink, ByteSource
 __all__ = [
     "CMW_MEDIA_TYPE",
     "CMW_OID",
+    "DEFAULT_IO_TIMEOUT",
     "LINKS",
     "AttestedChannel",
     "AttestedPeer",

@@ -204,11 +204,22 @@ class AttestedChannel:
         self.close()
 
 
+#: Every read and write on an established channel has this deadline unless the caller sets
+#: one: a stopped (SIGSTOP) or half-open peer must not hang the other side for ever.
+DEFAULT_IO_TIMEOUT = 120.0
+
+
 @contextmanager
 def _transport(doing: str) -> Iterator[None]:
     """Map socket and TLS failures to the channel's own error (httpx-style)."""
     try:
         yield
+    except TimeoutError as exc:
+        raise ChannelError(
+            f"the peer went silent while {doing}: no byte within the channel's deadline "
+            "(stopped, overloaded or a half-open connection); nothing of this stream is used",
+            id="channel.transport.timeout",
+        ) from exc
     except OSError as exc:
         raise ChannelError(
             f"the connection failed while {doing}: {exc}", id="channel.transport.failed"
@@ -238,9 +249,11 @@ class ChannelServer:
         peer_component: ComponentKind,
         fresh_nonces: Collection[bytes],
         handshake_timeout: float = 10.0,
+        io_timeout: float | None = DEFAULT_IO_TIMEOUT,
         clock: Clock = utc_now,
     ) -> None:
         _check_link(peer_component, identity.component)
+        self._io_timeout = io_timeout
         self.identity = identity
         self._appraiser = appraiser
         self._peer_component = peer_component
@@ -272,7 +285,7 @@ class ChannelServer:
             reader.close()
             tls.close()
             raise
-        tls.settimeout(None)
+        tls.settimeout(self._io_timeout)
         return AttestedChannel(tls, reader, self.identity, peer)
 
     def _verify_proof(self, reader: io.BufferedReader) -> AttestedPeer:
@@ -337,11 +350,13 @@ def connect(
     peer_component: ComponentKind,
     fresh_nonces: Collection[bytes],
     timeout: float = 10.0,
+    io_timeout: float | None = DEFAULT_IO_TIMEOUT,
     clock: Clock = utc_now,
 ) -> AttestedChannel:
     """Open a mutually attested channel to the ``peer_component`` serving at ``address``.
 
-    The server's certificate is appraised before this side sends a single byte.
+    The server's certificate is appraised before this side sends a single byte. ``timeout``
+    bounds connecting and the handshake, ``io_timeout`` every read and write after it.
     """
     _check_link(identity.component, peer_component)
     with _transport("connecting"):
@@ -375,7 +390,7 @@ def connect(
         reader.close()
         tls.close()
         raise
-    tls.settimeout(None)
+    tls.settimeout(io_timeout)
     return AttestedChannel(tls, reader, identity, peer)
 
 

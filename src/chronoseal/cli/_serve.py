@@ -84,6 +84,9 @@ def analysis_serve(
     key_file: KeyFile,
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve gateways on")] = "127.0.0.1:7443",
     timeout: Timeout = 600.0,
+    io_timeout: Annotated[
+        float, typer.Option(help="seconds a read or write on a gateway channel may wait")
+    ] = 120.0,
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
     try:
@@ -95,6 +98,7 @@ def analysis_serve(
             listen=_endpoint(listen, "--listen"),
             timeout=timeout,
             log=_log,
+            io_timeout=io_timeout,
         )
     except ChronosealError as exc:
         fail(exc)

@@ -208,9 +208,13 @@ class Gateway:
         """Check, verify the runtime, acknowledge it, and stream; the whole gateway job."""
         self.check_task()
         dataset = self.dataset()
-        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
-        source.check(dataset)
-        self._charge_budget(dataset)
+        try:
+            source = open_source(self.source_url(dataset), base_dir=self.config_dir)
+            source.check(dataset)
+            self._charge_budget(dataset)
+        except DataError as exc:
+            self._give_up(exc)
+            raise
         with self._runtime_channel(runtime) as (channel, record, identity):
             self._acknowledge(record)
             self._wait_running()
@@ -291,7 +295,8 @@ class Gateway:
         other component learns it now instead of waiting for a stream that will not end.
         The runtime never uses a stream that did not end, so nothing of it is used."""
         try:
-            self.session.abort_task(self.task_id)
+            if self.consortium.task_state(self.task_id) in (TaskState.APPROVED, TaskState.RUNNING):
+                self.session.abort_task(self.task_id)
         except LedgerError as chain:
             exc.add_note(f"aborting the task on chain failed too: {chain}")
 
@@ -328,6 +333,7 @@ class Gateway:
             appraiser=self._runtime_appraiser(),
             peer_component=Component.ANALYSIS,
             fresh_nonces=blocks,
+            io_timeout=self.party.io_timeout,
         ) as channel:
             peer = channel.peer
             record = runtime_record(

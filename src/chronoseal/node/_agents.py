@@ -135,6 +135,7 @@ def serve_analysis(
     timeout: float,
     log: Callable[[str], None],
     progress: AnalysisProgress | None = None,
+    io_timeout: float | None = 120.0,
 ) -> AnalysisRuntime:
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
     train and commit the model, then serve each party its release."""
@@ -155,6 +156,7 @@ def serve_analysis(
         attester=attester,
         chain_key=key.key,
         listen=listen,
+        io_timeout=io_timeout,
     )
     runtime.start()
     host, port = runtime.address

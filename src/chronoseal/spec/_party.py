@@ -46,7 +46,11 @@ class Budget(_Strict):
 
 
 class PartyConfig(_Strict):
+    """``io_timeout``: seconds any read or write on this party's attested channels may wait
+    for the peer before the gateway gives up (a stopped or half-open peer)."""
+
     party: PartyInfo
+    io_timeout: float = Field(default=120.0, gt=0, le=3600, allow_inf_nan=False)
     sources: dict[str, str] = Field(default_factory=dict)
     consent: Consent = Field(default_factory=Consent)
     budgets: dict[str, Budget] = Field(
