@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -152,3 +153,66 @@ def test_gateway_refuses_a_key_the_chain_does_not_know(anvil_url: str, tmp_path:
     assert code == 2, out
     assert "config.key.not_registered" in out
     assert time.monotonic() - started < 60
+
+
+def test_a_gateway_killed_mid_stream_resumes_without_losing_or_repeating_a_row(
+    anvil_url: str, tmp_path: Path, loopback_port: int
+) -> None:
+    """kill -9 of the transit gateway while it streams: restarted, it finds the task Running
+    and its bound runtime, resumes from the batches the runtime holds, and the commitments
+    match on chain — so the runtime holds exactly the source's rows, each once."""
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    task = root / "task.toml"
+    text = task.read_text().replace("windows = 13", "windows = 2")
+    task.write_text(text.replace("contribution = {", "# contribution = {"))
+    chain = JsonRpcChain(anvil_url)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+    world.propose()
+    world.review_and_approve(world.spec, world.task_id)
+    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+    keys = tmp_path / "keys"
+    chain.fund(_new_key(keys / "analysis.json", env), 10**19)
+    for org in ("transit", "weather", "events"):
+        address = _new_key(keys / f"{org}.json", env)
+        world.org(org).add_key(address)
+        chain.fund(address, 10**19)
+    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    analysis = _cli(
+        "analysis", "serve", "--spec", str(task), *common,
+        "--key-file", str(keys / "analysis.json"),
+        "--listen", f"127.0.0.1:{loopback_port}", "--timeout", "300", env=env,
+    )  # fmt: skip
+
+    def gateway(org: str, *extra: str) -> subprocess.Popen[str]:
+        return _cli(
+            "gateway", "serve", "--party", org,
+            "--config", str(root / "parties" / f"{org}.toml"), "--spec", str(task), *common,
+            "--key-file", str(keys / f"{org}.json"), "--runtime", f"127.0.0.1:{loopback_port}",
+            "--state-dir", str(tmp_path / "state" / org), "--timeout", "300", *extra, env=env,
+        )  # fmt: skip
+
+    others = {org: gateway(org) for org in ("weather", "events")}
+    victim = gateway("transit", "--batch-rows", "20", "--progress")
+    assert victim.stdout is not None
+    for line in victim.stdout:
+        if line.startswith("sent "):
+            victim.send_signal(signal.SIGSTOP)  # mid-stream, for certain
+            break
+    victim.kill()
+    victim.communicate(timeout=30)  # reaps it and closes its pipe
+    assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
+    gateway_side, _ = world.consortium.commitments(world.task_id, "transit")
+    assert gateway_side is None  # it never finished
+
+    code, out = _finish(gateway("transit", "--batch-rows", "20"), timeout=400)
+    assert code == 0, out
+    assert "5,698 rows in 285 batches" in out
+    outputs = {org: _finish(proc, timeout=400) for org, proc in others.items()}
+    analysis_code, analysis_out = _finish(analysis, timeout=400)
+    assert all(c == 0 for c, _ in outputs.values()), outputs
+    assert analysis_code == 0, analysis_out
+    assert "transit: 5,698 rows in 285 batches" in analysis_out
+    gateway_side, runtime_side = world.consortium.commitments(world.task_id, "transit")
+    assert gateway_side is not None and gateway_side == runtime_side
+    assert world.consortium.task_state(world.task_id) is TaskState.TRAINED

@@ -229,9 +229,12 @@ class AnalysisRuntime:
                 )
             if intake is None:
                 return
-            self.session.post_runtime_commitment(
-                self.task_id, intake.party, intake.commitment.root()
-            )
+            with self.state.lock:
+                first = intake.party not in self.state.committed
+            if first:  # a gateway confirming a finished stream after a restart posts nothing
+                self.session.post_runtime_commitment(
+                    self.task_id, intake.party, intake.commitment.root()
+                )
             with self.state.lock:
                 self.state.committed.add(intake.party)
             log.info("%s: %d batches received, commitment posted", intake.party, len(intake.salts))

@@ -328,8 +328,6 @@ def serve_intake(
         return None
     intake = intake_for(party)
     verify_party(party, digest, signature)
-    if intake.complete:
-        raise PeerRefused(f"{party} already completed its stream", id="channel.intake.duplicate")
 
     def ctx(stream: str) -> StreamContext:
         return StreamContext(task_id, party, stream)
@@ -344,6 +342,12 @@ def serve_intake(
         chunks = channel.receive_stream(ctx(f"msg-{index}")).chunks
         if chunks[:1] == (_END,):
             break
+        if intake.complete:
+            # A gateway restarted after its stream ended may only confirm it (to learn the
+            # root again and post its commitment), never add to it.
+            raise PeerRefused(
+                f"{party} already completed its stream", id="channel.intake.duplicate"
+            )
         salt, payload = _batch_fields(chunks)
         leaf = intake.accept(index, salt, payload)
         channel.send_stream(ctx(f"ack-{index}"), [leaf])

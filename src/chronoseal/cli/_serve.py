@@ -51,8 +51,15 @@ def gateway_serve(
         ".chronoseal"
     ),
     timeout: Timeout = 600.0,
+    batch_rows: Annotated[
+        int, typer.Option(min=1, max=10_000_000, help="rows per encrypted batch")
+    ] = 65_536,
+    progress: Annotated[
+        bool, typer.Option(help="print one line per batch sent (rows and bytes so far)")
+    ] = False,
 ) -> None:
-    """Wait for an Approved task with an attested runtime, verify it, and stream once."""
+    """Wait for an Approved (or, after a restart, Running) task with an attested runtime,
+    verify it, stream (resuming from what the runtime holds), then fetch the release."""
     try:
         report, release = serve_gateway(
             party_name=party,
@@ -65,6 +72,8 @@ def gateway_serve(
             state_dir=state_dir,
             timeout=timeout,
             log=_log,
+            batch_rows=batch_rows,
+            progress=_print_progress if progress else None,
         )
     except ChronosealError as exc:
         fail(exc)
@@ -117,6 +126,10 @@ def analysis_serve(
         )
     for error in runtime.state.errors:
         console.print(f"[yellow]refused[/] [{error.id}] {error.message}", highlight=False)
+
+
+def _print_progress(rows: int, sent_bytes: int) -> None:
+    print(f"sent {rows} rows, {sent_bytes} bytes", flush=True)
 
 
 def _print_release(party: str, release: dict[str, Any]) -> None:

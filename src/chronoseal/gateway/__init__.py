@@ -6,6 +6,18 @@ verifies the runtime's attestation itself and against the chain's record, acknow
 chain, charges the privacy budget, and posts the commitment of what it sent.
 """
 
-from ._gateway import Gateway, StreamReport, is_analysis_attestation, runtime_record
+from ._gateway import (
+    DEFAULT_BATCH_ROWS,
+    Gateway,
+    StreamReport,
+    is_analysis_attestation,
+    runtime_record,
+)
 
-__all__ = ["Gateway", "StreamReport", "is_analysis_attestation", "runtime_record"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "Gateway",
+    "StreamReport",
+    "is_analysis_attestation",
+    "runtime_record",
+]

@@ -302,7 +302,11 @@ class Gateway:
 
     def _post_commitment(self, root: bytes) -> None:
         """Our commitment on chain; if another party's mismatch disputed the task meanwhile,
-        say so rather than surface the contract's state refusal."""
+        say so rather than surface the contract's state refusal. A restarted gateway whose
+        commitment is already there posts nothing."""
+        earlier, _ = self.consortium.commitments(self.task_id, self.name)
+        if earlier is not None and hmac.compare_digest(earlier, root):
+            return
         try:
             self.session.post_gateway_commitment(self.task_id, root)
         except ChainRevert as exc:

@@ -21,7 +21,12 @@ from eth_account.signers.local import LocalAccount
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import attester_for, installed_measurement
 from chronoseal.errors import ConfigError, LedgerError
-from chronoseal.gateway import Gateway, StreamReport, is_analysis_attestation
+from chronoseal.gateway import (
+    DEFAULT_BATCH_ROWS,
+    Gateway,
+    StreamReport,
+    is_analysis_attestation,
+)
 from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, TaskState, read_events
 from chronoseal.spec import (
     Component,
@@ -192,6 +197,8 @@ def serve_gateway(
     state_dir: Path,
     timeout: float,
     log: Callable[[str], None],
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[StreamReport, dict[str, Any]]:
     """Wait until the task is Approved and a runtime attested for it, stream once, then
     wait for Trained and fetch (and check against the chain) what the task releases to us."""
@@ -220,8 +227,10 @@ def serve_gateway(
         attester=attester,
         org_key=key,
         state_dir=state_dir,
+        batch_rows=batch_rows,
     )
-    approved = _state_is(consortium, spec, TaskState.APPROVED)
+    # Running too: a gateway restarted mid-stream resumes from what the runtime holds
+    approved = _state_is(consortium, spec, TaskState.APPROVED, TaskState.RUNNING)
     events = EventStream(consortium)  # read incrementally: each poll sees only new blocks
     attested = False
 
@@ -233,7 +242,7 @@ def serve_gateway(
         return attested and approved()
 
     wait_for("an attested analysis runtime", runtime_attested, timeout=timeout, log=log)
-    report = gateway.run(runtime, lambda rows, _b: None)
+    report = gateway.run(runtime, progress)
     log("stream committed; waiting for the model to be trained")
     wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log)
     return report, gateway.fetch_release(runtime)
