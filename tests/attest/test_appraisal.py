@@ -410,14 +410,52 @@ def test_snp_debug_report_is_refused() -> None:
     )
 
 
-def test_snp_release_report_is_affirming_and_its_digest_is_defined() -> None:
+SNP_NOT_LATEST = "attest.snp.tcb_not_checked_against_latest"
+
+
+def test_snp_release_report_is_authentic_but_never_affirming() -> None:
+    """Everything passes, yet the TCB was only matched to the VCEK: the verdict says so."""
     report = vector_hex("virtee-sev/report_milan.hex")
     evidence = _snp_evidence(report, "virtee-sev/vcek_milan.der", "virtee-sev/cert_chain_milan")
     policy, claims = _hardware_policy(evidence, None, JULY_2025)
     appraisal = _appraise(policy, evidence, claims.report_data, now=JULY_2025)
-    assert appraisal.status is AppraisalStatus.AFFIRMING
+    assert appraisal.status is AppraisalStatus.WARNING
+    assert appraisal.accepted
+    assert (appraisal.failures, appraisal.warnings) == ((), (SNP_NOT_LATEST,))
+    assert "AMD's latest Milan TCB" in appraisal.details[SNP_NOT_LATEST]
+    submod = appraisal.to_ear()["submods"]["analysis"]
+    assert submod["ear.trustworthiness-vector"] == {
+        "instance-identity": 2,
+        "configuration": 2,
+        "executables": 2,
+        "hardware": 32,
+    }
+    assert submod["ear.veraison.annotated-evidence"]["tcb_status"] == "VcekMatched"
     expected = hashlib.sha256(b"chronoseal/measurement/sev-snp/v1\x00" + report[0x90:0xC0]).digest()
     assert measurement_digest(claims) == expected
+
+
+def test_a_policy_that_wants_up_to_date_refuses_snp() -> None:
+    report = vector_hex("virtee-sev/report_milan.hex")
+    evidence = _snp_evidence(report, "virtee-sev/vcek_milan.der", "virtee-sev/cert_chain_milan")
+    policy, claims = _hardware_policy(evidence, None, JULY_2025)
+    strict = replace(policy, accepted_tcb=frozenset({"UpToDate"}))
+    appraisal = _appraise(strict, evidence, claims.report_data, now=JULY_2025)
+    assert appraisal.failures == ("attest.tcb.out_of_date",)
+    assert "VcekMatched" in appraisal.details["attest.tcb.out_of_date"]
+
+
+@pytest.mark.parametrize("offset", [0x180, 0x181, 0x186, 0x187])
+def test_snp_reported_tcb_not_the_vceks_is_refused(offset: int) -> None:
+    report = bytearray(vector_hex("virtee-sev/report_milan.hex"))
+    report[offset] ^= 0x01
+    evidence = _snp_evidence(
+        bytes(report), "virtee-sev/vcek_milan.der", "virtee-sev/cert_chain_milan"
+    )
+    policy = AppraisalPolicy(measurements=None)
+    appraisal = _appraise(policy, evidence, None, now=JULY_2025)
+    assert appraisal.failures == ("attest.snp.tcb_mismatch",)
+    assert appraisal.claims is None
 
 
 def test_snp_certificates_may_come_from_the_provider() -> None:
@@ -444,6 +482,81 @@ def test_snp_certificates_may_come_from_the_provider() -> None:
     assert _appraise(provided, one_cert, bytes(64), now=JULY_2025).failures == (
         "attest.evidence.malformed",
     )
+
+
+def _tdx_evidence() -> tuple[Evidence, AppraisalPolicy, VerifiedClaims]:
+    evidence = Evidence("tdx", ANALYSIS, vector_bytes("dcap-qvl/tdx_quote"))
+    policy, claims = _hardware_policy(
+        evidence, vector_json("dcap-qvl/tdx_quote_collateral.json"), JULY_2025
+    )
+    unpinned = replace(policy, measurements=None, pinned=None)
+    return evidence, unpinned, claims
+
+
+def test_one_register_is_compared_and_reported_as_partial() -> None:
+    evidence, policy, claims = _tdx_evidence()
+    registers = {"mrtd": claims.measurements["mrtd"]}
+    appraisal = _appraise(
+        replace(policy, registers=registers), evidence, claims.report_data, now=JULY_2025
+    )
+    assert appraisal.failures == ()
+    assert appraisal.warnings == ("attest.measurement.unchecked", "attest.measurement.partial")
+    assert appraisal.compared_registers == ("mrtd",)
+    assert (
+        "rtmr0, rtmr1, rtmr2, rtmr3 not compared" in appraisal.details["attest.measurement.partial"]
+    )
+    submod = appraisal.to_ear()["submods"]["analysis"]
+    assert submod["chronoseal.compared-registers"] == ["mrtd"]
+    assert "executables" not in submod["ear.trustworthiness-vector"]
+
+
+def test_a_differing_register_is_refused_and_named() -> None:
+    evidence, policy, claims = _tdx_evidence()
+    registers = {"mrtd": claims.measurements["mrtd"], "rtmr3": bytes.fromhex("11" * 48)}
+    appraisal = _appraise(
+        replace(policy, registers=registers), evidence, claims.report_data, now=JULY_2025
+    )
+    assert appraisal.failures == ("attest.measurement.register_mismatch",)
+    detail = appraisal.details["attest.measurement.register_mismatch"]
+    assert detail.startswith("rtmr3 is ") and "expected " + "11" * 48 in detail
+    assert appraisal.compared_registers == ("mrtd", "rtmr3")
+    vector = appraisal.to_ear()["submods"]["analysis"]["ear.trustworthiness-vector"]
+    assert vector["executables"] == 96
+
+
+def test_every_register_compared_is_no_partial_check() -> None:
+    evidence, policy, claims = _tdx_evidence()
+    names = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
+    registers = {name: claims.measurements[name] for name in names}
+    appraisal = _appraise(
+        replace(policy, registers=registers), evidence, claims.report_data, now=JULY_2025
+    )
+    assert appraisal.warnings == ("attest.measurement.unchecked",)
+    assert appraisal.compared_registers == names
+
+
+def test_sgx_isvprodid_is_compared_as_a_number() -> None:
+    evidence = Evidence("sgx", ANALYSIS, vector_bytes("dcap-qvl/sgx_quote"))
+    collateral = _static(vector_json("dcap-qvl/sgx_quote_collateral.json"))
+    policy = AppraisalPolicy(measurements=None, collateral=collateral)
+    binding = b"Hello, world!".ljust(64, b"\0")
+    right = _appraise(replace(policy, registers={"isvprodid": 0}), evidence, binding, now=JULY_2025)
+    assert "attest.measurement.partial" in right.warnings
+    wrong = _appraise(replace(policy, registers={"isvprodid": 7}), evidence, binding, now=JULY_2025)
+    assert wrong.failures == ("attest.measurement.register_mismatch",)
+    assert "isvprodid is 0, expected 7" in wrong.details["attest.measurement.register_mismatch"]
+
+
+def test_a_register_the_evidence_lacks_is_missing_not_matched() -> None:
+    evidence, policy, claims = _tdx_evidence()
+    appraisal = _appraise(
+        replace(policy, registers={"measurement": bytes(48)}),
+        evidence,
+        claims.report_data,
+        now=JULY_2025,
+    )
+    assert appraisal.failures == ("attest.measurement.missing",)
+    assert appraisal.compared_registers == ()
 
 
 def test_missing_registers_are_reported() -> None:
@@ -512,7 +625,8 @@ def test_snp_attester_carries_the_hosts_certificates(tmp_path: Path) -> None:
     assert evidence.raw == report
     assert evidence.certificates[0] == vector_bytes("virtee-sev/vcek_milan.der")
     assert evidence.certificates[1].count(b"-----BEGIN CERTIFICATE-----") == 2
-    assert appraisal.status is AppraisalStatus.AFFIRMING
+    assert appraisal.status is AppraisalStatus.WARNING
+    assert appraisal.warnings == (SNP_NOT_LATEST,)
 
 
 def test_snp_attester_without_host_certificates(tmp_path: Path) -> None:

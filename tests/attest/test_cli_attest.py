@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import typer
 from typer.testing import CliRunner, Result
-from vectors import vector_bytes, vector_path
+from vectors import vector_bytes, vector_hex, vector_path
 
 from chronoseal.attest import ComponentKind, SimulatedAttester, code_measurement
 from chronoseal.cli._attest import attest_app, measure
@@ -19,6 +19,7 @@ from chronoseal.cli._attest import attest_app, measure
 TDX_QUOTE = "dcap-qvl/tdx_quote"
 TDX_COLLATERAL = "dcap-qvl/tdx_quote_collateral.json"
 JULY_2025 = "2025-07-01T00:00:00Z"
+TDX_REGISTERS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
 
 
 @pytest.fixture(scope="module")
@@ -340,3 +341,208 @@ def test_a_quote_with_a_tail_or_an_oversized_file_is_refused(
     assert result.exit_code in (1, 2), result.output
     assert "Traceback" not in result.output
     assert "attest.quote.malformed" in result.output or "larger than" in result.output
+
+
+# --- --measurement in the vendors' own form ---------------------------------------------------
+
+SNP_REPORT = "virtee-sev/report_milan.hex"
+
+
+def _snp(app: typer.Typer, *extra: str) -> Result:
+    return _run(
+        app,
+        "attest",
+        "verify",
+        vector_path(SNP_REPORT),
+        "--tee",
+        "sev-snp",
+        "--collateral",
+        vector_path("virtee-sev/vcek_milan.der"),
+        "--collateral",
+        vector_path("virtee-sev/cert_chain_milan"),
+        "--now",
+        JULY_2025,
+        *extra,
+    )
+
+
+def _snp_measurement() -> bytes:
+    return vector_hex(SNP_REPORT)[0x90:0xC0]
+
+
+def _tdx_register(name: str) -> str:
+    raw = vector_bytes(TDX_QUOTE)
+    offsets = {"mrtd": 184, "rtmr0": 376, "rtmr1": 424, "rtmr2": 472, "rtmr3": 520}
+    return f"{name}:{raw[offsets[name] : offsets[name] + 48].hex()}"
+
+
+@pytest.mark.parametrize("form", ["measurement:{}", "{}", "MEASUREMENT=0x{}"])
+def test_snp_measurement_as_sev_snp_measure_prints_it(app: typer.Typer, form: str) -> None:
+    measurement = _snp_measurement()
+    result = _snp(app, "--measurement", form.format(measurement.hex()), "--json")
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["analysis"]
+    digest = hashlib.sha256(b"chronoseal/measurement/sev-snp/v1\x00" + measurement).hexdigest()
+    assert submod["chronoseal.measurement"] == digest
+    assert submod["chronoseal.failures"] == []
+    assert submod["ear.trustworthiness-vector"]["executables"] == 2  # a full digest match
+    assert "chronoseal.compared-registers" not in submod
+
+
+def test_a_wrong_snp_measurement_is_refused(app: typer.Typer) -> None:
+    wrong = bytearray(_snp_measurement())
+    wrong[0] ^= 1
+    result = _snp(app, "--measurement", f"measurement:{wrong.hex()}")
+    assert result.exit_code == 1
+    assert "attest.measurement.not_approved attest.measurement.not_pinned" in result.stderr
+
+
+def test_snp_says_its_tcb_was_not_checked_against_amds_latest(app: typer.Typer) -> None:
+    report_data = vector_hex(SNP_REPORT)[0x50:0x90].hex()
+    measurement = _snp_measurement().hex()
+    text = _snp(app, "--measurement", measurement, "--report-data", report_data)
+    assert text.exit_code == 0, text.output
+    assert "VcekMatched" in text.stdout
+    assert "UpToDate" not in text.stdout
+    assert "verdict: warning" in text.stdout
+    assert "attest.snp.tcb_not_checked_against_latest" in text.stdout
+    as_json = _snp(app, "--measurement", measurement, "--report-data", report_data, "--json")
+    submod = _ear(as_json)["submods"]["analysis"]
+    assert submod["ear.status"] == "warning"  # everything else checked, and still not affirming
+    assert submod["chronoseal.warnings"] == ["attest.snp.tcb_not_checked_against_latest"]
+    assert submod["ear.trustworthiness-vector"]["hardware"] == 32
+    claims = submod["ear.veraison.annotated-evidence"]
+    assert claims["tcb_status"] == "VcekMatched"
+    assert list(claims["warnings"]) == ["attest.snp.tcb_not_checked_against_latest"]
+
+
+def test_snp_with_a_mutated_reported_tcb_is_refused(app: typer.Typer, tmp_path: Path) -> None:
+    report = bytearray(vector_hex(SNP_REPORT))
+    report[0x180] ^= 1  # REPORTED_TCB bootloader SPL
+    mutated = tmp_path / "report.bin"
+    mutated.write_bytes(bytes(report))
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        mutated,
+        "--tee",
+        "sev-snp",
+        "--collateral",
+        vector_path("virtee-sev/vcek_milan.der"),
+        "--collateral",
+        vector_path("virtee-sev/cert_chain_milan"),
+        "--now",
+        JULY_2025,
+    )
+    assert result.exit_code == 1
+    assert "attest.snp.tcb_mismatch" in result.stderr
+
+
+def test_tdx_mrtd_alone_is_reported_as_a_partial_check(app: typer.Typer) -> None:
+    report_data = vector_bytes(TDX_QUOTE)[568:632].hex()
+    text = _tdx(app, "--measurement", _tdx_register("mrtd"), "--report-data", report_data)
+    assert text.exit_code == 0, text.output
+    assert "verdict: warning" in text.stdout
+    assert "affirming" not in text.stdout
+    assert "attest.measurement.partial" in text.stdout
+    assert "rtmr0, rtmr1, rtmr2, rtmr3 not compared" in " ".join(text.stdout.split())
+    result = _tdx(app, "--measurement", _tdx_register("mrtd"), "--json")
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["chronoseal.compared-registers"] == ["mrtd"]
+    assert "attest.measurement.partial" in submod["chronoseal.warnings"]
+    assert "executables" not in submod["ear.trustworthiness-vector"]  # not assessed in full
+
+
+def test_a_wrong_mrtd_is_refused(app: typer.Typer) -> None:
+    result = _tdx(app, "--measurement", "mrtd:" + "00" * 48, "--json")
+    assert result.exit_code == 1
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["chronoseal.failures"] == ["attest.measurement.register_mismatch"]
+    assert submod["ear.trustworthiness-vector"]["executables"] == 96
+
+
+def test_all_tdx_registers_are_a_full_match(app: typer.Typer) -> None:
+    report_data = vector_bytes(TDX_QUOTE)[568:632].hex()
+    registers = [("--measurement", _tdx_register(name)) for name in reversed(TDX_REGISTERS)]
+    args = [item for pair in registers for item in pair]
+    result = _tdx(app, *args, "--report-data", report_data, "--json")
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["ear.status"] == "affirming"
+    assert submod["chronoseal.measurement"] == _tdx_digest().hex()
+
+
+def test_sgx_mrenclave_needs_its_prefix(app: typer.Typer) -> None:
+    raw = vector_bytes("dcap-qvl/sgx_quote")
+    common = (
+        "attest",
+        "verify",
+        vector_path("dcap-qvl/sgx_quote"),
+        "--tee",
+        "sgx",
+        "--collateral",
+        vector_path("dcap-qvl/sgx_quote_collateral.json"),
+        "--now",
+        JULY_2025,
+    )
+    explicit = _run(app, *common, "--measurement", f"mrenclave:{raw[112:144].hex()}", "--json")
+    assert explicit.exit_code == 0, explicit.output
+    submod = _ear(explicit)["submods"]["analysis"]
+    assert submod["chronoseal.compared-registers"] == ["mrenclave"]
+    assert "mrsigner, isvprodid not compared" in " ".join(
+        _run(app, *common, "--measurement", f"mrenclave:{raw[112:144].hex()}").stdout.split()
+    )
+    bare = _run(app, *common, "--measurement", raw[112:144].hex())  # a bare value is a digest
+    assert bare.exit_code == 1
+    assert "attest.measurement.not_pinned" in bare.stderr
+
+
+@pytest.mark.parametrize(
+    ("tee_args", "value", "failure_id"),
+    [
+        ((), "00" * 48, "config.measurement.ambiguous"),
+        ((), "00" * 31, "config.measurement.wrong_length"),
+        ((), "zz", "config.measurement.not_hex"),
+        ((), "mrtd:" + "00" * 32, "config.measurement.wrong_length"),
+        ((), "measurement:" + "00" * 48, "config.measurement.not_in_tee"),
+        ((), "mrenclave:" + "00" * 32, "config.measurement.not_in_tee"),
+        ((), "sha384:" + "00" * 48, "config.measurement.unknown_form"),
+        (("sev-snp",), "mrtd:" + "00" * 48, "config.measurement.not_in_tee"),
+        (("sev-snp",), "00" * 47, "config.measurement.wrong_length"),
+    ],
+)
+def test_measurement_usage_errors_carry_an_id(
+    app: typer.Typer, tee_args: tuple[str, ...], value: str, failure_id: str
+) -> None:
+    result = _snp(app, "--measurement", value) if tee_args else _tdx(app, "--measurement", value)
+    assert result.exit_code == 2, result.output
+    assert f"[{failure_id}]" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_repeated_register_is_a_conflict(app: typer.Typer) -> None:
+    result = _tdx(app, "--measurement", _tdx_register("mrtd"), "--measurement", "mrtd=" + "11" * 48)
+    assert result.exit_code == 2
+    assert "[config.measurement.conflict]" in result.stderr
+
+
+def test_measure_register_errors_carry_an_id(app: typer.Typer) -> None:
+    digest = _run(
+        app, "measure", "--component", "analysis", "--tee", "tdx", "--register", "00" * 32
+    )
+    assert digest.exit_code == 2
+    assert "[config.measurement.unknown_form]" in digest.stderr
+    partial = _run(
+        app,
+        "measure",
+        "--component",
+        "analysis",
+        "--tee",
+        "tdx",
+        "--register",
+        _tdx_register("mrtd"),
+    )
+    assert partial.exit_code == 2
+    assert "[config.measurement.incomplete]" in partial.stderr
+    assert "rtmr0" in partial.stderr

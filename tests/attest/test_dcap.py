@@ -6,7 +6,7 @@ import json
 import struct
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dcap_qvl
 import pytest
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import utc, vector_bytes, vector_hex, vector_json, vector_path
 
-from chronoseal.attest import _dcap
+from chronoseal.attest import ComponentKind, Evidence, TeeType, _dcap, get_backend
 from chronoseal.attest._dcap import (
     HDR_ATT_KEY_TYPE,
     HDR_QE_VENDOR_ID,
@@ -420,24 +420,269 @@ def test_verifier_raises_only_attestation_error_on_damaged_quotes(
         assert exc.id.startswith("attest.")
 
 
+# dcap-qvl 0.7's own wording, one sample per entry of _dcap._DCAP_ERROR_IDS (texts marked
+# "real" were produced by the mutations below; the others by no public vector).
+CAUSED_BY = "\n\nCaused by:\n    "
+DCAP_SAMPLES: list[tuple[str, str, str]] = [
+    (
+        "No matching TCB level found",
+        "No matching TCB level",
+        "attest.tcb.no_matching_level",
+    ),  # real
+    ("TCB status is invalid: Revoked", "TCB status is invalid: Revoked", "attest.tcb.revoked"),
+    (
+        "Failed to verify certificate chain" + CAUSED_BY + "CertRevoked",
+        "CertRevoked",
+        "attest.crl.revoked",
+    ),
+    (
+        "Failed to verify certificate chain" + CAUSED_BY + "UnknownRevocationStatus",  # real
+        "UnknownRevocationStatus",
+        "attest.crl.unknown_status",
+    ),
+    (
+        "CrlExpired { time: UnixTime(1795737600), next_update: UnixTime(1775215317) }",  # real
+        "CrlExpired",
+        "attest.collateral.expired",
+    ),
+    (
+        "Failed to verify certificate chain" + CAUSED_BY + "CertExpired { time: UnixTime(1), "
+        "not_after: UnixTime(0) }",
+        "CertExpired",
+        "attest.collateral.expired",
+    ),
+    (
+        "Failed to verify certificate chain" + CAUSED_BY + "CertNotValidYet { time: "
+        "UnixTime(1750377600), not_before: UnixTime(1769524587) }",  # real
+        "CertNotValidYet",
+        "attest.collateral.expired",
+    ),
+    (
+        "Collateral expired: earliest_expiration 1 < now 2",
+        "Collateral expired",
+        "attest.collateral.expired",
+    ),
+    (
+        "certificate expired: verification time 2 (UNIX), but certificate is not valid after 1",
+        "certificate expired",
+        "attest.collateral.expired",
+    ),
+    (
+        "certificate revocation list expired: verification time 2 (UNIX), but CRL is not valid "
+        "after 1",
+        "revocation list expired",
+        "attest.collateral.expired",
+    ),
+    ("TCBInfo expired", "TCBInfo expired", "attest.collateral.expired"),  # real
+    ("QE Identity expired", "QE Identity expired", "attest.collateral.expired"),
+    (
+        "TCBInfo issue date is in the future",  # real
+        "issue date is in the future",
+        "attest.collateral.expired",
+    ),
+    (
+        "Failed to parse root CA CRL" + CAUSED_BY + "InvalidCrlSignatureForPublicKey",  # real
+        "InvalidCrlSignatureForPublicKey",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Signature is invalid for tcb_info in quote_collateral",  # real
+        "Signature is invalid for tcb_info",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Signature is invalid for qe_identity in quote_collateral",  # real
+        "Signature is invalid for qe_identity",
+        "attest.collateral.invalid",
+    ),
+    ("Fmspc mismatch", "Fmspc mismatch", "attest.collateral.invalid"),  # real
+    (
+        "TDX quote with non-TDX TCB info in the collateral",
+        "TCB info in the collateral",
+        "attest.collateral.invalid",
+    ),
+    (
+        "TDX TCB Info is missing tdxModule field",
+        "missing tdxModule",
+        "attest.collateral.invalid",
+    ),
+    (
+        "SGX component count mismatch: expected 16, got 15",
+        "component count mismatch",
+        "attest.collateral.invalid",
+    ),
+    (
+        "No TCB levels found in QE Identity",
+        "No TCB levels found in QE Identity",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Failed to decode TcbInfo" + CAUSED_BY + "missing field `id` at line 1 column 2",  # real
+        "Failed to decode TcbInfo",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Failed to decode QeIdentity" + CAUSED_BY + "missing field `id` at line 1 column 2",
+        "Failed to decode QeIdentity",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Unsupported QE Identity id/version for the quote TEE type: QE version 2 (expected "
+        "TD_QE version [2, 3])",  # real
+        "Unsupported QE Identity",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Failed to parse PCK CRL" + CAUSED_BY + "TrailingData(CertRevocationList)",  # real
+        "CRL",
+        "attest.collateral.invalid",
+    ),
+    (
+        "Signature is invalid for qe_report in quote",  # real
+        "Signature is invalid for qe_report",
+        "attest.qe.signature_invalid",
+    ),
+    ("QE report hash mismatch", "QE report hash mismatch", "attest.qe.binding_invalid"),  # real
+    ("Invalid QE auth data length", "Invalid QE auth data length", "attest.qe.binding_invalid"),
+    (
+        "QE MRSIGNER mismatch: expected 8c4f57, got 00",
+        "QE MRSIGNER mismatch",
+        "attest.qe.identity_mismatch",
+    ),
+    (
+        "QE ISVPRODID mismatch: expected 1, got 2",
+        "QE ISVPRODID mismatch",
+        "attest.qe.identity_mismatch",
+    ),
+    (
+        "QE ATTRIBUTES mismatch at byte 0: expected 11 (masked), got 13 (masked)",
+        "QE ATTRIBUTES mismatch",
+        "attest.qe.identity_mismatch",
+    ),
+    (
+        "QE MISCSELECT mismatch: expected 00000000 (masked), got 00000001 (masked)",
+        "QE MISCSELECT mismatch",
+        "attest.qe.identity_mismatch",
+    ),
+    (
+        "QE ISVSVN 1 is below minimum required 2 from QE Identity",
+        "QE ISVSVN",
+        "attest.qe.identity_mismatch",
+    ),
+    (
+        "ISV enclave report signature is invalid",  # real
+        "ISV enclave report signature is invalid",
+        "attest.signature.invalid",
+    ),
+    (
+        "TDX module identity check"
+        + CAUSED_BY
+        + "TDX module MRSIGNER mismatch: expected 00, got 01",
+        "TDX module",
+        "attest.tdx.module_mismatch",
+    ),
+    (
+        "Invalid MR service TD",  # real
+        "Invalid MR service TD",
+        "attest.tdx.service_td_not_allowed",
+    ),
+    (
+        "SEPT_VE_DISABLE is not enabled",
+        "SEPT_VE_DISABLE is not enabled",
+        "attest.tdx.attributes_refused",
+    ),
+    (
+        "Reserved bits in TD attributes are set",
+        "Reserved bits in TD attributes",
+        "attest.tdx.attributes_refused",
+    ),
+    ("Debug mode is enabled", "Debug mode is enabled", "attest.debug.enabled"),
+    (
+        "Failed to load root ca" + CAUSED_BY + "BadDer",
+        "Failed to load root ca",
+        "attest.chain.untrusted_root",
+    ),
+    ("UnknownIssuer", "UnknownIssuer", "attest.chain.invalid"),  # real
+    (
+        "Failed to parse TCB Info leaf certificate" + CAUSED_BY + "InvalidSignatureForPublicKey",
+        "InvalidSignatureForPublicKey",
+        "attest.chain.invalid",
+    ),
+    (
+        "Failed to verify certificate chain" + CAUSED_BY + "CaUsedAsEndEntity",  # real
+        "certificate chain",
+        "attest.chain.invalid",
+    ),
+    (
+        "Certificate chain is too short for TCB Info",  # real
+        "Certificate chain",
+        "attest.chain.invalid",
+    ),
+    (
+        "Failed to parse PCK certificate" + CAUSED_BY + "BadDer",
+        "PCK certificate",
+        "attest.chain.invalid",
+    ),
+    (
+        "Unsupported DCAP PCK cert format: 3. Use CollateralClient::fetch() to obtain it.",
+        "PCK cert format",
+        "attest.chain.invalid",
+    ),
+    ("Unknown QE vendor ID", "Unknown QE vendor", "attest.quote.unknown_vendor"),
+    (
+        "Unsupported DCAP quote version",
+        "Unsupported DCAP quote version",
+        "attest.quote.unsupported_version",
+    ),
+    (
+        "SGX TEE quote must have version 3",
+        "must have version",
+        "attest.quote.unsupported_version",
+    ),
+    (
+        "Unsupported DCAP attestation key type",
+        "Unsupported DCAP attestation key type",
+        "attest.quote.unsupported_key_type",
+    ),
+    ("Unsupported TEE type: 7", "Unsupported TEE type", "attest.quote.malformed"),
+    ("Invalid TEE type", "Invalid TEE type", "attest.quote.malformed"),
+    (
+        "Failed to decode quote" + CAUSED_BY + "unexpected end of input",
+        "Failed to decode quote",
+        "attest.quote.malformed",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("detail", "failure_id"),
-    [
-        # Refusals no public vector triggers, in dcap-qvl 0.7's own wording.
-        ("QE MRSIGNER mismatch: expected 8c4f57, got 00", "attest.qe.identity_mismatch"),
-        ("QE ISVPRODID mismatch: expected 1, got 2", "attest.qe.identity_mismatch"),
-        ("CertRevoked", "attest.crl.revoked"),
-        ("TCB status is invalid: Revoked", "attest.tcb.revoked"),
-        ("TDX module MRSIGNER mismatch: expected 00", "attest.tdx.module_mismatch"),
-        ("Fmspc mismatch", "attest.collateral.invalid"),
-        ("Unsupported DCAP attestation key type", "attest.quote.unsupported_key_type"),
-        ("a refusal added in a later dcap-qvl", "attest.dcap.failed"),
-    ],
+    ("detail", "fragment", "failure_id"), DCAP_SAMPLES, ids=[s[1] for s in DCAP_SAMPLES]
 )
-def test_dcap_qvl_refusals_map_to_stable_ids(detail: str, failure_id: str) -> None:
+def test_each_dcap_qvl_refusal_maps_to_its_own_id(
+    detail: str, fragment: str, failure_id: str
+) -> None:
+    """The entry that decides is the one meant, not an earlier, broader one."""
+    assert _dcap._dcap_refusal(detail) == (fragment, failure_id)
     error = _dcap._map_dcap_error(ValueError(f"Verification failed: {detail}"))
     assert error.id == failure_id
     assert error.context["detail"].endswith(detail)
+
+
+def test_every_table_entry_has_a_sample() -> None:
+    assert [(fragment, fid) for _, fragment, fid in DCAP_SAMPLES] == list(_dcap._DCAP_ERROR_IDS)
+
+
+def test_an_unknown_refusal_is_the_generic_id() -> None:
+    error = _dcap._map_dcap_error(ValueError("Verification failed: a refusal added later"))
+    assert error.id == "attest.dcap.failed"
+
+
+def test_every_fragment_is_still_in_the_installed_dcap_qvl() -> None:
+    """A dcap-qvl release that rewords a refusal must fail here, not map it to a generic id."""
+    package = Path(dcap_qvl.__file__).parent
+    binary = b"".join(path.read_bytes() for path in package.glob("_dcap_qvl*.so"))
+    assert binary, f"no dcap-qvl extension module under {package}"
+    missing = [fragment for fragment, _ in _dcap._DCAP_ERROR_IDS if fragment.encode() not in binary]
+    assert missing == []
 
 
 def _pcs_body(relative: str, key: str) -> tuple[str, str]:
@@ -477,3 +722,265 @@ def test_platform_ca_sgx_quote_with_collateral_from_another_source() -> None:
     assert claims.platform["pck_ca"] == "platform"
     assert claims.platform["fmspc"] == "00606a000000"
     _expect("attest.collateral.expired", raw, collateral, utc("2025-09-20"))
+
+
+# --- real refusals from mutated vectors, through the public backend --------------------------
+
+
+def _backend_refusal(tee: TeeType, raw: bytes, collateral: Any, now: datetime) -> AttestationError:
+    evidence = Evidence(tee, ComponentKind.ANALYSIS, raw)
+    with pytest.raises(AttestationError) as caught:
+        get_backend(tee).verify(evidence, now=now, collateral=lambda _e: collateral, max_age=None)
+    return caught.value
+
+
+def _flip_hex(text: str, index: int = -1) -> str:
+    raw = bytearray(bytes.fromhex(text))
+    raw[index] ^= 0x01
+    return raw.hex()
+
+
+def _automata_tdx_collateral(tcb_info: str) -> dict[str, Any]:
+    """dcap-qvl's TDX CRLs and chains with automata's Intel-signed June-2025 PCS bodies."""
+    info, info_signature = _pcs_body(f"automata-dcap/collateral/{tcb_info}", "tcbInfo")
+    identity, identity_signature = _pcs_body(
+        "automata-dcap/collateral/0625_qe_td.json", "enclaveIdentity"
+    )
+    return dict(
+        _tdx()[1],
+        tcb_info=info,
+        tcb_info_signature=info_signature,
+        qe_identity=identity,
+        qe_identity_signature=identity_signature,
+    )
+
+
+class Refusal(NamedTuple):
+    """One real mutation: the id it must give and the dcap-qvl fragment that decides it."""
+
+    name: str
+    tee: TeeType
+    raw: bytes
+    collateral: dict[str, Any]
+    now: datetime
+    failure_id: str
+    fragment: str
+
+
+def _sgx_collateral(**changes: str) -> dict[str, Any]:
+    return dict(_sgx()[1], **changes)
+
+
+def _mutations() -> list[Refusal]:
+    sgx_raw, sgx = _sgx()
+    tdx_raw, tdx = _tdx()
+    platform_crl = vector_bytes("automata-dcap/collateral/0825_platform_crl.der").hex()
+    other_tdx_fmspc = _automata_tdx_collateral("0625_tcbinfov3_90C06F000000.json")
+    june = utc("2025-06-20")
+    collateral_cases = [
+        (
+            "TCB info signature",
+            _sgx_collateral(tcb_info_signature=_flip_hex(sgx["tcb_info_signature"])),
+            "attest.collateral.invalid",
+            "Signature is invalid for tcb_info",
+        ),
+        (
+            "QE identity signature",
+            _sgx_collateral(qe_identity_signature=_flip_hex(sgx["qe_identity_signature"])),
+            "attest.collateral.invalid",
+            "Signature is invalid for qe_identity",
+        ),
+        (
+            "PCK CRL signature",
+            _sgx_collateral(pck_crl=_flip_hex(sgx["pck_crl"])),
+            "attest.collateral.invalid",
+            "InvalidCrlSignatureForPublicKey",
+        ),
+        (
+            "root CRL signature",
+            _sgx_collateral(root_ca_crl=_flip_hex(sgx["root_ca_crl"])),
+            "attest.collateral.invalid",
+            "InvalidCrlSignatureForPublicKey",
+        ),
+        ("garbage PCK CRL", _sgx_collateral(pck_crl="00"), "attest.collateral.invalid", "CRL"),
+        (
+            "PCK CRL of the Platform CA",
+            _sgx_collateral(pck_crl=platform_crl),
+            "attest.crl.unknown_status",
+            "UnknownRevocationStatus",
+        ),
+        (
+            "root CRL as PCK CRL",
+            _sgx_collateral(pck_crl=sgx["root_ca_crl"]),
+            "attest.crl.unknown_status",
+            "UnknownRevocationStatus",
+        ),
+        (
+            "TCB info of another FMSPC (the TDX one)",
+            _sgx_collateral(tcb_info=tdx["tcb_info"], tcb_info_signature=tdx["tcb_info_signature"]),
+            "attest.collateral.invalid",
+            "Fmspc mismatch",
+        ),
+        (
+            "QE identity of the TD QE",
+            _sgx_collateral(
+                qe_identity=tdx["qe_identity"], qe_identity_signature=tdx["qe_identity_signature"]
+            ),
+            "attest.collateral.invalid",
+            "Unsupported QE Identity",
+        ),
+        (
+            "TCB info that is not TCB info",
+            _sgx_collateral(tcb_info="{}"),
+            "attest.collateral.invalid",
+            "Failed to decode TcbInfo",
+        ),
+        (
+            "QE identity that is not QE identity",
+            _sgx_collateral(qe_identity="{}"),
+            "attest.collateral.invalid",
+            "Failed to decode QeIdentity",
+        ),
+        (
+            "TCB signing chain replaced by the PCK CRL chain",
+            _sgx_collateral(tcb_info_issuer_chain=sgx["pck_crl_issuer_chain"]),
+            "attest.chain.invalid",
+            "certificate chain",
+        ),
+        (
+            "no TCB signing chain",
+            _sgx_collateral(tcb_info_issuer_chain=""),
+            "attest.chain.invalid",
+            "Certificate chain",
+        ),
+    ]
+    cases = [
+        Refusal(name, "sgx", sgx_raw, collateral, JULY_2025, failure_id, fragment)
+        for name, collateral, failure_id, fragment in collateral_cases
+    ]
+    signature = "ISV enclave report signature is invalid"
+    qe_signature = "Signature is invalid for qe_report"
+    expired = "attest.collateral.expired"
+    cases += [
+        Refusal(
+            "quote signature",
+            "sgx",
+            _flip(sgx_raw, 436),
+            sgx,
+            JULY_2025,
+            "attest.signature.invalid",
+            signature,
+        ),
+        Refusal(
+            "TDX quote signature",
+            "tdx",
+            _flip(tdx_raw, 636),
+            tdx,
+            JULY_2025,
+            "attest.signature.invalid",
+            signature,
+        ),
+        Refusal(
+            "QE report",
+            "sgx",
+            _flip(sgx_raw, 564 + 64),
+            sgx,
+            JULY_2025,
+            "attest.qe.signature_invalid",
+            qe_signature,
+        ),
+        Refusal(
+            "TDX QE report signature",
+            "tdx",
+            _flip(tdx_raw, 1154),
+            tdx,
+            JULY_2025,
+            "attest.qe.signature_invalid",
+            qe_signature,
+        ),
+        Refusal(
+            "attestation key",
+            "sgx",
+            _flip(sgx_raw, 510),
+            sgx,
+            JULY_2025,
+            "attest.qe.binding_invalid",
+            "QE report hash mismatch",
+        ),
+        Refusal(
+            "TCB info of another TDX FMSPC",
+            "tdx",
+            tdx_raw,
+            other_tdx_fmspc,
+            june,
+            "attest.collateral.invalid",
+            "Fmspc mismatch",
+        ),
+        Refusal(
+            "before the TCB info was issued",
+            "sgx",
+            sgx_raw,
+            sgx,
+            utc("2025-06-19T10:30:00"),
+            expired,
+            "issue date is in the future",
+        ),
+        Refusal(
+            "after the TCB info's next update",
+            "sgx",
+            sgx_raw,
+            sgx,
+            utc("2025-07-20"),
+            expired,
+            "TCBInfo expired",
+        ),
+        Refusal(
+            "after the CRLs' next update",
+            "sgx",
+            sgx_raw,
+            sgx,
+            utc("2026-11-27"),
+            expired,
+            "CrlExpired",
+        ),
+        Refusal(
+            "TCB no longer matched",
+            "tdx",
+            vector_bytes("dcap-qvl/tdx_quote_outdated"),
+            vector_json("dcap-qvl/tdx_quote_outdated_collateral.json"),
+            MARCH_2026,
+            "attest.tcb.no_matching_level",
+            "No matching TCB level",
+        ),
+        Refusal(
+            "TD bound to a service TD",
+            "tdx",
+            vector_bytes("automata-dcap/quotev5.dat"),
+            other_tdx_fmspc,
+            june,
+            "attest.tdx.service_td_not_allowed",
+            "Invalid MR service TD",
+        ),
+    ]
+    return cases
+
+
+MUTATIONS = _mutations()
+
+
+@pytest.mark.parametrize("case", MUTATIONS, ids=[case.name for case in MUTATIONS])
+def test_each_real_refusal_has_its_specific_id(case: Refusal) -> None:
+    error = _backend_refusal(case.tee, case.raw, case.collateral, case.now)
+    assert error.id == case.failure_id, str(error)
+    assert _dcap._dcap_refusal(error.context["detail"]) == (case.fragment, case.failure_id)
+
+
+def test_the_collateral_used_for_the_service_td_refusal_is_otherwise_good() -> None:
+    """automata's June collateral verifies a TDX quote of the same kind: the refusal above is
+    about MRSERVICETD, not about the collateral it was paired with."""
+    collateral = _automata_tdx_collateral("0625_tcbinfov3_00806f050000.json")
+    raw = vector_bytes("go-tdx-guest/ccel/cos-113-tdx-quote.dat")
+    claims = verify_dcap_quote(raw, collateral, now=utc("2025-06-20"))
+    assert claims.tcb_status == "UpToDate"
+    quote = parse_quote(vector_bytes("automata-dcap/quotev5.dat"))
+    assert isinstance(quote, TdxQuote) and quote.body.mrservicetd != bytes(48)

@@ -25,7 +25,10 @@ from chronoseal.attest._snp import (
     OFF_SIGNER_INFO,
     OFF_VERSION,
     REPORT_SIZE,
+    TCB_BOOTLOADER,
     TCB_MICROCODE,
+    TCB_SNP,
+    TCB_TEE,
     parse_snp_report,
     verify_snp_report,
 )
@@ -166,7 +169,8 @@ def test_virtee_milan_report_verifies_with_debug_off() -> None:
     report = parse_snp_report(raw)
     assert claims.tee == "sev-snp"
     assert claims.debug is False
-    assert claims.tcb_status == "UpToDate"
+    assert claims.tcb_status == "VcekMatched"
+    assert list(claims.warnings) == ["attest.snp.tcb_not_checked_against_latest"]
     assert claims.measurements["measurement"] == report.measurement
     assert claims.measurements["host_data"] == report.host_data
     assert claims.report_data == report.report_data
@@ -216,6 +220,42 @@ def test_reported_tcb_differing_from_the_vcek_is_refused() -> None:
         "attest.snp.tcb_mismatch", _flip(raw, OFF_REPORTED_TCB + TCB_MICROCODE), vcek, chain
     )
     assert error.context["vcek"]["microcode"] == 0x73
+
+
+@pytest.mark.parametrize(
+    ("position", "component"),
+    [
+        (TCB_BOOTLOADER, "bootloader"),
+        (TCB_TEE, "tee"),
+        (TCB_SNP, "snp"),
+        (TCB_MICROCODE, "microcode"),
+    ],
+)
+@pytest.mark.parametrize("report", ["virtee", "go-sev-guest"])
+def test_each_reported_spl_is_checked_against_the_vcek(
+    report: str, position: int, component: str
+) -> None:
+    """REPORTED_TCB must equal the VCEK's SPLs, component by component, on both chips."""
+    raw, vcek, chain = _virtee() if report == "virtee" else _go_sev_guest()
+    error = _expect("attest.snp.tcb_mismatch", _flip(raw, OFF_REPORTED_TCB + position), vcek, chain)
+    reported, issued = error.context["reported"], error.context["vcek"]
+    assert [name for name in reported if reported[name] != issued[name]] == [component]
+
+
+@pytest.mark.parametrize("position", [2, 3, 4, 5])
+def test_reserved_reported_tcb_bytes_are_covered_by_the_signature(position: int) -> None:
+    """Bytes 2..5 are no SPL and not compared with the VCEK, but they are still signed."""
+    raw, vcek, chain = _virtee()
+    _expect("attest.signature.invalid", _flip(raw, OFF_REPORTED_TCB + position), vcek, chain)
+
+
+def test_the_tcb_warning_says_what_was_and_was_not_checked() -> None:
+    raw, vcek, chain = _virtee()
+    claims = verify_snp_report(raw, vcek, chain, now=NOW)
+    message = claims.warnings["attest.snp.tcb_not_checked_against_latest"]
+    assert "bootloader 3, TEE 0, SNP 8, microcode 115" in message
+    assert "latest Milan TCB" in message
+    assert claims.platform["current_tcb"] == claims.platform["reported_tcb"] == "0300000000000873"
 
 
 def test_vlek_signed_report_is_not_supported_yet() -> None:

@@ -101,6 +101,33 @@ def test_resume_yields_exactly_the_remaining_rows(backend: str, open_table: Open
     assert list(source.batches(columns, batch_rows=500, start_row=5698)) == []
 
 
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_stored_order_is_the_files_and_reproducible(
+    backend: str, open_table: OpenTable, tables: dict[str, pa.Table]
+) -> None:
+    source = open_table(backend, "transit")
+    columns = REQUESTS["transit"]
+    assert source.stored_order_reproducible
+    first = [ipc_bytes(b) for b in source.batches(columns, batch_rows=500, order="stored")]
+    again = [ipc_bytes(b) for b in source.batches(columns, batch_rows=500, order="stored")]
+    assert first == again
+    stored = pa.Table.from_batches(list(source.batches(columns, batch_rows=500, order="stored")))
+    assert stored.column("station").to_pylist() == tables["transit"].column("station").to_pylist()
+    resumed = [
+        ipc_bytes(b)
+        for b in source.batches(columns, batch_rows=500, start_row=2500, order="stored")
+    ]
+    assert resumed == first[5:]
+
+
+@pytest.mark.integration
+def test_postgresql_offers_no_stored_order(open_table: OpenTable) -> None:
+    source = open_table("postgresql", "transit")
+    assert not source.stored_order_reproducible
+    with pytest.raises(ValueError, match="stored order"):
+        source.batches(REQUESTS["transit"], order="stored")
+
+
 @pytest.mark.parametrize(
     ("backend", "expected"),
     [("duckdb", 5698), ("parquet", 5698), ("csv", None)],

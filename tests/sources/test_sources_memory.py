@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sources_support import ipc_bytes, pg_table_url
 
+from chronoseal.errors import DataError
 from chronoseal.sources import open_source
 from chronoseal.sources._base import rebatch
 
@@ -42,16 +43,19 @@ def _generate(path: Path, rows: int) -> None:
 
 def _peak_arrow_bytes(path: Path, rows: int) -> int:
     """The most Arrow memory held while streaming ``rows`` rows, sampled at every batch."""
-    # 64 MiB of DuckDB working memory: less than half the table, so the sort must spill.
+    # 64 MiB of DuckDB working memory: less than half the table. A stored-order read is a
+    # scan, so it streams in that bound (newest first, as stored).
     source = open_source(f"duckdb://{path}?table=big", memory_limit_mb=64)
     baseline = pa.total_allocated_bytes()
     peak = 0
     seen = 0
     previous = None
-    for batch in source.batches(["ts", "entity", "v1", "v2", "v3"], batch_rows=BATCH_ROWS):
+    for batch in source.batches(
+        ["ts", "entity", "v1", "v2", "v3"], batch_rows=BATCH_ROWS, order="stored"
+    ):
         peak = max(peak, pa.total_allocated_bytes() - baseline)
         if previous is not None:
-            assert previous < batch.column("ts")[0].value
+            assert previous > batch.column("ts")[0].value
         previous = batch.column("ts")[batch.num_rows - 1].value
         seen += batch.num_rows
         del batch
@@ -71,6 +75,24 @@ def test_memory_does_not_grow_with_the_table(tmp_path: Path) -> None:
     assert peak_small < bound, (peak_small, bound)
     assert peak_large < bound, (peak_large, bound)
     assert peak_large < peak_small + one_batch
+
+
+def test_a_sort_that_does_not_fit_is_refused_and_spills_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "large.duckdb"
+    _generate(path, 4_000_000)
+    scratch = tmp_path / "cwd"
+    scratch.mkdir()
+    monkeypatch.chdir(scratch)  # DuckDB's default spill directory is relative to it
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    source = open_source(f"duckdb://{path}?table=big", memory_limit_mb=64)
+    with pytest.raises(DataError) as info:
+        for _ in source.batches(["ts", "entity", "v1", "v2", "v3"], batch_rows=BATCH_ROWS):
+            pass
+    assert info.value.id == "data.source.memory"
+    assert "time order" in info.value.message
+    assert list(scratch.rglob("*")) == []
 
 
 def test_rebatch_pulls_only_what_it_needs() -> None:

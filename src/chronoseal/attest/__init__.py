@@ -24,7 +24,9 @@ Typical use (attester side, then verifier side)::
 
 :func:`code_measurement` is the simulated TEE's measurement of the installed code;
 :func:`measurement_digest` turns any TEE's claims into the 32-byte digest registered on
-chain. Failure ids are listed in ``docs/trust-model.md``.
+chain, and :func:`register_digest` the raw registers a vendor tool prints.
+:func:`parse_expected_measurement` reads an operator's expectation in either form (see
+``docs/attestation-backends.md``). Failure ids are listed in ``docs/trust-model.md``.
 """
 
 from chronoseal.attest._appraisal import (
@@ -47,10 +49,12 @@ from chronoseal.attest._backends import (
 from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
 from chronoseal.attest._claims import TeeType, VerifiedClaims
 from chronoseal.attest._evidence import Attester, ComponentKind, Evidence
+from chronoseal.attest._expected import ExpectedMeasurement, parse_expected_measurement
 from chronoseal.attest._measure import (
     code_measurement,
     installed_measurement,
     measurement_digest,
+    register_digest,
 )
 from chronoseal.attest._simulated import SimulatedAttester
 
@@ -66,6 +70,7 @@ __all__ = [
     "CollateralProvider",
     "ComponentKind",
     "Evidence",
+    "ExpectedMeasurement",
     "GramineAttester",
     "MeasurementSource",
     "PinnedMeasurements",
@@ -78,5 +83,7 @@ __all__ = [
     "get_backend",
     "installed_measurement",
     "measurement_digest",
+    "parse_expected_measurement",
+    "register_digest",
     "report_data_for",
 ]

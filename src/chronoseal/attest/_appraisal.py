@@ -22,14 +22,23 @@ from chronoseal.attest._backends import CollateralProvider, get_backend
 from chronoseal.attest._binding import binding_matches
 from chronoseal.attest._claims import TeeType, VerifiedClaims
 from chronoseal.attest._evidence import ComponentKind, Evidence, component_kind, tee_type
-from chronoseal.attest._measure import measurement_digest
+from chronoseal.attest._measure import DIGEST_REGISTERS, measurement_digest
+from chronoseal.attest._snp import TCB_STATUS_VCEK_MATCHED
 from chronoseal.errors import AttestationError
 
 EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 APPRAISAL_POLICY_ID: Final = "policy:chronoseal/appraisal/v1"
 
 DEFAULT_ACCEPTED_TCB: Final = frozenset(
-    {"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded"}
+    {
+        "UpToDate",
+        "SWHardeningNeeded",
+        "ConfigurationNeeded",
+        "ConfigurationAndSWHardeningNeeded",
+        # SEV-SNP's only status: authentic, REPORTED_TCB is the VCEK's. Its claims carry
+        # attest.snp.tcb_not_checked_against_latest, so the verdict is at best a warning.
+        TCB_STATUS_VCEK_MATCHED,
+    }
 )
 DEFAULT_WARN_TCB: Final = frozenset(
     {"SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded"}
@@ -83,6 +92,11 @@ class AppraisalPolicy:
 
     ``measurements=None`` skips the approval check (an operator inspecting a quote offline);
     the appraisal then carries the warning ``attest.measurement.unchecked``.
+
+    ``registers`` compares raw registers (vendor names: ``mrtd``, ``mrenclave`` ...; an int
+    for ``isvprodid``) when the operator has the vendor's values rather than the digest. A
+    mismatch fails ``attest.measurement.register_mismatch``; covering fewer registers than
+    the digest does gives the warning ``attest.measurement.partial``, never a match.
     """
 
     measurements: MeasurementSource | None
@@ -92,6 +106,7 @@ class AppraisalPolicy:
     warn_tcb: frozenset[str] = DEFAULT_WARN_TCB
     max_evidence_age: timedelta | None = DEFAULT_MAX_EVIDENCE_AGE
     collateral: CollateralProvider | None = None
+    registers: Mapping[str, bytes | int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +122,8 @@ class Appraisal:
     appraised_at: datetime
     measurement: bytes | None = None
     details: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    compared_registers: tuple[str, ...] = ()
+    """Raw registers compared one by one (``AppraisalPolicy.registers``), in digest order."""
 
     @property
     def accepted(self) -> bool:
@@ -135,6 +152,8 @@ class Appraisal:
         }
         if self.measurement is not None:
             submod["chronoseal.measurement"] = self.measurement.hex()
+        if self.compared_registers:
+            submod["chronoseal.compared-registers"] = list(self.compared_registers)
         if self.claims is not None:
             submod["ear.veraison.annotated-evidence"] = _claims_json(self.claims)
         return {
@@ -154,7 +173,11 @@ class Appraisal:
         if "attest.binding.unchecked" not in self.warnings:
             vector["instance-identity"] = 96 if "attest.binding.mismatch" in failed else 2
         vector["configuration"] = 96 if "attest.debug.enabled" in failed else 2
-        unapproved = {"attest.measurement.not_approved", "attest.measurement.not_pinned"}
+        unapproved = {
+            "attest.measurement.not_approved",
+            "attest.measurement.not_pinned",
+            "attest.measurement.register_mismatch",
+        }
         if failed & unapproved:
             vector["executables"] = 96
         elif "attest.measurement.unchecked" not in self.warnings:
@@ -164,7 +187,10 @@ class Appraisal:
         elif failed & {"attest.tcb.out_of_date", "attest.tcb.revoked"}:
             vector["hardware"] = 96
         else:
-            vector["hardware"] = 32 if "attest.tcb.warning" in self.warnings else 2
+            # A backend warning (e.g. SNP's TCB not compared with AMD's latest) means the
+            # platform was not fully assessed: never affirm the hardware then.
+            unassessed = "attest.tcb.warning" in self.warnings or bool(self.claims.warnings)
+            vector["hardware"] = 32 if unassessed else 2
         return vector
 
 
@@ -213,6 +239,7 @@ class _Run:
         self.details: dict[str, str] = {}
         self.claims: VerifiedClaims | None = None
         self.measurement: bytes | None = None
+        self.compared_registers: tuple[str, ...] = ()
 
     def fail(self, failure_id: str, message: str) -> None:
         if failure_id not in self.failures:
@@ -234,6 +261,7 @@ class _Run:
         if self.claims is None:
             return
         self._measurement(self.claims)
+        self._registers(self.claims)
         if self.claims.debug:
             self.fail("attest.debug.enabled", f"the {self.claims.tee} TEE runs in debug mode")
         self._tcb(self.claims)
@@ -282,7 +310,41 @@ class _Run:
                     f"measurement {digest.hex()} is not the one the task pins for {self.expected}",
                 )
 
+    def _registers(self, claims: VerifiedClaims) -> None:
+        """Compare raw registers one by one; say which, and what the digest covers besides."""
+        expected = self.policy.registers
+        if not expected:
+            return
+        compared: list[str] = []
+        differing: list[str] = []
+        for name, value in expected.items():
+            actual = (
+                claims.svn.get(name) if isinstance(value, int) else claims.measurements.get(name)
+            )
+            if actual is None or isinstance(actual, int) != isinstance(value, int):
+                self.fail(
+                    "attest.measurement.missing",
+                    f"{claims.tee} evidence carries no {name} to compare",
+                )
+                continue
+            compared.append(name)
+            if not _same_register(actual, value):
+                differing.append(f"{name} is {_shown(actual)}, expected {_shown(value)}")
+        self.compared_registers = tuple(compared)
+        if differing:
+            self.fail("attest.measurement.register_mismatch", "; ".join(differing))
+            return
+        left_out = [name for name in DIGEST_REGISTERS.get(claims.tee, ()) if name not in expected]
+        if compared and left_out:
+            self.warn(
+                "attest.measurement.partial",
+                f"only {', '.join(compared)} compared (equal); {', '.join(left_out)} not "
+                "compared, so this is not a match of the measurement digest",
+            )
+
     def _tcb(self, claims: VerifiedClaims) -> None:
+        for warning_id, message in claims.warnings.items():
+            self.warn(warning_id, message)
         if claims.tee == "simulated":
             return
         status = claims.tcb_status
@@ -319,6 +381,7 @@ class _Run:
             appraised_at=self.now,
             measurement=self.measurement,
             details=MappingProxyType(dict(self.details)),
+            compared_registers=self.compared_registers,
         )
 
 
@@ -332,7 +395,18 @@ def _claims_json(claims: VerifiedClaims) -> dict[str, Any]:
         "advisory_ids": list(claims.advisory_ids),
         "svn": dict(sorted(claims.svn.items())),
         "platform": dict(sorted(claims.platform.items())),
+        "warnings": dict(claims.warnings),
     }
+
+
+def _same_register(actual: bytes | int, expected: bytes | int) -> bool:
+    if isinstance(actual, bytes) and isinstance(expected, bytes):
+        return hmac.compare_digest(actual, expected)
+    return actual == expected
+
+
+def _shown(value: bytes | int) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 def _version() -> str:

@@ -21,7 +21,13 @@ class VerifiedClaims:
     ``measurements`` maps register names in the vendor's vocabulary (``mrenclave``,
     ``mrsigner``, ``mrtd``, ``rtmr0``..``rtmr3``, ``measurement``, ``code``) to raw bytes.
     ``tcb_status`` uses Intel's names (``UpToDate``, ``SWHardeningNeeded``, ``OutOfDate``,
-    ``Revoked`` ...); SEV-SNP reports ``UpToDate`` once REPORTED_TCB matches the VCEK.
+    ``Revoked`` ...) for SGX/TDX. SEV-SNP reports ``VcekMatched``: REPORTED_TCB equals the
+    TCB the VCEK was issued for, which is all an offline check can say (AMD issues VCEKs for
+    old TCBs too), so it is never ``UpToDate``.
+
+    ``warnings`` maps warning ids to why: what the backend could not verify although the
+    evidence is authentic (e.g. ``attest.snp.tcb_not_checked_against_latest``). The
+    appraisal repeats them, so a verdict never says more than was checked.
     """
 
     tee: TeeType
@@ -32,3 +38,4 @@ class VerifiedClaims:
     advisory_ids: tuple[str, ...] = ()
     svn: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
     platform: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    warnings: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))

@@ -31,6 +31,10 @@ Failure ids (``AttestationError.id``):
 * ``attest.tcb.no_matching_level``     no TCB level of the TCB info matches the platform
 * ``attest.tcb.revoked``               the platform's TCB level is revoked
 * ``attest.tdx.module_mismatch``       the TDX module identity does not match the TCB info
+* ``attest.tdx.service_td_not_allowed`` a TD1.5 quote binds a service TD (MRSERVICETD non-zero)
+* ``attest.tdx.attributes_refused``    TDATTRIBUTES has reserved bits set or SEPT_VE_DISABLE off
+* ``attest.debug.enabled``             SGX ATTRIBUTES.DEBUG / TDATTRIBUTES.DEBUG is set
+* ``attest.crl.unknown_status``        no CRL given covers a chain certificate (another CA's?)
 * ``attest.dcap.failed``               any other verifier refusal (message carries the detail)
 """
 
@@ -502,12 +506,23 @@ def _collateral(collateral: bytes | Mapping[str, Any]) -> Any:
         ) from exc
 
 
-# dcap-qvl reports every refusal as ValueError("Verification failed: ..."); the most specific
-# fragment comes first so e.g. a collateral signature error is not taken for a quote one.
+# dcap-qvl 0.7 exposes no error types or codes to Python: every refusal is a plain
+# ValueError whose text is "Verification failed: " + the Rust anyhow error in its Debug form,
+# i.e. the outermost context, then "Caused by:" and the inner errors (webpki's error variant
+# names such as CertExpired, CrlExpired or UnknownIssuer are the nearest thing to types it
+# shows). So the mapping is by substring, in this one table, checked in order: the first
+# fragment found in the text decides, hence more specific fragments come before broader ones
+# (e.g. "InvalidCrlSignatureForPublicKey" before "certificate chain", every expiry before
+# "CRL"). tests/attest/test_dcap.py has a sample per entry, checks every fragment still occurs
+# in the installed extension module (a reworded release fails there, not in production) and
+# produces as many refusals as the real vectors allow by mutating them.
 _DCAP_ERROR_IDS: Final[tuple[tuple[str, str], ...]] = (
+    # TCB level matching (after every signature passed).
     ("No matching TCB level", "attest.tcb.no_matching_level"),
     ("TCB status is invalid: Revoked", "attest.tcb.revoked"),
+    # Revocation and time windows (webpki variants inside "Caused by", dcap-qvl's own texts).
     ("CertRevoked", "attest.crl.revoked"),
+    ("UnknownRevocationStatus", "attest.crl.unknown_status"),
     ("CrlExpired", "attest.collateral.expired"),
     ("CertExpired", "attest.collateral.expired"),
     ("CertNotValidYet", "attest.collateral.expired"),
@@ -517,14 +532,20 @@ _DCAP_ERROR_IDS: Final[tuple[tuple[str, str], ...]] = (
     ("TCBInfo expired", "attest.collateral.expired"),
     ("QE Identity expired", "attest.collateral.expired"),
     ("issue date is in the future", "attest.collateral.expired"),
+    # Collateral that is badly signed, malformed, or for another platform or TEE.
+    ("InvalidCrlSignatureForPublicKey", "attest.collateral.invalid"),
     ("Signature is invalid for tcb_info", "attest.collateral.invalid"),
     ("Signature is invalid for qe_identity", "attest.collateral.invalid"),
     ("Fmspc mismatch", "attest.collateral.invalid"),
     ("TCB info in the collateral", "attest.collateral.invalid"),
+    ("missing tdxModule", "attest.collateral.invalid"),
+    ("component count mismatch", "attest.collateral.invalid"),
+    ("No TCB levels found in QE Identity", "attest.collateral.invalid"),
     ("Failed to decode TcbInfo", "attest.collateral.invalid"),
     ("Failed to decode QeIdentity", "attest.collateral.invalid"),
     ("Unsupported QE Identity", "attest.collateral.invalid"),
     ("CRL", "attest.collateral.invalid"),
+    # The quoting enclave.
     ("Signature is invalid for qe_report", "attest.qe.signature_invalid"),
     ("QE report hash mismatch", "attest.qe.binding_invalid"),
     ("Invalid QE auth data length", "attest.qe.binding_invalid"),
@@ -532,13 +553,23 @@ _DCAP_ERROR_IDS: Final[tuple[tuple[str, str], ...]] = (
     ("QE ISVPRODID mismatch", "attest.qe.identity_mismatch"),
     ("QE ATTRIBUTES mismatch", "attest.qe.identity_mismatch"),
     ("QE MISCSELECT mismatch", "attest.qe.identity_mismatch"),
+    ("QE ISVSVN", "attest.qe.identity_mismatch"),
+    # The quote itself and the attested TD's attributes (checked last by dcap-qvl).
     ("ISV enclave report signature is invalid", "attest.signature.invalid"),
     ("TDX module", "attest.tdx.module_mismatch"),
+    ("Invalid MR service TD", "attest.tdx.service_td_not_allowed"),
+    ("SEPT_VE_DISABLE is not enabled", "attest.tdx.attributes_refused"),
+    ("Reserved bits in TD attributes", "attest.tdx.attributes_refused"),
+    ("Debug mode is enabled", "attest.debug.enabled"),
+    # Certificate chains (PCK, TCB signing).
+    ("Failed to load root ca", "attest.chain.untrusted_root"),
     ("UnknownIssuer", "attest.chain.invalid"),
     ("InvalidSignatureForPublicKey", "attest.chain.invalid"),
     ("certificate chain", "attest.chain.invalid"),
     ("Certificate chain", "attest.chain.invalid"),
     ("PCK certificate", "attest.chain.invalid"),
+    ("PCK cert format", "attest.chain.invalid"),
+    # Quote structure (our parser refuses these first; kept for defence in depth).
     ("Unknown QE vendor", "attest.quote.unknown_vendor"),
     ("Unsupported DCAP quote version", "attest.quote.unsupported_version"),
     ("must have version", "attest.quote.unsupported_version"),
@@ -547,13 +578,18 @@ _DCAP_ERROR_IDS: Final[tuple[tuple[str, str], ...]] = (
     ("Invalid TEE type", "attest.quote.malformed"),
     ("Failed to decode quote", "attest.quote.malformed"),
 )
+DCAP_FAILED: Final = "attest.dcap.failed"
+
+
+def _dcap_refusal(detail: str) -> tuple[str, str] | None:
+    """The table entry (fragment, id) that decides for dcap-qvl's text, or None."""
+    return next((entry for entry in _DCAP_ERROR_IDS if entry[0] in detail), None)
 
 
 def _map_dcap_error(exc: ValueError) -> AttestationError:
     detail = str(exc)
-    failure_id = next(
-        (fid for fragment, fid in _DCAP_ERROR_IDS if fragment in detail), "attest.dcap.failed"
-    )
+    entry = _dcap_refusal(detail)
+    failure_id = entry[1] if entry is not None else DCAP_FAILED
     return AttestationError(
         f"DCAP quote did not verify: {detail}", id=failure_id, context={"detail": detail}
     )

@@ -13,8 +13,9 @@ import hashlib
 import importlib.metadata
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 from packaging.markers import Marker
@@ -22,8 +23,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import chronoseal
-from chronoseal.attest._claims import VerifiedClaims
-from chronoseal.attest._evidence import ComponentKind, component_kind
+from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._evidence import ComponentKind, component_kind, tee_type
 from chronoseal.errors import AttestationError
 
 CODE_TAG: Final = b"chronoseal/code-measurement/v1\x00"
@@ -32,6 +33,30 @@ _DIGEST_TAGS: Final = {
     "tdx": b"chronoseal/measurement/tdx/v1\x00",
     "sev-snp": b"chronoseal/measurement/sev-snp/v1\x00",
 }
+DIGEST_REGISTERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "simulated": ("code",),
+        "sgx": ("mrenclave", "mrsigner", "isvprodid"),
+        "tdx": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"),
+        "sev-snp": ("measurement",),
+    }
+)
+"""The registers each TEE's chain digest covers, in the order :func:`measurement_digest`
+combines them; a check of fewer registers is not a match of the digest."""
+REGISTER_SIZES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "code": 32,
+        "mrenclave": 32,
+        "mrsigner": 32,
+        "mrtd": 48,
+        "rtmr0": 48,
+        "rtmr1": 48,
+        "rtmr2": 48,
+        "rtmr3": 48,
+        "measurement": 48,
+    }
+)
+"""Byte size of every byte-valued digest register (``isvprodid`` is an integer, u16)."""
 _PACKAGE_ROOT: Final = Path(chronoseal.__file__).resolve().parent
 _DISTRIBUTION: Final = "chronoseal"
 _MISSING: Final = "<missing>"
@@ -185,15 +210,17 @@ def measurement_digest(claims: VerifiedClaims) -> bytes:
         product = claims.svn.get("isvprodid")
         if product is None:
             raise AttestationError("sgx claims carry no ISVPRODID", id="attest.measurement.missing")
+        if not 0 <= product <= 0xFFFF:
+            raise AttestationError(
+                f"ISVPRODID {product} is not a u16", id="attest.measurement.missing"
+            )
         registers = (
             _register(claims, "mrenclave", 32)
             + _register(claims, "mrsigner", 32)
             + product.to_bytes(2, "little")
         )
     elif claims.tee == "tdx":
-        registers = b"".join(
-            _register(claims, name, 48) for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
-        )
+        registers = b"".join(_register(claims, name, 48) for name in DIGEST_REGISTERS["tdx"])
     elif claims.tee == "sev-snp":
         registers = _register(claims, "measurement", 48)
     else:
@@ -201,6 +228,28 @@ def measurement_digest(claims: VerifiedClaims) -> bytes:
             f"no measurement digest is defined for {claims.tee}", id="attest.tee.unsupported"
         )
     return hashlib.sha256(_DIGEST_TAGS[claims.tee] + registers).digest()
+
+
+def register_digest(tee: TeeType | str, registers: Mapping[str, bytes | int]) -> bytes:
+    """The chain digest of raw register values, as a vendor tool prints them.
+
+    Goes through :func:`measurement_digest` itself, on claims holding only these registers,
+    so the combination cannot drift from what the appraisal computes from real evidence.
+    Raises ``attest.measurement.missing`` when a register of the digest is absent.
+    """
+    claims = VerifiedClaims(
+        tee=tee_type(tee),
+        measurements=MappingProxyType(
+            {name: value for name, value in registers.items() if isinstance(value, bytes)}
+        ),
+        report_data=bytes(64),
+        debug=False,
+        tcb_status="NotEvidence",
+        svn=MappingProxyType(
+            {name: value for name, value in registers.items() if isinstance(value, int)}
+        ),
+    )
+    return measurement_digest(claims)
 
 
 def _register(claims: VerifiedClaims, name: str, size: int) -> bytes:

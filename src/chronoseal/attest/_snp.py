@@ -28,6 +28,11 @@ Failure ids (``AttestationError.id``):
 * ``attest.signature.invalid``          the report signature does not verify under the VCEK
 * ``attest.snp.chip_id_mismatch``       CHIP_ID differs from the VCEK's HWID
 * ``attest.snp.tcb_mismatch``           REPORTED_TCB differs from the VCEK's SPL extensions
+
+TCB status: ``VcekMatched`` (:data:`TCB_STATUS_VCEK_MATCHED`), never ``UpToDate``. The check
+above shows REPORTED_TCB is the TCB AMD issued this VCEK for, but AMD KDS issues VCEKs for old
+TCBs too, and nothing here knows AMD's latest TCB for the product; so the claims always carry
+the warning ``attest.snp.tcb_not_checked_against_latest`` (:data:`WARN_TCB_NOT_LATEST`).
 """
 
 from __future__ import annotations
@@ -52,7 +57,14 @@ from cryptography.utils import CryptographyDeprecationWarning
 from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.errors import AttestationError
 
-__all__ = ["SnpReport", "SnpTcb", "parse_snp_report", "verify_snp_report"]
+__all__ = [
+    "TCB_STATUS_VCEK_MATCHED",
+    "WARN_TCB_NOT_LATEST",
+    "SnpReport",
+    "SnpTcb",
+    "parse_snp_report",
+    "verify_snp_report",
+]
 
 REPORT_SIZE: Final = 0x4A0
 OFF_VERSION: Final = 0x00
@@ -110,6 +122,10 @@ PSS_SALT_LENGTH: Final = 48
 ROOTS_DIR: Final = Path(__file__).with_name("roots")
 SUPPORTED_TCB_PRODUCTS: Final = frozenset({"Milan", "Genoa"})
 KNOWN_PRODUCTS: Final = ("Milan", "Genoa", "Turin")
+
+TCB_STATUS_VCEK_MATCHED: Final = "VcekMatched"
+"""REPORTED_TCB equals the VCEK's SPLs: what was checked, not that the TCB is AMD's latest."""
+WARN_TCB_NOT_LATEST: Final = "attest.snp.tcb_not_checked_against_latest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,7 +513,7 @@ def verify_snp_report(
         ),
         report_data=report.report_data,
         debug=report.debug,
-        tcb_status="UpToDate",
+        tcb_status=TCB_STATUS_VCEK_MATCHED,
         svn=MappingProxyType(
             {
                 "guest_svn": report.guest_svn,
@@ -515,9 +531,23 @@ def verify_snp_report(
                 "policy": f"0x{report.policy:x}",
                 "chip_id": report.chip_id.hex(),
                 "reported_tcb": tcb.raw.hex(),
+                "current_tcb": report.current_tcb.raw.hex(),
+                "committed_tcb": report.committed_tcb.raw.hex(),
+                "launch_tcb": report.launch_tcb.raw.hex(),
                 "signing_key": "VCEK",
                 "family_id": report.family_id.hex(),
                 "image_id": report.image_id.hex(),
             }
         ),
+        warnings=MappingProxyType({WARN_TCB_NOT_LATEST: _not_latest_message(product, tcb)}),
+    )
+
+
+def _not_latest_message(product: str, tcb: SnpTcb) -> str:
+    """Say exactly what the TCB check covered, so an operator knows what is left to do."""
+    return (
+        f"REPORTED_TCB (bootloader {tcb.bootloader}, TEE {tcb.tee}, SNP {tcb.snp}, microcode "
+        f"{tcb.microcode}) equals the SPLs of the VCEK AMD issued for it; it was not compared "
+        f"with AMD's latest {product} TCB (AMD also issues VCEKs for old TCBs), so a platform "
+        "behind on SEV firmware or microcode is not detected"
     )

@@ -127,6 +127,8 @@ def _one(chunks: tuple[bytes, ...], what: str) -> bytes:
 class Welcome:
     task_key: bytes
     held: list[tuple[int, bytes]]
+    #: The runtime's leaf of each held batch: a resuming gateway checks its re-read against it.
+    leaves: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ class GatewayIntake:
         self._sign = sign
         self._window = window
         self._unacked: deque[tuple[int, bytes]] = deque()
+        self._held_leaves: list[bytes] = []
         self.commitment = BatchCommitment(task_id, party)
 
     def _ctx(self, stream: str) -> StreamContext:
@@ -208,21 +211,36 @@ class GatewayIntake:
         try:
             key = bytes.fromhex(reply["task_key"])
             held = [(int(i), bytes.fromhex(s)) for i, s in reply["held"]]
+            leaves = [bytes.fromhex(leaf) for leaf in reply["leaves"]]
         except (KeyError, ValueError, TypeError) as exc:
             raise StreamIntegrityError(
                 "malformed welcome", id="channel.intake.bad_message"
             ) from exc
-        if len(key) != TASK_KEY_LEN or [i for i, _ in held] != list(range(len(held))):
+        if (
+            len(key) != TASK_KEY_LEN
+            or [i for i, _ in held] != list(range(len(held)))
+            or len(leaves) != len(held)
+        ):
             raise StreamIntegrityError("malformed welcome", id="channel.intake.bad_message")
-        return Welcome(key, held)
+        self._held_leaves = leaves
+        return Welcome(key, held, leaves)
 
     def replay(self, index: int, salt: bytes, payload: bytes) -> None:
         """Recompute the leaf of a batch the runtime already holds, from our own source.
 
-        The gateway's commitment stays its own: if its source no longer yields the same
-        batch, the roots differ and the contract marks the task Disputed.
+        The gateway's commitment stays its own; a re-read that differs from what the runtime
+        holds (the source changed since the stream began) is refused here, before anything
+        more is sent, rather than left to the chain's comparison of the roots.
         """
-        self.commitment.add(index, salt, payload)
+        leaf = self.commitment.add(index, salt, payload)
+        held = self._held_leaves[index] if index < len(self._held_leaves) else None
+        if held is None or not hmac.compare_digest(held, leaf):
+            raise StreamIntegrityError(
+                f"batch {index}, read again from the source, differs from the batch the "
+                "runtime holds: the source changed since the stream began (or yields fewer "
+                "rows); abort the task and propose it again",
+                id="channel.intake.resume_mismatch",
+            )
 
     def send(self, payload: bytes) -> None:
         """Send the next batch; at most ``window`` batches are in flight unacknowledged."""
@@ -290,7 +308,16 @@ class PartyIntake:
         return leaf
 
     def table(self) -> pa.Table:
-        return pa.Table.from_batches(self.batches) if self.batches else pa.table({})
+        """Every batch received, dictionary-encoded columns (pseudonyms) as plain values."""
+        if not self.batches:
+            return pa.table({})
+        table = pa.Table.from_batches(self.batches)
+        for i, column in enumerate(table.columns):
+            if pa.types.is_dictionary(column.type):
+                table = table.set_column(
+                    i, table.field(i).name, column.cast(column.type.value_type)
+                )
+        return table
 
 
 def serve_intake(
@@ -335,6 +362,7 @@ def serve_intake(
     welcome = {
         "task_key": task_key.hex(),
         "held": [[i, s.hex()] for i, s in enumerate(intake.salts)],
+        "leaves": [leaf.hex() for leaf in intake.commitment.leaves],
     }
     channel.send_stream(ctx("welcome"), [_json(welcome)])
     while True:

@@ -3,8 +3,11 @@
 ``verify`` answers "is this evidence authentic, and what does it claim?" offline, from files:
 measurement approval comes from ``--measurement`` (not the chain) and the key binding is
 checked only when ``--report-data`` is given, because an operator holding a quote usually
-has neither the chain nor the peer's TLS key at hand. ``measure`` says which 32-byte digest
-to register on chain for a component, and how to obtain it for each TEE.
+has neither the chain nor the peer's TLS key at hand. ``--measurement`` takes the chain
+digest or the vendor's own registers (``measurement:HEX``, ``mrtd:HEX``, ``mrenclave:HEX``
+...; see :mod:`chronoseal.attest._expected`); registers that do not cover the whole digest
+are compared one by one and the verdict says which were not. ``measure`` says which 32-byte
+digest to register on chain for a component, and how to obtain it for each TEE.
 """
 
 from __future__ import annotations
@@ -30,17 +33,17 @@ from chronoseal.attest import (
     Appraiser,
     ComponentKind,
     Evidence,
+    ExpectedMeasurement,
     PinnedMeasurements,
     TeeType,
-    VerifiedClaims,
     code_measurement,
-    measurement_digest,
+    parse_expected_measurement,
 )
 from chronoseal.attest._backends import Collateral, CollateralProvider
 from chronoseal.attest._evidence import tee_type
-from chronoseal.errors import AttestationError
+from chronoseal.errors import AttestationError, ConfigError
 
-from ._output import EXIT_ATTESTATION, console, err_console
+from ._output import EXIT_ATTESTATION, console, err_console, fail
 
 attest_app = typer.Typer(
     help="Verify TEE evidence offline and print its claims and verdict.", no_args_is_help=True
@@ -89,9 +92,14 @@ def verify(
         ),
     ] = None,
     measurement: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            metavar="HEX", help="digest the evidence must measure (as `chronoseal measure`)"
+            metavar="[REGISTER:]HEX",
+            help="what the evidence must measure: the 32-byte chain digest (as `chronoseal "
+            "measure` prints it), or the vendor's registers: sev-snp measurement:HEX (or bare "
+            "48-byte HEX); tdx mrtd:HEX, rtmr0..3:HEX; sgx mrenclave:HEX, mrsigner:HEX, "
+            "isvprodid:INT. Repeat for several registers; fewer than the digest covers are "
+            "compared one by one and reported as a partial check, never as a match",
         ),
     ] = None,
     component: Annotated[
@@ -109,20 +117,20 @@ def verify(
 ) -> None:
     """Verify EVIDENCE; exit 0 if it is authentic (and matches the given measurement)."""
     moment = _parse_now(now)
-    expected_digest = _hex_option(measurement, "--measurement", 32)
+    expected = _expected_measurement(tee, measurement or [])
     expected_binding = _hex_option(report_data, "--report-data", 64)
     loaded = _load_evidence(evidence, tee_type(tee.value), component)
     provider = _collateral_provider(loaded, collateral or [])
     kind = component or loaded.component
+    digest = expected.digest if expected is not None else None
     policy = AppraisalPolicy(
         measurements=(
-            PinnedMeasurements([(kind, loaded.tee, expected_digest)])
-            if expected_digest is not None
-            else None
+            PinnedMeasurements([(kind, loaded.tee, digest)]) if digest is not None else None
         ),
-        pinned={kind: expected_digest} if expected_digest is not None else None,
+        pinned={kind: digest} if digest is not None else None,
         allow_simulated=loaded.tee == "simulated",
         collateral=provider,
+        registers=expected.registers if expected is not None and digest is None else None,
     )
     appraisal = Appraiser(policy).appraise(
         loaded, component=kind, expected_report_data=expected_binding, now=moment
@@ -130,7 +138,7 @@ def verify(
     if json_out:
         typer.echo(json.dumps(appraisal.to_ear(), indent=2))
     else:
-        _print_appraisal(appraisal)
+        _print_appraisal(appraisal, expected)
     if not appraisal.accepted:
         err_console.print(
             "[bold red]refused[/] " + " ".join(appraisal.failures), highlight=False, soft_wrap=True
@@ -224,35 +232,38 @@ _HOW_TO_MEASURE: Final[Mapping[Tee, Mapping[str, Any]]] = MappingProxyType(
 )
 
 
-def _digest_from_registers(tee: Tee, values: list[str]) -> bytes | None:
+def _expected_measurement(tee: Tee, values: list[str]) -> ExpectedMeasurement | None:
+    """``--measurement`` values as one expectation; bad input exits 2 with its stable id."""
     if not values:
         return None
-    measurements: dict[str, bytes] = {}
-    svn: dict[str, int] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        if not sep or name not in _HOW_TO_MEASURE[tee]["registers"]:
-            raise typer.BadParameter(f"{item!r}: expected one of NAME=HEX for {tee.value}")
-        if name == "isvprodid":
-            try:
-                svn[name] = int(value, 0)
-            except ValueError as exc:
-                raise typer.BadParameter(f"isvprodid {value!r} is not an integer") from exc
-        else:
-            measurements[name] = _hex_value(value, f"--register {name}")
-    claims = VerifiedClaims(
-        tee=tee_type(tee.value),
-        measurements=MappingProxyType(measurements),
-        report_data=bytes(64),
-        debug=False,
-        tcb_status="UpToDate",
-        svn=MappingProxyType(svn),
-    )
     try:
-        return measurement_digest(claims)
-    except AttestationError as exc:
-        raise typer.BadParameter(f"[{exc.id}] {exc.message}") from exc
+        return parse_expected_measurement(tee.value, values)
+    except ConfigError as exc:
+        fail(exc)
+
+
+def _digest_from_registers(tee: Tee, values: list[str]) -> bytes | None:
+    """``measure --register NAME=HEX``: the parser of ``verify --measurement``, but only
+    registers, and all of those the digest covers (a partial digest does not exist)."""
+    if not values:
+        return None
+    expected = _expected_measurement(tee, values)
+    if expected is None or not expected.registers:
+        fail(
+            ConfigError(
+                f"--register takes NAME=HEX for {tee.value} "
+                f"({', '.join(_HOW_TO_MEASURE[tee]['registers'])}), not a digest",
+                id="config.measurement.unknown_form",
+            )
+        )
+    if expected.digest is None:
+        fail(
+            ConfigError(
+                f"the {tee.value} digest also needs {', '.join(expected.uncompared)}",
+                id="config.measurement.incomplete",
+            )
+        )
+    return expected.digest
 
 
 def _parse_now(text: str | None) -> datetime:
@@ -381,7 +392,7 @@ def _row(table: Table, name: str, value: str) -> None:
     table.add_row(escape(name), escape(value))
 
 
-def _print_appraisal(appraisal: Appraisal) -> None:
+def _print_appraisal(appraisal: Appraisal, expected: ExpectedMeasurement | None) -> None:
     table = Table(title=f"{appraisal.tee} evidence", show_header=False)
     table.add_column("claim", style="bold")
     table.add_column("value", overflow="fold")
@@ -402,6 +413,10 @@ def _print_appraisal(appraisal: Appraisal) -> None:
             _row(table, name, text)
     if appraisal.measurement is not None:
         _row(table, "measurement digest", appraisal.measurement.hex())
+    if expected is not None:
+        _row(table, "expected", expected.describe())
+    if appraisal.compared_registers:
+        _row(table, "compared registers", ", ".join(appraisal.compared_registers))
     console.print(table)
     style = _STATUS_STYLE[appraisal.status]
     console.print(f"verdict: [{style}]{appraisal.status.value}[/]", highlight=False)

@@ -1,8 +1,11 @@
 """What the gateway refuses or normalises in its own data before any of it is desensitized.
 
-Sources yield rows sorted by the dataset's declared columns, time first, so a repeated
-``(time, entity)`` key is always on adjacent rows: the check needs one remembered row, not a
-set of every key. Refusals name the dataset, the column and a count, never a value.
+The gateway reads in the source's stored order where that is reproducible and in time order
+(a scan: no sort, nothing spilled), and sorted by the dataset's columns, time first,
+otherwise. Either way a repeated ``(time, entity)`` key is found in memory bounded by the
+batch: sorted, repeats are adjacent (one remembered row); in stored time order, they lie in
+one run of equal times (the trailing run is remembered). Refusals name the dataset, the
+column and a count, never a value.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chronoseal.errors import DataError
+from chronoseal.sources import ReadOrder, Source
 from chronoseal.spec import Dataset, TaskSpec
+
+#: Rows per batch of the time-column survey: one column, so large batches are cheap.
+_SURVEY_ROWS = 1 << 20
 
 
 def _refuse(message: str, id: str, dataset: Dataset, column: str, rows: int) -> DataError:
@@ -22,15 +29,53 @@ def _refuse(message: str, id: str, dataset: Dataset, column: str, rows: int) -> 
     )
 
 
+def _null_times(dataset: Dataset, nulls: int) -> DataError:
+    time = dataset.time_column
+    return _refuse(
+        f"dataset {dataset.name!r}: {nulls} rows have no value in the time column "
+        f"{time!r}; nothing is sent",
+        "gateway.data.null_time",
+        dataset,
+        time,
+        nulls,
+    )
+
+
+def read_order(source: Source, dataset: Dataset) -> ReadOrder:
+    """``stored`` when the source reproduces its stored order and that order is time order,
+    else ``sorted``. Surveys the time column alone first, so a row without a time is refused
+    before any data moves."""
+    if not source.stored_order_reproducible:
+        return "sorted"
+    nulls = 0
+    ordered = True
+    last: pa.Scalar | None = None
+    for batch in source.batches([dataset.time_column], batch_rows=_SURVEY_ROWS, order="stored"):
+        column = batch.column(0)
+        nulls += column.null_count
+        if nulls or not ordered or not len(column):
+            continue
+        n = len(column)
+        if last is not None and pc.less(column[0], last).as_py():
+            ordered = False
+        elif n > 1 and pc.any(pc.less(column.slice(1), column.slice(0, n - 1))).as_py():
+            ordered = False
+        last = column[n - 1]
+    if nulls:
+        raise _null_times(dataset, nulls)
+    return "stored" if ordered else "sorted"
+
+
 def checked_batches(
-    batches: Iterable[pa.RecordBatch], dataset: Dataset, spec: TaskSpec
+    batches: Iterable[pa.RecordBatch], dataset: Dataset, spec: TaskSpec, order: ReadOrder
 ) -> Iterator[pa.RecordBatch]:
-    """Raw source batches: no row without a time, zone-aware times in UTC, and (unless the
-    task combines duplicates or the policy resamples) no repeated ``(time, entity)`` key."""
+    """Raw source batches (read in ``order``): no row without a time, zone-aware times in
+    UTC, and (unless the task combines duplicates or the policy resamples) no repeated
+    ``(time, entity)`` key."""
     keys = [dataset.time_column, *dataset.entity_columns]
     check_duplicates = spec.join.duplicates == "refuse" and dataset.policy.resample is None
     try:
-        yield from _checked(batches, dataset, keys, check_duplicates)
+        yield from _checked(batches, dataset, keys, check_duplicates, order)
     finally:
         close = getattr(batches, "close", None)
         if close is not None:  # a refusal mid-stream: let the source release its files now
@@ -38,22 +83,20 @@ def checked_batches(
 
 
 def _checked(
-    batches: Iterable[pa.RecordBatch], dataset: Dataset, keys: list[str], check_duplicates: bool
+    batches: Iterable[pa.RecordBatch],
+    dataset: Dataset,
+    keys: list[str],
+    check_duplicates: bool,
+    order: ReadOrder,
 ) -> Iterator[pa.RecordBatch]:
     time = dataset.time_column
     previous: tuple[object, ...] | None = None
+    run: pa.Table | None = None
     for batch in batches:
         column = batch.column(time)
         nulls = column.null_count
         if nulls:
-            raise _refuse(
-                f"dataset {dataset.name!r}: {nulls} rows have no value in the time column "
-                f"{time!r}; nothing is sent",
-                "gateway.data.null_time",
-                dataset,
-                time,
-                nulls,
-            )
+            raise _null_times(dataset, nulls)
         kind = column.type
         if pa.types.is_timestamp(kind) and kind.tz is not None and kind.tz != "UTC":
             batch = batch.set_column(
@@ -62,32 +105,70 @@ def _checked(
                 column.cast(pa.timestamp(kind.unit, "UTC")),
             )
         if check_duplicates and batch.num_rows:
-            previous = _no_repeated_key(batch, keys, previous, dataset)
+            if order == "sorted":
+                previous = _no_repeated_key(batch, keys, previous, dataset)
+            else:
+                run = _no_repeated_key_in_time_order(batch, keys, run, dataset)
         yield batch
+
+
+def _repeats(table: pa.Table | pa.RecordBatch, keys: list[str]) -> int:
+    """Rows equal in every key to the row before them (nulls equal to nulls)."""
+    n = table.num_rows
+    if n < 2:
+        return 0
+    same: pa.Array | None = None
+    for key in keys:
+        values = table.column(key)
+        later, earlier = values.slice(1), values.slice(0, n - 1)
+        equal = pc.fill_null(pc.equal(later, earlier), False)
+        both_null = pc.and_(later.is_null(), earlier.is_null())
+        match = pc.or_(equal, both_null)
+        same = match if same is None else pc.and_(same, match)
+    return int(pc.sum(same).as_py() or 0)
+
+
+def _duplicates_refused(dataset: Dataset, keys: list[str], repeated: int) -> DataError:
+    return _refuse(
+        f"dataset {dataset.name!r}: {repeated} rows repeat a ({', '.join(keys)}) key; "
+        "the task's join.duplicates says refuse, so nothing is sent",
+        "gateway.data.duplicate_keys",
+        dataset,
+        dataset.time_column,
+        repeated,
+    )
 
 
 def _no_repeated_key(
     batch: pa.RecordBatch, keys: list[str], previous: tuple[object, ...] | None, dataset: Dataset
 ) -> tuple[object, ...]:
     n = batch.num_rows
-    same = pa.array([True] * (n - 1), type=pa.bool_()) if n > 1 else None
-    for key in keys:
-        values = batch.column(key)
-        if same is not None:
-            equal = pc.fill_null(pc.equal(values.slice(1), values.slice(0, n - 1)), False)
-            both_null = pc.and_(values.slice(1).is_null(), values.slice(0, n - 1).is_null())
-            same = pc.and_(same, pc.or_(equal, both_null))
-    repeated = int(pc.sum(same).as_py() or 0) if same is not None else 0
+    repeated = _repeats(batch, keys)
     first = tuple(batch.column(k)[0].as_py() for k in keys)
     if previous is not None and first == previous:
         repeated += 1
     if repeated:
-        raise _refuse(
-            f"dataset {dataset.name!r}: {repeated} rows repeat a ({', '.join(keys)}) key; "
-            "the task's join.duplicates says refuse, so nothing is sent",
-            "gateway.data.duplicate_keys",
-            dataset,
-            dataset.time_column,
-            repeated,
-        )
+        raise _duplicates_refused(dataset, keys, repeated)
     return tuple(batch.column(k)[n - 1].as_py() for k in keys)
+
+
+def _no_repeated_key_in_time_order(
+    batch: pa.RecordBatch, keys: list[str], run: pa.Table | None, dataset: Dataset
+) -> pa.Table:
+    """Times never decrease (the survey saw to it), so equal keys share one run of equal
+    times; only a run with more than one row needs sorting, and only the trailing run is
+    carried into the next batch."""
+    time = keys[0]
+    table = pa.Table.from_batches([batch.select(keys)])
+    if run is not None and run.num_rows and run.column(time)[0] == table.column(time)[0]:
+        table = pa.concat_tables([run, table])
+    table = table.combine_chunks()
+    times = table.column(time)
+    n = table.num_rows
+    if n > 1 and pc.any(pc.equal(times.slice(1), times.slice(0, n - 1))).as_py():
+        ordered = table.sort_by([(k, "ascending") for k in keys])
+        repeated = _repeats(ordered, keys)
+        if repeated:
+            raise _duplicates_refused(dataset, keys, repeated)
+    trailing: pa.Table = table.filter(pc.equal(times, times[n - 1]))
+    return trailing

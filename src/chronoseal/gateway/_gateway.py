@@ -26,8 +26,16 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
 from chronoseal.channel import AttestedChannel, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, encode_batch
-from chronoseal.errors import ChainRevert, DataError, LedgerError, PeerRefused, ReviewRefused
+from chronoseal.channel._intake import GatewayIntake, Welcome, encode_batch
+from chronoseal.errors import (
+    ChainRevert,
+    ChronosealError,
+    DataError,
+    LedgerError,
+    PeerRefused,
+    ReviewRefused,
+    StreamIntegrityError,
+)
 from chronoseal.ledger import (
     AttestationView,
     ChainEvent,
@@ -48,7 +56,7 @@ from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deploym
 from chronoseal.sources import Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
-from ._checks import checked_batches
+from ._checks import checked_batches, read_order
 from ._pipeline import prefetch
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -77,9 +85,11 @@ def encoded_batches(
     With the task's ``spec``, the raw rows are checked first (:func:`checked_batches`)."""
     columns = dataset.columns()
 
+    order = read_order(source, dataset)
+
     def read() -> Iterator[pa.RecordBatch]:
-        raw = source.batches(columns, batch_rows=batch_rows)
-        return raw if spec is None else checked_batches(raw, dataset, spec)
+        raw = source.batches(columns, batch_rows=batch_rows, order=order)
+        return raw if spec is None else checked_batches(raw, dataset, spec, order)
 
     def produce() -> Iterator[tuple[int, bytes]]:
         for batch in desensitizer.run(read):
@@ -227,29 +237,18 @@ class Gateway:
             )
             welcome = intake.hello()
             desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
-            if welcome.held and dataset_cost(dataset).epsilon > 0:
-                raise DataError(
-                    f"the runtime already holds {len(welcome.held)} batches of this stream, "
-                    "but the policy adds fresh noise, so they cannot be reproduced to resume; "
-                    "abort the task and propose it again",
-                    id="gateway.resume.nondeterministic",
-                )
-            payloads = self._payloads(source, dataset, desensitizer)
-            rows = 0
-            for index, salt in welcome.held:
-                batch_rows, payload = next(payloads, (0, b""))
-                intake.replay(index, salt, payload)
-                rows += batch_rows
-            sent_bytes = 0
             try:
-                for batch_rows, payload in payloads:
-                    intake.send(payload)
-                    rows += batch_rows
-                    sent_bytes += len(payload)
-                    if progress is not None:
-                        progress(rows, sent_bytes)
+                rows, sent_bytes = self._stream(
+                    intake, welcome, source, dataset, desensitizer, progress
+                )
             except DataError as exc:
                 self._give_up(exc)
+                raise
+            except StreamIntegrityError as exc:
+                # Our source changed under a resumed stream: only a new task can fix that. A
+                # transport failure, by contrast, leaves the task to a restart.
+                if exc.id == "channel.intake.resume_mismatch":
+                    self._give_up(exc)
                 raise
             runtime_root = intake.finish()
             root = intake.commitment.root()
@@ -263,6 +262,39 @@ class Gateway:
             runtime_commitment=runtime_root,
             tee=str(self.attester.tee),
         )
+
+    def _stream(
+        self,
+        intake: GatewayIntake,
+        welcome: Welcome,
+        source: Source,
+        dataset: Dataset,
+        desensitizer: Desensitizer,
+        progress: Progress | None,
+    ) -> tuple[int, int]:
+        """Re-derive the batches the runtime already holds (checked against its leaves),
+        then send the rest; (rows in the stream, payload bytes sent now)."""
+        if welcome.held and dataset_cost(dataset).epsilon > 0:
+            raise DataError(
+                f"the runtime already holds {len(welcome.held)} batches of this stream, "
+                "but the policy adds fresh noise, so they cannot be reproduced to resume; "
+                "abort the task and propose it again",
+                id="gateway.resume.nondeterministic",
+            )
+        payloads = self._payloads(source, dataset, desensitizer)
+        rows = 0
+        for index, salt in welcome.held:
+            batch_rows, payload = next(payloads, (0, b""))
+            intake.replay(index, salt, payload)
+            rows += batch_rows
+        sent_bytes = 0
+        for batch_rows, payload in payloads:
+            intake.send(payload)
+            rows += batch_rows
+            sent_bytes += len(payload)
+            if progress is not None:
+                progress(rows, sent_bytes)
+        return rows, sent_bytes
 
     def fetch_release(self, runtime: tuple[str, int]) -> dict[str, Any]:
         """What the task releases to this party, checked against the chain: fetched from the
@@ -290,7 +322,7 @@ class Gateway:
             model_commitment=view.model_commitment,
         )
 
-    def _give_up(self, exc: DataError) -> None:
+    def _give_up(self, exc: ChronosealError) -> None:
         """Our own data cannot be sent as the task says: abort the task on chain, so every
         other component learns it now instead of waiting for a stream that will not end.
         The runtime never uses a stream that did not end, so nothing of it is used."""

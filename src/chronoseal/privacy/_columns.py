@@ -87,7 +87,10 @@ class PseudonymMemo:
 def pseudonymize(values: pa.Array, key: bytes, memo: PseudonymMemo, column: str) -> pa.Array:
     """HMAC-SHA256 of each distinct value once, as 26 lower-case base32 characters.
 
-    ``memo`` carries the pseudonyms already computed for this column across batches.
+    ``memo`` carries the pseudonyms already computed for this column across batches. The
+    result is dictionary-encoded (each distinct pseudonym once per batch, then indices), as
+    released: a 26-character pseudonym repeated on every row would otherwise be most of the
+    payload.
     """
     text = as_text(values, column, "pseudonymize")
     encoded = text.dictionary_encode()
@@ -99,7 +102,7 @@ def pseudonymize(values: pa.Array, key: bytes, memo: PseudonymMemo, column: str)
             digest = mac(key, value.encode("utf-8"))[:PSEUDONYM_BYTES]
             fresh.append(base64.b32encode(digest).decode("ascii").rstrip("=").lower())
         memo.add(unseen.to_pylist(), fresh)
-    return pc.take(memo.lookup(distinct), encoded.indices)
+    return pa.DictionaryArray.from_arrays(encoded.indices, memo.lookup(distinct))
 
 
 def mask(values: pa.Array, rule: Mask, column: str) -> pa.Array:

@@ -83,6 +83,14 @@ def _check_policy(dataset: Dataset) -> None:
         parse_frequency(policy.resample.to)
 
 
+def plain(values: pa.Array) -> pa.Array:
+    """A dictionary-encoded column as its plain values (group-by and sort keys want them)."""
+    if pa.types.is_dictionary(values.type):
+        flat: pa.Array = values.dictionary_decode()
+        return flat
+    return values
+
+
 class Desensitizer:
     """Applies one dataset's policy for one task; every gateway of the task builds its own.
 
@@ -173,7 +181,7 @@ class Desensitizer:
             multiple, unit = self._period
             moment = columns[self._time]
             columns[self._time] = bucket(moment, multiple, unit)
-            table = pa.table(columns)
+            table = pa.table({name: plain(values) for name, values in columns.items()})
             if self._buffer and table.schema != self._buffer[0][0].schema:
                 raise _refuse(
                     f"dataset {self._dataset.name!r}: a batch's column types differ from the "
@@ -261,10 +269,17 @@ class Desensitizer:
             before = columns[name]
             columns[name] = self._apply(name, before)
             check_released(name, self._rules[name], before, columns[name])
+        for name in self._entities:
+            # Pseudonyms always leave dictionary-encoded, also after suppression or resampling.
+            values = columns[name]
+            if isinstance(self._rules[name], Pseudonymize) and not pa.types.is_dictionary(
+                values.type
+            ):
+                columns[name] = values.dictionary_encode()
         return pa.RecordBatch.from_arrays([columns[c] for c in self._output], names=self._output)
 
     def _entity_table(self, columns: dict[str, pa.Array], extra: dict[str, pa.Array]) -> pa.Table:
-        keyed = {f"_e{i}": columns[name] for i, name in enumerate(self._entities)}
+        keyed = {f"_e{i}": plain(columns[name]) for i, name in enumerate(self._entities)}
         return pa.table({**keyed, **extra})
 
     def _distinct(self, grouped: pa.Table) -> list[EntityKey]:

@@ -8,7 +8,7 @@ every backend and after a resume from ``start_row``. Depends only on :mod:`chron
 and :mod:`chronoseal.errors`. Details: ``docs/sources.md``.
 """
 
-from ._base import DEFAULT_BATCH_ROWS, Source
+from ._base import DEFAULT_BATCH_ROWS, ReadOrder, Source
 from ._open import DEFAULT_MEMORY_LIMIT_MB, open_party_source, open_source
 from ._types import canonical_type
 from ._url import SourceKind, SourceUrl, parse_source_url, redact_url
@@ -16,6 +16,7 @@ from ._url import SourceKind, SourceUrl, parse_source_url, redact_url
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_MEMORY_LIMIT_MB",
+    "ReadOrder",
     "Source",
     "SourceKind",
     "SourceUrl",

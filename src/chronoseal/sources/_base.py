@@ -6,6 +6,11 @@ Every backend is asked for the same SQL shape, ``SELECT <requested> FROM <table>
 ``[start_row + i * batch_rows, start_row + (i + 1) * batch_rows)`` of one total order, on any
 backend, which is what lets a gateway's commitment match the runtime's byte for byte and
 lets a restarted gateway resume where the last acknowledged batch ended.
+
+``order="stored"`` drops the ORDER BY where the engine guarantees the stored order of an
+unchanged file (DuckDB reading its own file, Parquet or CSV with insertion order preserved):
+as reproducible for that file, without a sort (a sort costs about three quarters of the read
+and is what makes an engine spill).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,8 +34,18 @@ from ._url import SourceUrl
 DEFAULT_BATCH_ROWS = 65536
 
 
+#: ``sorted``: by the requested columns, the same on every backend; ``stored``: the order the
+#: file holds, reproducible for an unchanged file, only where ``stored_order_reproducible``.
+ReadOrder = Literal["sorted", "stored"]
+
+
 class Source(Protocol):
     """A party's table, read column by column in one deterministic order, memory bounded."""
+
+    @property
+    def stored_order_reproducible(self) -> bool:
+        """Whether ``batches(..., order="stored")`` is deterministic for unchanged data."""
+        ...
 
     @property
     def url(self) -> str:
@@ -55,8 +70,10 @@ class Source(Protocol):
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         start_row: int = 0,
+        order: ReadOrder = "sorted",
     ) -> Iterator[pa.RecordBatch]:
-        """Only ``columns``, sorted by them in the order given, ``batch_rows`` rows a batch."""
+        """Only ``columns``, sorted by them in the order given (or in stored order),
+        ``batch_rows`` rows a batch."""
         ...
 
 
@@ -65,7 +82,9 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _validate_request(columns: Sequence[str], batch_rows: int, start_row: int) -> list[str]:
+def _validate_request(
+    columns: Sequence[str], batch_rows: int, start_row: int, order: str, stored_ok: bool
+) -> list[str]:
     """Programming errors in the call itself, as ``ValueError`` (not a refusal of the data)."""
     if isinstance(columns, str):
         raise ValueError("columns must be a sequence of column names, not one string")
@@ -79,18 +98,28 @@ def _validate_request(columns: Sequence[str], batch_rows: int, start_row: int) -
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
     if start_row < 0:
         raise ValueError(f"start_row must be at least 0, got {start_row}")
+    if order not in ("sorted", "stored"):
+        raise ValueError(f"order must be 'sorted' or 'stored', got {order!r}")
+    if order == "stored" and not stored_ok:
+        raise ValueError("this backend guarantees no stored order: read it sorted")
     return names
 
 
 def rebatch(
-    upstream: Iterable[pa.RecordBatch], target: pa.Schema, batch_rows: int, where: str
+    upstream: Iterable[pa.RecordBatch],
+    target: pa.Schema,
+    batch_rows: int,
+    where: str,
+    *,
+    floats_settled: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Cut ``upstream`` into fresh ``batch_rows``-row batches of ``target``'s types, lazily.
 
     It holds no more upstream rows than one output batch needs (plus the rest of the upstream
     batch it is cutting), so memory follows ``batch_rows``, never the table. Output batches
     are laid out afresh (:func:`_settle`): their Arrow IPC bytes depend on the values alone,
-    not on how the backend happened to chunk or lay them out.
+    not on how the backend happened to chunk or lay them out. ``floats_settled``: the engine
+    already reads -0.0 as 0.0 and every NaN as one NaN.
     """
     pending: list[pa.RecordBatch] = []
     held = 0
@@ -102,13 +131,13 @@ def rebatch(
             held += take
             batch = batch.slice(take)
             if held == batch_rows:
-                yield _settle(pending)
+                yield _settle(pending, floats_settled)
                 pending, held = [], 0
     if held:
-        yield _settle(pending)
+        yield _settle(pending, floats_settled)
 
 
-def _settle(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
+def _settle(pieces: list[pa.RecordBatch], floats_settled: bool = False) -> pa.RecordBatch:
     """One batch whose bytes depend only on its values.
 
     Concatenation lays the pieces out afresh (no offsets, no validity bitmap without nulls).
@@ -118,8 +147,9 @@ def _settle(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
     and PostgreSQL does not.
     """
     batch = pa.concat_batches(pieces)
+    columns = batch.columns if floats_settled else [_settle_floats(c) for c in batch.columns]
     return pa.RecordBatch.from_arrays(
-        [_settle_nulls(_settle_floats(column)) for column in batch.columns], schema=batch.schema
+        [_settle_nulls(column) for column in columns], schema=batch.schema
     )
 
 
@@ -178,8 +208,19 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema, where: str) -> pa.RecordB
 class SqlSource(ABC):
     """A table behind an SQL engine that streams Arrow: what DuckDB and PostgreSQL share."""
 
+    #: The engine itself reads -0.0 as 0.0 and every NaN as one quiet NaN.
+    _engine_settles_floats = False
+
     def __init__(self, location: SourceUrl) -> None:
         self._location = location
+        self._native: pa.Schema | None = None
+
+    def _table_schema(self) -> pa.Schema:
+        """The native schema, read once per source object: every later read checks its own
+        batches against it (a table changed meanwhile fails ``data.column.type``)."""
+        if self._native is None:
+            self._native = self._native_schema()
+        return self._native
 
     @property
     def url(self) -> str:
@@ -197,8 +238,11 @@ class SqlSource(ABC):
         """The FROM clause naming the table, every identifier quoted."""
 
     @abstractmethod
-    def _execute(self, sql: str) -> AbstractContextManager[Iterable[pa.RecordBatch]]:
-        """Run ``sql`` on a fresh connection, streaming its result; close it on exit."""
+    def _execute(
+        self, sql: str, batch_rows: int
+    ) -> AbstractContextManager[Iterable[pa.RecordBatch]]:
+        """Run ``sql`` on a fresh connection, streaming its result (in batches of about
+        ``batch_rows`` where the engine takes a row count); close it on exit."""
 
     def _canonical(self, field: pa.Field) -> pa.DataType | None:
         return canonical_type(field.type)
@@ -209,9 +253,13 @@ class SqlSource(ABC):
     def _order(self, field: pa.Field, canonical: pa.DataType) -> str:
         return f"{quote_ident(field.name)} ASC NULLS LAST"
 
+    @property
+    def stored_order_reproducible(self) -> bool:
+        return False
+
     def schema(self) -> pa.Schema:
         return pa.schema(
-            [pa.field(f.name, self._canonical(f) or f.type) for f in self._native_schema()]
+            [pa.field(f.name, self._canonical(f) or f.type) for f in self._table_schema()]
         )
 
     def check(self, dataset: Dataset) -> None:
@@ -223,10 +271,13 @@ class SqlSource(ABC):
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         start_row: int = 0,
+        order: ReadOrder = "sorted",
     ) -> Iterator[pa.RecordBatch]:
         # Validated eagerly, so a bad request fails at the call, not at the first next().
-        names = _validate_request(columns, batch_rows, start_row)
-        native = self._native_schema()
+        names = _validate_request(
+            columns, batch_rows, start_row, order, self.stored_order_reproducible
+        )
+        native = self._table_schema()
         missing = [n for n in names if n not in native.names]
         if missing:
             raise DataError(
@@ -246,12 +297,16 @@ class SqlSource(ABC):
             )
         target = pa.schema([pa.field(f.name, t) for f, t in typed if t is not None])
         select = ", ".join(self._select(f) for f in fields)
-        order = ", ".join(self._order(f, t) for f, t in zip(fields, target.types, strict=True))
-        sql = f"SELECT {select} FROM {self._relation()} ORDER BY {order}"
+        sql = f"SELECT {select} FROM {self._relation()}"
+        if order == "sorted":
+            keys = zip(fields, target.types, strict=True)
+            sql += " ORDER BY " + ", ".join(self._order(f, t) for f, t in keys)
         if start_row:
             sql += f" OFFSET {int(start_row)}"
         return self._stream(sql, target, batch_rows)
 
     def _stream(self, sql: str, target: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        with self._execute(sql) as upstream:
-            yield from rebatch(upstream, target, batch_rows, self.url)
+        with self._execute(sql, batch_rows) as upstream:
+            yield from rebatch(
+                upstream, target, batch_rows, self.url, floats_settled=self._engine_settles_floats
+            )

@@ -1,15 +1,16 @@
 """DuckDB files, Parquet and CSV, all read through an embedded DuckDB engine.
 
-One engine for the three file kinds gives them one sort order and one type mapping, and
-DuckDB sorts out of core: under ``memory_limit_mb`` it spills to a private temporary
-directory instead of growing, so a table of any size streams in bounded memory. Parquet
-and DuckDB tables are read column by column (projection pushdown): a column that was not
-requested is never decoded.
+One engine for the three file kinds gives them one sort order and one type mapping. The
+engine never writes a party's rows to disk: spilling is off (DuckDB's temporary files would
+hold them in the clear), so a read is bounded by ``memory_limit_mb``. A stored-order read is
+a scan and streams a table of any size in that bound; a sorted read of a table whose sort
+does not fit is refused (``data.source.memory``) with what to do instead. Parquet and DuckDB
+tables are read column by column (projection pushdown): a column that was not requested is
+never decoded.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,8 +31,10 @@ _CSV_OPTIONS = (
     "header = true, delim = ',', quote = '\"', escape = '\"', nullstr = '', "
     f"sample_size = -1, auto_type_candidates = {_CSV_TYPES}, dateformat = '%Y-%m-%d'"
 )
-#: Rows per Arrow batch pulled from DuckDB; the output is re-cut to the caller's size anyway.
-_ENGINE_BATCH_ROWS = 16384
+#: Bounds of the rows per Arrow batch pulled from DuckDB (the caller's size where it fits);
+#: the output is re-cut to the caller's size anyway.
+_ENGINE_BATCH_ROWS_MIN = 2048
+_ENGINE_BATCH_ROWS_MAX = 1 << 20
 
 
 def _literal(text: str) -> str:
@@ -40,6 +43,8 @@ def _literal(text: str) -> str:
 
 class DuckDBSource(SqlSource):
     """A table in a DuckDB file, or a Parquet or CSV file, read by embedded DuckDB."""
+
+    _engine_settles_floats = True
 
     def __init__(self, location: SourceUrl, *, memory_limit_mb: int) -> None:
         super().__init__(location)
@@ -56,33 +61,45 @@ class DuckDBSource(SqlSource):
                 id="data.source.missing",
                 context={"source": self.url},
             )
-        with tempfile.TemporaryDirectory(prefix="chronoseal-duckdb-") as spill:
-            # Never fetch extensions at run time: a gateway in a TEE runs only measured code.
-            config: dict[str, str | bool | int | float | list[str]] = {
-                "memory_limit": f"{self._memory_limit_mb}MB",
-                "temp_directory": spill,
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-            }
-            try:
-                con = duckdb.connect(":memory:", config=config)
-            except duckdb.Error as exc:
-                raise self._unavailable(exc) from None
-            try:
-                con.execute("SET TimeZone = 'UTC'")
-                if self._location.kind == "duckdb":
-                    con.execute(f"ATTACH {_literal(str(self._path))} AS {_ALIAS} (READ_ONLY)")
-                yield con
-            except duckdb.CatalogException as exc:
-                raise DataError(
-                    f"{self.url}: no such table in {self._path}: {exc}",
-                    id="data.source.missing",
-                    context={"source": self.url},
-                ) from None
-            except (duckdb.Error, pa.ArrowException) as exc:
-                raise self._unavailable(exc) from None
-            finally:
-                con.close()
+        # Never fetch extensions at run time: a gateway in a TEE runs only measured code. No
+        # temporary directory: nothing of the party's data is ever spilled to disk.
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": f"{self._memory_limit_mb}MB",
+            "temp_directory": "",
+            "preserve_insertion_order": True,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        try:
+            con = duckdb.connect(":memory:", config=config)
+        except duckdb.Error as exc:
+            raise self._unavailable(exc) from None
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")  # a gateway's stdout is its own
+            if self._location.kind == "duckdb":
+                con.execute(f"ATTACH {_literal(str(self._path))} AS {_ALIAS} (READ_ONLY)")
+            yield con
+        except duckdb.CatalogException as exc:
+            raise DataError(
+                f"{self.url}: no such table in {self._path}: {exc}",
+                id="data.source.missing",
+                context={"source": self.url},
+            ) from None
+        except duckdb.OutOfMemoryException:
+            raise DataError(
+                f"{self.url}: reading the requested columns (a sorted read holds them all) needs "
+                f"more than the "
+                f"{self._memory_limit_mb} MB this source may use, and chronoseal never spills "
+                "a party's rows to disk; store the table in time order (it is then read as "
+                "stored, without a sort) or raise the source's memory limit",
+                id="data.source.memory",
+                context={"source": self.url, "memory_limit_mb": self._memory_limit_mb},
+            ) from None
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise self._unavailable(exc) from None
+        finally:
+            con.close()
 
     def _unavailable(self, exc: Exception) -> DataError:
         return DataError(
@@ -90,6 +107,12 @@ class DuckDBSource(SqlSource):
             id="data.source.unavailable",
             context={"source": self.url},
         )
+
+    @property
+    def stored_order_reproducible(self) -> bool:
+        # With insertion order preserved, DuckDB scans its own table, a Parquet file or a CSV
+        # file in the order the file holds, whatever the thread count.
+        return True
 
     def _relation(self) -> str:
         path = _literal(str(self._path))
@@ -117,10 +140,11 @@ class DuckDBSource(SqlSource):
             return int(found[0]) if found is not None else None
 
     @contextmanager
-    def _execute(self, sql: str) -> Iterator[Iterable[pa.RecordBatch]]:
+    def _execute(self, sql: str, batch_rows: int) -> Iterator[Iterable[pa.RecordBatch]]:
         with self._connect() as con:
+            # The caller's batch size, so that re-cutting rarely has to join pieces.
             reader: pa.RecordBatchReader = con.sql(sql).to_arrow_reader(
-                batch_size=_ENGINE_BATCH_ROWS
+                batch_size=min(max(batch_rows, _ENGINE_BATCH_ROWS_MIN), _ENGINE_BATCH_ROWS_MAX)
             )
             try:
                 yield reader

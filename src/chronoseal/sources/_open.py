@@ -12,7 +12,7 @@ from ._duckdb import DuckDBSource
 from ._postgres import PostgresSource
 from ._url import SourceUrl, parse_source_url
 
-#: DuckDB's working memory per read; beyond it the sort spills to a temporary directory.
+#: DuckDB's working memory per read; nothing spills to disk, so a sorted read must fit in it.
 DEFAULT_MEMORY_LIMIT_MB = 512
 
 

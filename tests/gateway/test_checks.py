@@ -1,0 +1,122 @@
+"""The gateway's raw-data checks hold in the order it reads: stored (time order) or sorted."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chronoseal.errors import DataError
+from chronoseal.gateway._checks import checked_batches, read_order
+from chronoseal.sources import open_source
+from chronoseal.spec import Dataset, TaskSpec, load_spec
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chicago" / "task.toml"
+START = datetime(2024, 1, 1)
+
+
+def _dataset() -> Dataset:
+    return Dataset.model_validate(
+        {
+            "party": "p",
+            "name": "meters",
+            "source": "meters",
+            "time_column": "ts",
+            "entity_columns": ["meter"],
+            "value_columns": ["kwh"],
+            "frequency": "h",
+            "policy": {"columns": {"ts": {"action": "keep"}, "meter": {"action": "keep"}}},
+        }
+    )
+
+
+def _spec() -> TaskSpec:
+    return load_spec(EXAMPLE)
+
+
+def _write(path: Path, rows: list[tuple[int | None, str]]) -> Path:
+    table = pa.table(
+        {
+            "ts": pa.array(
+                [None if h is None else START + timedelta(hours=h) for h, _ in rows],
+                pa.timestamp("us"),
+            ),
+            "meter": [m for _, m in rows],
+            "kwh": [float(i) for i in range(len(rows))],
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def _check(path: Path, batch_rows: int) -> tuple[str, int]:
+    """(order read in, rows passed) for the file, or raise the refusal."""
+    dataset = _dataset()
+    source = open_source(f"parquet://{path}")
+    order = read_order(source, dataset)
+    raw = source.batches(dataset.columns(), batch_rows=batch_rows, order=order)
+    passed = sum(b.num_rows for b in checked_batches(raw, dataset, _spec(), order))
+    return order, passed
+
+
+def test_time_ordered_files_are_read_as_stored(tmp_path: Path) -> None:
+    rows = [(h, m) for h in range(50) for m in ("c", "a", "b")]
+    assert _check(_write(tmp_path / "m.parquet", rows), batch_rows=7) == ("stored", 150)
+
+
+def test_files_out_of_time_order_are_read_sorted(tmp_path: Path) -> None:
+    rows = [(h, m) for m in ("a", "b") for h in range(20)]  # grouped by meter
+    assert _check(_write(tmp_path / "m.parquet", rows), batch_rows=7) == ("sorted", 40)
+
+
+def test_a_repeat_in_a_run_that_spans_batches_is_refused(tmp_path: Path) -> None:
+    rows = [(h, m) for h in range(10) for m in ("a", "b", "c", "d", "e")]
+    rows.insert(23, (4, "a"))  # hour 4 runs over rows 20-25; batches of 7 cut it at 21
+    with pytest.raises(DataError) as info:
+        _check(_write(tmp_path / "m.parquet", rows), batch_rows=7)
+    assert info.value.id == "gateway.data.duplicate_keys"
+    assert info.value.context == {"dataset": "meters", "column": "ts", "rows": 1}
+
+
+def test_rows_without_a_time_are_refused_before_any_batch_is_read(tmp_path: Path) -> None:
+    rows: list[tuple[int | None, str]] = [(h, "a") for h in range(30)]
+    rows[3] = rows[17] = rows[29] = (None, "a")
+    with pytest.raises(DataError) as info:
+        read_order(open_source(f"parquet://{_write(tmp_path / 'm.parquet', rows)}"), _dataset())
+    assert info.value.id == "gateway.data.null_time"
+    assert info.value.context["rows"] == 3
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.lists(
+        st.tuples(st.integers(0, 6), st.sampled_from(["a", "b", "c"])), min_size=1, max_size=40
+    ),
+    batch_rows=st.integers(1, 9),
+    time_ordered=st.booleans(),
+)
+def test_a_repeated_key_is_refused_in_either_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: list[tuple[int, str]],
+    batch_rows: int,
+    time_ordered: bool,
+) -> None:
+    rows = sorted(keys, key=lambda k: k[0]) if time_ordered else keys
+    path = _write(tmp_path_factory.mktemp("h") / "m.parquet", list(rows))
+    repeated = len(rows) != len(set(rows))
+    try:
+        order, passed = _check(path, batch_rows)
+    except DataError as exc:
+        assert exc.id == "gateway.data.duplicate_keys"
+        assert repeated
+    else:
+        assert not repeated and passed == len(rows)
+        if time_ordered:
+            assert order == "stored"
