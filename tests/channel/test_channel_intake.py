@@ -197,6 +197,39 @@ def test_restarted_gateway_resumes_without_loss_or_duplicates() -> None:
     assert expected.root() == runtime_root
 
 
+@pytest.mark.parametrize("changed", ["rewritten", "shorter"])
+def test_a_resume_from_a_changed_source_is_refused_before_sending(changed: str) -> None:
+    runtime = Runtime()
+    payloads = [encode_batch(_batch(i)) for i in range(4)]
+    with ThreadPoolExecutor(2) as pool, socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()[:2]
+
+        def serve_two() -> None:
+            for _ in range(2):
+                conn, _ = listener.accept()
+                try:
+                    runtime.handle(conn)
+                except ChronosealError:
+                    pass
+
+        served = pool.submit(serve_two)
+        first = _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY, 1)
+        first.hello()
+        first.send(payloads[0])
+        first.send(payloads[1])
+        first.close()
+        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as second:
+            welcome = second.hello()
+            assert len(welcome.leaves) == 2
+            second.replay(0, welcome.held[0][1], payloads[0])
+            reread = encode_batch(_batch(7)) if changed == "rewritten" else b""
+            with pytest.raises(StreamIntegrityError) as info:
+                second.replay(1, welcome.held[1][1], reread)
+            assert info.value.id == "channel.intake.resume_mismatch"
+        served.result(timeout=20)
+    assert runtime.intakes["transit"].rows == 200  # nothing more was taken
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     payloads=st.lists(st.binary(max_size=64), min_size=1, max_size=9),

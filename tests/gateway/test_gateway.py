@@ -22,8 +22,6 @@ from chronoseal.errors import ChronosealError
 from chronoseal.ledger import TaskState, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 
-pytestmark = pytest.mark.integration
-
 
 def _world(tmp_path: Path, edit: Callable[[Path], None] | None = None) -> DemoConsortium:
     root = tmp_path / "scenario"

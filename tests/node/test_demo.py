@@ -24,8 +24,6 @@ from chronoseal.node import DemoConsortium, DemoReport, bundled_scenario, load_s
 from chronoseal.node._report import write_report
 from chronoseal.spec import load_party_config
 
-pytestmark = pytest.mark.integration
-
 
 def test_demo_until_approved_stops_with_every_approval(tmp_path: Path) -> None:
     out = tmp_path / "out.json"

@@ -93,11 +93,11 @@ class FrameSealer(_FrameCipher):
         self._buffer = bytearray()
         self.finished = False
 
-    def seal(self, chunk: bytes, *, final: bool = False) -> tuple[bytes, memoryview]:
-        """Return the frame as ``(13-byte head, ciphertext)``.
+    def seal(self, chunk: bytes, *, final: bool = False) -> memoryview:
+        """Return the whole frame (13-byte head, then ciphertext and tag), for one write.
 
-        The ciphertext is a view of a buffer reused by the next call (large streams would
-        otherwise allocate, and page-fault, a fresh megabyte per frame): consume it first.
+        It is a view of a buffer reused by the next call (large streams would otherwise
+        allocate, and page-fault, a fresh megabyte per frame): consume it first.
         """
         if self.finished:
             raise StreamIntegrityError(
@@ -105,13 +105,17 @@ class FrameSealer(_FrameCipher):
             )
         index = self._index
         size = len(chunk) + TAG_LEN
-        if len(self._buffer) < size:
-            self._buffer = bytearray(size)
-        ciphertext = memoryview(self._buffer)[:size]
-        self._aead.encrypt_into(self._nonce(index), chunk, self._aad(index, final), ciphertext)
+        total = FRAME_HEAD_LEN + size
+        if len(self._buffer) < total:
+            self._buffer = bytearray(total)
+        frame = memoryview(self._buffer)[:total]
+        frame[:FRAME_HEAD_LEN] = U8.pack(int(final)) + U64.pack(index) + U32.pack(size)
+        self._aead.encrypt_into(
+            self._nonce(index), chunk, self._aad(index, final), frame[FRAME_HEAD_LEN:]
+        )
         self._index += 1
         self.finished = final
-        return U8.pack(int(final)) + U64.pack(index) + U32.pack(size), ciphertext
+        return frame
 
 
 class FrameOpener(_FrameCipher):

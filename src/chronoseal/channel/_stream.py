@@ -76,13 +76,13 @@ class SecureStreamWriter:
                 f"a {len(chunk)}-byte chunk exceeds max_chunk_bytes={self._max_chunk}",
                 id="channel.stream.chunk_too_large",
             )
-        self._emit(*self._sealer.seal(chunk))
+        self._emit(self._sealer.seal(chunk))
         self._chunks += 1
         self._bytes += len(chunk)
 
     def finish(self) -> StreamReceipt:
         """Send the final frame; only now can the receiver use anything."""
-        self._emit(*self._sealer.seal(b"", final=True))
+        self._emit(self._sealer.seal(b"", final=True))
         return StreamReceipt(self._chunks, self._bytes)
 
     def _emit(self, *parts: bytes | memoryview) -> None:
