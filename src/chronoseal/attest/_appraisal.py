@@ -184,7 +184,7 @@ class Appraisal:
             vector["executables"] = 2
         if self.tee == "simulated":
             vector["hardware"] = 32
-        elif failed & {"attest.tcb.out_of_date", "attest.tcb.revoked"}:
+        elif failed & {"attest.tcb.out_of_date", "attest.tcb.revoked", "attest.tcb.not_accepted"}:
             vector["hardware"] = 96
         else:
             # A backend warning (e.g. SNP's TCB not compared with AMD's latest) means the
@@ -349,8 +349,16 @@ class _Run:
             return
         status = claims.tcb_status
         if status not in self.policy.accepted_tcb:
-            failure = "attest.tcb.revoked" if status == "Revoked" else "attest.tcb.out_of_date"
-            self.fail(failure, f"TCB status {status} is not accepted")
+            # Say what is known: "out of date" only when the verifier found it so (a status
+            # such as SEV-SNP's VcekMatched says nothing about it, only that the policy wants
+            # more than was checked).
+            if status == "Revoked":
+                failure = "attest.tcb.revoked"
+            elif status.startswith("OutOfDate"):
+                failure = "attest.tcb.out_of_date"
+            else:
+                failure = "attest.tcb.not_accepted"
+            self.fail(failure, f"TCB status {status} is not accepted by the policy")
         elif status in self.policy.warn_tcb:
             advisories = ", ".join(claims.advisory_ids) or "none listed"
             self.warn("attest.tcb.warning", f"TCB status {status} (advisories: {advisories})")
