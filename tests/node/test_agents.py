@@ -216,3 +216,64 @@ def test_a_gateway_killed_mid_stream_resumes_without_losing_or_repeating_a_row(
     gateway_side, runtime_side = world.consortium.commitments(world.task_id, "transit")
     assert gateway_side is not None and gateway_side == runtime_side
     assert world.consortium.task_state(world.task_id) is TaskState.TRAINED
+
+
+def test_a_gateway_killed_after_its_commitment_still_gets_its_release(
+    anvil_url: str, tmp_path: Path, loopback_port: int
+) -> None:
+    """kill -9 of the transit gateway once its commitment is on chain, before the model is
+    trained: restarted after Trained, it streams nothing again and fetches its release."""
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    task = root / "task.toml"
+    text = task.read_text().replace("windows = 13", "windows = 2")
+    task.write_text(text.replace("contribution = {", "# contribution = {"))
+    chain = JsonRpcChain(anvil_url)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+    world.propose()
+    world.review_and_approve(world.spec, world.task_id)
+    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+    keys = tmp_path / "keys"
+    chain.fund(_new_key(keys / "analysis.json", env), 10**19)
+    for org in ("transit", "weather", "events"):
+        address = _new_key(keys / f"{org}.json", env)
+        world.org(org).add_key(address)
+        chain.fund(address, 10**19)
+    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    analysis = _cli(
+        "analysis", "serve", "--spec", str(task), *common,
+        "--key-file", str(keys / "analysis.json"),
+        "--listen", f"127.0.0.1:{loopback_port}", "--timeout", "300", env=env,
+    )  # fmt: skip
+
+    def gateway(org: str) -> subprocess.Popen[str]:
+        return _cli(
+            "gateway", "serve", "--party", org,
+            "--config", str(root / "parties" / f"{org}.toml"), "--spec", str(task), *common,
+            "--key-file", str(keys / f"{org}.json"), "--runtime", f"127.0.0.1:{loopback_port}",
+            "--state-dir", str(tmp_path / "state" / org), "--timeout", "300", env=env,
+        )  # fmt: skip
+
+    victim = gateway("transit")
+    others = {org: gateway(org) for org in ("weather", "events")}
+    assert victim.stdout is not None
+    for line in victim.stdout:
+        if "stream committed" in line:
+            victim.kill()
+            break
+    victim.communicate(timeout=30)
+    gateway_side, runtime_side = world.consortium.commitments(world.task_id, "transit")
+    assert gateway_side is not None and gateway_side == runtime_side
+    deadline = time.monotonic() + 300
+    while world.consortium.task_state(world.task_id) is not TaskState.TRAINED:
+        assert time.monotonic() < deadline, "the task never reached Trained"
+        time.sleep(0.5)
+
+    code, out = _finish(gateway("transit"), timeout=300)
+    assert code == 0, out
+    assert "stream sent before this restart" in out
+    assert "transit received its release (checked against the chain)" in out
+    outputs = {org: _finish(proc, timeout=300) for org, proc in others.items()}
+    analysis_code, analysis_out = _finish(analysis, timeout=300)
+    assert all(c == 0 for c, _ in outputs.values()), outputs
+    assert analysis_code == 0, analysis_out

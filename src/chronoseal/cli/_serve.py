@@ -77,11 +77,17 @@ def gateway_serve(
         )
     except ChronosealError as exc:
         fail(exc)
-    console.print(
-        f"{report.party}: {report.rows_sent:,} rows in {report.batches} batches, "
-        f"{report.bytes_sent:,} bytes; commitment 0x{report.commitment.hex()} posted "
-        f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: {report.tee}"
-    )
+    if report.earlier:
+        console.print(
+            f"{report.party}: stream sent before this restart; commitment "
+            f"0x{report.commitment.hex()} matched on chain · tee: {report.tee}"
+        )
+    else:
+        console.print(
+            f"{report.party}: {report.rows_sent:,} rows in {report.batches} batches, "
+            f"{report.bytes_sent:,} bytes; commitment 0x{report.commitment.hex()} posted "
+            f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: {report.tee}"
+        )
     _print_release(report.party, release)
 
 

@@ -71,6 +71,8 @@ class StreamReport:
     commitment: bytes
     runtime_commitment: bytes
     tee: str = "simulated"
+    #: The stream was sent and committed before this gateway restarted: nothing sent now.
+    earlier: bool = False
 
 
 def encoded_batches(
@@ -295,6 +297,27 @@ class Gateway:
             if progress is not None:
                 progress(rows, sent_bytes)
         return rows, sent_bytes
+
+    def committed_earlier(self) -> StreamReport:
+        """For a gateway restarted after the task was trained: the stream it sent before,
+        as the chain records it (both commitments, matched), so it only fetches its release."""
+        ours, theirs = self.consortium.commitments(self.task_id, self.name)
+        if ours is None or theirs is None or not hmac.compare_digest(ours, theirs):
+            raise LedgerError(
+                f"task 0x{self.task_id.hex()} is past streaming, but {self.name}'s data "
+                "commitment is not matched on chain",
+                id="gateway.task.not_committed",
+            )
+        return StreamReport(
+            party=self.name,
+            rows_sent=0,
+            bytes_sent=0,
+            batches=0,
+            commitment=ours,
+            runtime_commitment=theirs,
+            tee=str(self.attester.tee),
+            earlier=True,
+        )
 
     def fetch_release(self, runtime: tuple[str, int]) -> dict[str, Any]:
         """What the task releases to this party, checked against the chain: fetched from the

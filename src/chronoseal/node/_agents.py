@@ -200,8 +200,9 @@ def serve_gateway(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[StreamReport, dict[str, Any]]:
-    """Wait until the task is Approved and a runtime attested for it, stream once, then
-    wait for Trained and fetch (and check against the chain) what the task releases to us."""
+    """Wait until the task is Approved and a runtime attested for it, stream once (resuming
+    after a restart), then wait for Trained and fetch (and check against the chain) what
+    the task releases to us."""
     party = load_party_config(party_config)
     if party.party.name != party_name:
         raise ConfigError(
@@ -229,8 +230,9 @@ def serve_gateway(
         state_dir=state_dir,
         batch_rows=batch_rows,
     )
-    # Running too: a gateway restarted mid-stream resumes from what the runtime holds
-    approved = _state_is(consortium, spec, TaskState.APPROVED, TaskState.RUNNING)
+    # Running too: a gateway restarted mid-stream resumes from what the runtime holds; and
+    # Trained: one restarted after its commitment only fetches its release
+    approved = _state_is(consortium, spec, TaskState.APPROVED, TaskState.RUNNING, TaskState.TRAINED)
     events = EventStream(consortium)  # read incrementally: each poll sees only new blocks
     attested = False
 
@@ -242,7 +244,11 @@ def serve_gateway(
         return attested and approved()
 
     wait_for("an attested analysis runtime", runtime_attested, timeout=timeout, log=log)
-    report = gateway.run(runtime, progress)
+    if consortium.task_state(gateway.task_id) is TaskState.TRAINED:
+        report = gateway.committed_earlier()
+        log("the task was trained while this gateway was down; its stream was committed")
+    else:
+        report = gateway.run(runtime, progress)
     log("stream committed; waiting for the model to be trained")
     wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log)
     return report, gateway.fetch_release(runtime)
