@@ -243,7 +243,7 @@ def test_a_link_outside_the_design_is_refused_before_connecting() -> None:
             ("127.0.0.1", 9),
             identity(GATEWAY),
             appraiser=appraiser(),
-            peer_component=ComponentKind.PREDICTION,
+            peer_component=ComponentKind.GATEWAY,
             fresh_nonces={NONCE},
         )
     assert refused.value.id == "channel.link.not_allowed"

@@ -193,6 +193,6 @@ def test_full_stream_matches_on_chain_and_runs(tmp_path: Path) -> None:
     assert releases == {}
     assert {r.name for r in reports} == {"transit", "weather", "events"}
     assert all(r.commitment_matched for r in reports)
-    assert all(r.rows_sent == 5698 for r in reports)
+    assert all(r.rows_sent == 5684 for r in reports)
     assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
     assert len(_events(world, "CommitmentMatched")) == 3

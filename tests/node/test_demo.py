@@ -52,7 +52,7 @@ def test_demo_until_running_streams_and_matches_every_commitment(tmp_path: Path)
     assert "tee: simulated" in result.output
     assert [p["name"] for p in doc["parties"]] == ["transit", "weather", "events"]
     for party in doc["parties"]:
-        assert party["rows_sent"] == 5698 and party["bytes_sent"] > 0
+        assert party["rows_sent"] == 5684 and party["bytes_sent"] > 0
         assert party["commitment_matched"] is True
         assert len(party["commitment"]) == 66
     matched = {e["fields"]["org"] for e in doc["events"] if e["event"] == "CommitmentMatched"}
@@ -89,10 +89,10 @@ def trained() -> Trained:
     return Trained(world, chain, report, report.to_json())
 
 
-def test_the_demo_ends_trained_with_the_bundle_committed_on_chain(trained: Trained) -> None:
-    assert trained.report.state == "Trained"
+def test_the_demo_ends_serving_with_the_bundle_committed_on_chain(trained: Trained) -> None:
+    assert trained.report.state == "Serving"
     view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
-    assert view.state is TaskState.TRAINED
+    assert view.state is TaskState.SERVING
     assert view.model_commitment == hashlib.sha256(trained.world.bundle).digest()
     assert trained.doc["model"]["commitment"] == "0x" + view.model_commitment.hex()
     assert trained.doc["model"]["family"] == "mlforecast-lightgbm"
@@ -186,3 +186,34 @@ def _only_task(world: DemoConsortium) -> bytes:
     proposed = [e for e in read_events(world.consortium) if e.name == "TaskProposed"]
     assert len(proposed) == 1
     return bytes.fromhex(proposed[0].args["task_id"].removeprefix("0x"))
+
+
+def test_recipients_are_served_others_refused_and_every_receipt_checks_on_chain(
+    trained: Trained,
+) -> None:
+    predictions = trained.doc["predictions"]
+    assert predictions["served"] == 2  # transit and events; weather is no recipient
+    assert predictions["refusals"] == {
+        "prediction.request.not_recipient": 2,
+        "prediction.request.replayed": 2,
+    }
+    asked = predictions["served"] + predictions["refused"]
+    assert predictions["audit_verified"] == asked
+    assert predictions["audit_lost"] == 0
+    view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
+    assert view.audit_batches == predictions["audit_batches"] >= 1
+    # every request and refusal, plus one leaf per feed epoch (weather, events)
+    assert view.audited_predictions == predictions["audited"] == asked + 2
+
+
+def test_the_served_forecast_covers_the_horizon_after_the_training_window(
+    trained: Trained,
+) -> None:
+    assert set(trained.report.forecasts) == {"transit", "events"}
+    frame = trained.report.forecasts["transit"]
+    assert {"unique_id", "ds", "joint-lo-80", "joint-hi-80"} <= set(frame.columns)
+    assert len(frame) == 14
+    assert str(frame["ds"].min().date()) == "2016-08-15"
+    assert str(frame["ds"].max().date()) == "2016-08-28"
+    assert (frame["joint-lo-80"] <= frame["joint"]).all()
+    assert (frame["joint"] <= frame["joint-hi-80"]).all()

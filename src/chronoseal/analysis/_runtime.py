@@ -33,7 +33,8 @@ from chronoseal.attest import (
     Appraiser,
     Attester,
 )
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity
+from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity, connect
+from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
@@ -341,6 +342,50 @@ class AnalysisRuntime:
             result.fits,
         )
         return self.trained
+
+    def hand_over(self, prediction: tuple[str, int]) -> str:
+        """Give the sealed model (and the task key) to the attested prediction runtime
+        serving hand-over at ``prediction``: appraise it as the pinned prediction code,
+        find its own record on chain, acknowledge it there, send the bundle HPKE-sealed to
+        its attested key. Returns its chain address."""
+        trained = self.trained
+        if trained is None:
+            raise AnalysisError("there is no trained model to hand over", id="analysis.not_trained")
+        pins = self.spec.measurements.pins()
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(
+            self.attester, blocks.latest(), chain_address=self.session.address
+        )
+        policy = self._policy({Component.PREDICTION: pins[Component.PREDICTION].digest})
+        with connect(
+            prediction,
+            identity,
+            appraiser=Appraiser(policy),
+            peer_component=Component.PREDICTION,
+            fresh_nonces=blocks,
+            io_timeout=self._io_timeout,
+        ) as channel:
+            peer = channel.peer
+            if peer.chain_address is None:
+                raise PeerRefused(
+                    "the prediction runtime's evidence binds no chain address",
+                    id="analysis.handover.unbound",
+                )
+            evidence = hashlib.sha256(peer.evidence.to_bytes()).digest()
+            record = self.consortium.attestation(self.task_id, evidence, peer.chain_address)
+            if record is None or record.tls_key != peer.fingerprint:
+                raise PeerRefused(
+                    f"{peer.chain_address} has posted no attestation with this evidence and "
+                    "certificate for the task",
+                    id="analysis.handover.not_attested",
+                )
+            self.session.acknowledge_prediction(self.task_id, evidence, peer.chain_address)
+            channel.send_stream(
+                StreamContext(self.task_id, "*", "model"), [trained.bundle, self._task_key]
+            )
+            channel.receive_stream(StreamContext(self.task_id, "*", "handover-done"))
+        log.info("model handed over to %s", peer.chain_address)
+        return peer.chain_address
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting; give connections in flight (a release being sent) ``grace`` s."""

@@ -63,6 +63,7 @@ from chronoseal.errors import ChannelError, PeerRefused
 LINKS: Final[frozenset[tuple[ComponentKind, ComponentKind]]] = frozenset(
     {
         (ComponentKind.GATEWAY, ComponentKind.ANALYSIS),
+        (ComponentKind.GATEWAY, ComponentKind.PREDICTION),
         (ComponentKind.ANALYSIS, ComponentKind.PREDICTION),
         (ComponentKind.CLIENT, ComponentKind.PREDICTION),
     }

@@ -42,9 +42,10 @@ def demo(
     until: Annotated[
         Stage,
         typer.Option(
-            help="stop once the task is 'approved', 'running' (data streamed) or 'trained'"
+            help="stop once the task is 'approved', 'running' (data streamed), 'trained' or "
+            "'serving' (model handed over, forecasts served and audited)"
         ),
-    ] = "trained",
+    ] = "serving",
     report_path: Annotated[
         Path | None,
         typer.Option(

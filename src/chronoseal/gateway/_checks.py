@@ -10,6 +10,7 @@ column and a count, never a value.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
@@ -172,3 +173,29 @@ def _no_repeated_key_in_time_order(
             raise _duplicates_refused(dataset, keys, repeated)
     trailing: pa.Table = table.filter(pc.equal(times, times[n - 1]))
     return trailing
+
+
+def in_window(
+    batches: Iterable[pa.RecordBatch], time: str, until: dt.date | None, *, feed: bool
+) -> Iterator[pa.RecordBatch]:
+    """The rows a training stream sends (time up to the end of ``until``, UTC) or, for a
+    feature feed, the rows after it. With no ``until`` training takes every row and a feed
+    none of these (its rows are the ones that appear later)."""
+    for batch in batches:
+        if until is None:
+            if not feed:
+                yield batch
+            continue
+        column = batch.column(time)
+        kind = column.type
+        if pa.types.is_date32(kind) or pa.types.is_date64(kind):
+            bound = pa.scalar(until, type=kind)
+            keep = pc.greater(column, bound) if feed else pc.less_equal(column, bound)
+        else:
+            zone = dt.UTC if getattr(kind, "tz", None) else None
+            end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+            bound = pa.scalar(end, type=kind)
+            keep = pc.greater_equal(column, bound) if feed else pc.less(column, bound)
+        chosen = batch.filter(keep)
+        if chosen.num_rows:
+            yield chosen

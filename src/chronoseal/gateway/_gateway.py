@@ -56,7 +56,7 @@ from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deploym
 from chronoseal.sources import Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
-from ._checks import checked_batches, read_order
+from ._checks import checked_batches, in_window, read_order
 from ._pipeline import prefetch
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -81,17 +81,23 @@ def encoded_batches(
     desensitizer: Desensitizer,
     batch_rows: int,
     spec: TaskSpec | None = None,
+    *,
+    feed: bool = False,
 ) -> Iterator[tuple[int, bytes]]:
     """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
     the sender; deterministic order and boundaries (a restarted gateway reproduces them).
-    With the task's ``spec``, the raw rows are checked first (:func:`checked_batches`)."""
+    With the task's ``spec``, the raw rows are checked first (:func:`checked_batches`) and
+    only those of the training window (or, ``feed``, of the feed after it) are sent."""
     columns = dataset.columns()
 
     order = read_order(source, dataset)
 
     def read() -> Iterator[pa.RecordBatch]:
         raw = source.batches(columns, batch_rows=batch_rows, order=order)
-        return raw if spec is None else checked_batches(raw, dataset, spec, order)
+        if spec is None:
+            return raw
+        checked = checked_batches(raw, dataset, spec, order)
+        return in_window(checked, dataset.time_column, spec.task.data_until, feed=feed)
 
     def produce() -> Iterator[tuple[int, bytes]]:
         for batch in desensitizer.run(read):
@@ -318,6 +324,59 @@ class Gateway:
             tee=str(self.attester.tee),
             earlier=True,
         )
+
+    def send_feed(self, prediction: tuple[str, int]) -> int:
+        """Feed the prediction runtime our rows after the training window (what a forecast
+        needs of us: the known-in-advance covariates), under the task's policy, framing and
+        commitment; only to the runtime the chain binds as the task's prediction runtime.
+        Returns the rows sent."""
+        dataset = self.dataset()
+        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
+        source.check(dataset)
+        pins = self.spec.measurements.pins()
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        policy = AppraisalPolicy(
+            measurements=OnChainMeasurements(self.consortium),
+            pinned={Component.PREDICTION: pins[Component.PREDICTION].digest},
+            allow_simulated=self.consortium.simulated_tee_allowed(),
+        )
+        with connect(
+            prediction,
+            identity,
+            appraiser=Appraiser(policy),
+            peer_component=Component.PREDICTION,
+            fresh_nonces=blocks,
+            io_timeout=self.party.io_timeout,
+        ) as channel:
+            view = self.consortium.task(self.task_id)
+            peer = channel.peer
+            if (
+                view.prediction is None
+                or peer.chain_address is None
+                or view.prediction.lower() != peer.chain_address.lower()
+            ):
+                raise PeerRefused(
+                    "this attested runtime is not the prediction runtime the chain binds",
+                    id="gateway.feed.not_on_chain",
+                )
+            intake = GatewayIntake(
+                channel,
+                task_id=self.task_id,
+                party=self.name,
+                own_fingerprint=identity.fingerprint,
+                sign=self._sign,
+            )
+            welcome = intake.hello()
+            desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
+            rows = 0
+            for batch_rows, payload in encoded_batches(
+                source, dataset, desensitizer, self.batch_rows, self.spec, feed=True
+            ):
+                intake.send(payload)
+                rows += batch_rows
+            intake.finish()
+        return rows
 
     def fetch_release(self, runtime: tuple[str, int]) -> dict[str, Any]:
         """What the task releases to this party, checked against the chain: fetched from the

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
+from chronoseal.analysis import AnalysisProgress, AnalysisRuntime, verify_party_signature
 from chronoseal.attest import Attester, attester_for, installed_measurement
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
@@ -42,6 +43,13 @@ from chronoseal.ledger import (
     spec_pins,
     usable_pins,
 )
+from chronoseal.prediction import (
+    Answer,
+    ForecastClient,
+    PredictionRuntime,
+    feed_datasets,
+    verify_receipt,
+)
 from chronoseal.spec import (
     Component,
     TaskSpec,
@@ -55,7 +63,7 @@ from ._scenario import Scenario
 FUNDING_WEI = 10**20
 
 Log = Callable[[str], None]
-Stage = Literal["approved", "running", "trained"]
+Stage = Literal["approved", "running", "trained", "serving"]
 StreamProgress = Callable[[str, int, int], None]
 """(party, rows sent so far, total rows or 0 when unknown) after every batch."""
 
@@ -93,6 +101,9 @@ class DemoReport:
     model_commitment: str | None = None
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
     target_party: str = ""
+    predictions: dict[str, Any] | None = None
+    #: What each recipient was served (long format), for the report's forecast plot.
+    forecasts: dict[str, Any] = field(default_factory=dict)
 
     def released(self, key: str) -> Any:
         """A released item as the parties received it (every recipient gets the same)."""
@@ -160,10 +171,19 @@ class DemoReport:
                 for e in self.events
             ],
             **self.analysis_json(),
+            **({"predictions": self.predictions} if self.predictions is not None else {}),
         }
 
 
 _ENVELOPE = {"task_id", "party", "nonce"}
+
+
+@dataclass
+class ServedForecasts:
+    """What the serving stage did: the JSON summary and each recipient's forecast."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    forecasts: dict[str, Any] = field(default_factory=dict)
 
 
 class DemoConsortium:
@@ -235,14 +255,17 @@ class DemoConsortium:
         )
         self.log(f"{proposer} proposed task 0x{self.task_id.hex()[:16]}… ({spec.task.name})")
 
-    def run(self, until: Stage = "trained") -> DemoReport:
+    def run(self, until: Stage = "serving") -> DemoReport:
         tid = self.task_id
         self.propose()
         self.review_and_approve(self.spec, tid)
         parties: list[PartyReport] = []
         releases: dict[str, dict[str, Any]] = {}
+        self.served: ServedForecasts | None = None
         if until != "approved":
-            parties, releases = self.stream(train=until == "trained")
+            parties, releases = self.stream(
+                train=until in ("trained", "serving"), serve=until == "serving"
+            )
         view = self.consortium.task(tid)
         return DemoReport(
             chain=chain_stats(self.chain),
@@ -259,6 +282,8 @@ class DemoConsortium:
             ),
             releases=releases,
             target_party=self.spec.target_dataset().party,
+            predictions=self.served.summary if self.served is not None else None,
+            forecasts=self.served.forecasts if self.served is not None else {},
         )
 
     def start_runtime(self, attester: Attester | None = None) -> AnalysisRuntime:
@@ -276,9 +301,12 @@ class DemoConsortium:
         runtime.start()
         return runtime
 
-    def stream(self, train: bool = True) -> tuple[list[PartyReport], dict[str, dict[str, Any]]]:
+    def stream(
+        self, train: bool = True, serve: bool = False
+    ) -> tuple[list[PartyReport], dict[str, dict[str, Any]]]:
         """Start the analysis runtime and every party's gateway; wait for all streams; then
-        (``train``) let the runtime train and every party fetch its release."""
+        (``train``) let the runtime train and every party fetch its release; then
+        (``serve``) hand the model over to a prediction runtime and ask it for forecasts."""
         spec, tid = self.spec, self.task_id
         runtime = self.start_runtime()
         self.log(
@@ -302,6 +330,8 @@ class DemoConsortium:
                     )
                 if train:
                     releases = self.train(runtime, gateways)
+                if serve:
+                    self.served = self.serve(runtime, gateways)
         finally:
             runtime.stop()
         out = []
@@ -343,6 +373,109 @@ class DemoConsortium:
                 f"against the chain: {', '.join(sorted(set(releases[gw.name]) - _ENVELOPE))}"
             )
         return releases
+
+    def serve(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> ServedForecasts:
+        """Serving (claims 1, 5): an attested prediction runtime takes the model over, the
+        providers of known-in-advance covariates feed it, every party asks for forecasts
+        through its gateway (only the recipients are served), every request is audited in
+        Merkle batches on chain, and every party checks its receipts against the chain."""
+        spec, tid = self.spec, self.task_id
+        key: LocalAccount = Account.create()
+        self.chain.fund(key.address, FUNDING_WEI)
+        self._components[key.address] = "prediction runtime"
+        prediction = PredictionRuntime(
+            self.consortium,
+            spec,
+            attester=attester_for(spec.measurements.prediction.tee, Component.PREDICTION),
+            chain_key=key.key,
+            verify_party=verify_party_signature(self.consortium),
+        )
+        prediction.start()
+        try:
+            self.log("prediction runtime attested (simulated TEE) and recorded on chain")
+            runtime.hand_over(prediction.address("handover"))
+            if not prediction.wait_serving(60):
+                raise prediction.refusal or LedgerError(
+                    "the prediction runtime did not take the model over",
+                    id="prediction.handover.timeout",
+                )
+            self.log(
+                "analysis runtime verified it, acknowledged it on chain and handed the sealed "
+                "model over; its hash matched the commitment before loading (Serving)"
+            )
+            needed = {ds.party for ds in feed_datasets(spec)}
+            for gw in gateways:
+                if gw.name in needed:
+                    rows = gw.send_feed(prediction.address("feeds"))
+                    self.log(f"{gw.name} fed {rows} rows after the training window")
+            prediction.wait_feeds(needed, timeout=30)
+            served = ServedForecasts()
+            answers: dict[str, list[Answer]] = {}
+            for gw in gateways:
+                client = ForecastClient(
+                    self.consortium,
+                    spec,
+                    party=gw.name,
+                    sign=self._signer(gw.name),
+                    attester=attester_for(spec.measurements.gateway.tee, Component.GATEWAY),
+                )
+                with client:
+                    client.open(prediction.address("forecasts"))
+                    answer = client.forecast()
+                    again = client.forecast(request_id=answer.request_id)  # a replay
+                    answers[gw.name] = [answer, again]
+                    for a in (answer, again):
+                        if a.forecast is not None:
+                            served.forecasts[gw.name] = a.forecast
+                            self.log(
+                                f"{gw.name} was served {len(a.forecast)} forecast rows "
+                                f"(request {a.request_id[:8]}…)"
+                            )
+                        else:
+                            self.log(f"{gw.name} was refused: [{a.refused}] {a.message}")
+            prediction.audit.flush()
+            verified = 0
+            for gw in gateways:
+                client = ForecastClient(
+                    self.consortium,
+                    spec,
+                    party=gw.name,
+                    sign=self._signer(gw.name),
+                    attester=attester_for(spec.measurements.gateway.tee, Component.GATEWAY),
+                )
+                with client:
+                    client.open(prediction.address("forecasts"))
+                    for a in answers[gw.name]:
+                        receipt = client.receipt(a.audit_seq)
+                        verify_receipt(receipt, self.consortium)
+                        verified += 1
+            stats = prediction.stats
+        finally:
+            lost = prediction.stop()
+        view = self.consortium.task(tid)
+        served.summary = {
+            "served": stats.served,
+            "refused": stats.refused,
+            "refusals": dict(sorted(stats.refusals.items())),
+            "audit_batches": view.audit_batches,
+            "audited": view.audited_predictions,
+            "audit_verified": verified,
+            "audit_lost": len(lost),
+        }
+        self.log(
+            f"{stats.served} forecasts served, {stats.refused} refused; "
+            f"{view.audited_predictions} audit leaves in {view.audit_batches} batches on chain; "
+            f"{verified} receipts verified against the chain"
+        )
+        return served
+
+    def _signer(self, org: str) -> Callable[[bytes], bytes]:
+        account = self._keys[org]
+
+        def sign(digest: bytes) -> bytes:
+            return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
+
+        return sign
 
     def gateway(self, org: str, state: Path) -> Gateway:
         """``org``'s gateway for the task, acting with ``org``'s registered key."""
@@ -400,7 +533,7 @@ def run_demo(
     chain: ChainBackend | None = None,
     progress: StreamProgress | None = None,
     analysis_progress: AnalysisProgress | None = None,
-    until: Stage = "trained",
+    until: Stage = "serving",
 ) -> DemoReport:
     """Run the task up to ``until`` (as far as it is built); return what the chain says.
 

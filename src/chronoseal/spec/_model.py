@@ -51,6 +51,10 @@ class TaskInfo(_Strict):
     description: str = Field(default="", max_length=4096)
     # TOML gives a datetime; a JSON copy of a spec gives its RFC 3339 string
     deadline: Annotated[dt.datetime, Field(strict=False)]
+    #: The last day the model trains on: gateways stream rows up to it (inclusive, UTC), and
+    #: their feature feeds to the prediction runtime carry the rows after it. None: all rows
+    #: train, and feeds carry what appears later.
+    data_until: Annotated[dt.date | None, Field(strict=False)] = None
 
 
 class Participant(_Strict):
@@ -89,6 +93,10 @@ class Dataset(_Strict):
         """Whether the column leaves the party (default deny: no rule, nothing leaves)."""
         rule = self.policy.columns.get(column)
         return rule is not None and rule.action != "drop"
+
+    def released_columns(self) -> list[str]:
+        """The columns the party's desensitized batches carry, in stream order."""
+        return [c for c in self.columns() if self.released(c)]
 
     def availability_of(self, column: str) -> Availability | None:
         return self.column_availability.get(column, self.availability)
@@ -159,7 +167,13 @@ class MetricsRelease(_Strict):
 
 
 class ForecastRelease(_Strict):
+    """Who may ask the prediction runtime for forecasts, and how much."""
+
     to: list[str] = Field(min_length=1)
+    #: Forecast requests each recipient may make over the task's life (refusals not counted).
+    max_queries: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    #: Requests per recipient per minute; beyond it ``prediction.request.rate_limited``.
+    per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class ContributionRelease(_Strict):

@@ -1,0 +1,36 @@
+"""The trusted prediction runtime (claims 1, 5): the sealed model taken over from the
+analysis runtime after its hash checked against the chain, feature feeds from the parties'
+gateways, forecasts served only to the task's recipients, and every request and refusal
+audited in Merkle batches on chain, with receipts a requester checks against the chain alone.
+"""
+
+from ._audit import (
+    AuditError,
+    AuditLeaf,
+    AuditLog,
+    Receipt,
+    audit_root_poster,
+    inclusion_proof,
+    merkle_root,
+    verify_inclusion,
+    verify_receipt,
+)
+from ._client import Answer, ForecastClient
+from ._runtime import PredictionRuntime, ServingStats, feed_datasets
+
+__all__ = [
+    "Answer",
+    "AuditError",
+    "AuditLeaf",
+    "AuditLog",
+    "ForecastClient",
+    "PredictionRuntime",
+    "Receipt",
+    "ServingStats",
+    "audit_root_poster",
+    "feed_datasets",
+    "inclusion_proof",
+    "merkle_root",
+    "verify_inclusion",
+    "verify_receipt",
+]

@@ -1,0 +1,165 @@
+"""A party's forecast client: an attested channel to the task's bound prediction runtime,
+requests signed with a key the chain registers for the party, receipts checked on chain."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
+from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentity, connect
+from chronoseal.channel._framing import StreamContext
+from chronoseal.errors import LedgerError, PeerRefused
+from chronoseal.ledger import Consortium, OnChainMeasurements, RecentBlocks
+from chronoseal.spec import Component, TaskSpec, task_id
+
+from ._audit import Receipt
+from ._wire import (
+    REQUEST_STREAM,
+    RESPONSE_STREAM,
+    decode_json,
+    encode_json,
+    signing_digest,
+)
+
+#: Signs a 32-byte digest with a key the chain registers for the party.
+Signer = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request's outcome: a forecast (long format) or a refusal id; its audit number."""
+
+    request_id: str
+    audit_seq: int
+    forecast: pd.DataFrame | None = None
+    refused: str | None = None
+    message: str = ""
+    response_digest: bytes | None = None
+
+
+class ForecastClient:
+    """One party's forecast session with the task's prediction runtime, through its gateway
+    identity (the code and measurement the task pins for gateways)."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        spec: TaskSpec,
+        *,
+        party: str,
+        sign: Signer,
+        attester: Attester,
+        io_timeout: float | None = DEFAULT_IO_TIMEOUT,
+    ) -> None:
+        self.consortium = consortium
+        self.spec = spec
+        self.task_id = task_id(spec)
+        self.party = party
+        self._sign = sign
+        self._attester = attester
+        self._io_timeout = io_timeout
+        self._channel: AttestedChannel | None = None
+        self._own_fp = b""
+
+    def open(self, address: tuple[str, int]) -> None:
+        """Connect, appraise the runtime, and check it is the one the chain binds."""
+        pins = self.spec.measurements.pins()
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(self._attester, blocks.latest())
+        channel = connect(
+            address,
+            identity,
+            appraiser=Appraiser(
+                AppraisalPolicy(
+                    measurements=OnChainMeasurements(self.consortium),
+                    pinned={Component.PREDICTION: pins[Component.PREDICTION].digest},
+                    allow_simulated=self.consortium.simulated_tee_allowed(),
+                )
+            ),
+            peer_component=Component.PREDICTION,
+            fresh_nonces=blocks,
+            io_timeout=self._io_timeout,
+        )
+        view = self.consortium.task(self.task_id)
+        peer = channel.peer
+        evidence = hashlib.sha256(peer.evidence.to_bytes()).digest()
+        if (
+            view.prediction is None
+            or peer.chain_address is None
+            or view.prediction.lower() != peer.chain_address.lower()
+            or view.prediction_evidence != evidence
+        ):
+            channel.close()
+            raise PeerRefused(
+                "this attested runtime is not the prediction runtime the chain binds to the task",
+                id="prediction.runtime.not_on_chain",
+            )
+        self._channel = channel
+        self._own_fp = identity.fingerprint
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def __enter__(self) -> ForecastClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ask(self, request: dict[str, Any]) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+        channel = self._channel
+        if channel is None:
+            raise LedgerError("open() the client first", id="prediction.client.closed")
+        body = dict(request, party=self.party)
+        digest = signing_digest(
+            self.task_id, self.party, self._own_fp, channel.peer.fingerprint, body
+        )
+        body["signature"] = self._sign(digest).hex()
+        channel.send_stream(StreamContext(self.task_id, "*", REQUEST_STREAM), [encode_json(body)])
+        chunks = channel.receive_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM)).chunks
+        if not chunks:
+            raise PeerRefused("empty answer", id="prediction.answer.malformed")
+        return decode_json(chunks[0], "answer"), chunks[1:]
+
+    def forecast(self, series: list[str] | None = None, request_id: str | None = None) -> Answer:
+        """Forecasts of the next horizon (all the model's series unless ``series``)."""
+        rid = request_id or os.urandom(12).hex()
+        header, rest = self._ask({"request_id": rid, "series": series or []})
+        seq = int(header.get("audit_seq", -1))
+        if "refused" in header:
+            return Answer(
+                rid, seq, refused=str(header["refused"]), message=header.get("message", "")
+            )
+        if not rest:
+            raise PeerRefused(
+                "a served answer without a forecast", id="prediction.answer.malformed"
+            )
+        frame = pa.ipc.open_stream(io.BytesIO(rest[0])).read_all().to_pandas()
+        return Answer(rid, seq, forecast=frame, response_digest=hashlib.sha256(rest[0]).digest())
+
+    def receipt(self, seq: int, *, timeout: float = 30.0) -> Receipt:
+        """The audit receipt of our request ``seq``, once its batch is on chain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            header, _ = self._ask({"want": "receipt", "seq": seq})
+            if "receipt" in header:
+                return Receipt.from_json(header["receipt"])
+            if "refused" in header:
+                raise PeerRefused(str(header.get("message", "")), id=str(header["refused"]))
+            if time.monotonic() > deadline:
+                raise LedgerError(
+                    f"audit record {seq} is not on chain after {timeout:.0f} s",
+                    id="prediction.receipt.pending",
+                )
+            time.sleep(0.2)

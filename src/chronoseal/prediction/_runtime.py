@@ -1,0 +1,575 @@
+"""The prediction runtime (claims 1, 5): take the sealed model over, take feature feeds,
+serve forecasts to the task's recipients, and audit every request at constant chain cost.
+
+Once the task is Trained the runtime attests (RA-TLS identity bound to a recent block and to
+its chain address) and posts its attestation. It serves three attested channels:
+
+- **hand-over** (analysis runtime → here): the peer must be the analysis runtime the chain
+  binds to the task; it sends the model bundle and the task key, HPKE-sealed to this
+  runtime's attested key. The bundle's SHA-256 is checked against the on-chain model
+  commitment *before* anything in it is parsed; then this runtime posts its own commitment
+  (equal → Serving, different → Disputed).
+- **feeds** (gateway → here): each provider of future-known covariates sends its rows after
+  the training window, under the same policy, framing and commitment as training; the
+  root of each feed epoch becomes an audit leaf.
+- **forecasts** (a party's client → here): a request signed by a key the chain registers for
+  the party; only the parties ``[release] forecasts.to`` names are served, within their
+  query budget and rate; every answer and every refusal is an audit leaf, batched into one
+  ``post_audit_root`` per batch, and the requester gets a receipt it checks on chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
+from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, ChannelServer, RaTlsIdentity
+from chronoseal.channel._framing import StreamContext
+from chronoseal.channel._intake import PartyIntake, serve_intake
+from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
+from chronoseal.ledger import (
+    ComponentSession,
+    Consortium,
+    OnChainMeasurements,
+    RecentBlocks,
+    TaskState,
+    component_kind,
+    tee_type,
+)
+from chronoseal.model import DS, ID, LoadedModel, commitment, open_bundle
+from chronoseal.spec import Component, Dataset, TaskSpec, task_id
+
+from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
+from ._wire import (
+    MODEL_STREAM,
+    REQUEST_STREAM,
+    RESPONSE_STREAM,
+    PartyVerifier,
+    decode_json,
+    encode_json,
+    request_digest,
+    signing_digest,
+)
+
+log = logging.getLogger("chronoseal.prediction")
+
+
+def feed_datasets(spec: TaskSpec) -> list[Dataset]:
+    """The datasets whose rows a forecast needs at prediction time: every released
+    covariate that is known in advance, outside the target dataset."""
+    target = spec.model.target.dataset
+    out = []
+    for ds in spec.datasets:
+        if ds.name == target:
+            continue
+        if any(
+            ds.released(c) and ds.availability_of(c) == "future_known" for c in ds.value_columns
+        ):
+            out.append(ds)
+    return out
+
+
+@dataclass
+class _Usage:
+    queries: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    seen: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ServingStats:
+    served: int = 0
+    refused: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+class PredictionRuntime:
+    """One task's prediction runtime: attested identity, on-chain record, three servers."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        spec: TaskSpec,
+        *,
+        attester: Attester,
+        chain_key: str | bytes,
+        host: str = "127.0.0.1",
+        io_timeout: float | None = DEFAULT_IO_TIMEOUT,
+        audit_max_leaves: int = 64,
+        audit_max_age: float = 5.0,
+        verify_party: PartyVerifier,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.consortium = consortium
+        self.spec = spec
+        self.task_id = task_id(spec)
+        self.attester = attester
+        self.session: ComponentSession = consortium.as_component(chain_key)
+        self._host = host
+        self._io_timeout = io_timeout
+        self._verify_party = verify_party
+        self._clock = clock
+        self.identity: RaTlsIdentity | None = None
+        self.model: LoadedModel | None = None
+        self._task_key: bytes | None = None
+        self._sockets: dict[str, socket.socket] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.refusal: ChronosealError | None = None
+        self.feeds: dict[str, pd.DataFrame] = {}
+        self.feed_epochs: dict[str, int] = {}
+        self._usage: dict[str, _Usage] = {}
+        self.stats = ServingStats()
+        self.audit = AuditLog(
+            self.task_id,
+            audit_root_poster(self.session, self.task_id),
+            max_leaves=audit_max_leaves,
+            max_age=audit_max_age,
+        )
+
+    # ------------------------------------------------------------------ start and stop
+
+    def address(self, which: str) -> tuple[str, int]:
+        """Where ``handover``, ``feeds`` or ``forecasts`` is served."""
+        sock = self._sockets.get(which)
+        if sock is None:
+            raise ChronosealError(
+                "the prediction runtime is not serving yet: call start()",
+                id="prediction.not_started",
+            )
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        """Attest, post the attestation for the task (it must be Trained), and serve."""
+        view = self.consortium.task(self.task_id)
+        if view.state is not TaskState.TRAINED:
+            raise LedgerError(
+                f"task 0x{self.task_id.hex()} is {view.state.name}, not TRAINED",
+                id="prediction.task.not_trained",
+            )
+        blocks = RecentBlocks(self.consortium)
+        self.identity = RaTlsIdentity.generate(
+            self.attester, blocks.latest(), chain_address=self.session.address
+        )
+        pins = self.spec.measurements.pins()
+        evidence = self.identity.evidence.to_bytes()
+        self.session.post_attestation(
+            self.task_id,
+            component_kind(Component.PREDICTION),
+            tee_type(self.attester.tee),
+            pins[Component.PREDICTION].digest,
+            hashlib.sha256(evidence).digest(),
+            self.identity.fingerprint,
+        )
+        # A party asks for forecasts through its gateway (its code, its pinned measurement).
+        servers: dict[str, tuple[Component, Callable[[AttestedChannel], None]]] = {
+            "handover": (Component.ANALYSIS, self._serve_handover),
+            "feeds": (Component.GATEWAY, self._serve_feed),
+            "forecasts": (Component.GATEWAY, self._serve_forecasts),
+        }
+        for name, (peer, handler) in servers.items():
+            policy = AppraisalPolicy(
+                measurements=OnChainMeasurements(self.consortium),
+                pinned={peer: pins[peer].digest},
+                allow_simulated=self.consortium.simulated_tee_allowed(),
+            )
+            server = ChannelServer(
+                self.identity,
+                appraiser=Appraiser(policy),
+                peer_component=peer,
+                fresh_nonces=blocks,
+                io_timeout=self._io_timeout,
+            )
+            sock = socket.create_server((self._host, 0))
+            sock.settimeout(0.2)
+            self._sockets[name] = sock
+            thread = threading.Thread(
+                target=self._accept_loop, args=(sock, server, handler), daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        flusher = threading.Thread(target=self._flush_loop, daemon=True)
+        flusher.start()
+        self._threads.append(flusher)
+
+    def stop(self, grace: float = 5.0) -> list[AuditLeaf]:
+        """Stop serving, post the last audit batch; return leaves that could not be posted
+        (visibly lost, never silently)."""
+        self._stop.set()
+        for sock in self._sockets.values():
+            sock.close()
+        deadline = time.monotonic() + grace
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self.audit.flush()
+        except ChronosealError as exc:
+            log.warning("the last audit batch could not be posted: %s", exc)
+        lost = self.audit.unposted()
+        if lost:
+            log.warning("%d audit leaves were not posted on chain", len(lost))
+        return lost
+
+    def wait_feeds(self, parties: set[str], timeout: float) -> None:
+        """Until a feed epoch from each of ``parties`` is held (a gateway's ``finish`` returns
+        a moment before the runtime has the feed's table in place)."""
+        names = {ds.name for ds in feed_datasets(self.spec) if ds.party in parties}
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if names <= set(self.feeds):
+                    return
+            if time.monotonic() > deadline:
+                raise LedgerError(
+                    f"no feed from {', '.join(sorted(names - set(self.feeds)))} arrived",
+                    id="prediction.feed.missing",
+                )
+            time.sleep(0.05)
+
+    def wait_serving(self, timeout: float) -> bool:
+        """Until the model is taken over and the task is Serving (or a refusal)."""
+        if not self._ready.wait(timeout):
+            return False
+        return self.refusal is None
+
+    def _accept_loop(
+        self,
+        sock: socket.socket,
+        server: ChannelServer,
+        handler: Callable[[AttestedChannel], None],
+    ) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(
+                target=self._serve_one, args=(server, conn, handler), daemon=True
+            )
+            worker.start()
+            self._threads.append(worker)
+
+    def _serve_one(
+        self,
+        server: ChannelServer,
+        conn: socket.socket,
+        handler: Callable[[AttestedChannel], None],
+    ) -> None:
+        try:
+            with server.accept(conn) as channel:
+                handler(channel)
+        except ChronosealError as exc:
+            log.warning("prediction runtime refused a connection: %s", exc)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(0.2):
+            if self.audit.due():
+                try:
+                    self.audit.flush()
+                except ChronosealError as exc:
+                    log.warning("audit batch not posted yet (kept, retried): %s", exc)
+
+    # ------------------------------------------------------------------ hand-over
+
+    def _serve_handover(self, channel: AttestedChannel) -> None:
+        view = self.consortium.task(self.task_id)
+        peer = channel.peer
+        # Fresh evidence (appraised as the pinned analysis code) binding the chain address
+        # the task is bound to: the bound runtime, re-attested for this connection.
+        if (
+            view.analysis is None
+            or peer.chain_address is None
+            or view.analysis.lower() != peer.chain_address.lower()
+        ):
+            raise PeerRefused(
+                "the peer is not the analysis runtime the chain binds to this task",
+                id="prediction.handover.not_bound",
+            )
+        chunks = channel.receive_stream(
+            StreamContext(self.task_id, "*", MODEL_STREAM), max_stream_bytes=1 << 31
+        ).chunks
+        if len(chunks) != 2:
+            raise PeerRefused("malformed model hand-over", id="prediction.handover.malformed")
+        bundle, task_key = chunks
+        expected = view.model_commitment
+        if expected is None:
+            raise LedgerError("no model is committed on chain", id="prediction.task.not_trained")
+        try:
+            model = open_bundle(bundle, expected)  # hash first, parse only then
+        except ModelError as exc:
+            self.refusal = exc
+            # What we received, on chain: a different bundle disputes the task.
+            self.session.post_prediction_model_commitment(self.task_id, commitment(bundle))
+            self._ready.set()
+            raise
+        with self._lock:
+            self.model = model
+            self._task_key = task_key
+        self.session.post_prediction_model_commitment(self.task_id, commitment(bundle))
+        channel.send_stream(StreamContext(self.task_id, "*", "handover-done"), [b"ok"])
+        log.info("model taken over (%d bytes); task Serving", len(bundle))
+        self._ready.set()
+
+    # ------------------------------------------------------------------ feeds
+
+    def _serve_feed(self, channel: AttestedChannel) -> None:
+        if not self._ready.wait(30) or self._task_key is None:
+            raise PeerRefused("no model is taken over yet", id="prediction.feed.not_ready")
+        assert self.identity is not None
+        names = {ds.party: ds for ds in feed_datasets(self.spec)}
+
+        def intake_for(party: str) -> PartyIntake:
+            ds = names.get(party)
+            if ds is None:
+                raise PeerRefused(
+                    f"{party!r} provides no feed this model needs", id="prediction.feed.not_needed"
+                )
+            return PartyIntake(self.task_id, party, ds.released_columns())
+
+        intake = serve_intake(
+            channel,
+            task_id=self.task_id,
+            own_fingerprint=self.identity.fingerprint,
+            task_key=self._task_key,
+            intake_for=intake_for,
+            verify_party=self._verify_party,
+        )
+        if intake is None:
+            return
+        table = intake.table()
+        ds = names[intake.party]
+        frame = _feed_frame(ds, table)
+        with self._lock:
+            epoch = self.feed_epochs.get(ds.name, -1) + 1
+            self.feed_epochs[ds.name] = epoch
+            self.feeds[ds.name] = frame
+        self.audit.append(
+            AuditLeaf(
+                task_id=self.task_id,
+                requester=intake.party,
+                request_digest=intake.commitment.root(),
+                outcome="feed.received",
+                response_digest=None,
+                feed_epochs={ds.name: epoch},
+                at_us=int(self._clock() * 1e6),
+            )
+        )
+        log.info("feed %s epoch %d: %d rows", ds.name, epoch, len(frame))
+
+    # ------------------------------------------------------------------ forecasts
+
+    def _serve_forecasts(self, channel: AttestedChannel) -> None:
+        assert self.identity is not None
+        while not self._stop.is_set():
+            try:
+                raw = channel.receive_stream(StreamContext(self.task_id, "*", REQUEST_STREAM))
+            except ChronosealError:
+                return  # the client closed the channel (or broke it): nothing to answer
+            (body,) = raw.chunks if len(raw.chunks) == 1 else (b"",)
+            reply = self._answer(channel, body)
+            channel.send_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM), reply)
+
+    def _answer(self, channel: AttestedChannel, body: bytes) -> list[bytes]:
+        """One request → [json header, Arrow IPC forecast or nothing]; every outcome audited."""
+        assert self.identity is not None
+        digest = request_digest(body)
+        party = ""
+        epochs: dict[str, int] = {}
+        try:
+            request = decode_json(body, "request")
+            party = str(request.get("party", ""))
+            signature = bytes.fromhex(str(request.get("signature", "")))
+            signed = signing_digest(
+                self.task_id, party, channel.peer.fingerprint, self.identity.fingerprint, request
+            )
+            self._verify_party(party, signed, signature)
+            if request.get("want") == "receipt":
+                return [encode_json(self._receipt_answer(party, request.get("seq")))]
+            self._admit(party, str(request.get("request_id", "")))
+            frame, epochs = self._forecast(request)
+            with self._lock:
+                self._usage[party].queries += 1  # the budget counts forecasts served
+        except (ChronosealError, ValueError) as exc:
+            refusal = exc.id if isinstance(exc, ChronosealError) else "prediction.request.malformed"
+            message = exc.message if isinstance(exc, ChronosealError) else str(exc)
+            seq = self._record(party, digest, refusal, None, epochs)
+            with self._lock:
+                self.stats.refused += 1
+                self.stats.refusals[refusal] = self.stats.refusals.get(refusal, 0) + 1
+            return [encode_json({"refused": refusal, "message": message, "audit_seq": seq})]
+        payload = _ipc(frame)
+        seq = self._record(party, digest, SERVED, hashlib.sha256(payload).digest(), epochs)
+        with self._lock:
+            self.stats.served += 1
+        return [encode_json({"served": True, "audit_seq": seq, "rows": len(frame)}), payload]
+
+    def _receipt_answer(self, party: str, seq: object) -> dict[str, Any]:
+        """A requester's receipt, once its batch is on chain; only to the requester."""
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < self.audit.leaves:
+            raise PeerRefused("no such audit record", id="prediction.receipt.unknown")
+        receipt = self.audit.receipt(seq)
+        if receipt is None:
+            return {"pending": True}
+        if receipt.leaf.requester != party:
+            raise PeerRefused(
+                "a receipt goes only to its requester", id="prediction.receipt.not_yours"
+            )
+        return {"receipt": receipt.to_json()}
+
+    def _record(
+        self,
+        party: str,
+        digest: bytes,
+        outcome: str,
+        response: bytes | None,
+        epochs: dict[str, int],
+    ) -> int:
+        return self.audit.append(
+            AuditLeaf(
+                task_id=self.task_id,
+                requester=party,
+                request_digest=digest,
+                outcome=outcome,
+                response_digest=response,
+                feed_epochs=epochs,
+                at_us=int(self._clock() * 1e6),
+            )
+        )
+
+    def _admit(self, party: str, request_id: str) -> None:
+        """Recipient, fresh request id, within the query budget (forecasts served) and the
+        rate (every request counts)."""
+        limits = self.spec.release.forecasts
+        if party not in limits.to:
+            raise PeerRefused(
+                f"{party!r} is not a recipient of this task's forecasts",
+                id="prediction.request.not_recipient",
+            )
+        if not request_id or len(request_id) > 128:
+            raise PeerRefused("a request needs a request_id", id="prediction.request.malformed")
+        now = time.monotonic()
+        with self._lock:
+            usage = self._usage.setdefault(party, _Usage())
+            if request_id in usage.seen:
+                raise PeerRefused(
+                    f"request {request_id!r} from {party} was already answered",
+                    id="prediction.request.replayed",
+                )
+            if limits.max_queries is not None and usage.queries >= limits.max_queries:
+                raise PeerRefused(
+                    f"{party} has used its {limits.max_queries} forecast queries",
+                    id="prediction.request.over_budget",
+                )
+            while usage.recent and now - usage.recent[0] > 60:
+                usage.recent.popleft()
+            if limits.per_minute is not None and len(usage.recent) >= limits.per_minute:
+                raise PeerRefused(
+                    f"{party} asked more than {limits.per_minute} times in a minute",
+                    id="prediction.request.rate_limited",
+                )
+            usage.seen.add(request_id)
+            usage.recent.append(now)
+
+    def _forecast(self, request: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
+        model = self.model
+        if model is None:
+            raise PeerRefused("no model is taken over yet", id="prediction.model.not_ready")
+        known = model.series
+        asked = request.get("series") or known
+        if not isinstance(asked, list) or not all(isinstance(s, str) for s in asked):
+            raise PeerRefused("series must be a list of ids", id="prediction.request.malformed")
+        unknown = sorted(set(asked) - set(known))
+        if unknown:
+            raise PeerRefused(
+                f"the model knows no series {', '.join(unknown[:5])}",
+                id="prediction.request.unknown_series",
+            )
+        h = self.spec.model.horizon
+        future, epochs = self._future(model, h)
+        level = self.spec.evaluation.level
+        frame = model.predict(h, future=future, level=level)
+        return frame[frame[ID].isin(asked)].reset_index(drop=True), epochs
+
+    def _future(self, model: LoadedModel, h: int) -> tuple[pd.DataFrame | None, dict[str, int]]:
+        """The future-known covariates for the next ``h`` periods of every series, from the
+        feeds; a feed that does not cover them is a refusal, never a silent gap."""
+        wanted = list(model.recipe.future_known)
+        if not wanted:
+            return None, {}
+        last = model.history.groupby(ID, sort=True)[DS].max()
+        grid = pd.tseries.frequencies.to_offset(model.recipe.freq)
+        future = pd.DataFrame(
+            [
+                (uid, t)
+                for uid, end in last.items()
+                for t in pd.date_range(end, periods=h + 1, freq=grid)[1:]
+            ],
+            columns=[ID, DS],
+        )
+        epochs: dict[str, int] = {}
+        with self._lock:
+            feeds = dict(self.feeds)
+            epochs_now = dict(self.feed_epochs)
+        for ds in feed_datasets(self.spec):
+            columns = [f"{ds.name}__{c}" for c in ds.value_columns if f"{ds.name}__{c}" in wanted]
+            if not columns:
+                continue
+            feed = feeds.get(ds.name)
+            if feed is None:
+                raise PeerRefused(
+                    f"no feed from {ds.party} ({ds.name}) has arrived",
+                    id="prediction.feed.missing",
+                )
+            merged = future[[DS]].drop_duplicates().merge(feed, on=DS, how="left")
+            gaps = int(merged[columns].isna().any(axis=1).sum())
+            if gaps:
+                raise PeerRefused(
+                    f"the {ds.name} feed does not cover {gaps} of the next {h} periods "
+                    "(stale or incomplete); nothing is forecast from missing inputs",
+                    id="prediction.feed.stale",
+                )
+            future = future.merge(feed[[DS, *columns]], on=DS, how="left")
+            epochs[ds.name] = epochs_now[ds.name]
+        missing = [c for c in wanted if c not in future.columns]
+        if missing:
+            raise PeerRefused(f"no feed carries {', '.join(missing)}", id="prediction.feed.missing")
+        return future, epochs
+
+
+def _feed_frame(ds: Dataset, table: pa.Table) -> pd.DataFrame:
+    """A feed as the model's covariate columns by time (``dataset__column``)."""
+    frame = pd.DataFrame({DS: pd.to_datetime(table.column(ds.time_column).to_pandas())})
+    if getattr(frame[DS].dt, "tz", None) is not None:
+        frame[DS] = frame[DS].dt.tz_convert("UTC").dt.tz_localize(None)
+    for c in ds.value_columns:
+        if ds.released(c) and c in table.column_names:
+            frame[f"{ds.name}__{c}"] = pd.to_numeric(
+                table.column(c).to_pandas(), errors="coerce"
+            ).astype("float64")
+    return frame.drop_duplicates(DS, keep="last").sort_values(DS).reset_index(drop=True)
+
+
+def _ipc(frame: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()

@@ -1,0 +1,57 @@
+"""What travels between a party's forecast client and the prediction runtime.
+
+A request is one JSON object ``{party, request_id, series, signature}``; the signature is
+by a key the chain registers for ``party`` over :func:`signing_digest`, which binds the task,
+the party, both attested endpoints' certificate fingerprints and every other field of the
+request — so it can be neither replayed to another runtime nor altered. The answer is a JSON
+header (``served`` or ``refused`` with its id, and the request's audit sequence number) and,
+when served, the forecast as Arrow IPC in statsforecast's long format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chronoseal.errors import PeerRefused
+
+MODEL_STREAM = "model"
+REQUEST_STREAM = "forecast-request"
+RESPONSE_STREAM = "forecast-response"
+RECEIPT_STREAM = "receipt"
+_SIGNING_LABEL = b"chronoseal.forecast.request.v1"
+
+#: Raises unless ``signature`` over ``digest`` is by a current key of ``party``.
+PartyVerifier = Callable[[str, bytes, bytes], None]
+
+
+def encode_json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PeerRefused(f"malformed {what}", id="prediction.request.malformed") from exc
+    if not isinstance(obj, dict):
+        raise PeerRefused(f"malformed {what}", id="prediction.request.malformed")
+    return obj
+
+
+def request_digest(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
+
+
+def signing_digest(
+    task_id: bytes, party: str, client_fp: bytes, runtime_fp: bytes, request: dict[str, Any]
+) -> bytes:
+    """What the party's key signs: task, party, both endpoints and the unsigned request."""
+    unsigned = encode_json({k: v for k, v in request.items() if k != "signature"})
+    h = hashlib.sha256(_SIGNING_LABEL)
+    for part in (task_id, party.encode(), client_fp, runtime_fp, unsigned):
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h.digest()

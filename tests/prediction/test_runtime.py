@@ -1,0 +1,198 @@
+"""The prediction runtime's promises, on the real demo machinery (embedded EVM, the real
+contract, RA-TLS on loopback): the model is taken over only from the bound analysis runtime
+and only if it hashes to the commitment; forecasts go only to the task's recipients, within
+their budget, from feeds that cover the horizon; every refusal has a stable id and is in the
+audit log on chain."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from chronoseal.analysis import AnalysisRuntime, verify_party_signature
+from chronoseal.attest import attester_for
+from chronoseal.errors import ChronosealError, ModelError, PeerRefused
+from chronoseal.gateway import Gateway
+from chronoseal.ledger import TaskState
+from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.prediction import ForecastClient, PredictionRuntime, verify_receipt
+from chronoseal.spec import Component
+
+Probe = Callable[["_Probing", AnalysisRuntime, list[Gateway]], None]
+
+
+class _Probing(DemoConsortium):
+    """The demo up to Trained; then the test drives the serving stage itself."""
+
+    probe: Probe
+
+    def serve(self, runtime, gateways):  # type: ignore[no-untyped-def]
+        self.probe(self, runtime, gateways)
+        return None
+
+    def prediction(self, **limits: Any) -> PredictionRuntime:
+        key = Account.create()
+        self.chain.fund(key.address, 10**20)
+        runtime = PredictionRuntime(
+            self.consortium,
+            self.spec,
+            attester=attester_for(self.spec.measurements.prediction.tee, Component.PREDICTION),
+            chain_key=key.key,
+            verify_party=verify_party_signature(self.consortium),
+            **limits,
+        )
+        runtime.start()
+        return runtime
+
+    def client(self, org: str, key: Any = None) -> ForecastClient:
+        account = key or self._keys[org]
+
+        def sign(digest: bytes) -> bytes:
+            return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
+
+        return ForecastClient(
+            self.consortium,
+            self.spec,
+            party=org,
+            sign=sign,
+            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
+        )
+
+
+def _world(tmp_path: Path, edit: Callable[[str], str], probe: Probe) -> _Probing:
+    root = tmp_path / "chicago"
+    shutil.copytree(bundled_scenario().parent, root)
+    task = root / "task.toml"
+    text = task.read_text().replace("windows = 13", "windows = 2")
+    task.write_text(edit(text.replace("contribution = {", "# contribution = {")))
+    world = _Probing(load_scenario(root / "scenario.toml"), lambda _: None)
+    world.probe = probe
+    world.run("serving")
+    return world
+
+
+def _feed(runtime: PredictionRuntime, gateways: list[Gateway], *orgs: str) -> None:
+    for gw in gateways:
+        if gw.name in orgs:
+            gw.send_feed(runtime.address("feeds"))
+    runtime.wait_feeds(set(orgs), timeout=30)
+
+
+def test_forecasts_only_for_recipients_within_budget_from_feeds_that_cover_them(
+    tmp_path: Path,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        runtime = world.prediction(audit_max_leaves=1000)
+        try:
+            with world.client("transit") as early:
+                with pytest.raises(PeerRefused) as unbound:
+                    early.open(runtime.address("forecasts"))  # nothing bound on chain yet
+                seen["unbound"] = unbound.value.id
+            analysis.hand_over(runtime.address("handover"))
+            assert runtime.wait_serving(60)
+            with world.client("transit") as transit:
+                transit.open(runtime.address("forecasts"))
+                seen["no_feed"] = transit.forecast().refused
+                _feed(runtime, gateways, "events")
+                seen["one_feed"] = transit.forecast().refused
+                _feed(runtime, gateways, "weather")
+                seen["unknown"] = transit.forecast(series=["no-such-station"]).refused
+                served = transit.forecast()
+                seen["served"] = served.forecast
+                seen["over"] = transit.forecast().refused
+                seen["seqs"] = [served.audit_seq]
+            with world.client("weather") as weather:
+                weather.open(runtime.address("forecasts"))
+                seen["weather"] = weather.forecast().refused
+            with world.client("events", key=Account.create()) as forged:
+                forged.open(runtime.address("forecasts"))
+                seen["forged"] = forged.forecast().refused
+            runtime.audit.flush()
+            with world.client("transit") as transit:
+                transit.open(runtime.address("forecasts"))
+                receipt = transit.receipt(seen["seqs"][0])
+                verify_receipt(receipt, world.consortium)
+                seen["receipt_leaf"] = receipt.leaf
+            seen["stats"] = dataclasses.replace(runtime.stats)
+        finally:
+            runtime.stop()
+
+    spec = lambda t: t.replace(  # noqa: E731
+        'forecasts = { to = ["transit", "events"] }',
+        'forecasts = { to = ["transit", "events"], max_queries = 1 }',
+    )
+    world = _world(tmp_path, spec, probe)
+    assert seen["unbound"] == "prediction.runtime.not_on_chain"
+    assert seen["no_feed"] == "prediction.feed.missing"
+    assert seen["one_feed"] == "prediction.feed.missing"
+    assert seen["served"] is not None and len(seen["served"]) == 14
+    assert seen["unknown"] == "prediction.request.unknown_series"
+    assert seen["over"] == "prediction.request.over_budget"
+    assert seen["weather"] == "prediction.request.not_recipient"
+    assert seen["forged"] == "channel.intake.not_party_key"
+    assert seen["receipt_leaf"].outcome == "served"
+    assert seen["receipt_leaf"].requester == "transit"
+    assert seen["receipt_leaf"].feed_epochs == {"home_games": 0, "weather": 0}
+    stats = seen["stats"]
+    assert stats.served == 1 and stats.refused == 6
+    view = world.consortium.task(world.task_id)
+    assert view.state is TaskState.SERVING
+    assert view.audited_predictions == 7 + 2  # every request and refusal, two feed epochs
+
+
+def test_a_feed_that_does_not_cover_the_horizon_is_refused_as_stale(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        runtime = world.prediction()
+        try:
+            analysis.hand_over(runtime.address("handover"))
+            assert runtime.wait_serving(60)
+            _feed(runtime, gateways, "weather", "events")
+            with world.client("events") as events:
+                events.open(runtime.address("forecasts"))
+                answer = events.forecast()
+                seen["refused"], seen["message"] = answer.refused, answer.message
+        finally:
+            runtime.stop()
+
+    # Eight days of feed after the training window; the horizon is fourteen.
+    _world(
+        tmp_path, lambda t: t.replace("data_until = 2016-08-14", "data_until = 2016-08-20"), probe
+    )
+    assert seen["refused"] == "prediction.feed.stale"
+    assert "6 of the next 14" in seen["message"]
+
+
+def test_a_bundle_that_differs_from_the_commitment_is_never_loaded(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        runtime = world.prediction()
+        try:
+            assert analysis.trained is not None
+            bundle = bytearray(analysis.trained.bundle)
+            bundle[-1] ^= 1
+            analysis.trained = dataclasses.replace(analysis.trained, bundle=bytes(bundle))
+            with pytest.raises(ChronosealError):
+                analysis.hand_over(runtime.address("handover"))
+            assert not runtime.wait_serving(10)
+            seen["refusal"] = runtime.refusal
+            seen["model"] = runtime.model
+        finally:
+            runtime.stop()
+
+    world = _world(tmp_path, lambda t: t, probe)
+    assert isinstance(seen["refusal"], ModelError)
+    assert seen["refusal"].id == "model.bundle.commitment_mismatch"
+    assert seen["model"] is None
+    assert world.consortium.task(world.task_id).state is TaskState.DISPUTED
