@@ -134,7 +134,7 @@ def test_the_report_shows_the_released_figures(trained: Trained, tmp_path: Path)
     write_report(path, trained.report, task_name="chicago-ridership-14d")
     html = path.read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) >= 2
+    assert len(images) >= 3  # back-test forecast, contributions, served forecast
     for data in images:
         picture = imread(io.BytesIO(base64.b64decode(data)), format="png")
         assert picture.shape[0] > 0 and picture.shape[1] > 0
@@ -143,6 +143,8 @@ def test_the_report_shows_the_released_figures(trained: Trained, tmp_path: Path)
     assert f"{mase:.4g}" in html
     for delta in trained.doc["contribution"].values():
         assert f"{abs(delta):.4g}" in html
+    assert "Served forecast" in html and "served forecast of 1 series, 14 rows" in html
+    assert "prediction.request.replayed" in html
 
 
 def test_report_matches_an_independent_read_of_the_chain(trained: Trained) -> None:

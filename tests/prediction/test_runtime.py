@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from chronoseal.analysis import AnalysisRuntime, verify_party_signature
+from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import attester_for
 from chronoseal.errors import ChronosealError, ModelError, PeerRefused
 from chronoseal.gateway import Gateway
@@ -45,7 +45,6 @@ class _Probing(DemoConsortium):
             self.spec,
             attester=attester_for(self.spec.measurements.prediction.tee, Component.PREDICTION),
             chain_key=key.key,
-            verify_party=verify_party_signature(self.consortium),
             **limits,
         )
         runtime.start()

@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.analysis import AnalysisProgress, AnalysisRuntime, verify_party_signature
+from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import Attester, attester_for, installed_measurement
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
@@ -388,7 +388,6 @@ class DemoConsortium:
             spec,
             attester=attester_for(spec.measurements.prediction.tee, Component.PREDICTION),
             chain_key=key.key,
-            verify_party=verify_party_signature(self.consortium),
         )
         prediction.start()
         try:

@@ -96,6 +96,7 @@ def render_report(report: DemoReport, *, task_name: str | None = None) -> str:
         "backtest": _backtest_section(report, doc, level),
         "contribution": _contribution_section(doc),
         "anomalies": _anomaly_section(doc),
+        "served": _served_section(report, party),
         "streams": [
             {
                 "name": p.name,
@@ -441,6 +442,56 @@ def _legend_rank(label: str) -> int:
     return next((n for n, p in enumerate(_LEGEND_ORDER) if label.startswith(p)), 99)
 
 
+def _served_section(report: DemoReport, party: str) -> dict[str, Any] | None:
+    """What the prediction runtime served the party, and the audit of every request."""
+    if report.predictions is None:
+        return None
+    frame = report.forecasts.get(party)
+    image = _served_figure(frame) if frame is not None and len(frame) else None
+    summary = report.predictions
+    return {
+        "image": image,
+        "rows": 0 if frame is None else len(frame),
+        "served": summary.get("served", 0),
+        "refused": summary.get("refused", 0),
+        "refusals": sorted(summary.get("refusals", {}).items()),
+        "batches": summary.get("audit_batches", 0),
+        "audited": summary.get("audited", 0),
+        "verified": summary.get("audit_verified", 0),
+        "lost": summary.get("audit_lost", 0),
+    }
+
+
+def _served_figure(frame: Any) -> _Image | None:
+    model = next(
+        (
+            c
+            for c in frame.columns
+            if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c
+        ),
+        None,
+    )
+    if model is None:
+        return None
+    fig = Figure(figsize=(7.5, 3.0), dpi=_DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for uid, part in frame.groupby("unique_id", sort=True):
+        times = _times(part["ds"].astype(str))
+        lo = next((c for c in part.columns if c.startswith(f"{model}-lo-")), None)
+        hi = next((c for c in part.columns if c.startswith(f"{model}-hi-")), None)
+        if lo is not None and hi is not None:
+            label = f"{lo.rsplit('-', 1)[-1]} % interval"
+            ax.fill_between(times, part[lo], part[hi], alpha=0.25, color=_BETTER, label=label)
+        ax.plot(times, part[model], color=_BETTER, linewidth=1.6, label=f"forecast {_short(uid)}")
+    ax.set_ylabel("forecast", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(color="#eeeeee", linewidth=0.8)
+    _tidy(ax)
+    alt = f"served forecast of {frame['unique_id'].nunique()} series, {len(frame)} rows"
+    return _Image(_png(fig), alt)
+
+
 def _contribution_figure(deltas: Mapping[str, float | None], reference: str) -> _Image | None:
     known = [(party, v) for party, v in deltas.items() if v is not None and math.isfinite(v)]
     if not known:
@@ -746,6 +797,28 @@ the reference's{% endif %}.</p>
 (contribution).</p>
 {% endif %}
 </section>
+
+{% if served %}
+<section>
+<h2>Served forecast</h2>
+{% if served.image %}
+<figure>
+<img src="{{ served.image.src }}" alt="{{ served.image.alt }}">
+<figcaption>What the prediction runtime served {{ party }} for the next horizon
+({{ served.rows }} rows), built from the sealed model and the other parties' feeds.</figcaption>
+</figure>
+{% else %}
+<p class="missing">No forecast was served to {{ party }}.</p>
+{% endif %}
+<p>{{ served.served }} forecast{% if served.served != 1 %}s{% endif %} served,
+{{ served.refused }} refused{% if served.refusals %} ({% for id, n in served.refusals %}\
+<code>{{ id }}</code> &times; {{ n }}{% if not loop.last %}, {% endif %}{% endfor %})\
+{% endif %}; {{ served.audited }} audit records in {{ served.batches }} \
+batch{% if served.batches != 1 %}es{% endif %} on chain, {{ served.verified }} receipts
+verified against the chain{% if served.lost %}, <strong>{{ served.lost }} audit records
+not posted</strong>{% endif %}.</p>
+</section>
+{% endif %}
 
 {% if anomalies %}
 <section>

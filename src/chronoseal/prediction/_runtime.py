@@ -59,6 +59,7 @@ from ._wire import (
     PartyVerifier,
     decode_json,
     encode_json,
+    party_key_verifier,
     request_digest,
     signing_digest,
 )
@@ -109,7 +110,7 @@ class PredictionRuntime:
         io_timeout: float | None = DEFAULT_IO_TIMEOUT,
         audit_max_leaves: int = 64,
         audit_max_age: float = 5.0,
-        verify_party: PartyVerifier,
+        verify_party: PartyVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.consortium = consortium
@@ -119,7 +120,8 @@ class PredictionRuntime:
         self.session: ComponentSession = consortium.as_component(chain_key)
         self._host = host
         self._io_timeout = io_timeout
-        self._verify_party = verify_party
+        self._verify_party = verify_party or party_key_verifier(consortium)
+        self._verify_lock = threading.Lock()
         self._clock = clock
         self.identity: RaTlsIdentity | None = None
         self.model: LoadedModel | None = None
@@ -132,6 +134,8 @@ class PredictionRuntime:
         self.refusal: ChronosealError | None = None
         self.feeds: dict[str, pd.DataFrame] = {}
         self.feed_epochs: dict[str, int] = {}
+        self._payload: tuple[Any, bytes] | None = None
+        self._forecasts: dict[tuple[tuple[str, int], ...], tuple[pd.DataFrame, dict[str, int]]] = {}
         self._usage: dict[str, _Usage] = {}
         self.stats = ServingStats()
         self.audit = AuditLog(
@@ -400,7 +404,8 @@ class PredictionRuntime:
             signed = signing_digest(
                 self.task_id, party, channel.peer.fingerprint, self.identity.fingerprint, request
             )
-            self._verify_party(party, signed, signature)
+            with self._verify_lock:
+                self._verify_party(party, signed, signature)
             if request.get("want") == "receipt":
                 return [encode_json(self._receipt_answer(party, request.get("seq")))]
             self._admit(party, str(request.get("request_id", "")))
@@ -415,11 +420,24 @@ class PredictionRuntime:
                 self.stats.refused += 1
                 self.stats.refusals[refusal] = self.stats.refusals.get(refusal, 0) + 1
             return [encode_json({"refused": refusal, "message": message, "audit_seq": seq})]
-        payload = _ipc(frame)
+        payload = self._encoded(frame, epochs, request)
         seq = self._record(party, digest, SERVED, hashlib.sha256(payload).digest(), epochs)
         with self._lock:
             self.stats.served += 1
         return [encode_json({"served": True, "audit_seq": seq, "rows": len(frame)}), payload]
+
+    def _encoded(
+        self, frame: pd.DataFrame, epochs: dict[str, int], request: dict[str, Any]
+    ) -> bytes:
+        """The forecast as Arrow IPC, encoded once per (feed epochs used, series asked)."""
+        key = (tuple(sorted(epochs.items())), tuple(request.get("series") or ()))
+        with self._lock:
+            if self._payload is not None and self._payload[0] == key:
+                return self._payload[1]
+        payload = _ipc(frame)
+        with self._lock:
+            self._payload = (key, payload)
+        return payload
 
     def _receipt_answer(self, party: str, seq: object) -> dict[str, Any]:
         """A requester's receipt, once its batch is on chain; only to the requester."""
@@ -503,10 +521,19 @@ class PredictionRuntime:
                 id="prediction.request.unknown_series",
             )
         h = self.spec.model.horizon
-        future, epochs = self._future(model, h)
-        level = self.spec.evaluation.level
-        frame = model.predict(h, future=future, level=level)
-        return frame[frame[ID].isin(asked)].reset_index(drop=True), epochs
+        # The forecast depends only on the model and the feed epochs it uses: one model call
+        # (and one staleness check) per new epoch set, however many requests.
+        with self._lock:
+            key = tuple(sorted(self.feed_epochs.items()))
+            cached = self._forecasts.get(key)
+        if cached is None:
+            future, epochs = self._future(model, h)
+            frame = model.predict(h, future=future, level=self.spec.evaluation.level)
+            cached = (frame, epochs)
+            with self._lock:
+                self._forecasts = {key: cached}
+        frame, epochs = cached
+        return frame[frame[ID].isin(asked)].reset_index(drop=True), dict(epochs)
 
     def _future(self, model: LoadedModel, h: int) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The future-known covariates for the next ``h`` periods of every series, from the

@@ -15,7 +15,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
 from chronoseal.errors import PeerRefused
+from chronoseal.ledger import Consortium
 
 MODEL_STREAM = "model"
 REQUEST_STREAM = "forecast-request"
@@ -55,3 +59,34 @@ def signing_digest(
         h.update(len(part).to_bytes(4, "big"))
         h.update(part)
     return h.digest()
+
+
+def party_key_verifier(consortium: Consortium) -> PartyVerifier:
+    """The signature must recover to a key the chain registers for ``party``. The chain's
+    answer is reused until the next block (no key is added or removed without one), so a
+    busy runtime asks the chain once per block, not once per request."""
+    cache: dict[str, str | None] = {}
+    seen_block = -1
+
+    def verify(party: str, digest: bytes, signature: bytes) -> None:
+        nonlocal seen_block
+        try:
+            signer = Account.recover_message(encode_defunct(primitive=digest), signature=signature)
+        except (ValueError, TypeError) as exc:
+            raise PeerRefused(
+                f"the request signature for {party} is malformed",
+                id="channel.intake.bad_signature",
+            ) from exc
+        block = consortium.chain.block_number()
+        if block != seen_block:
+            cache.clear()
+            seen_block = block
+        if signer not in cache:
+            cache[signer] = consortium.org_of_key(signer)
+        if cache[signer] != party:
+            raise PeerRefused(
+                f"the request for {party} is signed by {signer}, which is not a key of {party}",
+                id="channel.intake.not_party_key",
+            )
+
+    return verify
