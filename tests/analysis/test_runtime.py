@@ -149,11 +149,22 @@ def test_rows_without_a_time_are_refused_at_the_gateway(tmp_path: Path) -> None:
 
 def test_a_covariate_with_no_overlap_is_refused(tmp_path: Path) -> None:
     def moved(t: pa.Table) -> pa.Table:
-        days = pc.add(t.column("date").cast(pa.int32()), 40 * 365)
+        days = pc.subtract(t.column("date").cast(pa.int32()), 40 * 365)
         return t.set_column(0, "date", days.cast(pa.int32()).cast(pa.date32()))
 
     world, error = _run(_variant(tmp_path, weather=moved))
     assert error.id == "analysis.join.no_overlap"
+    assert error.context["dataset"] == "weather"
+    _assert_aborted_with(world, error.id)
+
+
+def test_a_party_with_no_rows_in_the_training_window_is_refused(tmp_path: Path) -> None:
+    def later(t: pa.Table) -> pa.Table:  # every row after data_until: all feed, no training
+        days = pc.add(t.column("date").cast(pa.int32()), 40 * 365)
+        return t.set_column(0, "date", days.cast(pa.int32()).cast(pa.date32()))
+
+    world, error = _run(_variant(tmp_path, weather=later))
+    assert error.id == "analysis.join.no_rows"
     assert error.context["dataset"] == "weather"
     _assert_aborted_with(world, error.id)
 

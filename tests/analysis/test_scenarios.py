@@ -24,7 +24,7 @@ class _Keeping(DemoConsortium):
 
 def _run(name: str) -> _Keeping:
     world = _Keeping(load_scenario(DATA / name / "scenario.toml"), lambda _: None)
-    report = world.run()
+    report = world.run("trained")
     assert report.state == "Trained"
     assert world.consortium.task(world.task_id).state is TaskState.TRAINED
     world.report = report  # type: ignore[attr-defined]

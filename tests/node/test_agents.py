@@ -4,6 +4,7 @@ JSON-RPC chain node (anvil). The parties' gateways use rotated keys from encrypt
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -277,3 +278,151 @@ def test_a_gateway_killed_after_its_commitment_still_gets_its_release(
     analysis_code, analysis_out = _finish(analysis, timeout=300)
     assert all(c == 0 for c, _ in outputs.values()), outputs
     assert analysis_code == 0, analysis_out
+
+
+def _free_ports(count: int) -> int:
+    """A base port with ``count`` consecutive ports free on 127.0.0.1 right now."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count >= 65536:
+            continue
+        held = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
+def test_separate_processes_serve_audited_forecasts_through_the_chain(
+    anvil_url: str, tmp_path: Path, loopback_port: int
+) -> None:
+    """Analysis runtime, prediction runtime and three gateways as separate processes: the
+    model is handed over (Serving), the weather service and the events office feed the
+    prediction runtime, the transit operator is served and the weather service refused, and
+    the receipt of each checks against the chain from a fresh process."""
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    task = root / "task.toml"
+    text = task.read_text().replace("windows = 13", "windows = 2")
+    task.write_text(text.replace("contribution = {", "# contribution = {"))
+    chain = JsonRpcChain(anvil_url)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+    world.propose()
+    world.review_and_approve(world.spec, world.task_id)
+    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+    keys = tmp_path / "keys"
+    for component in ("analysis", "prediction"):
+        chain.fund(_new_key(keys / f"{component}.json", env), 10**19)
+    for org in ("transit", "weather", "events"):
+        address = _new_key(keys / f"{org}.json", env)
+        world.org(org).add_key(address)
+        chain.fund(address, 10**19)
+    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    base = _free_ports(3)
+    prediction_at = f"127.0.0.1:{base}"
+    analysis = _cli(
+        "analysis", "serve", "--spec", str(task), *common,
+        "--key-file", str(keys / "analysis.json"), "--listen", f"127.0.0.1:{loopback_port}",
+        "--timeout", "300", "--prediction", prediction_at, env=env,
+    )  # fmt: skip
+    predictor = _cli(
+        "predict", "serve", "--spec", str(task), *common,
+        "--key-file", str(keys / "prediction.json"), "--listen", prediction_at,
+        "--timeout", "300", "--audit-max-age", "1", env=env,
+    )  # fmt: skip
+    gateways = {
+        org: _cli(
+            "gateway",
+            "serve",
+            "--party",
+            org,
+            "--config",
+            str(root / "parties" / f"{org}.toml"),
+            "--spec",
+            str(task),
+            *common,
+            "--key-file",
+            str(keys / f"{org}.json"),
+            "--runtime",
+            f"127.0.0.1:{loopback_port}",
+            "--state-dir",
+            str(tmp_path / "state" / org),
+            "--timeout",
+            "300",
+            "--prediction",
+            prediction_at,
+            env=env,
+        )
+        for org in ("transit", "weather", "events")
+    }
+    outputs = {org: _finish(proc, timeout=400) for org, proc in gateways.items()}
+    assert all(code == 0 for code, _ in outputs.values()), outputs
+    assert "fed the prediction runtime 14 rows" in outputs["weather"][1]
+    analysis_code, analysis_out = _finish(analysis, timeout=120)
+    assert analysis_code == 0, analysis_out
+    assert world.consortium.task_state(world.task_id) is TaskState.SERVING
+
+    forecasts = f"127.0.0.1:{base + 2}"
+    receipt = tmp_path / "receipt.json"
+    out = tmp_path / "forecast.csv"
+
+    def query(org: str, *extra: str) -> tuple[int, str]:
+        return _finish(
+            _cli(
+                "predict",
+                "query",
+                "--spec",
+                str(task),
+                "--party",
+                org,
+                *common,
+                "--key-file",
+                str(keys / f"{org}.json"),
+                "--prediction",
+                forecasts,
+                *extra,
+                env=env,
+            ),
+            timeout=120,
+        )
+
+    code, served = query("transit", "--out", str(out), "--receipt", str(receipt))
+    assert code == 0, served
+    assert "checked on chain" in served
+    assert len(out.read_text().splitlines()) == 1 + 14
+    code, refused = query("weather")
+    assert code == 2, refused
+    assert "prediction.request.not_recipient" in refused
+    code, verified = _finish(
+        _cli("predict", "verify-receipt", str(receipt), *common, env=env), timeout=60
+    )
+    assert code == 0, verified
+    assert "verified: transit · served" in verified
+    doc = json.loads(receipt.read_text())
+    doc["count"] += 1
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    code, rejected = _finish(
+        _cli("predict", "verify-receipt", str(forged), *common, env=env), timeout=60
+    )
+    assert code == 1, rejected
+    assert "prediction.receipt.not_on_chain" in rejected
+
+    predictor.send_signal(signal.SIGTERM)
+    code, predicted = _finish(predictor, timeout=60)
+    assert code == 0, predicted
+    assert "1 forecasts served, 1 refused" in predicted
+    view = world.consortium.task(world.task_id)
+    assert view.audit_batches >= 1 and view.audited_predictions == 2 + 2  # two feed epochs

@@ -94,6 +94,14 @@ def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
             "analysis.intake.missing_party",
             parties=missing,
         )
+    empty = [d for d in datasets.values() if tables[d.party].num_rows == 0]
+    if empty:
+        raise _refuse(
+            f"no rows arrived for {', '.join(repr(d.name) for d in empty)} (nothing in the "
+            "training window, or an empty source)",
+            "analysis.join.no_rows",
+            dataset=empty[0].name,
+        )
     _check_zones(spec, tables)
     repairs: list[Repair] = []
     frames = {

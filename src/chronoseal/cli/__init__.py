@@ -16,6 +16,7 @@ from chronoseal.errors import ChronosealError
 from ._attest import attest_app, measure
 from ._demo import demo
 from ._output import err_console, show
+from ._predict import predict_app
 from ._serve import analysis_app, gateway_app, key_app
 from ._spec import spec_app
 
@@ -31,6 +32,7 @@ app.command("demo")(demo)
 app.command("measure")(measure)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(analysis_app, name="analysis")
+app.add_typer(predict_app, name="predict")
 app.add_typer(key_app, name="key")
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from chronoseal.errors import ChronosealError, ConfigError
+from chronoseal.ledger import Consortium, JsonRpcChain
 from chronoseal.node import new_keystore, serve_analysis, serve_gateway
 
 from ._output import console, fail
@@ -25,6 +27,10 @@ Contract = Annotated[str, typer.Option(help="address of the deployed consortium 
 Spec = Annotated[Path, typer.Option("--spec", help="the task spec this party approved")]
 KeyFile = Annotated[Path, typer.Option("--key-file", help="encrypted keystore of the chain key")]
 Timeout = Annotated[float, typer.Option(help="seconds to wait for the chain before giving up")]
+
+
+def attach_consortium(chain: str, contract: str) -> Consortium:
+    return Consortium.at(JsonRpcChain(chain), contract)
 
 
 def _endpoint(text: str, option: str) -> tuple[str, int]:
@@ -57,6 +63,10 @@ def gateway_serve(
     progress: Annotated[
         bool, typer.Option(help="print one line per batch sent (rows and bytes so far)")
     ] = False,
+    prediction: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of the prediction runtime's hand-over: feed it (PORT+1)"),
+    ] = None,
 ) -> None:
     """Wait for an Approved (or, after a restart, Running) task with an attested runtime,
     verify it, stream (resuming from what the runtime holds), then fetch the release."""
@@ -74,6 +84,7 @@ def gateway_serve(
             log=_log,
             batch_rows=batch_rows,
             progress=_print_progress if progress else None,
+            prediction=_endpoint(prediction, "--prediction") if prediction else None,
         )
     except ChronosealError as exc:
         fail(exc)
@@ -102,6 +113,10 @@ def analysis_serve(
     io_timeout: Annotated[
         float, typer.Option(help="seconds a read or write on a gateway channel may wait")
     ] = 120.0,
+    prediction: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of the prediction runtime's hand-over: hand the model over"),
+    ] = None,
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
     try:
@@ -114,6 +129,7 @@ def analysis_serve(
             timeout=timeout,
             log=_log,
             io_timeout=io_timeout,
+            prediction=_endpoint(prediction, "--prediction") if prediction else None,
         )
     except ChronosealError as exc:
         fail(exc)
@@ -131,7 +147,9 @@ def analysis_serve(
             f"0x{intake.commitment.root().hex()} posted"
         )
     for error in runtime.state.errors:
-        console.print(f"[yellow]refused[/] [{error.id}] {error.message}", highlight=False)
+        console.print(
+            f"[yellow]refused[/] {escape(f'[{error.id}] {error.message}')}", highlight=False
+        )
 
 
 def _print_progress(rows: int, sent_bytes: int) -> None:

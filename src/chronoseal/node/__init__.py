@@ -3,7 +3,15 @@
 Top layer together with :mod:`chronoseal.cli`: it may import every component below it.
 """
 
-from ._agents import load_key, load_task, new_keystore, serve_analysis, serve_gateway
+from ._agents import (
+    load_key,
+    load_task,
+    new_keystore,
+    query_forecast,
+    serve_analysis,
+    serve_gateway,
+    serve_prediction,
+)
 from ._demo import DemoConsortium, DemoReport, PartyReport, Stage, TimelineEntry, run_demo
 from ._scenario import Scenario, bundled_scenario, load_scenario
 
@@ -19,7 +27,9 @@ __all__ = [
     "load_scenario",
     "load_task",
     "new_keystore",
+    "query_forecast",
     "run_demo",
     "serve_analysis",
     "serve_gateway",
+    "serve_prediction",
 ]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -27,7 +30,23 @@ from chronoseal.gateway import (
     StreamReport,
     is_analysis_attestation,
 )
-from chronoseal.ledger import Consortium, EventStream, JsonRpcChain, TaskState, read_events
+from chronoseal.ledger import (
+    ChainEvent,
+    ComponentKind,
+    Consortium,
+    EventStream,
+    JsonRpcChain,
+    TaskState,
+    read_events,
+)
+from chronoseal.prediction import (
+    Answer,
+    ForecastClient,
+    PredictionRuntime,
+    Receipt,
+    feed_datasets,
+    verify_receipt,
+)
 from chronoseal.spec import (
     Component,
     TaskSpec,
@@ -141,9 +160,11 @@ def serve_analysis(
     log: Callable[[str], None],
     progress: AnalysisProgress | None = None,
     io_timeout: float | None = 120.0,
+    prediction: tuple[str, int] | None = None,
 ) -> AnalysisRuntime:
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
-    train and commit the model, then serve each party its release."""
+    train and commit the model, serve each party its release, then (``prediction``: where
+    the prediction runtime serves hand-over) hand the sealed model over."""
     spec = load_task(spec_path)
     # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
     attester = attester_for(spec.measurements.analysis.tee, Component.ANALYSIS)
@@ -180,9 +201,28 @@ def serve_analysis(
         if not runtime.wait_released(timeout):
             missing = set(trained.releases.documents) - runtime.released_to
             log(f"gave up waiting for {', '.join(sorted(missing))} to fetch their releases")
+        if prediction is not None:
+            events = EventStream(consortium)
+            tid = runtime.task_id
+            wait_for(
+                "an attested prediction runtime",
+                lambda: any(_is_prediction_attestation(e, tid) for e in events.poll()),
+                timeout=timeout,
+                log=log,
+            )
+            bound = runtime.hand_over(prediction)
+            log(f"model handed over to the prediction runtime {bound}")
     finally:
         runtime.stop()
     return runtime
+
+
+def _is_prediction_attestation(event: ChainEvent, tid: bytes) -> bool:
+    return bool(
+        event.name == "AttestationPosted"
+        and event.args.get("task_id") == "0x" + tid.hex()
+        and event.args.get("kind") == ComponentKind.PREDICTION
+    )
 
 
 def serve_gateway(
@@ -199,6 +239,7 @@ def serve_gateway(
     log: Callable[[str], None],
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[int, int], None] | None = None,
+    prediction: tuple[str, int] | None = None,
 ) -> tuple[StreamReport, dict[str, Any]]:
     """Wait until the task is Approved and a runtime attested for it, stream once (resuming
     after a restart), then wait for Trained and fetch (and check against the chain) what
@@ -251,7 +292,104 @@ def serve_gateway(
         report = gateway.run(runtime, progress)
     log("stream committed; waiting for the model to be trained")
     wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log)
-    return report, gateway.fetch_release(runtime)
+    release = gateway.fetch_release(runtime)
+    if prediction is not None and party_name in {d.party for d in feed_datasets(spec)}:
+        wait_for(
+            "the task to be Serving",
+            _state_is(consortium, spec, TaskState.SERVING),
+            timeout=timeout,
+            log=log,
+        )
+        host, port = prediction
+        rows = gateway.send_feed((host, port + 1))
+        log(f"fed the prediction runtime {rows} rows after the training window")
+    return report, release
+
+
+def serve_prediction(
+    *,
+    spec_path: Path,
+    chain_url: str,
+    contract: str,
+    key_path: Path,
+    listen: tuple[str, int],
+    timeout: float,
+    serve_for: float,
+    log: Callable[[str], None],
+    audit_max_age: float = 5.0,
+) -> PredictionRuntime:
+    """Wait for Trained, attest, take the model over from the bound analysis runtime
+    (hand-over on ``listen``'s port, feeds on the next, forecasts on the one after), serve
+    forecasts for ``serve_for`` seconds (or until SIGTERM), then post the last audit batch."""
+    spec = load_task(spec_path)
+    attester = attester_for(spec.measurements.prediction.tee, Component.PREDICTION)
+    consortium = attach(chain_url, contract)
+    key = load_key(key_path)
+    wait_for(
+        "the model to be trained", _state_is(consortium, spec, TaskState.TRAINED),
+        timeout=timeout, log=log,
+    )  # fmt: skip
+    runtime = PredictionRuntime(
+        consortium,
+        spec,
+        attester=attester,
+        chain_key=key.key,
+        listen=listen,
+        audit_max_age=audit_max_age,
+    )
+    runtime.start()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        log(f"attested and recorded on chain; hand-over on {listen[0]}:{listen[1]}")
+        if not runtime.wait_serving(timeout):
+            raise runtime.refusal or LedgerError(
+                "no analysis runtime handed the model over in time",
+                id="prediction.handover.timeout",
+            )
+        host, port = runtime.address("forecasts")
+        log(f"model taken over, task Serving; forecasts on {host}:{port}")
+        stop.wait(serve_for)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        lost = runtime.stop()
+        if lost:
+            log(f"{len(lost)} audit records could not be posted on chain")
+    return runtime
+
+
+def query_forecast(
+    *,
+    spec_path: Path,
+    chain_url: str,
+    contract: str,
+    key_path: Path,
+    party: str,
+    prediction: tuple[str, int],
+    series: list[str],
+    receipt_timeout: float = 60.0,
+) -> tuple[Answer, Receipt]:
+    """One forecast request through the party's gateway identity, and its audit receipt
+    once on chain (checked against the chain before it is returned)."""
+    spec = load_task(spec_path)
+    attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
+    consortium = attach(chain_url, contract)
+    key = load_key(key_path)
+    if consortium.org_of_key(key.address) != party:
+        raise ConfigError(
+            f"the key in {key_path} ({key.address}) is not registered on chain for {party}",
+            id="config.key.not_registered",
+        )
+
+    def sign(digest: bytes) -> bytes:
+        return bytes(key.sign_message(encode_defunct(primitive=digest)).signature)
+
+    with ForecastClient(consortium, spec, party=party, sign=sign, attester=attester) as client:
+        client.open(prediction)
+        answer = client.forecast(series or None)
+        receipt = client.receipt(answer.audit_seq, timeout=receipt_timeout)
+    verify_receipt(receipt, consortium)
+    return answer, receipt
 
 
 def wait_for_trained(

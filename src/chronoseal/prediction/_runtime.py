@@ -106,7 +106,7 @@ class PredictionRuntime:
         *,
         attester: Attester,
         chain_key: str | bytes,
-        host: str = "127.0.0.1",
+        listen: tuple[str, int] = ("127.0.0.1", 0),
         io_timeout: float | None = DEFAULT_IO_TIMEOUT,
         audit_max_leaves: int = 64,
         audit_max_age: float = 5.0,
@@ -118,7 +118,7 @@ class PredictionRuntime:
         self.task_id = task_id(spec)
         self.attester = attester
         self.session: ComponentSession = consortium.as_component(chain_key)
-        self._host = host
+        self._listen = listen
         self._io_timeout = io_timeout
         self._verify_party = verify_party or party_key_verifier(consortium)
         self._verify_lock = threading.Lock()
@@ -199,7 +199,10 @@ class PredictionRuntime:
                 fresh_nonces=blocks,
                 io_timeout=self._io_timeout,
             )
-            sock = socket.create_server((self._host, 0))
+            host, base = self._listen
+            # hand-over on the port given, feeds on the next, forecasts on the one after
+            port = base + list(servers).index(name) if base else 0
+            sock = socket.create_server((host, port))
             sock.settimeout(0.2)
             self._sockets[name] = sock
             thread = threading.Thread(
@@ -582,7 +585,13 @@ class PredictionRuntime:
 
 
 def _feed_frame(ds: Dataset, table: pa.Table) -> pd.DataFrame:
-    """A feed as the model's covariate columns by time (``dataset__column``)."""
+    """A feed as the model's covariate columns by time (``dataset__column``); a feed with
+    no rows is an epoch too (forecasts that need it are then refused as stale)."""
+    columns = [f"{ds.name}__{c}" for c in ds.value_columns if ds.released(c)]
+    if ds.time_column not in table.column_names:
+        return pd.DataFrame({DS: pd.Series([], dtype="datetime64[ns]")}).assign(
+            **{c: pd.Series([], dtype="float64") for c in columns}
+        )
     frame = pd.DataFrame({DS: pd.to_datetime(table.column(ds.time_column).to_pandas())})
     if getattr(frame[DS].dt, "tz", None) is not None:
         frame[DS] = frame[DS].dt.tz_convert("UTC").dt.tz_localize(None)
