@@ -20,7 +20,7 @@ from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import attester_for
 from chronoseal.errors import ChronosealError, ModelError, PeerRefused
 from chronoseal.gateway import Gateway
-from chronoseal.ledger import TaskState
+from chronoseal.ledger import TaskState, spec_pins
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 from chronoseal.prediction import ForecastClient, PredictionRuntime, verify_receipt
 from chronoseal.spec import Component
@@ -195,3 +195,37 @@ def test_a_bundle_that_differs_from_the_commitment_is_never_loaded(tmp_path: Pat
     assert seen["refusal"].id == "model.bundle.commitment_mismatch"
     assert seen["model"] is None
     assert world.consortium.task(world.task_id).state is TaskState.DISPUTED
+
+
+def test_the_rate_holds_and_a_revoked_measurement_stops_new_sessions(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        runtime = world.prediction()
+        try:
+            analysis.hand_over(runtime.address("handover"))
+            assert runtime.wait_serving(60)
+            _feed(runtime, gateways, "weather", "events")
+            with world.client("events") as events:
+                events.open(runtime.address("forecasts"))
+                seen["answers"] = [events.forecast().refused for _ in range(3)]
+            pin = world.spec.measurements.pins()[Component.PREDICTION]
+            kind, tee, digest = next(
+                (k, t, d) for k, t, d in spec_pins(world.spec) if d == pin.digest
+            )
+            world.org("weather").revoke_measurement(kind, tee, digest)
+            with world.client("transit") as transit:
+                with pytest.raises(PeerRefused) as refused:
+                    transit.open(runtime.address("forecasts"))
+                seen["revoked"] = refused.value
+        finally:
+            runtime.stop()
+
+    spec = lambda t: t.replace(  # noqa: E731
+        'forecasts = { to = ["transit", "events"] }',
+        'forecasts = { to = ["transit", "events"], per_minute = 2 }',
+    )
+    _world(tmp_path, spec, probe)
+    assert seen["answers"] == [None, None, "prediction.request.rate_limited"]
+    assert seen["revoked"].id == "channel.peer.evidence_refused"
+    assert "attest.measurement.not_approved" in seen["revoked"].message
