@@ -47,6 +47,39 @@ def _new_key(path: Path, env: dict[str, str]) -> str:
     return out.strip().splitlines()[-1]
 
 
+def _approved_task(
+    tmp_path: Path, anvil_url: str, *components: str
+) -> tuple[Path, Path, DemoConsortium, dict[str, str], Path, list[str]]:
+    """The bundled task (2 back-test windows, no contribution) proposed and approved on
+    anvil; a funded keystore per component and per party gateway (registered for its org).
+    Returns (scenario dir, task file, world, environment, key dir, --chain/--contract)."""
+    root = tmp_path / "scenario"
+    shutil.copytree(bundled_scenario().parent, root)
+    task = root / "task.toml"
+    text = task.read_text().replace("windows = 13", "windows = 2")
+    task.write_text(text.replace("contribution = {", "# contribution = {"))
+    chain = JsonRpcChain(anvil_url)
+    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+    world.propose()
+    world.review_and_approve(world.spec, world.task_id)
+    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
+    keys = tmp_path / "keys"
+    for component in components:
+        chain.fund(_new_key(keys / f"{component}.json", env), 10**19)
+    for org in ("transit", "weather", "events"):
+        address = _new_key(keys / f"{org}.json", env)
+        world.org(org).add_key(address)
+        chain.fund(address, 10**19)
+    return (
+        root,
+        task,
+        world,
+        env,
+        keys,
+        ["--chain", anvil_url, "--contract", world.consortium.address],
+    )
+
+
 def test_separate_processes_stream_and_train_through_the_chain(
     anvil_url: str, tmp_path: Path, loopback_port: int
 ) -> None:
@@ -162,23 +195,7 @@ def test_a_gateway_killed_mid_stream_resumes_without_losing_or_repeating_a_row(
     """kill -9 of the transit gateway while it streams: restarted, it finds the task Running
     and its bound runtime, resumes from the batches the runtime holds, and the commitments
     match on chain — so the runtime holds exactly the source's rows, each once."""
-    root = tmp_path / "scenario"
-    shutil.copytree(bundled_scenario().parent, root)
-    task = root / "task.toml"
-    text = task.read_text().replace("windows = 13", "windows = 2")
-    task.write_text(text.replace("contribution = {", "# contribution = {"))
-    chain = JsonRpcChain(anvil_url)
-    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
-    world.propose()
-    world.review_and_approve(world.spec, world.task_id)
-    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-    keys = tmp_path / "keys"
-    chain.fund(_new_key(keys / "analysis.json", env), 10**19)
-    for org in ("transit", "weather", "events"):
-        address = _new_key(keys / f"{org}.json", env)
-        world.org(org).add_key(address)
-        chain.fund(address, 10**19)
-    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    root, task, world, env, keys, common = _approved_task(tmp_path, anvil_url, "analysis")
     analysis = _cli(
         "analysis", "serve", "--spec", str(task), *common,
         "--key-file", str(keys / "analysis.json"),
@@ -224,23 +241,7 @@ def test_a_gateway_killed_after_its_commitment_still_gets_its_release(
 ) -> None:
     """kill -9 of the transit gateway once its commitment is on chain, before the model is
     trained: restarted after Trained, it streams nothing again and fetches its release."""
-    root = tmp_path / "scenario"
-    shutil.copytree(bundled_scenario().parent, root)
-    task = root / "task.toml"
-    text = task.read_text().replace("windows = 13", "windows = 2")
-    task.write_text(text.replace("contribution = {", "# contribution = {"))
-    chain = JsonRpcChain(anvil_url)
-    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
-    world.propose()
-    world.review_and_approve(world.spec, world.task_id)
-    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-    keys = tmp_path / "keys"
-    chain.fund(_new_key(keys / "analysis.json", env), 10**19)
-    for org in ("transit", "weather", "events"):
-        address = _new_key(keys / f"{org}.json", env)
-        world.org(org).add_key(address)
-        chain.fund(address, 10**19)
-    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    root, task, world, env, keys, common = _approved_task(tmp_path, anvil_url, "analysis")
     analysis = _cli(
         "analysis", "serve", "--spec", str(task), *common,
         "--key-file", str(keys / "analysis.json"),
@@ -312,24 +313,9 @@ def test_separate_processes_serve_audited_forecasts_through_the_chain(
     model is handed over (Serving), the weather service and the events office feed the
     prediction runtime, the transit operator is served and the weather service refused, and
     the receipt of each checks against the chain from a fresh process."""
-    root = tmp_path / "scenario"
-    shutil.copytree(bundled_scenario().parent, root)
-    task = root / "task.toml"
-    text = task.read_text().replace("windows = 13", "windows = 2")
-    task.write_text(text.replace("contribution = {", "# contribution = {"))
-    chain = JsonRpcChain(anvil_url)
-    world = DemoConsortium(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
-    world.propose()
-    world.review_and_approve(world.spec, world.task_id)
-    env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-    keys = tmp_path / "keys"
-    for component in ("analysis", "prediction"):
-        chain.fund(_new_key(keys / f"{component}.json", env), 10**19)
-    for org in ("transit", "weather", "events"):
-        address = _new_key(keys / f"{org}.json", env)
-        world.org(org).add_key(address)
-        chain.fund(address, 10**19)
-    common = ["--chain", anvil_url, "--contract", world.consortium.address]
+    root, task, world, env, keys, common = _approved_task(
+        tmp_path, anvil_url, "analysis", "prediction"
+    )
     base = _free_ports(3)
     prediction_at = f"127.0.0.1:{base}"
     analysis = _cli(

@@ -51,7 +51,9 @@ class _Probing(DemoConsortium):
         return runtime
 
     def client(self, org: str, key: Any = None) -> ForecastClient:
-        account = key or self._keys[org]
+        if key is None:
+            return self._client(org)
+        account = key
 
         def sign(digest: bytes) -> bytes:
             return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)

@@ -236,15 +236,7 @@ class Gateway:
         with self._runtime_channel(runtime) as (channel, record, identity):
             self._acknowledge(record)
             self._wait_running()
-            intake = GatewayIntake(
-                channel,
-                task_id=self.task_id,
-                party=self.name,
-                own_fingerprint=identity.fingerprint,
-                sign=self._sign,
-            )
-            welcome = intake.hello()
-            desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
+            intake, welcome, desensitizer = self._hello(channel, identity, dataset)
             try:
                 rows, sent_bytes = self._stream(
                     intake, welcome, source, dataset, desensitizer, progress
@@ -270,6 +262,22 @@ class Gateway:
             runtime_commitment=runtime_root,
             tee=str(self.attester.tee),
         )
+
+    def _hello(
+        self, channel: AttestedChannel, identity: RaTlsIdentity, dataset: Dataset
+    ) -> tuple[GatewayIntake, Welcome, Desensitizer]:
+        """Speak for the party on an attested channel; the runtime's welcome carries the task
+        key the desensitizer derives pseudonyms and time shifts from."""
+        intake = GatewayIntake(
+            channel,
+            task_id=self.task_id,
+            party=self.name,
+            own_fingerprint=identity.fingerprint,
+            sign=self._sign,
+        )
+        welcome = intake.hello()
+        desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
+        return intake, welcome, desensitizer
 
     def _stream(
         self,
@@ -351,24 +359,12 @@ class Gateway:
         ) as channel:
             view = self.consortium.task(self.task_id)
             peer = channel.peer
-            if (
-                view.prediction is None
-                or peer.chain_address is None
-                or view.prediction.lower() != peer.chain_address.lower()
-            ):
+            if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
                 raise PeerRefused(
                     "this attested runtime is not the prediction runtime the chain binds",
                     id="gateway.feed.not_on_chain",
                 )
-            intake = GatewayIntake(
-                channel,
-                task_id=self.task_id,
-                party=self.name,
-                own_fingerprint=identity.fingerprint,
-                sign=self._sign,
-            )
-            welcome = intake.hello()
-            desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
+            intake, _, desensitizer = self._hello(channel, identity, dataset)
             rows = 0
             for batch_rows, payload in encoded_batches(
                 source, dataset, desensitizer, self.batch_rows, self.spec, feed=True

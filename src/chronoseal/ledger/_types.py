@@ -157,3 +157,8 @@ class TaskView:
     metrics_digest: bytes | None
     audit_batches: int
     audited_predictions: int
+
+    def binds(self, kind: ComponentKind, address: str | None) -> bool:
+        """Whether ``address`` is the component the task binds as its ``kind`` runtime."""
+        bound = self.analysis if kind is ComponentKind.ANALYSIS else self.prediction
+        return bound is not None and address is not None and bound.lower() == address.lower()

@@ -411,13 +411,7 @@ class DemoConsortium:
             served = ServedForecasts()
             answers: dict[str, list[Answer]] = {}
             for gw in gateways:
-                client = ForecastClient(
-                    self.consortium,
-                    spec,
-                    party=gw.name,
-                    sign=self._signer(gw.name),
-                    attester=attester_for(spec.measurements.gateway.tee, Component.GATEWAY),
-                )
+                client = self._client(gw.name)
                 with client:
                     client.open(prediction.address("forecasts"))
                     answer = client.forecast()
@@ -435,13 +429,7 @@ class DemoConsortium:
             prediction.audit.flush()
             verified = 0
             for gw in gateways:
-                client = ForecastClient(
-                    self.consortium,
-                    spec,
-                    party=gw.name,
-                    sign=self._signer(gw.name),
-                    attester=attester_for(spec.measurements.gateway.tee, Component.GATEWAY),
-                )
+                client = self._client(gw.name)
                 with client:
                     client.open(prediction.address("forecasts"))
                     for a in answers[gw.name]:
@@ -467,6 +455,16 @@ class DemoConsortium:
             f"{verified} receipts verified against the chain"
         )
         return served
+
+    def _client(self, org: str) -> ForecastClient:
+        """``org``'s forecast client, through its gateway identity and registered key."""
+        return ForecastClient(
+            self.consortium,
+            self.spec,
+            party=org,
+            sign=self._signer(org),
+            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
+        )
 
     def _signer(self, org: str) -> Callable[[bytes], bytes]:
         account = self._keys[org]

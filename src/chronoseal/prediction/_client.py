@@ -18,7 +18,7 @@ from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
 from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentity, connect
 from chronoseal.channel._framing import StreamContext
 from chronoseal.errors import LedgerError, PeerRefused
-from chronoseal.ledger import Consortium, OnChainMeasurements, RecentBlocks
+from chronoseal.ledger import ComponentKind, Consortium, OnChainMeasurements, RecentBlocks
 from chronoseal.spec import Component, TaskSpec, task_id
 
 from ._audit import Receipt
@@ -93,9 +93,7 @@ class ForecastClient:
         peer = channel.peer
         evidence = hashlib.sha256(peer.evidence.to_bytes()).digest()
         if (
-            view.prediction is None
-            or peer.chain_address is None
-            or view.prediction.lower() != peer.chain_address.lower()
+            not view.binds(ComponentKind.PREDICTION, peer.chain_address)
             or view.prediction_evidence != evidence
         ):
             channel.close()

@@ -40,6 +40,7 @@ from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import PartyIntake, serve_intake
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
 from chronoseal.ledger import (
+    ComponentKind,
     ComponentSession,
     Consortium,
     OnChainMeasurements,
@@ -301,11 +302,7 @@ class PredictionRuntime:
         peer = channel.peer
         # Fresh evidence (appraised as the pinned analysis code) binding the chain address
         # the task is bound to: the bound runtime, re-attested for this connection.
-        if (
-            view.analysis is None
-            or peer.chain_address is None
-            or view.analysis.lower() != peer.chain_address.lower()
-        ):
+        if not view.binds(ComponentKind.ANALYSIS, peer.chain_address):
             raise PeerRefused(
                 "the peer is not the analysis runtime the chain binds to this task",
                 id="prediction.handover.not_bound",

@@ -24,7 +24,6 @@ from chronoseal.ledger import Consortium
 MODEL_STREAM = "model"
 REQUEST_STREAM = "forecast-request"
 RESPONSE_STREAM = "forecast-response"
-RECEIPT_STREAM = "receipt"
 _SIGNING_LABEL = b"chronoseal.forecast.request.v1"
 
 #: Raises unless ``signature`` over ``digest`` is by a current key of ``party``.
