@@ -86,3 +86,13 @@ def test_the_horizontal_task_values_the_other_state_group_and_the_bureau(
     total = doc["model"]["metrics"]["mase"] - naive["metrics"]["mase"]
     assert sum(doc["contribution"].values()) == pytest.approx(total, abs=1e-6)
     assert "backtest" in doc["releases"]["east"] and "backtest" not in doc["releases"]["west"]
+
+
+def test_a_horizontal_task_serves_each_party_only_its_own_series() -> None:
+    world = DemoConsortium(load_scenario(DATA / "accommodation" / "scenario.toml"), lambda _: None)
+    report = world.run("serving")
+    assert report.state == "Serving"
+    assert set(report.forecasts) == {"east", "west"}
+    for party, frame in report.forecasts.items():
+        ids = set(frame["unique_id"])
+        assert ids and all(uid.startswith(f"{party}/") for uid in ids), (party, ids)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -120,7 +121,7 @@ def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:
 
         return run_demo(
             scenario,
-            log=lambda msg: progress.console.print(f"  [dim]•[/] {msg}"),
+            log=lambda msg: progress.console.print(f"  [dim]•[/] {escape(msg)}"),
             progress=on_rows,
             analysis_progress=on_stage,
             until=until,

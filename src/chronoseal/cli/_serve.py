@@ -41,7 +41,7 @@ def _endpoint(text: str, option: str) -> tuple[str, int]:
 
 
 def _log(message: str) -> None:
-    console.print(f"  [dim]•[/] {message}")
+    console.print(f"  [dim]•[/] {escape(message)}")  # ids in brackets are not markup
 
 
 @gateway_app.command("serve")

@@ -409,7 +409,7 @@ class PredictionRuntime:
             if request.get("want") == "receipt":
                 return [encode_json(self._receipt_answer(party, request.get("seq")))]
             self._admit(party, str(request.get("request_id", "")))
-            frame, epochs = self._forecast(request)
+            frame, epochs = self._forecast(party, request)
             with self._lock:
                 self._usage[party].queries += 1  # the budget counts forecasts served
         except (ChronosealError, ValueError) as exc:
@@ -420,17 +420,15 @@ class PredictionRuntime:
                 self.stats.refused += 1
                 self.stats.refusals[refusal] = self.stats.refusals.get(refusal, 0) + 1
             return [encode_json({"refused": refusal, "message": message, "audit_seq": seq})]
-        payload = self._encoded(frame, epochs, request)
+        payload = self._encoded(frame, epochs)
         seq = self._record(party, digest, SERVED, hashlib.sha256(payload).digest(), epochs)
         with self._lock:
             self.stats.served += 1
         return [encode_json({"served": True, "audit_seq": seq, "rows": len(frame)}), payload]
 
-    def _encoded(
-        self, frame: pd.DataFrame, epochs: dict[str, int], request: dict[str, Any]
-    ) -> bytes:
-        """The forecast as Arrow IPC, encoded once per (feed epochs used, series asked)."""
-        key = (tuple(sorted(epochs.items())), tuple(request.get("series") or ()))
+    def _encoded(self, frame: pd.DataFrame, epochs: dict[str, int]) -> bytes:
+        """The forecast as Arrow IPC, encoded once per (feed epochs used, series served)."""
+        key = (tuple(sorted(epochs.items())), tuple(frame[ID].unique().tolist()))
         with self._lock:
             if self._payload is not None and self._payload[0] == key:
                 return self._payload[1]
@@ -506,11 +504,15 @@ class PredictionRuntime:
             usage.seen.add(request_id)
             usage.recent.append(now)
 
-    def _forecast(self, request: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
+    def _forecast(self, party: str, request: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
         model = self.model
         if model is None:
             raise PeerRefused("no model is taken over yet", id="prediction.model.not_ready")
         known = model.series
+        if self.spec.join.kind == "horizontal":
+            # Each party's series are its own (ids scoped "party/..."): a recipient is served
+            # the forecasts of its own series only, never another party's.
+            known = [s for s in known if s.startswith(f"{party}/")]
         asked = request.get("series") or known
         if not isinstance(asked, list) or not all(isinstance(s, str) for s in asked):
             raise PeerRefused("series must be a list of ids", id="prediction.request.malformed")
