@@ -4,6 +4,7 @@ that beats the best single-party model; every value shown is one the parties rec
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
+from chronoseal.audit import audit_task
 from chronoseal.cli import app
 from chronoseal.errors import ReviewRefused
 from chronoseal.ledger import Consortium, EmbeddedChain, TaskState, chain_stats, read_events
@@ -219,3 +221,27 @@ def test_the_served_forecast_covers_the_horizon_after_the_training_window(
     assert str(frame["ds"].max().date()) == "2016-08-28"
     assert (frame["joint-lo-80"] <= frame["joint"]).all()
     assert (frame["joint"] <= frame["joint-hi-80"]).all()
+
+
+def test_the_demo_ends_with_the_task_re_verified_from_the_chain(
+    trained: Trained, tmp_path: Path
+) -> None:
+    audit = trained.doc["audit"]
+    assert audit["verified"] is True and audit["failures"] == []
+    assert audit["checks"] >= 10 and audit["passed"] == audit["checks"]
+    assert audit["receipts_checked"] == trained.doc["predictions"]["audit_verified"]
+    path = tmp_path / "report.html"
+    write_report(path, trained.report, task_name="chicago-ridership-14d")
+    html = path.read_text()
+    assert "Audit from the chain alone" in html and "audit.commitments" in html
+    assert "weather approved (relayed by transit" in html
+
+
+def test_a_receipt_that_does_not_match_the_chain_fails_the_audit(trained: Trained) -> None:
+    consortium = Consortium.at(trained.chain, trained.report.contract)
+    receipts = trained.world.served.receipts if trained.world.served else []
+    assert receipts
+    forged = dataclasses.replace(receipts[0], root=hashlib.sha256(b"forged").digest())
+    audit = audit_task(consortium, trained.report.task_id, receipts=[forged])
+    assert [c.id for c in audit.failures] == ["audit.receipts"]
+    assert "prediction.receipt.not_on_chain" in audit.failures[0].detail

@@ -14,7 +14,9 @@ import typer
 from chronoseal.errors import ChronosealError
 
 from ._attest import attest_app, measure
+from ._audit import audit
 from ._demo import demo
+from ._explorer import explorer
 from ._output import err_console, show
 from ._predict import predict_app
 from ._serve import analysis_app, gateway_app, key_app
@@ -29,6 +31,8 @@ app = typer.Typer(
 app.add_typer(spec_app, name="spec")
 app.add_typer(attest_app, name="attest")
 app.command("demo")(demo)
+app.command("explorer")(explorer)
+app.command("audit")(audit)
 app.command("measure")(measure)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(analysis_app, name="analysis")

@@ -29,7 +29,8 @@ from chronoseal.node import (
     run_demo,
 )
 
-from ._output import console, fail, write_json
+from ._audit import audit_table, audit_timeline
+from ._output import EXIT_ATTESTATION, console, fail, write_json
 
 
 def demo(
@@ -71,7 +72,7 @@ def demo(
         report = _run_with_progress(loaded, until)
     except ChronosealError as exc:
         fail(exc)
-    console.print(_timeline(report))
+    console.print(audit_timeline(report.audit) if report.audit else _timeline(report))
     if report.parties:
         console.print(_parties(report))
     if report.releases:
@@ -93,6 +94,10 @@ def demo(
 
         write_report(report_path, report, task_name=loaded.spec.task.name)
         console.print(f"report written to {report_path}")
+    if report.audit is not None:
+        console.print(audit_table(report.audit))
+        if not report.audit.verified:
+            raise typer.Exit(EXIT_ATTESTATION)
 
 
 def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:

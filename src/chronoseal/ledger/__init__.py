@@ -23,6 +23,7 @@ from chronoseal.ledger._consortium import (
     OrgSession,
     Session,
     attestation_record,
+    measurement_id,
     org_id,
 )
 from chronoseal.ledger._errors import map_chain_errors
@@ -80,6 +81,7 @@ __all__ = [
     "chain_stats",
     "component_kind",
     "map_chain_errors",
+    "measurement_id",
     "onchain_task",
     "org_id",
     "read_events",

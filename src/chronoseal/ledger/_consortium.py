@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from eth_abi.abi import encode as abi_encode
+from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -36,6 +38,7 @@ from chronoseal.ledger._types import (
 Bytes32Like = bytes | str
 ZERO32 = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 DEPLOY_GAS = 8_000_000
 DEFAULT_GAS = 600_000
@@ -77,6 +80,15 @@ def attestation_record(evidence: Bytes32Like, component: str) -> bytes:
     """The key of an attestation record: its evidence hash *and* the address that posted it,
     so a record copied by someone else is another record (and binds nobody's gateways)."""
     return bytes(Web3.keccak(as_bytes32(evidence) + bytes.fromhex(component.removeprefix("0x"))))
+
+
+def measurement_id(kind: ComponentKind | int, tee: TeeType | int, digest: Bytes32Like) -> bytes:
+    """The registry key of a measurement, as the contract computes it."""
+    return bytes(
+        Web3.keccak(
+            abi_encode(["uint8", "uint8", "bytes32"], [int(kind), int(tee), as_bytes32(digest)])
+        )
+    )
 
 
 def as_bytes32(value: Bytes32Like) -> bytes:
@@ -208,8 +220,7 @@ class Consortium:
         self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
     ) -> MeasurementView:
         digest32 = as_bytes32(digest)
-        mid = Web3.keccak(abi_encode(["uint8", "uint8", "bytes32"], [kind, tee, digest32]))
-        row = self.call("measurements", mid)
+        row = self.call("measurements", measurement_id(kind, tee, digest32))
         return MeasurementView(
             kind=ComponentKind(kind),
             tee=TeeType(tee),
@@ -308,6 +319,83 @@ class Consortium:
             _opt_b32(self.call("gateway_commitments", tid, org)),
             _opt_b32(self.call("runtime_commitments", tid, org)),
         )
+
+    def transaction_call(self, tx_hash: str) -> tuple[str, dict[str, Any]]:
+        """The contract function and arguments a mined transaction called (from its input).
+
+        Raises ``ledger.tx.not_consortium_call`` when the transaction did not call this
+        contract directly (the history then cannot say who signed what).
+        """
+        with map_chain_errors("eth_getTransactionByHash", tx_hash):
+            tx = self.chain.w3.eth.get_transaction(cast(HexBytes, tx_hash))
+        to = tx.get("to")
+        if to is None or Web3.to_checksum_address(str(to)) != self.address:
+            raise LedgerError(
+                f"transaction {tx_hash} did not call the consortium contract directly",
+                id="ledger.tx.not_consortium_call",
+            )
+        try:
+            function, args = self.contract.decode_function_input(bytes(tx["input"]))
+        except ValueError as exc:
+            raise LedgerError(
+                f"transaction {tx_hash} does not decode as a consortium call: {exc}",
+                id="ledger.tx.not_consortium_call",
+            ) from exc
+        return str(function.fn_name), dict(args)
+
+    def task_approval_signer(
+        self, task_id: Bytes32Like, org: Bytes32Like, v: int, r: bytes, s: bytes
+    ) -> str | None:
+        """Who signed an EIP-712 ``TaskApproval`` (None if the signature is not valid)."""
+        message = {"taskId": as_bytes32(task_id), "org": as_bytes32(org)}
+        return self._typed_signer("TaskApproval", TASK_APPROVAL_TYPE, message, v, r, s)
+
+    def measurement_approval_signer(
+        self,
+        kind: int,
+        tee: int,
+        digest: Bytes32Like,
+        org: Bytes32Like,
+        v: int,
+        r: bytes,
+        s: bytes,
+    ) -> str | None:
+        """Who signed an EIP-712 ``MeasurementApproval`` (None if the signature is not valid)."""
+        message = {
+            "kind": int(kind),
+            "tee": int(tee),
+            "measurement": as_bytes32(digest),
+            "org": as_bytes32(org),
+        }
+        return self._typed_signer(
+            "MeasurementApproval", MEASUREMENT_APPROVAL_TYPE, message, v, r, s
+        )
+
+    def _typed_signer(
+        self,
+        primary: str,
+        fields: list[dict[str, str]],
+        message: dict[str, Any],
+        v: int,
+        r: bytes,
+        s: bytes,
+    ) -> str | None:
+        # the contract's own rules: v in {27, 28}, low s, a recoverable non-zero signer
+        if v not in (27, 28) or int.from_bytes(s, "big") > SECP256K1_HALF_N:
+            return None
+        signable = encode_typed_data(
+            full_message={
+                "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, primary: fields},
+                "primaryType": primary,
+                "domain": self.eip712_domain(),
+                "message": message,
+            }
+        )
+        try:
+            signer = Account.recover_message(signable, vrs=(v, r, s))
+        except (ValueError, BadSignature):
+            return None
+        return None if int(signer, 16) == 0 else Web3.to_checksum_address(signer)
 
     def eip712_domain(self) -> dict[str, Any]:
         """The EIP-712 domain every relayed approval is signed under."""

@@ -24,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import Attester, attester_for, installed_measurement
+from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import (
@@ -47,6 +48,7 @@ from chronoseal.prediction import (
     Answer,
     ForecastClient,
     PredictionRuntime,
+    Receipt,
     feed_datasets,
     verify_receipt,
 )
@@ -104,6 +106,8 @@ class DemoReport:
     predictions: dict[str, Any] | None = None
     #: What each recipient was served (long format), for the report's forecast plot.
     forecasts: dict[str, Any] = field(default_factory=dict)
+    #: The re-verification of the task from the chain alone, run after the last stage.
+    audit: TaskAudit | None = None
 
     def released(self, key: str) -> Any:
         """A released item as the parties received it (every recipient gets the same)."""
@@ -172,6 +176,15 @@ class DemoReport:
             ],
             **self.analysis_json(),
             **({"predictions": self.predictions} if self.predictions is not None else {}),
+            **({"audit": self.audit_json()} if self.audit is not None else {}),
+        }
+
+    def audit_json(self) -> dict[str, Any]:
+        assert self.audit is not None
+        return {
+            **self.audit.summary_json(),
+            "verdicts": {c.id: c.verdict for c in self.audit.checks},
+            "receipts_checked": self.audit.receipts_checked,
         }
 
 
@@ -184,6 +197,7 @@ class ServedForecasts:
 
     summary: dict[str, Any] = field(default_factory=dict)
     forecasts: dict[str, Any] = field(default_factory=dict)
+    receipts: list[Receipt] = field(default_factory=list)
 
 
 class DemoConsortium:
@@ -267,6 +281,8 @@ class DemoConsortium:
                 train=until in ("trained", "serving"), serve=until == "serving"
             )
         view = self.consortium.task(tid)
+        events = read_events(self.consortium)
+        audit = self.audit(events)
         return DemoReport(
             chain=chain_stats(self.chain),
             contract=self.consortium.address,
@@ -275,7 +291,7 @@ class DemoConsortium:
             participants=view.participants,
             approvals=view.approvals,
             approved_by=view.approved_by,
-            events=[_entry(self, e) for e in read_events(self.consortium)],
+            events=[_entry(self, e) for e in events],
             parties=parties,
             model_commitment=(
                 "0x" + view.model_commitment.hex() if view.model_commitment is not None else None
@@ -284,7 +300,26 @@ class DemoConsortium:
             target_party=self.spec.target_dataset().party,
             predictions=self.served.summary if self.served is not None else None,
             forecasts=self.served.forecasts if self.served is not None else {},
+            audit=audit,
         )
+
+    def audit(self, events: list[ChainEvent]) -> TaskAudit:
+        """What any member or auditor gets from ``chronoseal audit``: the task re-verified
+        from the chain's history alone, with the receipts the parties were given."""
+        receipts = self.served.receipts if self.served is not None else []
+        audit = audit_task(self.consortium, self.task_id, events=events, receipts=receipts)
+        passed = sum(c.verdict == "pass" for c in audit.checks)
+        if audit.verified:
+            self.log(
+                f"audit from the chain alone: {passed} of {len(audit.checks)} checks passed, "
+                f"none failed ({len(events)} events replayed, {len(receipts)} receipts)"
+            )
+        else:
+            self.log(
+                "audit from the chain alone FAILED: "
+                + ", ".join(f"[{c.id}] {c.detail}" for c in audit.failures)
+            )
+        return audit
 
     def start_runtime(self, attester: Attester | None = None) -> AnalysisRuntime:
         """An analysis runtime with a fresh funded chain key, attested and serving."""
@@ -435,6 +470,7 @@ class DemoConsortium:
                     for a in answers[gw.name]:
                         receipt = client.receipt(a.audit_seq)
                         verify_receipt(receipt, self.consortium)
+                        served.receipts.append(receipt)
                         verified += 1
             stats = prediction.stats
         finally:

@@ -117,6 +117,7 @@ def render_report(report: DemoReport, *, task_name: str | None = None) -> str:
             }
             for e in report.events
         ],
+        "audit": _audit_section(report),
         "own_actuals": "backtest" in doc or any("y" in a for a in doc.get("anomalies") or []),
     }
     return _TEMPLATE.render(**context)
@@ -155,6 +156,30 @@ class _Image:
 class _Cell:
     text: str
     best: bool = False
+
+
+def _audit_section(report: DemoReport) -> dict[str, Any] | None:
+    audit = report.audit
+    if audit is None:
+        return None
+    return {
+        "verified": audit.verified,
+        "events": audit.events_read,
+        "passed": sum(c.verdict == "pass" for c in audit.checks),
+        "failed": len(audit.failures),
+        "not_reached": sum(c.verdict == "not_reached" for c in audit.checks),
+        "checks": audit.checks,
+        "timeline": [
+            {
+                "block": t.block,
+                "tx": t.tx_hash,
+                "time": datetime.fromtimestamp(t.time, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "actor": t.actor,
+                "summary": t.summary,
+            }
+            for t in audit.timeline
+        ],
+    }
 
 
 def _nothing_released(report: DemoReport, doc: Mapping[str, Any]) -> str | None:
@@ -866,6 +891,40 @@ contract.</p>
 <p class="missing">No data was streamed: the task is {{ state }}.</p>
 {% endif %}
 </section>
+
+{% if audit %}
+<section>
+<h2>Audit from the chain alone</h2>
+<p>{% if audit.verified %}<span class="ok">Verified</span>{% else %}\
+<span class="bad">NOT verified</span>{% endif %}: the task's life rebuilt from the
+{{ audit.events }} events of the chain and re-checked ({{ audit.passed }} checks passed,
+{{ audit.failed }} failed, {{ audit.not_reached }} not reached in state {{ state }}).
+Anyone with read access to a chain node gets the same with
+<code>chronoseal audit {{ task_id }}</code>.</p>
+<table>
+<thead><tr><th>check</th><th>verdict</th><th>what the chain shows</th></tr></thead>
+<tbody>
+{% for c in audit.checks %}
+<tr><td><code>{{ c.id }}</code><br><span class="note">{{ c.title }}</span></td>
+<td>{% if c.verdict == "pass" %}<span class="ok">pass</span>{% elif c.verdict == "fail" %}\
+<span class="bad">FAIL</span>{% else %}<span class="note">not reached</span>{% endif %}</td>
+<td>{{ c.detail }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<h3>Timeline</h3>
+<table>
+<thead><tr><th class="num">block</th><th>time (UTC)</th><th>actor</th><th>what happened</th>
+</tr></thead>
+<tbody>
+{% for t in audit.timeline %}
+<tr><td class="num" title="{{ t.tx }}">{{ t.block }}</td><td>{{ t.time }}</td>
+<td>{{ t.actor }}</td><td>{{ t.summary }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+</section>
+{% endif %}
 
 <section>
 <h2>On-chain timeline</h2>

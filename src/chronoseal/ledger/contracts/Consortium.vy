@@ -788,6 +788,7 @@ def acknowledge_attestation(task_id: bytes32, evidence: bytes32, component: addr
     self.acknowledged[task_id][org] = record
     a.acks += 1
     self.attestations[task_id][record].acks = a.acks
+    self.tasks[task_id].acks += 1
     providers: uint256 = self.tasks[task_id].providers
     log AttestationAcknowledged(
         task_id=task_id, org=org, kind=KIND_ANALYSIS, evidence=evidence, acks=a.acks,
