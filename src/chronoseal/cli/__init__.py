@@ -19,7 +19,7 @@ from ._demo import demo
 from ._explorer import explorer
 from ._output import err_console, show
 from ._predict import predict_app
-from ._serve import analysis_app, gateway_app, key_app
+from ._serve import analysis_app, gateway_app, key_app, party_app
 from ._spec import spec_app
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(analysis_app, name="analysis")
 app.add_typer(predict_app, name="predict")
 app.add_typer(key_app, name="key")
+app.add_typer(party_app, name="party")
 
 
 DEBUG_ENV = "CHRONOSEAL_DEBUG"

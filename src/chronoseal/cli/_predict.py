@@ -17,7 +17,18 @@ from chronoseal.node import query_forecast, serve_prediction
 from chronoseal.prediction import Receipt, verify_receipt
 
 from ._output import console, fail, write_json
-from ._serve import Chain, Contract, KeyFile, Spec, Timeout, _endpoint, _log, attach_consortium
+from ._serve import (
+    Chain,
+    Contract,
+    HealthAt,
+    KeyFile,
+    LogFormat,
+    Spec,
+    Timeout,
+    _endpoint,
+    agent_io,
+    attach_consortium,
+)
 
 predict_app = typer.Typer(help="The attested prediction runtime and its clients.")
 
@@ -39,8 +50,11 @@ def predict_serve(
     audit_max_age: Annotated[
         float, typer.Option(help="seconds an audit record may wait before its batch is posted")
     ] = 5.0,
+    health: HealthAt = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Wait for Trained, attest, take the model over, serve the recipients' forecasts."""
+    log, probes = agent_io("prediction", health, log_format)
     try:
         runtime = serve_prediction(
             spec_path=spec,
@@ -50,7 +64,8 @@ def predict_serve(
             listen=_endpoint(listen, "--listen"),
             timeout=timeout,
             serve_for=serve_for,
-            log=_log,
+            log=log,
+            health=probes,
             audit_max_age=audit_max_age,
         )
     except ChronosealError as exc:

@@ -12,21 +12,47 @@ from rich.markup import escape
 
 from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.ledger import Consortium, JsonRpcChain
-from chronoseal.node import new_keystore, serve_analysis, serve_gateway
+from chronoseal.node import (
+    AgentLog,
+    Health,
+    new_keystore,
+    serve_analysis,
+    serve_gateway,
+    serve_party,
+)
 
-from ._output import console, fail
+from ._output import console, fail, write_json
 
 gateway_app = typer.Typer(help="A party's trusted data gateway.")
 analysis_app = typer.Typer(help="The attested analysis runtime.")
+party_app = typer.Typer(help="A party's own reviewer of the tasks that name it.")
 key_app = typer.Typer(
     help="Chain keys in encrypted keystores (passphrase: CHRONOSEAL_KEY_PASSWORD)."
 )
 
-Chain = Annotated[str, typer.Option(help="JSON-RPC URL of an EVM node (anvil, Besu, ...)")]
-Contract = Annotated[str, typer.Option(help="address of the deployed consortium contract")]
+# The values a deployment (not the component's code) decides may also come from the
+# environment: a Gramine enclave's argv is fixed in its measured manifest, so these reach it
+# as environment variables (see docs/deployment.md).
+Chain = Annotated[
+    str,
+    typer.Option(
+        help="JSON-RPC URL of an EVM node (anvil, Besu, ...)", envvar="CHRONOSEAL_CHAIN_URL"
+    ),
+]
+Contract = Annotated[
+    str,
+    typer.Option(help="address of the deployed consortium contract", envvar="CHRONOSEAL_CONTRACT"),
+]
 Spec = Annotated[Path, typer.Option("--spec", help="the task spec this party approved")]
 KeyFile = Annotated[Path, typer.Option("--key-file", help="encrypted keystore of the chain key")]
 Timeout = Annotated[float, typer.Option(help="seconds to wait for the chain before giving up")]
+HealthAt = Annotated[
+    str | None,
+    typer.Option("--health", help="HOST:PORT to answer /healthz and /readyz on (0 = any port)"),
+]
+LogFormat = Annotated[
+    str, typer.Option("--log-format", help="text, or json (one JSON object per line)")
+]
 
 
 def attach_consortium(chain: str, contract: str) -> Consortium:
@@ -40,19 +66,33 @@ def _endpoint(text: str, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _log(message: str) -> None:
+def _log(message: str, *, event: str = "agent.info") -> None:
     console.print(f"  [dim]•[/] {escape(message)}")  # ids in brackets are not markup
+
+
+def agent_io(component: str, health: str | None, log_format: str) -> tuple[AgentLog, Health]:
+    """The log and the probes every agent command shares."""
+    if log_format not in ("text", "json"):
+        fail(ConfigError(f"--log-format is text or json, not {log_format!r}", id="config.option"))
+    log = AgentLog(component, json_lines=log_format == "json")
+    probes = Health(component)
+    if health is not None:
+        host, port = probes.serve(*_endpoint(health, "--health"))
+        log(f"probes on http://{host}:{port}/healthz and /readyz", event="agent.health")
+    return log, probes
 
 
 @gateway_app.command("serve")
 def gateway_serve(
-    party: Annotated[str, typer.Option(help="this party's org name")],
+    party: Annotated[str, typer.Option(help="this party's org name", envvar="CHRONOSEAL_PARTY")],
     config: Annotated[Path, typer.Option(help="this party's config TOML")],
     spec: Spec,
     chain: Chain,
     contract: Contract,
     key_file: KeyFile,
-    runtime: Annotated[str, typer.Option(help="HOST:PORT of the analysis runtime")],
+    runtime: Annotated[
+        str, typer.Option(help="HOST:PORT of the analysis runtime", envvar="CHRONOSEAL_RUNTIME")
+    ],
     state_dir: Annotated[Path, typer.Option(help="party-local state (privacy budget)")] = Path(
         ".chronoseal"
     ),
@@ -65,11 +105,20 @@ def gateway_serve(
     ] = False,
     prediction: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT of the prediction runtime's hand-over: feed it (PORT+1)"),
+        typer.Option(
+            help="HOST:PORT of the prediction runtime's hand-over: feed it (PORT+1)",
+            envvar="CHRONOSEAL_PREDICTION",
+        ),
     ] = None,
+    release_out: Annotated[
+        Path | None, typer.Option(help="also write the release received (JSON) to PATH")
+    ] = None,
+    health: HealthAt = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Wait for an Approved (or, after a restart, Running) task with an attested runtime,
     verify it, stream (resuming from what the runtime holds), then fetch the release."""
+    log, probes = agent_io(f"gateway:{party}", health, log_format)
     try:
         report, release = serve_gateway(
             party_name=party,
@@ -81,7 +130,8 @@ def gateway_serve(
             runtime=_endpoint(runtime, "--runtime"),
             state_dir=state_dir,
             timeout=timeout,
-            log=_log,
+            log=log,
+            health=probes,
             batch_rows=batch_rows,
             progress=_print_progress if progress else None,
             prediction=_endpoint(prediction, "--prediction") if prediction else None,
@@ -100,6 +150,8 @@ def gateway_serve(
             f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: {report.tee}"
         )
     _print_release(report.party, release)
+    if release_out is not None:
+        write_json(release_out, release)
 
 
 @analysis_app.command("serve")
@@ -115,10 +167,16 @@ def analysis_serve(
     ] = 120.0,
     prediction: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT of the prediction runtime's hand-over: hand the model over"),
+        typer.Option(
+            help="HOST:PORT of the prediction runtime's hand-over: hand the model over",
+            envvar="CHRONOSEAL_PREDICTION",
+        ),
     ] = None,
+    health: HealthAt = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
+    log, probes = agent_io("analysis", health, log_format)
     try:
         runtime = serve_analysis(
             spec_path=spec,
@@ -127,7 +185,8 @@ def analysis_serve(
             key_path=key_file,
             listen=_endpoint(listen, "--listen"),
             timeout=timeout,
-            log=_log,
+            log=log,
+            health=probes,
             io_timeout=io_timeout,
             prediction=_endpoint(prediction, "--prediction") if prediction else None,
         )
@@ -165,6 +224,52 @@ def _print_release(party: str, release: dict[str, Any]) -> None:
     for key in sorted(set(release) - {"model", "baseline", "contribution", "task_id", "party"}):
         if key != "nonce":
             console.print(f"  {key}: released", highlight=False)
+
+
+@party_app.command("serve")
+def party_serve(
+    party: Annotated[str, typer.Option(help="this party's org name", envvar="CHRONOSEAL_PARTY")],
+    config: Annotated[Path, typer.Option(help="this party's config TOML")],
+    specs: Annotated[
+        Path,
+        typer.Option(help="the task specs this party holds: a TOML file or a directory of them"),
+    ],
+    chain: Chain,
+    contract: Contract,
+    key_file: KeyFile,
+    state_dir: Annotated[
+        Path, typer.Option(help="where the block cursor and decisions are kept")
+    ] = Path(".chronoseal"),
+    serve_for: Annotated[
+        float | None, typer.Option(help="seconds to watch (default: until SIGTERM)")
+    ] = None,
+    health: HealthAt = None,
+    log_format: LogFormat = "text",
+) -> None:
+    """Review every task that names this party against its own config and specs: approve,
+    or refuse and abort with the refusal ids; abort tasks it is in whose pinned measurement
+    is revoked before the model exists or that are left past their deadline."""
+    log, probes = agent_io(f"party:{party}", health, log_format)
+    try:
+        agent = serve_party(
+            party_name=party,
+            party_config=config,
+            specs=specs,
+            chain_url=chain,
+            contract=contract,
+            key_path=key_file,
+            state_dir=state_dir,
+            log=log,
+            health=probes,
+            serve_for=serve_for,
+        )
+    except ChronosealError as exc:
+        fail(exc)
+    finally:
+        probes.close()
+    for d in agent.decisions.values():
+        ids = ", ".join(i for i, _ in d.problems)
+        console.print(f"{d.task}: {d.action}{f' ({ids})' if ids else ''}", highlight=False)
 
 
 @key_app.command("new")

@@ -10,14 +10,22 @@ from ._agents import (
     query_forecast,
     serve_analysis,
     serve_gateway,
+    serve_party,
     serve_prediction,
 )
 from ._demo import DemoConsortium, DemoReport, PartyReport, Stage, TimelineEntry, run_demo
+from ._health import AgentLog, Health, Log
+from ._party import Decision, PartyAgent, spec_directory
 from ._scenario import Scenario, bundled_scenario, load_scenario
 
 __all__ = [
+    "AgentLog",
+    "Decision",
     "DemoConsortium",
     "DemoReport",
+    "Health",
+    "Log",
+    "PartyAgent",
     "PartyReport",
     "Scenario",
     "Stage",
@@ -31,5 +39,7 @@ __all__ = [
     "run_demo",
     "serve_analysis",
     "serve_gateway",
+    "serve_party",
     "serve_prediction",
+    "spec_directory",
 ]

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import attester_for, installed_measurement
-from chronoseal.errors import ConfigError, LedgerError
+from chronoseal.errors import ChainUnavailable, ConfigError, LedgerError
 from chronoseal.gateway import (
     DEFAULT_BATCH_ROWS,
     Gateway,
@@ -55,6 +56,9 @@ from chronoseal.spec import (
     resolve_measurements,
     task_id,
 )
+
+from ._health import Health, Log
+from ._party import PartyAgent, spec_directory
 
 PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
 POLL_SECONDS = 0.5
@@ -113,13 +117,40 @@ def attach(chain_url: str, contract: str) -> Consortium:
 
 
 def wait_for(
-    what: str, ready: Callable[[], bool], *, timeout: float, log: Callable[[str], None]
+    what: str,
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    log: Callable[[str], None],
+    health: Health | None = None,
 ) -> None:
-    """Poll the chain until ``ready()``; refusals inside ``ready`` propagate at once."""
+    """Poll the chain until ``ready()``; refusals inside ``ready`` propagate at once, an
+    unreachable node (restarting, say) is waited for within the same timeout."""
     log(f"waiting for {what}")
     deadline = time.monotonic() + timeout
-    while not ready():
+    down: ChainUnavailable | None = None
+    while True:
+        try:
+            done = ready()
+        except ChainUnavailable as exc:
+            if down is None:
+                log(f"the chain node is unreachable ({exc.message}); retrying")
+                if health is not None:
+                    health.set_ready(False, exc.id)
+            down, done = exc, False
+        else:
+            if down is not None:
+                log("the chain node answers again")
+                if health is not None:
+                    health.set_ready(True)
+            down = None
+        if health is not None:
+            health.beat()
+        if done:
+            return
         if time.monotonic() > deadline:
+            if down is not None:
+                raise down
             raise LedgerError(
                 f"gave up waiting for {what} after {timeout:.0f} s", id="node.timeout"
             )
@@ -161,6 +192,7 @@ def serve_analysis(
     progress: AnalysisProgress | None = None,
     io_timeout: float | None = 120.0,
     prediction: tuple[str, int] | None = None,
+    health: Health | None = None,
 ) -> AnalysisRuntime:
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
     train and commit the model, serve each party its release, then (``prediction``: where
@@ -175,6 +207,7 @@ def serve_analysis(
         _state_is(consortium, spec, TaskState.APPROVED),
         timeout=timeout,
         log=log,
+        health=health,
     )
     runtime = AnalysisRuntime(
         consortium,
@@ -187,13 +220,16 @@ def serve_analysis(
     runtime.start()
     host, port = runtime.address
     log(f"attested and recorded on chain; serving gateways on {host}:{port}")
+    if health is not None:
+        health.set_ready(True)
     try:
         if not runtime.wait(timeout):
             raise LedgerError(
                 "not every data provider's stream arrived in time", id="analysis.intake.incomplete"
             )
         log("every stream is in and matched on chain: training")
-        trained = runtime.analyse(progress)
+        with _busy(health):
+            trained = runtime.analyse(progress)
         log(
             f"model committed on chain (0x{trained.commitment.hex()}); serving releases to "
             f"{', '.join(sorted(trained.releases.documents))}"
@@ -209,6 +245,7 @@ def serve_analysis(
                 lambda: any(_is_prediction_attestation(e, tid) for e in events.poll()),
                 timeout=timeout,
                 log=log,
+                health=health,
             )
             bound = runtime.hand_over(prediction)
             log(f"model handed over to the prediction runtime {bound}")
@@ -240,6 +277,7 @@ def serve_gateway(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[int, int], None] | None = None,
     prediction: tuple[str, int] | None = None,
+    health: Health | None = None,
 ) -> tuple[StreamReport, dict[str, Any]]:
     """Wait until the task is Approved and a runtime attested for it, stream once (resuming
     after a restart), then wait for Trained and fetch (and check against the chain) what
@@ -284,14 +322,17 @@ def serve_gateway(
         )
         return attested and approved()
 
-    wait_for("an attested analysis runtime", runtime_attested, timeout=timeout, log=log)
+    wait_for(
+        "an attested analysis runtime", runtime_attested, timeout=timeout, log=log, health=health
+    )
     if consortium.task_state(gateway.task_id) is TaskState.TRAINED:
         report = gateway.committed_earlier()
         log("the task was trained while this gateway was down; its stream was committed")
     else:
-        report = gateway.run(runtime, progress)
+        with _busy(health):
+            report = gateway.run(runtime, progress)
     log("stream committed; waiting for the model to be trained")
-    wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log)
+    wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log, health=health)
     release = gateway.fetch_release(runtime)
     if prediction is not None and party_name in {d.party for d in feed_datasets(spec)}:
         wait_for(
@@ -299,6 +340,7 @@ def serve_gateway(
             _state_is(consortium, spec, TaskState.SERVING),
             timeout=timeout,
             log=log,
+            health=health,
         )
         host, port = prediction
         rows = gateway.send_feed((host, port + 1))
@@ -317,6 +359,7 @@ def serve_prediction(
     serve_for: float,
     log: Callable[[str], None],
     audit_max_age: float = 5.0,
+    health: Health | None = None,
 ) -> PredictionRuntime:
     """Wait for Trained, attest, take the model over from the bound analysis runtime
     (hand-over on ``listen``'s port, feeds on the next, forecasts on the one after), serve
@@ -327,7 +370,7 @@ def serve_prediction(
     key = load_key(key_path)
     wait_for(
         "the model to be trained", _state_is(consortium, spec, TaskState.TRAINED),
-        timeout=timeout, log=log,
+        timeout=timeout, log=log, health=health,
     )  # fmt: skip
     runtime = PredictionRuntime(
         consortium,
@@ -349,7 +392,10 @@ def serve_prediction(
             )
         host, port = runtime.address("forecasts")
         log(f"model taken over, task Serving; forecasts on {host}:{port}")
-        stop.wait(serve_for)
+        if health is not None:
+            health.set_ready(True)
+        with _busy(health):
+            stop.wait(serve_for)
     finally:
         signal.signal(signal.SIGTERM, previous)
         lost = runtime.stop()
@@ -393,7 +439,12 @@ def query_forecast(
 
 
 def wait_for_trained(
-    consortium: Consortium, tid: bytes, *, timeout: float, log: Callable[[str], None]
+    consortium: Consortium,
+    tid: bytes,
+    *,
+    timeout: float,
+    log: Callable[[str], None],
+    health: Health | None = None,
 ) -> None:
     """Until the model is committed; an abort by the runtime surfaces with its reason id."""
 
@@ -410,4 +461,80 @@ def wait_for_trained(
             raise LedgerError(f"task 0x{tid.hex()} is {state.name}", id="node.task.final")
         return state in (TaskState.TRAINED, TaskState.SERVING)
 
-    wait_for("the model to be trained", trained, timeout=timeout, log=log)
+    wait_for("the model to be trained", trained, timeout=timeout, log=log, health=health)
+
+
+def _busy(health: Health | None) -> AbstractContextManager[None]:
+    return health.busy() if health is not None else nullcontext()
+
+
+def serve_party(
+    *,
+    party_name: str,
+    party_config: Path,
+    specs: Path,
+    chain_url: str,
+    contract: str,
+    key_path: Path,
+    state_dir: Path,
+    log: Log,
+    health: Health | None = None,
+    serve_for: float | None = None,
+    poll: float = POLL_SECONDS,
+    stop: threading.Event | None = None,
+) -> PartyAgent:
+    """Watch the chain for tasks that name this party; review each against the specs in
+    ``specs`` (a file or a directory of them) and approve or refuse it; keep watch over the
+    tasks it approved. Runs ``serve_for`` seconds (None: until SIGTERM or ``stop``)."""
+    party = load_party_config(party_config)
+    if party.party.name != party_name:
+        raise ConfigError(
+            f"this agent reviews for {party_name}, but {party_config} is the config of "
+            f"{party.party.name}",
+            id="config.party.mismatch",
+        )
+    consortium = attach(chain_url, contract)
+    key = load_key(key_path)
+    if consortium.org_of_key(key.address) != party_name:
+        raise ConfigError(
+            f"the key in {key_path} ({key.address}) is not registered on chain for {party_name}",
+            id="config.key.not_registered",
+        )
+    agent = PartyAgent(
+        consortium,
+        party,
+        spec_directory(specs, log),
+        key,
+        log=log,
+        state_dir=state_dir,
+        health=health,
+    )
+    stop = stop or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    end = None if serve_for is None else time.monotonic() + serve_for
+    log(f"watching the chain for tasks that name {party_name}", event="party.watching")
+    down = False
+    try:
+        while not stop.is_set():
+            try:
+                agent.step()
+                if down:
+                    log("the chain node answers again", event="agent.chain.back")
+                down = False
+            except ChainUnavailable as exc:
+                if not down:
+                    log(f"the chain node is unreachable: retrying ({exc.message})", event=exc.id)
+                    if health is not None:
+                        health.set_ready(False, exc.id)
+                down = True
+            if health is not None:
+                health.beat()
+            if end is not None and time.monotonic() >= end:
+                break
+            stop.wait(poll)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return agent

@@ -38,11 +38,9 @@ from chronoseal.ledger import (
     TaskState,
     TeeType,
     chain_stats,
-    onchain_task,
     read_events,
     spec_participants,
     spec_pins,
-    usable_pins,
 )
 from chronoseal.prediction import (
     Answer,
@@ -56,10 +54,10 @@ from chronoseal.spec import (
     Component,
     TaskSpec,
     resolve_measurements,
-    review_task,
     task_id,
 )
 
+from ._party import PartyAgent
 from ._scenario import Scenario
 
 FUNDING_WEI = 10**20
@@ -536,27 +534,32 @@ class DemoConsortium:
         return on_batch
 
     def review_and_approve(self, spec: TaskSpec, tid: bytes) -> None:
-        """Each party checks the on-chain task against its own spec copy, then approves."""
+        """Each party's own reviewer (the agent ``chronoseal party serve`` runs) reads the
+        proposal from the chain, checks it against its own spec copy and config, and approves
+        (one by a signature the proposer relays) or refuses and aborts."""
+        relayer = self.consortium.as_account(self._keys[self.scenario.proposer].key)
         for participant in spec.participants:
-            party = self.scenario.parties[participant.org]
-            view = self.consortium.task(tid)
-            problems = review_task(
-                party, spec, onchain_task(view), usable_pins(self.consortium, view)
+            org = participant.org
+            agent = PartyAgent(
+                self.consortium,
+                self.scenario.parties[org],
+                lambda: {tid: spec},
+                self._keys[org],
+                log=lambda message, event="agent.info": None,
+                relay=relayer if org in self.scenario.relayed_approvals else None,
             )
-            session = self.org(participant.org)
-            if problems:
-                session.abort_task(tid)
-                raise ReviewRefused(participant.org, [(p.id, p.message) for p in problems])
-            if participant.org in self.scenario.relayed_approvals:
-                signature = session.sign_task_approval(tid)
-                self.org(self.scenario.proposer).relay_task_approval(
-                    tid, participant.org, signature
-                )
-                how = f"EIP-712 signature relayed by {self.scenario.proposer}"
-            else:
-                session.approve_task(tid)
-                how = "transaction"
-            self.log(f"{participant.org} reviewed the task and approved it ({how})")
+            decision = agent.decisions.get("0x" + tid.hex())
+            for made in agent.step():
+                decision = made
+            if decision is None or decision.action != "approved":
+                problems = list(decision.problems) if decision else []
+                raise ReviewRefused(org, problems or [("review.not_approved", "no approval")])
+            how = (
+                f"EIP-712 signature relayed by {self.scenario.proposer}"
+                if org in self.scenario.relayed_approvals
+                else "transaction"
+            )
+            self.log(f"{org} reviewed the task and approved it ({how})")
 
 
 def run_demo(
