@@ -23,6 +23,8 @@ contract's revert reason. Messages say what was wrong and what to do about it.
     │                              runtime aborts the task on chain with this id)
     ├── ModelError                 a model bundle is malformed, not the one committed on
     │                              chain, or cannot forecast what was asked
+    ├── DeployError                deployment manifests cannot be rendered for this scenario
+    │                              (an unsupported TEE, a secret in a config, a bad option)
     └── ReviewRefused              a party's own review of a proposed task found problems
 """
 
@@ -193,6 +195,13 @@ class ModelError(ChronosealError):
     cannot be answered from it."""
 
     default_id = "model.failed"
+
+
+class DeployError(ChronosealError):
+    """Kubernetes or Gramine manifests cannot be rendered as asked; ``id`` names the reason
+    (``deploy.tee.unsupported``, ``deploy.secret.in_config``, ...)."""
+
+    default_id = "deploy.failed"
 
 
 class ReviewRefused(ChronosealError):

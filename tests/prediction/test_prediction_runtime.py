@@ -203,23 +203,30 @@ def test_the_rate_holds_and_a_revoked_measurement_stops_new_sessions(tmp_path: P
     seen: dict[str, Any] = {}
 
     def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
-        runtime = world.prediction()
+        runtime = world.prediction(recheck_interval=0.0)
         try:
             analysis.hand_over(runtime.address("handover"))
             assert runtime.wait_serving(60)
             _feed(runtime, gateways, "weather", "events")
-            with world.client("events") as events:
+            with world.client("events") as events, world.client("transit") as open_session:
                 events.open(runtime.address("forecasts"))
                 seen["answers"] = [events.forecast().refused for _ in range(3)]
-            pin = world.spec.measurements.pins()[Component.PREDICTION]
-            kind, tee, digest = next(
-                (k, t, d) for k, t, d in spec_pins(world.spec) if d == pin.digest
-            )
-            world.org("weather").revoke_measurement(kind, tee, digest)
+                open_session.open(runtime.address("forecasts"))
+                assert open_session.forecast().refused is None
+                pin = world.spec.measurements.pins()[Component.PREDICTION]
+                kind, tee, digest = next(
+                    (k, t, d) for k, t, d in spec_pins(world.spec) if d == pin.digest
+                )
+                world.org("weather").revoke_measurement(kind, tee, digest)
+                after = open_session.forecast()  # the session opened before the revocation
+                seen["open_session"] = after.refused
+                with pytest.raises(ChronosealError):
+                    open_session.forecast()  # ... and then closed by the runtime
             with world.client("transit") as transit:
                 with pytest.raises(PeerRefused) as refused:
                     transit.open(runtime.address("forecasts"))
                 seen["revoked"] = refused.value
+            seen["audited"] = runtime.stats.refusals.get("prediction.measurement.revoked")
         finally:
             runtime.stop()
 
@@ -229,5 +236,7 @@ def test_the_rate_holds_and_a_revoked_measurement_stops_new_sessions(tmp_path: P
     )
     _world(tmp_path, spec, probe)
     assert seen["answers"] == [None, None, "prediction.request.rate_limited"]
+    assert seen["open_session"] == "prediction.measurement.revoked"
+    assert seen["audited"] == 1  # the refusal is an audit leaf like any other
     assert seen["revoked"].id == "channel.peer.evidence_refused"
     assert "attest.measurement.not_approved" in seen["revoked"].message

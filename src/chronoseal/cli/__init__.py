@@ -15,7 +15,8 @@ from chronoseal.errors import ChronosealError
 
 from ._attest import attest_app, measure
 from ._audit import audit
-from ._demo import demo
+from ._demo import demo, run
+from ._deploy import deploy_app
 from ._explorer import explorer
 from ._output import err_console, show
 from ._predict import predict_app
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(spec_app, name="spec")
 app.add_typer(attest_app, name="attest")
 app.command("demo")(demo)
+app.command("run")(run)
 app.command("explorer")(explorer)
 app.command("audit")(audit)
 app.command("measure")(measure)
@@ -38,6 +40,7 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(analysis_app, name="analysis")
 app.add_typer(predict_app, name="predict")
 app.add_typer(key_app, name="key")
+app.add_typer(deploy_app, name="deploy")
 app.add_typer(party_app, name="party")
 
 

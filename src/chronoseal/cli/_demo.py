@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,17 +62,86 @@ def demo(
     and train, back-test and value a joint model they never see each other's data for."""
     try:
         loaded = load_scenario(scenario or bundled_scenario())
-        console.print(
-            Panel.fit(
-                f"[bold]{loaded.spec.task.name}[/] — {loaded.spec.task.description}\n"
-                f"parties: {', '.join(p.org for p in loaded.spec.participants)} · "
-                "chain: embedded (eth-tester + py-evm) · [yellow]tee: simulated[/]",
-                title="chronoseal demo",
-            )
-        )
+        _banner(loaded, "chronoseal demo", "embedded (eth-tester + py-evm)")
         report = _run_with_progress(loaded, until)
     except ChronosealError as exc:
         fail(exc)
+    _present(report, loaded, json_path, report_path)
+
+
+def run(
+    scenario: Annotated[Path, typer.Argument(help="the scenario TOML (see docs/scenario.md)")],
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON-RPC URL of the chain, or 'anvil' to start a local node: then every "
+            "component and party runs as its own process (default: one process, embedded chain)"
+        ),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the summary as JSON to PATH")
+    ] = None,
+    report_path: Annotated[
+        Path | None, typer.Option("--report", help="also write the HTML report to PATH")
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(help="with --rpc: where keys, state and each process's log go"),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="with --rpc: seconds any stage may take before the run fails")
+    ] = 900.0,
+) -> None:
+    """Run a scenario through Serving and audit it from the chain: in one process on the
+    embedded chain, or (``--rpc``) as separate processes coordinated only through a node."""
+    # Imported here: only the multi-process mode needs the process supervisor.
+    from chronoseal.ledger import JsonRpcChain
+    from chronoseal.node import Anvil, run_separate
+
+    try:
+        loaded = load_scenario(scenario)
+        if rpc is None:
+            _banner(loaded, "chronoseal run", "embedded (eth-tester + py-evm)")
+            report = _run_with_progress(loaded, "serving")
+        else:
+            where = Path(tempfile.mkdtemp(prefix="chronoseal-run-")) if work is None else work
+            where.mkdir(parents=True, exist_ok=True)
+            anvil = Anvil.start(where) if rpc == "anvil" else None
+            url = anvil.url if anvil is not None else rpc
+            try:
+                _banner(loaded, "chronoseal run", f"{url} · one process per component")
+                report = run_separate(
+                    loaded,
+                    chain=JsonRpcChain(url),
+                    chain_url=url,
+                    work=where,
+                    log=lambda msg: console.print(f"  [dim]•[/] {escape(msg)}"),
+                    timeout=timeout,
+                )
+            finally:
+                if anvil is not None:
+                    anvil.stop()
+            console.print(f"keys, state and every process's log: {where}")
+    except ChronosealError as exc:
+        fail(exc)
+    _present(report, loaded, json_path, report_path)
+
+
+def _banner(loaded: Scenario, title: str, chain: str) -> None:
+    console.print(
+        Panel.fit(
+            f"[bold]{escape(loaded.spec.task.name)}[/] — {escape(loaded.spec.task.description)}\n"
+            f"parties: {', '.join(p.org for p in loaded.spec.participants)} · "
+            f"chain: {escape(chain)} · [yellow]tee: simulated[/]",
+            title=title,
+        )
+    )
+
+
+def _present(
+    report: DemoReport, loaded: Scenario, json_path: Path | None, report_path: Path | None
+) -> None:
+    """What demo and run print and write, the same in every mode."""
     console.print(audit_timeline(report.audit) if report.audit else _timeline(report))
     if report.parties:
         console.print(_parties(report))

@@ -54,7 +54,7 @@ def predict_serve(
     log_format: LogFormat = "text",
 ) -> None:
     """Wait for Trained, attest, take the model over, serve the recipients' forecasts."""
-    log, probes = agent_io("prediction", health, log_format)
+    log, probes = agent_io("prediction", health, log_format, spec)
     try:
         runtime = serve_prediction(
             spec_path=spec,

@@ -15,11 +15,13 @@ from chronoseal.ledger import Consortium, JsonRpcChain
 from chronoseal.node import (
     AgentLog,
     Health,
+    load_task,
     new_keystore,
     serve_analysis,
     serve_gateway,
     serve_party,
 )
+from chronoseal.spec import task_id
 
 from ._output import console, fail, write_json
 
@@ -70,12 +72,21 @@ def _log(message: str, *, event: str = "agent.info") -> None:
     console.print(f"  [dim]•[/] {escape(message)}")  # ids in brackets are not markup
 
 
-def agent_io(component: str, health: str | None, log_format: str) -> tuple[AgentLog, Health]:
-    """The log and the probes every agent command shares."""
+def agent_io(
+    component: str, health: str | None, log_format: str, spec: Path | None = None
+) -> tuple[AgentLog, Health]:
+    """The log and the probes every agent command shares, labelled with the task id."""
     if log_format not in ("text", "json"):
         fail(ConfigError(f"--log-format is text or json, not {log_format!r}", id="config.option"))
-    log = AgentLog(component, json_lines=log_format == "json")
+    task = None
+    if spec is not None:
+        try:
+            task = "0x" + task_id(load_task(spec)).hex()
+        except ChronosealError:
+            task = None  # the command itself reports an unusable spec, with its id
+    log = AgentLog(component, task=task, json_lines=log_format == "json")
     probes = Health(component)
+    probes.task = task
     if health is not None:
         host, port = probes.serve(*_endpoint(health, "--health"))
         log(f"probes on http://{host}:{port}/healthz and /readyz", event="agent.health")
@@ -110,15 +121,16 @@ def gateway_serve(
             envvar="CHRONOSEAL_PREDICTION",
         ),
     ] = None,
-    release_out: Annotated[
-        Path | None, typer.Option(help="also write the release received (JSON) to PATH")
+    summary_out: Annotated[
+        Path | None,
+        typer.Option(help="also write what was streamed and the release received (JSON) to PATH"),
     ] = None,
     health: HealthAt = None,
     log_format: LogFormat = "text",
 ) -> None:
     """Wait for an Approved (or, after a restart, Running) task with an attested runtime,
     verify it, stream (resuming from what the runtime holds), then fetch the release."""
-    log, probes = agent_io(f"gateway:{party}", health, log_format)
+    log, probes = agent_io(f"gateway:{party}", health, log_format, spec)
     try:
         report, release = serve_gateway(
             party_name=party,
@@ -150,8 +162,16 @@ def gateway_serve(
             f"(runtime's: 0x{report.runtime_commitment.hex()}) · tee: {report.tee}"
         )
     _print_release(report.party, release)
-    if release_out is not None:
-        write_json(release_out, release)
+    if summary_out is not None:
+        stream = {
+            "party": report.party,
+            "rows_sent": report.rows_sent,
+            "bytes_sent": report.bytes_sent,
+            "batches": report.batches,
+            "commitment": "0x" + report.commitment.hex(),
+            "earlier": report.earlier,
+        }
+        write_json(summary_out, {"stream": stream, "release": release})
 
 
 @analysis_app.command("serve")
@@ -176,7 +196,7 @@ def analysis_serve(
     log_format: LogFormat = "text",
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
-    log, probes = agent_io("analysis", health, log_format)
+    log, probes = agent_io("analysis", health, log_format, spec)
     try:
         runtime = serve_analysis(
             spec_path=spec,

@@ -16,10 +16,12 @@ from ._agents import (
 from ._demo import DemoConsortium, DemoReport, PartyReport, Stage, TimelineEntry, run_demo
 from ._health import AgentLog, Health, Log
 from ._party import Decision, PartyAgent, spec_directory
+from ._run import Anvil, RunError, run_separate
 from ._scenario import Scenario, bundled_scenario, load_scenario
 
 __all__ = [
     "AgentLog",
+    "Anvil",
     "Decision",
     "DemoConsortium",
     "DemoReport",
@@ -27,6 +29,7 @@ __all__ = [
     "Log",
     "PartyAgent",
     "PartyReport",
+    "RunError",
     "Scenario",
     "Stage",
     "TimelineEntry",
@@ -37,6 +40,7 @@ __all__ = [
     "new_keystore",
     "query_forecast",
     "run_demo",
+    "run_separate",
     "serve_analysis",
     "serve_gateway",
     "serve_party",

@@ -24,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import attester_for, installed_measurement
-from chronoseal.errors import ChainUnavailable, ConfigError, LedgerError
+from chronoseal.errors import AnalysisError, ChainUnavailable, ConfigError, LedgerError
 from chronoseal.gateway import (
     DEFAULT_BATCH_ROWS,
     Gateway,
@@ -202,6 +202,7 @@ def serve_analysis(
     attester = attester_for(spec.measurements.analysis.tee, Component.ANALYSIS)
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
+    _abort_if_restarted(consortium, task_id(spec), key, log)
     wait_for(
         "the task to be approved",
         _state_is(consortium, spec, TaskState.APPROVED),
@@ -252,6 +253,37 @@ def serve_analysis(
     finally:
         runtime.stop()
     return runtime
+
+
+RESTART_REASON = "analysis.restart.state_lost"
+
+
+def _abort_if_restarted(
+    consortium: Consortium, tid: bytes, key: LocalAccount, log: Callable[[str], None]
+) -> None:
+    """A runtime restarted while the task binds it (Running, or Trained before the model
+    was handed over) lost what it held in its TEE's memory — the parties' data, the sealed
+    model — and cannot finish: it aborts the task on chain with a reason id instead of
+    leaving it to hang until its deadline."""
+    try:
+        view = consortium.task(tid)
+    except LedgerError as exc:
+        if exc.id == "ledger.task.unknown":
+            return
+        raise
+    if view.state not in (TaskState.RUNNING, TaskState.TRAINED) or view.prediction is not None:
+        return
+    if not view.binds(ComponentKind.ANALYSIS, key.address):
+        return
+    consortium.as_component(key.key).abort_as_component(tid, RESTART_REASON)
+    log(
+        f"this runtime was restarted while task 0x{tid.hex()} was {view.state.name.title()}: "
+        f"what it held in memory is gone, so it aborted the task on chain ({RESTART_REASON})"
+    )
+    raise AnalysisError(
+        f"restarted while the task was {view.state.name.title()}: aborted on chain",
+        id=RESTART_REASON,
+    )
 
 
 def _is_prediction_attestation(event: ChainEvent, tid: bytes) -> bool:
@@ -414,13 +446,15 @@ def query_forecast(
     prediction: tuple[str, int],
     series: list[str],
     receipt_timeout: float = 60.0,
+    key: LocalAccount | None = None,
 ) -> tuple[Answer, Receipt]:
     """One forecast request through the party's gateway identity, and its audit receipt
-    once on chain (checked against the chain before it is returned)."""
+    once on chain (checked against the chain before it is returned). ``key`` stands in for
+    the keystore when the caller holds the key already."""
     spec = load_task(spec_path)
     attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
     consortium = attach(chain_url, contract)
-    key = load_key(key_path)
+    key = key or load_key(key_path)
     if consortium.org_of_key(key.address) != party:
         raise ConfigError(
             f"the key in {key_path} ({key.address}) is not registered on chain for {party}",
@@ -480,7 +514,7 @@ def serve_party(
     log: Log,
     health: Health | None = None,
     serve_for: float | None = None,
-    poll: float = POLL_SECONDS,
+    poll: float = 2.0,
     stop: threading.Event | None = None,
 ) -> PartyAgent:
     """Watch the chain for tasks that name this party; review each against the specs in

@@ -12,6 +12,7 @@ figure the report carries is read back from the chain or from what a party recei
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -106,6 +107,8 @@ class DemoReport:
     forecasts: dict[str, Any] = field(default_factory=dict)
     #: The re-verification of the task from the chain alone, run after the last stage.
     audit: TaskAudit | None = None
+    #: Wall-clock seconds of each stage the run went through, in order.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def released(self, key: str) -> Any:
         """A released item as the parties received it (every recipient gets the same)."""
@@ -175,6 +178,7 @@ class DemoReport:
             **self.analysis_json(),
             **({"predictions": self.predictions} if self.predictions is not None else {}),
             **({"audit": self.audit_json()} if self.audit is not None else {}),
+            "stages_s": {k: round(v, 3) for k, v in self.stages.items()},
         }
 
     def audit_json(self) -> dict[str, Any]:
@@ -219,6 +223,8 @@ class DemoConsortium:
         self._deployer: LocalAccount = Account.create()
         self._keys: dict[str, LocalAccount] = {m: Account.create() for m in scenario.members}
         self._components: dict[str, str] = {}
+        self.stages: dict[str, float] = {}
+        self._since = time.monotonic()
         for acct in [self._deployer, *self._keys.values()]:
             self.chain.fund(acct.address, FUNDING_WEI)
         self.consortium = Consortium.deploy(
@@ -267,10 +273,17 @@ class DemoConsortium:
         )
         self.log(f"{proposer} proposed task 0x{self.task_id.hex()[:16]}… ({spec.task.name})")
 
+    def mark(self, stage: str) -> None:
+        """The stage just finished: its wall-clock time goes into the report."""
+        now = time.monotonic()
+        self.stages[stage] = now - self._since
+        self._since = now
+
     def run(self, until: Stage = "serving") -> DemoReport:
         tid = self.task_id
         self.propose()
         self.review_and_approve(self.spec, tid)
+        self.mark("approve")
         parties: list[PartyReport] = []
         releases: dict[str, dict[str, Any]] = {}
         self.served: ServedForecasts | None = None
@@ -278,9 +291,15 @@ class DemoConsortium:
             parties, releases = self.stream(
                 train=until in ("trained", "serving"), serve=until == "serving"
             )
+        return self.report(parties, releases)
+
+    def report(self, parties: list[PartyReport], releases: dict[str, dict[str, Any]]) -> DemoReport:
+        """What the chain says now, what the parties received, and the audit from the chain."""
+        tid = self.task_id
         view = self.consortium.task(tid)
         events = read_events(self.consortium)
         audit = self.audit(events)
+        self.mark("audit")
         return DemoReport(
             chain=chain_stats(self.chain),
             contract=self.consortium.address,
@@ -299,6 +318,7 @@ class DemoConsortium:
             predictions=self.served.summary if self.served is not None else None,
             forecasts=self.served.forecasts if self.served is not None else {},
             audit=audit,
+            stages=dict(self.stages),
         )
 
     def audit(self, events: list[ChainEvent]) -> TaskAudit:
@@ -361,10 +381,13 @@ class DemoConsortium:
                         "the runtime did not receive every stream",
                         id="analysis.intake.incomplete",
                     )
+                self.mark("stream")
                 if train:
                     releases = self.train(runtime, gateways)
+                    self.mark("train")
                 if serve:
                     self.served = self.serve(runtime, gateways)
+                    self.mark("serve")
         finally:
             runtime.stop()
         out = []

@@ -116,6 +116,7 @@ class PartyAgent:
             cursor = state_dir / f"party-{self.name}.cursor.json"
         self.events = EventStream(consortium, cursor)
         self.state = self._load()
+        self._deadline: dict[str, int] = {}  # deadlines never change: read each once
 
     # ------------------------------------------------------------------ persistence
 
@@ -277,8 +278,13 @@ class PartyAgent:
             return made
         now = int(self.consortium.chain.w3.eth.get_block("latest")["timestamp"])
         for tid in mine:
+            if tid in self._deadline and now <= self._deadline[tid]:
+                continue
             view = self._view(tid)
-            if view is None or view.state not in _UNFINISHED or now <= view.deadline:
+            if view is None:
+                continue
+            self._deadline[tid] = view.deadline
+            if view.state not in _UNFINISHED or now <= view.deadline:
                 continue
             if self._abort(tid):
                 self.log(

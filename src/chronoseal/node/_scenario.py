@@ -56,6 +56,8 @@ class Scenario:
     relayed_approvals: list[str]
     parties: dict[str, PartyConfig]
     party_dirs: dict[str, Path]
+    #: each party's config file, as the scenario names it (``chronoseal deploy`` ships its text)
+    party_paths: dict[str, Path]
 
 
 def bundled_scenario() -> Path:
@@ -102,6 +104,7 @@ def load_scenario(path: Path) -> Scenario:
         relayed_approvals=list(raw.task.relayed_approvals),
         parties=parties,
         party_dirs={name: (root / p).parent for name, p in raw.parties.items()},
+        party_paths={name: root / p for name, p in raw.parties.items()},
     )
 
 

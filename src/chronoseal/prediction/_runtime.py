@@ -113,6 +113,7 @@ class PredictionRuntime:
         audit_max_age: float = 5.0,
         verify_party: PartyVerifier | None = None,
         clock: Callable[[], float] = time.time,
+        recheck_interval: float = 5.0,
     ) -> None:
         self.consortium = consortium
         self.spec = spec
@@ -138,6 +139,8 @@ class PredictionRuntime:
         self._payload: tuple[Any, bytes] | None = None
         self._forecasts: dict[tuple[tuple[str, int], ...], tuple[pd.DataFrame, dict[str, int]]] = {}
         self._usage: dict[str, _Usage] = {}
+        self._recheck = recheck_interval
+        self._trust: dict[bytes, tuple[float, str | None]] = {}
         self.stats = ServingStats()
         self.audit = AuditLog(
             self.task_id,
@@ -390,6 +393,8 @@ class PredictionRuntime:
             (body,) = raw.chunks if len(raw.chunks) == 1 else (b"",)
             reply = self._answer(channel, body)
             channel.send_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM), reply)
+            if self._revoked(channel) is not None:
+                return  # a revoked end: this session is over (the refusal was audited)
 
     def _answer(self, channel: AttestedChannel, body: bytes) -> list[bytes]:
         """One request → [json header, Arrow IPC forecast or nothing]; every outcome audited."""
@@ -406,6 +411,9 @@ class PredictionRuntime:
             )
             with self._verify_lock:
                 self._verify_party(party, signed, signature)
+            revoked = self._revoked(channel)
+            if revoked is not None:
+                raise PeerRefused(revoked, id="prediction.measurement.revoked")
             if request.get("want") == "receipt":
                 return [encode_json(self._receipt_answer(party, request.get("seq")))]
             self._admit(party, str(request.get("request_id", "")))
@@ -425,6 +433,30 @@ class PredictionRuntime:
         with self._lock:
             self.stats.served += 1
         return [encode_json({"served": True, "audit_seq": seq, "rows": len(frame)}), payload]
+
+    def _revoked(self, channel: AttestedChannel) -> str | None:
+        """Why this session may no longer be served — the chain revoked this runtime's
+        measurement or the one the client attested with — re-read at most every
+        ``recheck_interval`` seconds; None while both are usable."""
+        key = channel.peer.fingerprint
+        now = time.monotonic()
+        with self._lock:
+            cached = self._trust.get(key)
+        if cached is not None and now - cached[0] < self._recheck:
+            return cached[1]
+        source = OnChainMeasurements(self.consortium)
+        mine = self.spec.measurements.pins()[Component.PREDICTION]
+        peer = channel.peer
+        why = None
+        if not source.is_usable(Component.PREDICTION.value, mine.tee, mine.digest):
+            why = "this prediction runtime's measurement is no longer approved on chain"
+        elif peer.appraisal.measurement is None or not source.is_usable(
+            Component.GATEWAY.value, peer.evidence.tee, peer.appraisal.measurement
+        ):
+            why = "the measurement this client attested with is no longer approved on chain"
+        with self._lock:
+            self._trust[key] = (now, why)
+        return why
 
     def _encoded(self, frame: pd.DataFrame, epochs: dict[str, int]) -> bytes:
         """The forecast as Arrow IPC, encoded once per (feed epochs used, series served)."""

@@ -1,0 +1,230 @@
+"""Which components a task needs, where each runs and what each talks to.
+
+Input is plain data (the task spec and each party's config with its file text), so this
+package never loads a scenario itself: the CLI does and hands the pieces over.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from chronoseal.errors import ChronosealError, DeployError
+from chronoseal.sources import parse_source_url
+from chronoseal.spec import PartyConfig, Role, TaskSpec
+
+from . import _layout as L
+from ._tee import NO_TEE, Placement, placement
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+_POSTGRES_DEFAULT_PORT = 5432
+
+
+class Kind(StrEnum):
+    """What a component is; also its ``app.kubernetes.io/component`` label."""
+
+    GATEWAY = "gateway"
+    ANALYSIS = "analysis"
+    PREDICTION = "prediction"
+    PARTY_AGENT = "party-agent"
+
+
+#: Components that keep state across restarts: a StatefulSet with a volume each.
+STATEFUL_KINDS = frozenset({Kind.GATEWAY, Kind.ANALYSIS, Kind.PARTY_AGENT})
+
+
+@dataclass(frozen=True)
+class PartyInput:
+    """One party's config as parsed and as written (the text is what its pods read)."""
+
+    name: str
+    config: PartyConfig
+    config_text: str
+
+
+@dataclass(frozen=True)
+class DeployInput:
+    """Everything rendering needs: the task spec (parsed and as written) and party configs."""
+
+    spec: TaskSpec
+    spec_text: str
+    parties: Mapping[str, PartyInput]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process to deploy. ``listens`` maps port names to ports; ``tsdb_ports`` are the
+    PostgreSQL ports a gateway reads its sources from."""
+
+    name: str
+    kind: Kind
+    namespace: str
+    placement: Placement
+    party: str | None = None
+    recipient: bool = False
+    listens: Mapping[str, int] = field(default_factory=dict)
+    tsdb_ports: tuple[int, ...] = ()
+    file_sources: bool = False
+
+    @property
+    def stateful(self) -> bool:
+        return self.kind in STATEFUL_KINDS
+
+
+@dataclass(frozen=True)
+class Plan:
+    task: str
+    runtime_namespace: str
+    components: tuple[Component, ...]
+
+    def of_kind(self, kind: Kind) -> list[Component]:
+        return [c for c in self.components if c.kind == kind]
+
+    def one(self, kind: Kind) -> Component:
+        return self.of_kind(kind)[0]
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({c.namespace for c in self.components})
+
+
+def dns_label(text: str, what: str) -> str:
+    """``text`` as a Kubernetes name (RFC 1123 label): ``_`` becomes ``-``; refused if still
+    not one."""
+    label = text.replace("_", "-")
+    if not _DNS_LABEL.fullmatch(label):
+        raise DeployError(
+            f"{what} {text!r} cannot be a Kubernetes name (as {label!r}): at most 63 lower-case "
+            "letters, digits and '-', starting and ending with a letter or digit",
+            id="deploy.name.invalid",
+            context={"name": text},
+        )
+    return label
+
+
+def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
+    """The components of ``inp``'s task; refuses an unsupported TEE pin, a party without a
+    config, a secret in a party config and file sources outside the data directory."""
+    spec = inp.spec
+    for what, value in [
+        ("task name", spec.task.name),
+        *(("party", p.org) for p in spec.participants),
+    ]:
+        if not _LABEL_VALUE.fullmatch(value):
+            raise DeployError(
+                f"{what} {value!r} cannot be a Kubernetes label value: at most 63 letters, "
+                "digits, '-', '_' and '.', starting and ending with a letter or digit",
+                id="deploy.name.invalid",
+            )
+    runtime_ns = dns_label(f"{namespace_prefix}-runtime", "namespace")
+    pins = spec.measurements
+    components = [
+        Component(
+            name="analysis",
+            kind=Kind.ANALYSIS,
+            namespace=runtime_ns,
+            placement=placement(pins.analysis.tee, "analysis"),
+            listens={"intake": L.ANALYSIS_INTAKE_PORT},
+        ),
+        Component(
+            name="prediction",
+            kind=Kind.PREDICTION,
+            namespace=runtime_ns,
+            placement=placement(pins.prediction.tee, "prediction"),
+            listens={
+                "handover": L.PREDICTION_HANDOVER_PORT,
+                "feeds": L.PREDICTION_FEEDS_PORT,
+                "forecasts": L.PREDICTION_FORECASTS_PORT,
+            },
+        ),
+    ]
+    gateway_placement = placement(pins.gateway.tee, "gateway")
+    names: dict[str, str] = {}
+    for participant in spec.participants:
+        org = participant.org
+        label = dns_label(org, "party")
+        if label in names:
+            raise DeployError(
+                f"parties {names[label]!r} and {org!r} would share the Kubernetes name {label!r}",
+                id="deploy.name.collision",
+            )
+        names[label] = org
+        party = inp.parties.get(org)
+        if party is None:
+            raise DeployError(
+                f"participant {org!r} has no party config: the scenario's [parties] must name "
+                "one for every participant",
+                id="deploy.party.missing",
+            )
+        namespace = dns_label(f"{namespace_prefix}-{label}", "namespace")
+        recipient = org in spec.release.forecasts.to
+        if Role.DATA_PROVIDER in participant.roles:
+            tsdb_ports, file_sources = _sources(party)
+            components.append(
+                Component(
+                    name=f"gateway-{label}",
+                    kind=Kind.GATEWAY,
+                    namespace=namespace,
+                    placement=gateway_placement,
+                    party=org,
+                    recipient=recipient,
+                    tsdb_ports=tsdb_ports,
+                    file_sources=file_sources,
+                )
+            )
+        components.append(
+            Component(
+                name=f"party-agent-{label}",
+                kind=Kind.PARTY_AGENT,
+                namespace=namespace,
+                placement=placement(NO_TEE, "party agent"),
+                party=org,
+                recipient=recipient,
+            )
+        )
+    ordered = tuple(sorted(components, key=lambda c: (c.namespace, c.name)))
+    return Plan(task=spec.task.name, runtime_namespace=runtime_ns, components=ordered)
+
+
+def _sources(party: PartyInput) -> tuple[tuple[int, ...], bool]:
+    """The PostgreSQL ports the party's gateway reads from and whether it reads files; refuses
+    a password in a source URL (its config goes into a ConfigMap, which is not secret) and a
+    file outside the data directory the gateway's pod mounts."""
+    ports: set[int] = set()
+    files = False
+    for name, url in sorted(party.config.sources.items()):
+        try:
+            source = parse_source_url(url, base_dir=L.PARTY_DIR)
+        except ChronosealError as exc:
+            raise DeployError(
+                f"party {party.name!r} source {name!r}: {exc.message}", id=exc.id
+            ) from None
+        if source.kind == "postgresql":
+            if source.password is not None or any(k in _SECRET_PARAMS for k, _ in source.params):
+                raise DeployError(
+                    f"party {party.name!r} source {name!r} carries a password in its URL; its "
+                    "config is rendered into a ConfigMap, which is not secret. Remove the "
+                    f"password: the gateway reads it from PGPASSWORD, set from the Secret "
+                    f"gateway-{dns_label(party.name, 'party')}-tsdb (key 'password')",
+                    id="deploy.secret.in_config",
+                    context={"party": party.name, "source": name},
+                )
+            ports.add(source.port or _POSTGRES_DEFAULT_PORT)
+            continue
+        files = True
+        path = posixpath.normpath(str(source.path))
+        if posixpath.commonpath([path, L.DATA_DIR]) != L.DATA_DIR:
+            raise DeployError(
+                f"party {party.name!r} source {name!r} reads {path}, outside {L.DATA_DIR}, the "
+                f"directory its gateway mounts its data at; the config is read from "
+                f"{L.PARTY_DIR}/{L.PARTY_FILE}, so write '../data/FILE' or an absolute path "
+                f"under {L.DATA_DIR}",
+                id="deploy.party.data_path",
+                context={"party": party.name, "source": name},
+            )
+    return tuple(sorted(ports)), files
