@@ -8,8 +8,14 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,3 +251,32 @@ def test_a_receipt_that_does_not_match_the_chain_fails_the_audit(trained: Traine
     audit = audit_task(consortium, trained.report.task_id, receipts=[forged])
     assert [c.id for c in audit.failures] == ["audit.receipts"]
     assert "prediction.receipt.not_on_chain" in audit.failures[0].detail
+
+
+def test_demo_keeps_the_explorer_open_on_its_chain_until_interrupted(
+    loopback_port: int,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chronoseal", "demo", "--until", "approved", "--explorer",
+         "--explorer-listen", f"127.0.0.1:{loopback_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{loopback_port}/api/tasks"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    tasks = json.loads(response.read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the explorer never answered"
+                time.sleep(0.5)
+        assert json.dumps(tasks).count("Approved") >= 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"explorer: http://127.0.0.1:{loopback_port}" in out

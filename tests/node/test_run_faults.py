@@ -4,9 +4,11 @@ crash faults DESIGN.md promises to survive: every outcome visible on chain, none
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,14 +129,13 @@ def test_an_analysis_runtime_killed_while_training_aborts_the_task_on_restart(
 
 
 def _cli_argv() -> list[str]:
-    import sys
-
     return [sys.executable, "-m", "chronoseal"]
 
 
-def test_party_agents_ride_out_a_chain_node_restart(tmp_path: Path) -> None:
+def test_party_agents_ride_out_a_chain_node_restart(anvil_url: str, tmp_path: Path) -> None:
     """anvil stopped and restarted from its state file: the agent reconnects, continues from
-    its cursor, approves the task proposed meanwhile, and handles nothing twice."""
+    its cursor, approves the task proposed meanwhile, and handles nothing twice. (Its own
+    node, not the session's ``anvil_url``, which only makes sure anvil is installed.)"""
     work = tmp_path / "chain"
     work.mkdir()
     anvil = Anvil.start(work)
@@ -145,10 +146,7 @@ def test_party_agents_ride_out_a_chain_node_restart(tmp_path: Path) -> None:
             load_scenario(root / "scenario.toml"), lambda _: None, chain=JsonRpcChain(anvil.url)
         )
         world.register_measurements(world.spec, world.scenario.proposer)
-        env = {"CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-        import os
-
-        env = {**os.environ, **env}
+        env = {**os.environ, "CHRONOSEAL_KEY_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
         keys = tmp_path / "keys"
         code, out = _finish(_cli("key", "new", str(keys / "events.json"), env=env), timeout=60)
         assert code == 0, out
@@ -164,7 +162,10 @@ def test_party_agents_ride_out_a_chain_node_restart(tmp_path: Path) -> None:
             "--key-file", str(keys / "events.json"), "--state-dir", str(tmp_path / "state"),
             "--log-format", "json", env=env,
         )  # fmt: skip
-        time.sleep(3)
+        assert agent.stdout is not None
+        first = agent.stdout.readline()  # the agent is attached and watching
+        assert '"party.watching"' in first, first
+        time.sleep(1)
         anvil.stop()  # SIGTERM: anvil writes its state file
         time.sleep(2)
         anvil = Anvil.start(work, port=int(port))
@@ -177,7 +178,8 @@ def test_party_agents_ride_out_a_chain_node_restart(tmp_path: Path) -> None:
         agent.send_signal(signal.SIGTERM)
         code, out = _finish(agent, timeout=60)
         assert code == 0, out
-        events = [json.loads(line)["event"] for line in out.splitlines() if line.startswith("{")]
+        lines = [first, *out.splitlines()]
+        events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
         assert "ledger.chain.unavailable" in events and "agent.chain.back" in events
         assert events.count("party.task.approved") == 1
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from chronoseal.errors import ChronosealError
+from chronoseal.ledger import ChainBackend, EmbeddedChain
 from chronoseal.node import (
     DemoReport,
     Scenario,
@@ -32,6 +34,15 @@ from chronoseal.node import (
 
 from ._audit import audit_table, audit_timeline
 from ._output import EXIT_ATTESTATION, console, fail, write_json
+from ._serve import _endpoint
+
+ExplorerFlag = Annotated[
+    bool,
+    typer.Option(
+        "--explorer", help="afterwards, keep the explorer open on the run's chain (Ctrl-C ends)"
+    ),
+]
+ExplorerListen = Annotated[str, typer.Option(help="HOST:PORT for --explorer")]
 
 
 def demo(
@@ -57,16 +68,22 @@ def demo(
             "target party (plots, back-test, contributions, timeline) to PATH",
         ),
     ] = None,
+    explorer: ExplorerFlag = False,
+    explorer_listen: ExplorerListen = "127.0.0.1:8080",
 ) -> None:
     """Three organisations agree a forecasting task on a real EVM chain, stream their data,
     and train, back-test and value a joint model they never see each other's data for."""
     try:
         loaded = load_scenario(scenario or bundled_scenario())
         _banner(loaded, "chronoseal demo", "embedded (eth-tester + py-evm)")
-        report = _run_with_progress(loaded, until)
+        chain = EmbeddedChain()
+        report = _run_with_progress(loaded, until, chain)
     except ChronosealError as exc:
         fail(exc)
-    _present(report, loaded, json_path, report_path)
+    code = _present(report, loaded, json_path, report_path)
+    if explorer:
+        _keep_explorer_open(chain, report, explorer_listen)
+    raise typer.Exit(code)
 
 
 def run(
@@ -91,6 +108,8 @@ def run(
     timeout: Annotated[
         float, typer.Option(help="with --rpc: seconds any stage may take before the run fails")
     ] = 900.0,
+    explorer: ExplorerFlag = False,
+    explorer_listen: ExplorerListen = "127.0.0.1:8080",
 ) -> None:
     """Run a scenario through Serving and audit it from the chain: in one process on the
     embedded chain, or (``--rpc``) as separate processes coordinated only through a node."""
@@ -100,9 +119,11 @@ def run(
 
     try:
         loaded = load_scenario(scenario)
+        anvil = None
         if rpc is None:
             _banner(loaded, "chronoseal run", "embedded (eth-tester + py-evm)")
-            report = _run_with_progress(loaded, "serving")
+            chain: ChainBackend = EmbeddedChain()
+            report = _run_with_progress(loaded, "serving", chain)
         else:
             where = Path(tempfile.mkdtemp(prefix="chronoseal-run-")) if work is None else work
             where.mkdir(parents=True, exist_ok=True)
@@ -110,21 +131,30 @@ def run(
             url = anvil.url if anvil is not None else rpc
             try:
                 _banner(loaded, "chronoseal run", f"{url} · one process per component")
+                chain = JsonRpcChain(url)
                 report = run_separate(
                     loaded,
-                    chain=JsonRpcChain(url),
+                    chain=chain,
                     chain_url=url,
                     work=where,
                     log=lambda msg: console.print(f"  [dim]•[/] {escape(msg)}"),
                     timeout=timeout,
                 )
-            finally:
+            except BaseException:
                 if anvil is not None:
                     anvil.stop()
+                raise
             console.print(f"keys, state and every process's log: {where}")
     except ChronosealError as exc:
         fail(exc)
-    _present(report, loaded, json_path, report_path)
+    try:
+        code = _present(report, loaded, json_path, report_path)
+        if explorer:
+            _keep_explorer_open(chain, report, explorer_listen)
+    finally:
+        if anvil is not None:
+            anvil.stop()
+    raise typer.Exit(code)
 
 
 def _banner(loaded: Scenario, title: str, chain: str) -> None:
@@ -138,10 +168,30 @@ def _banner(loaded: Scenario, title: str, chain: str) -> None:
     )
 
 
+def _keep_explorer_open(chain: ChainBackend, report: DemoReport, listen: str) -> None:
+    """Serve the explorer on the run's chain until Ctrl-C (the embedded chain lives only in
+    this process, so this is the only way to browse it)."""
+    from chronoseal.explorer import start_explorer
+    from chronoseal.ledger import Consortium
+
+    host, port = _endpoint(listen, "--explorer-listen")
+    try:
+        running = start_explorer(Consortium.at(chain, report.contract), host, port)
+    except ChronosealError as exc:
+        fail(exc)
+    console.print(f"explorer: [bold]{running.url}[/] (read-only; Ctrl-C to stop)", highlight=False)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("explorer stopped")
+    finally:
+        running.stop()
+
+
 def _present(
     report: DemoReport, loaded: Scenario, json_path: Path | None, report_path: Path | None
-) -> None:
-    """What demo and run print and write, the same in every mode."""
+) -> int:
+    """What demo and run print and write, the same in every mode; the exit code."""
     console.print(audit_timeline(report.audit) if report.audit else _timeline(report))
     if report.parties:
         console.print(_parties(report))
@@ -167,10 +217,11 @@ def _present(
     if report.audit is not None:
         console.print(audit_table(report.audit))
         if not report.audit.verified:
-            raise typer.Exit(EXIT_ATTESTATION)
+            return EXIT_ATTESTATION
+    return 0
 
 
-def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:
+def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) -> DemoReport:
     """One progress bar per gateway stream and per analysis stage; log lines print above."""
     columns = (
         SpinnerColumn(),
@@ -200,6 +251,7 @@ def _run_with_progress(scenario: Scenario, until: Stage) -> DemoReport:
             progress=on_rows,
             analysis_progress=on_stage,
             until=until,
+            chain=chain,
         )
 
 

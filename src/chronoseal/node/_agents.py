@@ -112,8 +112,20 @@ def _password() -> str:
     return password
 
 
-def attach(chain_url: str, contract: str) -> Consortium:
-    return Consortium.at(JsonRpcChain(chain_url), contract)
+ATTACH_WAIT_SECONDS = 60.0
+
+
+def attach(chain_url: str, contract: str, *, wait: float = ATTACH_WAIT_SECONDS) -> Consortium:
+    """The consortium on a node that may still be starting (or restarting): retried for
+    ``wait`` seconds before ``ledger.chain.unavailable``; any other refusal at once."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return Consortium.at(JsonRpcChain(chain_url), contract)
+        except ChainUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(POLL_SECONDS)
 
 
 def wait_for(
