@@ -13,11 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_agents import PASSWORD, _approved_task, _cli, _finish
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from test_agents import PASSWORD, _approved_task, _cli, _finish, _free_ports
 
+from chronoseal.attest import attester_for
 from chronoseal.audit import audit_task
 from chronoseal.ledger import JsonRpcChain, TaskState, read_events
 from chronoseal.node import Anvil, DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.prediction import ForecastClient
+from chronoseal.spec import Component
 
 pytestmark = [pytest.mark.integration, pytest.mark.anvil]
 
@@ -184,3 +189,112 @@ def test_party_agents_ride_out_a_chain_node_restart(anvil_url: str, tmp_path: Pa
         assert events.count("party.task.approved") == 1
     finally:
         anvil.stop()
+
+
+def test_a_prediction_runtime_killed_while_serving_resumes_without_losing_a_leaf(
+    anvil_url: str, tmp_path: Path, loopback_port: int
+) -> None:
+    """kill -9 with audit leaves not yet on chain; the restarted runtime (same key, same
+    sealed state) re-checks the model against the chain, posts the journaled leaves and
+    serves again — to a client that appraises its fresh evidence."""
+    root, task, world, env, keys, common = _approved_task(
+        tmp_path, anvil_url, "analysis", "prediction"
+    )
+    base = _free_ports(3)
+    at = f"127.0.0.1:{base}"
+    analysis = _cli(
+        "analysis", "serve", "--spec", str(task), *common,
+        "--key-file", str(keys / "analysis.json"), "--listen", f"127.0.0.1:{loopback_port}",
+        "--timeout", "300", "--prediction", at, env=env,
+    )  # fmt: skip
+    state = tmp_path / "prediction-state"
+
+    def predictor(max_age: str) -> subprocess.Popen[str]:
+        return _cli(
+            "predict", "serve", "--spec", str(task), *common,
+            "--key-file", str(keys / "prediction.json"), "--listen", at, "--timeout", "300",
+            "--audit-max-age", max_age, "--state-dir", str(state), env=env,
+        )  # fmt: skip
+
+    first = predictor("3600")  # nothing reaches the chain before the kill
+    gateways = [
+        _cli(
+            "gateway",
+            "serve",
+            "--party",
+            org,
+            "--config",
+            str(root / "parties" / f"{org}.toml"),
+            "--spec",
+            str(task),
+            *common,
+            "--key-file",
+            str(keys / f"{org}.json"),
+            "--runtime",
+            f"127.0.0.1:{loopback_port}",
+            "--state-dir",
+            str(tmp_path / "state" / org),
+            "--timeout",
+            "300",
+            "--prediction",
+            at,
+            env=env,
+        )
+        for org in ("transit", "weather", "events")
+    ]
+    for proc in [*gateways, analysis]:
+        code, out = _finish(proc, timeout=400)
+        assert code == 0, out
+    assert world.consortium.task_state(world.task_id) is TaskState.SERVING
+
+    transit = _client(world, keys / "transit.json", env)
+    with transit:
+        transit.open(("127.0.0.1", base + 2))
+        assert transit.forecast().forecast is not None
+    first.send_signal(signal.SIGKILL)
+    _finish(first, timeout=30)
+    assert world.consortium.task(world.task_id).audited_predictions == 0  # all in the journal
+
+    second = predictor("1")
+    try:
+        deadline = time.monotonic() + 120
+        while world.consortium.task(world.task_id).audited_predictions < 3:
+            assert second.poll() is None, second.communicate()[0]
+            assert time.monotonic() < deadline, "the journaled leaves were never posted"
+            time.sleep(0.5)
+        code, served = _finish(
+            _cli(
+                "predict", "query", "--spec", str(task), "--party", "transit", *common,
+                "--key-file", str(keys / "transit.json"), "--prediction", f"127.0.0.1:{base + 2}",
+                env=env,
+            ),
+            timeout=120,
+        )  # fmt: skip
+        assert code == 0, served
+        assert "checked on chain" in served
+    finally:
+        second.send_signal(signal.SIGTERM)
+        code, out = _finish(second, timeout=60)
+    assert code == 0, out
+    assert "restarted while Serving" in out and "3 journaled audit leaves" in out
+    view = world.consortium.task(world.task_id)
+    # two feed epochs + one request before the kill, the restart itself, one request after
+    assert view.audited_predictions == 5
+    audit = audit_task(world.consortium, world.task_id)
+    assert audit.verified, [c.to_json() for c in audit.failures]
+
+
+def _client(world: DemoConsortium, key_file: Path, env: dict[str, str]) -> ForecastClient:
+    doc = json.loads(key_file.read_text())
+    account = Account.from_key(Account.decrypt(doc, env["CHRONOSEAL_KEY_PASSWORD"]))
+
+    def sign(digest: bytes) -> bytes:
+        return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
+
+    return ForecastClient(
+        world.consortium,
+        world.spec,
+        party="transit",
+        sign=sign,
+        attester=attester_for(world.spec.measurements.gateway.tee, Component.GATEWAY),
+    )

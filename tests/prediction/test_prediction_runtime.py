@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,45 @@ def test_the_rate_holds_and_a_revoked_measurement_stops_new_sessions(tmp_path: P
     assert seen["audited"] == 1  # the refusal is an audit leaf like any other
     assert seen["revoked"].id == "channel.peer.evidence_refused"
     assert "attest.measurement.not_approved" in seen["revoked"].message
+
+
+def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
+    tmp_path: Path,
+) -> None:
+    """Clients accept evidence bound to one of the last 64 blocks: past that, only a
+    runtime that re-attested is reachable; open sessions keep working meanwhile."""
+    seen: dict[str, Any] = {}
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        runtime = world.prediction(reattest_blocks=8, audit_max_leaves=1000)
+        try:
+            analysis.hand_over(runtime.address("handover"))
+            assert runtime.wait_serving(60)
+            _feed(runtime, gateways, "weather", "events")
+            first = runtime.identity
+            with world.client("transit") as open_session:
+                open_session.open(runtime.address("forecasts"))
+                for _ in range(70):  # more blocks than the clients' freshness window
+                    world.chain.fund(Account.create().address, 1)
+                deadline = time.monotonic() + 30
+                while runtime.identity is first:
+                    assert time.monotonic() < deadline, "the runtime never re-attested"
+                    time.sleep(0.2)
+                seen["open_session"] = open_session.forecast().refused
+            with world.client("events") as fresh:
+                fresh.open(runtime.address("forecasts"))  # stale_nonce without re-attesting
+                seen["new_session"] = fresh.forecast().refused
+            runtime.audit.flush()
+            seen["refreshed"] = sum(
+                1
+                for seq in range(runtime.audit.leaves)
+                if (r := runtime.audit.receipt(seq)) is not None
+                and r.leaf.outcome == "prediction.attestation.refreshed"
+            )
+        finally:
+            runtime.stop()
+
+    _world(tmp_path, lambda t: t, probe)
+    assert seen["open_session"] is None
+    assert seen["new_session"] is None
+    assert seen["refreshed"] >= 1

@@ -58,6 +58,8 @@ from chronoseal.attest._measure import (
 )
 from chronoseal.attest._simulated import SimulatedAttester
 
+from ._sealing import sealing_key
+
 __all__ = [
     "REPORT_DATA_SIZE",
     "Appraisal",
@@ -86,4 +88,5 @@ __all__ = [
     "parse_expected_measurement",
     "register_digest",
     "report_data_for",
+    "sealing_key",
 ]

@@ -149,6 +149,12 @@ class AttestedChannel:
         self._identity = identity
         self._reader = reader
 
+    @property
+    def local_fingerprint(self) -> bytes:
+        """This side's certificate fingerprint in this session (a server may have rotated
+        its identity since, for new sessions)."""
+        return self._identity.fingerprint
+
     def open_writer(
         self, context: StreamContext, *, max_chunk_bytes: int = DEFAULT_MAX_CHUNK
     ) -> SecureStreamWriter:
@@ -265,6 +271,12 @@ class ChannelServer:
         self._seen: dict[bytes, datetime] = {}
         self._seen_lock = threading.Lock()
 
+    def rotate(self, identity: RaTlsIdentity) -> None:
+        """Serve new sessions under ``identity`` (fresh evidence); open sessions keep theirs."""
+        _check_link(self._peer_component, identity.component)
+        context = server_context(identity)
+        self.identity, self._context = identity, context
+
     def accept(self, connection: socket.socket) -> AttestedChannel:
         """Run TLS and mutual attestation on an accepted TCP connection.
 
@@ -273,23 +285,24 @@ class ChannelServer:
         """
         connection.settimeout(self._timeout)
         _no_delay(connection)
+        identity, context = self.identity, self._context  # one identity per session
         try:
-            tls = self._context.wrap_socket(connection, server_side=True)
+            tls = context.wrap_socket(connection, server_side=True)
         except OSError as exc:  # ssl.SSLError and timeouts included
             connection.close()
             raise PeerRefused(f"TLS handshake failed: {exc}", id="channel.peer.tls_failed") from exc
         reader = tls.makefile("rb")
         try:
-            peer = self._verify_proof(reader)
+            peer = self._verify_proof(reader, identity)
             tls.sendall(_ACCEPTED)
         except BaseException:
             reader.close()
             tls.close()
             raise
         tls.settimeout(self._io_timeout)
-        return AttestedChannel(tls, reader, self.identity, peer)
+        return AttestedChannel(tls, reader, identity, peer)
 
-    def _verify_proof(self, reader: io.BufferedReader) -> AttestedPeer:
+    def _verify_proof(self, reader: io.BufferedReader, identity: RaTlsIdentity) -> AttestedPeer:
         message = _read_message(reader)
         fields = Reader(message, fail=PeerRefused, error_id="channel.peer.bad_proof")
         if fields.take(len(_PROOF_MAGIC)) != _PROOF_MAGIC:
@@ -312,12 +325,12 @@ class ChannelServer:
             now=now,
         )
         signed = _signed_proof(
-            self.identity.fingerprint,
+            identity.fingerprint,
             peer.fingerprint,
             random,
             micros,
             self._peer_component,
-            self.identity.component,
+            identity.component,
         )
         try:
             peer.public_key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))

@@ -50,10 +50,26 @@ def predict_serve(
     audit_max_age: Annotated[
         float, typer.Option(help="seconds an audit record may wait before its batch is posted")
     ] = 5.0,
+    recheck_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="seconds between re-reads of both ends' measurements from the chain: a "
+            "revoked one ends open sessions at their next request",
+        ),
+    ] = 5.0,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="keep the model, feeds and audit journal here, sealed to this TEE, so a "
+            "restarted runtime resumes serving"
+        ),
+    ] = None,
     health: HealthAt = None,
     log_format: LogFormat = "text",
 ) -> None:
-    """Wait for Trained, attest, take the model over, serve the recipients' forecasts."""
+    """Wait for Trained, attest, take the model over, serve the recipients' forecasts
+    (restarted with the same key and --state-dir while Serving: resume)."""
     log, probes = agent_io("prediction", health, log_format, spec)
     try:
         runtime = serve_prediction(
@@ -66,6 +82,8 @@ def predict_serve(
             serve_for=serve_for,
             log=log,
             health=probes,
+            state_dir=state_dir,
+            recheck_interval=recheck_interval,
             audit_max_age=audit_max_age,
         )
     except ChronosealError as exc:

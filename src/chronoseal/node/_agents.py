@@ -404,6 +404,8 @@ def serve_prediction(
     log: Callable[[str], None],
     audit_max_age: float = 5.0,
     health: Health | None = None,
+    state_dir: Path | None = None,
+    recheck_interval: float = 5.0,
 ) -> PredictionRuntime:
     """Wait for Trained, attest, take the model over from the bound analysis runtime
     (hand-over on ``listen``'s port, feeds on the next, forecasts on the one after), serve
@@ -413,7 +415,8 @@ def serve_prediction(
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
     wait_for(
-        "the model to be trained", _state_is(consortium, spec, TaskState.TRAINED),
+        "the model to be trained",
+        _state_is(consortium, spec, TaskState.TRAINED, TaskState.SERVING),
         timeout=timeout, log=log, health=health,
     )  # fmt: skip
     runtime = PredictionRuntime(
@@ -423,8 +426,17 @@ def serve_prediction(
         chain_key=key.key,
         listen=listen,
         audit_max_age=audit_max_age,
+        state_dir=state_dir,
+        recheck_interval=recheck_interval,
     )
     runtime.start()
+    if runtime.resumed is not None:
+        r = runtime.resumed
+        log(
+            f"restarted while Serving: took the model back from sealed state (hash re-checked "
+            f"on chain), {r.feeds} feeds, {r.leaves} journaled audit leaves, {r.pending} of "
+            "them not yet on chain (posted next)"
+        )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -268,7 +268,8 @@ def run_separate(
             "prediction", "predict", "serve", "--spec", str(scenario.spec_path), *common,
             "--key-file", str(keys / "prediction.json"),
             "--listen", f"127.0.0.1:{prediction_port}", "--timeout", str(timeout),
-            "--serve-for", str(timeout), "--audit-max-age", "1", *json_logs,
+            "--serve-for", str(timeout), "--audit-max-age", "1",
+            "--state-dir", str(work / "state" / "prediction"), *json_logs,
         )  # fmt: skip
         gateways = []
         for org in spec.data_providers():

@@ -16,7 +16,8 @@ from ._audit import (
     verify_receipt,
 )
 from ._client import Answer, ForecastClient
-from ._runtime import PredictionRuntime, ServingStats, feed_datasets
+from ._runtime import PredictionRuntime, ResumeReport, ServingStats, feed_datasets
+from ._sealed import SealedStateError, SealedStore
 
 __all__ = [
     "Answer",
@@ -26,6 +27,9 @@ __all__ = [
     "ForecastClient",
     "PredictionRuntime",
     "Receipt",
+    "ResumeReport",
+    "SealedStateError",
+    "SealedStore",
     "ServingStats",
     "audit_root_poster",
     "feed_datasets",

@@ -465,6 +465,7 @@ class AuditLog:
         max_leaves: int = 256,
         max_age: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        journal: Callable[[AuditLeaf], None] | None = None,
     ) -> None:
         _check_hash("task_id", task_id)
         if not _is_int(max_leaves) or max_leaves < 1:
@@ -484,6 +485,7 @@ class AuditLog:
         self._posted = 0  # leaves [0, _posted) are in posted batches
         self._batches: list[_Batch] = []
         self._starts: list[int] = []
+        self._journal = journal
 
     def append(self, leaf: AuditLeaf) -> int:
         """Log one leaf; returns its sequence number (0, 1, ... over the log's lifetime)."""
@@ -497,10 +499,48 @@ class AuditLog:
         digest = leaf.digest()
         now = self._clock()
         with self._lock:
+            if self._journal is not None:
+                self._journal(leaf)  # durable before it has a sequence number
             self._leaves.append(leaf)
             self._hashes.append(digest)
             self._appended_at.append(now)
             return len(self._leaves) - 1
+
+    def restore(self, leaves: list[AuditLeaf], batches: list[tuple[int, bytes, int]]) -> int:
+        """Take back a journal after a restart: ``leaves`` as journaled, ``batches`` the
+        chain's ``(number, root, count)`` in order. Each batch's root is recomputed from the
+        journal and must be the chain's (a batch posted twice after a failed flush covers
+        the same leaves again); leaves past the last batch are pending again. Returns how
+        many are pending."""
+        if self._leaves:
+            raise AuditError("restore() a fresh log only", id="prediction.audit.restore")
+        hashes = [leaf.digest() for leaf in leaves]
+        restored: list[_Batch] = []
+        offset = 0
+        for number, root, count in batches:
+            if offset + count <= len(hashes) and hmac.compare_digest(
+                merkle_root(hashes[offset : offset + count]), root
+            ):
+                restored.append(_Batch(number, offset, count, root))
+                offset += count
+                continue
+            last = restored[-1] if restored else None
+            if last is not None and last.count == count and hmac.compare_digest(last.root, root):
+                continue  # the same leaves posted again: receipts use the first batch
+            raise AuditError(
+                f"audit batch {number} on chain ({count} leaves) is not what the journal holds "
+                f"from leaf {offset}: the journal is not this runtime's, or leaves are missing",
+                id="prediction.audit.journal_mismatch",
+            )
+        now = self._clock()
+        with self._lock:
+            self._leaves = list(leaves)
+            self._hashes = hashes
+            self._batches = restored
+            self._starts = [b.start for b in restored]
+            self._posted = offset
+            self._appended_at = [now] * (len(leaves) - offset)
+        return len(leaves) - offset
 
     def due(self) -> bool:
         """True when a flush is owed: ``max_leaves`` pending, or the oldest is ``max_age`` old."""

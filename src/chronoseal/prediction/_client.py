@@ -89,13 +89,13 @@ class ForecastClient:
             fresh_nonces=blocks,
             io_timeout=self._io_timeout,
         )
+        # The evidence appraised just now (pinned code, approved, fresh) binds the chain key
+        # the task binds: the bound runtime, attested for this session. It may be newer than
+        # the record posted at hand-over: the runtime re-attests as blocks pass and after a
+        # restart, and logs each refresh in its audit batches.
         view = self.consortium.task(self.task_id)
         peer = channel.peer
-        evidence = hashlib.sha256(peer.evidence.to_bytes()).digest()
-        if (
-            not view.binds(ComponentKind.PREDICTION, peer.chain_address)
-            or view.prediction_evidence != evidence
-        ):
+        if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
             channel.close()
             raise PeerRefused(
                 "this attested runtime is not the prediction runtime the chain binds to the task",

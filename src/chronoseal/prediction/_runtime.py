@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import socket
 import threading
@@ -29,12 +30,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from eth_account import Account
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
+from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, sealing_key
 from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, ChannelServer, RaTlsIdentity
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import PartyIntake, serve_intake
@@ -46,13 +49,16 @@ from chronoseal.ledger import (
     OnChainMeasurements,
     RecentBlocks,
     TaskState,
+    TaskView,
     component_kind,
+    read_events,
     tee_type,
 )
 from chronoseal.model import DS, ID, LoadedModel, commitment, open_bundle
 from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
+from ._sealed import SealedStore
 from ._wire import (
     MODEL_STREAM,
     REQUEST_STREAM,
@@ -90,6 +96,19 @@ class _Usage:
     seen: set[str] = field(default_factory=set)
 
 
+REATTEST_BLOCKS = 32
+"""Re-attest after this many blocks: half the window clients accept evidence from."""
+
+
+@dataclass(frozen=True)
+class ResumeReport:
+    """What a restarted runtime took back from its sealed state."""
+
+    leaves: int
+    pending: int
+    feeds: int
+
+
 @dataclass
 class ServingStats:
     served: int = 0
@@ -114,6 +133,8 @@ class PredictionRuntime:
         verify_party: PartyVerifier | None = None,
         clock: Callable[[], float] = time.time,
         recheck_interval: float = 5.0,
+        state_dir: Path | None = None,
+        reattest_blocks: int = REATTEST_BLOCKS,
     ) -> None:
         self.consortium = consortium
         self.spec = spec
@@ -141,12 +162,28 @@ class PredictionRuntime:
         self._usage: dict[str, _Usage] = {}
         self._recheck = recheck_interval
         self._trust: dict[bytes, tuple[float, str | None]] = {}
+        self._servers: list[ChannelServer] = []
+        self._reattest_blocks = reattest_blocks
+        self._identity_block = 0
+        self.resumed: ResumeReport | None = None
         self.stats = ServingStats()
+        self._store: SealedStore | None = None
+        if state_dir is not None:
+            pin = spec.measurements.pins()[Component.PREDICTION]
+            key = sealing_key(
+                attester.tee,
+                component_key=bytes(Account.from_key(chain_key).key),
+                measurement=pin.digest,
+                purpose=self.task_id,
+            )
+            self._store = SealedStore(state_dir, key, self.task_id)
+        store = self._store
         self.audit = AuditLog(
             self.task_id,
             audit_root_poster(self.session, self.task_id),
             max_leaves=audit_max_leaves,
             max_age=audit_max_age,
+            journal=(lambda leaf: store.append("audit", leaf.encoded())) if store else None,
         )
 
     # ------------------------------------------------------------------ start and stop
@@ -163,27 +200,33 @@ class PredictionRuntime:
         return str(host), int(port)
 
     def start(self) -> None:
-        """Attest, post the attestation for the task (it must be Trained), and serve."""
+        """Attest, post the attestation for the task (it must be Trained), and serve — or,
+        restarted while the task is Serving and binds this runtime's chain key, take the
+        model back from sealed state (its hash re-checked against the chain first)."""
         view = self.consortium.task(self.task_id)
-        if view.state is not TaskState.TRAINED:
+        restarted = view.state is TaskState.SERVING and view.binds(
+            ComponentKind.PREDICTION, self.session.address
+        )
+        if view.state is not TaskState.TRAINED and not restarted:
             raise LedgerError(
                 f"task 0x{self.task_id.hex()} is {view.state.name}, not TRAINED",
                 id="prediction.task.not_trained",
             )
         blocks = RecentBlocks(self.consortium)
-        self.identity = RaTlsIdentity.generate(
-            self.attester, blocks.latest(), chain_address=self.session.address
-        )
+        self._new_identity(blocks)
+        assert self.identity is not None
         pins = self.spec.measurements.pins()
-        evidence = self.identity.evidence.to_bytes()
-        self.session.post_attestation(
-            self.task_id,
-            component_kind(Component.PREDICTION),
-            tee_type(self.attester.tee),
-            pins[Component.PREDICTION].digest,
-            hashlib.sha256(evidence).digest(),
-            self.identity.fingerprint,
-        )
+        if restarted:
+            self._resume(view)
+        else:
+            self.session.post_attestation(
+                self.task_id,
+                component_kind(Component.PREDICTION),
+                tee_type(self.attester.tee),
+                pins[Component.PREDICTION].digest,
+                hashlib.sha256(self.identity.evidence.to_bytes()).digest(),
+                self.identity.fingerprint,
+            )
         # A party asks for forecasts through its gateway (its code, its pinned measurement).
         servers: dict[str, tuple[Component, Callable[[AttestedChannel], None]]] = {
             "handover": (Component.ANALYSIS, self._serve_handover),
@@ -203,6 +246,7 @@ class PredictionRuntime:
                 fresh_nonces=blocks,
                 io_timeout=self._io_timeout,
             )
+            self._servers.append(server)
             host, base = self._listen
             # hand-over on the port given, feeds on the next, forecasts on the one after
             port = base + list(servers).index(name) if base else 0
@@ -290,8 +334,49 @@ class PredictionRuntime:
         except ChronosealError as exc:
             log.warning("prediction runtime refused a connection: %s", exc)
 
+    def _new_identity(self, blocks: RecentBlocks) -> None:
+        """Fresh evidence bound to the newest block and this runtime's chain key."""
+        self.identity = RaTlsIdentity.generate(
+            self.attester, blocks.latest(), chain_address=self.session.address
+        )
+        self._identity_block = self.consortium.chain.block_number()
+
+    def _reattest(self) -> None:
+        """Re-attest before the evidence ages out of the clients' freshness window (the
+        last blocks): new sessions get the new identity, open ones keep theirs; the
+        refreshed evidence's hash goes into the audit log, so it reaches the chain."""
+        if self.consortium.chain.block_number() - self._identity_block < self._reattest_blocks:
+            return
+        self._new_identity(RecentBlocks(self.consortium))
+        assert self.identity is not None
+        for server in self._servers:
+            server.rotate(self.identity)
+        self._runtime_leaf("prediction.attestation.refreshed")
+        log.info("re-attested: fresh evidence for new sessions")
+
+    def _runtime_leaf(self, outcome: str) -> None:
+        assert self.identity is not None
+        self.audit.append(
+            AuditLeaf(
+                task_id=self.task_id,
+                requester=self.session.address,
+                request_digest=hashlib.sha256(self.identity.evidence.to_bytes()).digest(),
+                outcome=outcome,
+                response_digest=None,
+                feed_epochs={},
+                at_us=int(self._clock() * 1e6),
+            )
+        )
+
     def _flush_loop(self) -> None:
+        checked = time.monotonic()
         while not self._stop.wait(0.2):
+            if time.monotonic() - checked >= 1.0:
+                checked = time.monotonic()
+                try:
+                    self._reattest()
+                except ChronosealError as exc:
+                    log.warning("re-attestation failed (retried): %s", exc)
             if self.audit.due():
                 try:
                     self.audit.flush()
@@ -299,6 +384,49 @@ class PredictionRuntime:
                     log.warning("audit batch not posted yet (kept, retried): %s", exc)
 
     # ------------------------------------------------------------------ hand-over
+
+    def _resume(self, view: TaskView) -> None:
+        """The model, task key, feeds and audit journal back from sealed state; the bundle's
+        hash is checked against the chain's model commitment before anything is parsed."""
+        store = self._store
+        if store is None:
+            raise LedgerError(
+                "the task is Serving and binds this runtime's key, but the runtime has no "
+                "sealed state to take the model back from (start it with its --state-dir)",
+                id="prediction.restart.no_state",
+            )
+        bundle, task_key = store.get("model"), store.get("task-key")
+        if bundle is None or task_key is None or view.model_commitment is None:
+            raise LedgerError(
+                f"no sealed model in {store.directory}", id="prediction.restart.no_state"
+            )
+        model = open_bundle(bundle, view.model_commitment)  # hash first, parse only then
+        feeds = 0
+        for ds in feed_datasets(self.spec):
+            sealed = store.get(f"feed-{ds.name}")
+            if sealed is not None:
+                self.feed_epochs[ds.name] = int.from_bytes(sealed[:8], "big")
+                self.feeds[ds.name] = pa.ipc.open_stream(sealed[8:]).read_all().to_pandas()
+                feeds += 1
+        journal = [AuditLeaf.from_json(json.loads(r)) for r in store.records("audit")]
+        batches = [
+            (int(e.args["batch"]), bytes.fromhex(str(e.args["root"])[2:]), int(e.args["count"]))
+            for e in read_events(self.consortium)
+            if e.name == "AuditRootPosted" and e.args.get("task_id") == "0x" + self.task_id.hex()
+        ]
+        pending = self.audit.restore(journal, batches)
+        with self._lock:
+            self.model, self._task_key = model, task_key
+        self.resumed = ResumeReport(leaves=len(journal), pending=pending, feeds=feeds)
+        self._runtime_leaf("prediction.runtime.restarted")
+        log.info(
+            "restarted: model re-checked and reloaded, %d feeds, %d journaled audit leaves "
+            "(%d not yet on chain, posted next)",
+            feeds,
+            len(journal),
+            pending,
+        )
+        self._ready.set()
 
     def _serve_handover(self, channel: AttestedChannel) -> None:
         view = self.consortium.task(self.task_id)
@@ -330,6 +458,9 @@ class PredictionRuntime:
         with self._lock:
             self.model = model
             self._task_key = task_key
+        if self._store is not None:  # sealed before the chain says Serving
+            self._store.put("model", bundle)
+            self._store.put("task-key", task_key)
         self.session.post_prediction_model_commitment(self.task_id, commitment(bundle))
         channel.send_stream(StreamContext(self.task_id, "*", "handover-done"), [b"ok"])
         log.info("model taken over (%d bytes); task Serving", len(bundle))
@@ -354,7 +485,7 @@ class PredictionRuntime:
         intake = serve_intake(
             channel,
             task_id=self.task_id,
-            own_fingerprint=self.identity.fingerprint,
+            own_fingerprint=channel.local_fingerprint,
             task_key=self._task_key,
             intake_for=intake_for,
             verify_party=self._verify_party,
@@ -368,6 +499,8 @@ class PredictionRuntime:
             epoch = self.feed_epochs.get(ds.name, -1) + 1
             self.feed_epochs[ds.name] = epoch
             self.feeds[ds.name] = frame
+        if self._store is not None:
+            self._store.put(f"feed-{ds.name}", epoch.to_bytes(8, "big") + _ipc(frame))
         self.audit.append(
             AuditLeaf(
                 task_id=self.task_id,
@@ -407,7 +540,7 @@ class PredictionRuntime:
             party = str(request.get("party", ""))
             signature = bytes.fromhex(str(request.get("signature", "")))
             signed = signing_digest(
-                self.task_id, party, channel.peer.fingerprint, self.identity.fingerprint, request
+                self.task_id, party, channel.peer.fingerprint, channel.local_fingerprint, request
             )
             with self._verify_lock:
                 self._verify_party(party, signed, signature)
