@@ -133,12 +133,12 @@ def test_separate_processes_stream_and_train_through_the_chain(
             "--state-dir",
             str(tmp_path / "state" / org),
             "--timeout",
-            "200",
+            "600",
             env=env,
         )
         for org in ("transit", "weather", "events")
     }
-    outputs = {org: _finish(proc, timeout=400) for org, proc in gateways.items()}
+    outputs = {org: _finish(proc, timeout=700) for org, proc in gateways.items()}
     code, analysis_out = _finish(analysis, timeout=400)
     for org, (gw_code, out) in outputs.items():
         assert gw_code == 0, f"{org}: {out}\nanalysis runtime: {analysis_out}"

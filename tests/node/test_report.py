@@ -386,7 +386,7 @@ def test_names_and_event_fields_are_escaped() -> None:
 def test_demo_report_option_writes_the_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_demo, "_run_with_progress", lambda scenario, until: demo_report())
+    monkeypatch.setattr(cli_demo, "_run_with_progress", lambda *_: demo_report())
     path = tmp_path / "r.html"
     result = CliRunner().invoke(app, ["demo", "--report", str(path)])
     assert result.exit_code == 0, result.output

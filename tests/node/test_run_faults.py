@@ -44,7 +44,7 @@ def test_run_with_one_process_per_component_ends_audited(anvil_url: str, tmp_pat
     work = tmp_path / "work"
     proc = subprocess.run(
         [
-            shutil.which("chronoseal") or "chronoseal",
+            *_cli_argv(),
             "run", str(scenario), "--rpc", anvil_url, "--json", str(out),
             "--work", str(work), "--timeout", "400",
         ],

@@ -162,6 +162,7 @@ class PredictionRuntime:
         self._usage: dict[str, _Usage] = {}
         self._recheck = recheck_interval
         self._trust: dict[bytes, tuple[float, str | None]] = {}
+        self._closing: set[bytes] = set()  # sessions whose last answer refused them as revoked
         self._servers: list[ChannelServer] = []
         self._reattest_blocks = reattest_blocks
         self._identity_block = 0
@@ -526,8 +527,10 @@ class PredictionRuntime:
             (body,) = raw.chunks if len(raw.chunks) == 1 else (b"",)
             reply = self._answer(channel, body)
             channel.send_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM), reply)
-            if self._revoked(channel) is not None:
-                return  # a revoked end: this session is over (the refusal was audited)
+            with self._lock:
+                if channel.peer.fingerprint in self._closing:
+                    self._closing.discard(channel.peer.fingerprint)
+                    return  # refused as revoked, and audited: this session is over
 
     def _answer(self, channel: AttestedChannel, body: bytes) -> list[bytes]:
         """One request → [json header, Arrow IPC forecast or nothing]; every outcome audited."""
@@ -546,6 +549,8 @@ class PredictionRuntime:
                 self._verify_party(party, signed, signature)
             revoked = self._revoked(channel)
             if revoked is not None:
+                with self._lock:
+                    self._closing.add(channel.peer.fingerprint)
                 raise PeerRefused(revoked, id="prediction.measurement.revoked")
             if request.get("want") == "receipt":
                 return [encode_json(self._receipt_answer(party, request.get("seq")))]
