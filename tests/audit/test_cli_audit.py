@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from ledger_world import PROVIDERS, build_world, digest
@@ -52,3 +53,17 @@ def test_audit_command_names_an_unreachable_node() -> None:
     )
     assert result.exit_code == 2
     assert "ledger.chain.unavailable" in result.output
+
+
+def test_audit_command_refuses_a_malformed_receipt_file(tmp_path: Path) -> None:
+    bad = tmp_path / "receipt.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(
+        app,
+        [
+            "audit", "0x" + "11" * 32, "--rpc", "http://127.0.0.1:9",
+            "--contract", "0x" + "22" * 20, "--receipt", str(bad),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "config.file.invalid" in result.output  # refused before the node is asked

@@ -174,3 +174,16 @@ def test_json_log_lines_carry_component_task_and_event(tmp_path: Path) -> None:
         "event": "prediction.request.not_recipient",
     }
     assert line["message"].endswith("[prediction.request.not_recipient]")
+
+
+def test_an_unusable_spec_file_is_reported_and_the_others_still_reviewed(
+    proposed: DemoConsortium, tmp_path: Path
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "broken.toml").write_text("spec_version = 1\n[task\n")
+    shutil.copy(proposed.scenario.spec_path, specs / "task.toml")
+    log = Events()
+    reviewer = agent(proposed, "transit", log, specs=spec_directory(specs, log))
+    assert [d.action for d in reviewer.step()] == ["approved"]
+    assert any("broken.toml is unusable" in m for _, m in log.seen)

@@ -75,8 +75,9 @@ def audit(
     """Rebuild the task's life from chain events and re-verify every step; exit 1 if any
     check fails (2 if the audit cannot start: unknown task, unreachable node)."""
     try:
+        receipts = _receipts(receipt or [])  # bad input is refused before any network call
         consortium = Consortium.at(JsonRpcChain(rpc), contract, deploy_block=from_block)
-        result = audit_task(consortium, task, receipts=_receipts(receipt or []))
+        result = audit_task(consortium, task, receipts=receipts)
     except ChronosealError as exc:
         fail(exc)
     if as_json:
