@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from hexbytes import HexBytes
+
 from chronoseal.errors import ChronosealError, LedgerError
 from chronoseal.ledger import (
     ChainEvent,
@@ -26,6 +28,7 @@ from chronoseal.ledger import (
     TaskState,
     TaskView,
     TeeType,
+    map_chain_errors,
     measurement_id,
     read_events,
 )
@@ -212,14 +215,17 @@ class _Chain:
 
     def block(self, number: int) -> tuple[str, int]:
         if number not in self._blocks:
-            try:
+            with map_chain_errors("eth_getBlockByNumber"):
                 block = self.consortium.chain.w3.eth.get_block(number)
-            except Exception as exc:  # web3 raises transport-specific types here
-                raise ChainAuditError(
-                    f"cannot read block {number}: {exc}", id="audit.chain.unreadable"
-                ) from exc
             self._blocks[number] = ("0x" + bytes(block["hash"]).hex(), int(block["timestamp"]))
         return self._blocks[number]
+
+    def creates_contract(self, tx_hash: str) -> bool:
+        """Whether ``tx_hash`` is the transaction that created the consortium contract."""
+        with map_chain_errors("eth_getTransactionReceipt", tx_hash):
+            receipt = self.consortium.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        created = receipt.get("contractAddress")
+        return created is not None and str(created).lower() == self.consortium.address.lower()
 
     def call(self, tx_hash: str) -> tuple[str, dict[str, Any]]:
         if tx_hash not in self._calls:
@@ -415,11 +421,11 @@ class _Replay:
                     f"block {keys[i - 1][0]}#{keys[i - 1][1]}: the history is out of order",
                 )
                 break
-        if not any(e.name == "SimulatedTeeAllowedChanged" for e in events[: MAX_FOUNDERS + 1]):
+        if not self.starts_at_deployment(events):
             self.fail(
                 "audit.history",
-                "the history does not start at the contract's deployment (no founding "
-                "events); read it from the deployment block",
+                "the history does not start at the contract's deployment (its first events "
+                "are not the constructor's founding members); read it from the deployment block",
             )
         seen: dict[int, str] = {}
         for e in events:
@@ -435,6 +441,18 @@ class _Replay:
                     f"the history puts task events in block {number} {_short(claimed)}, but "
                     f"the chain's block {number} is {_short(actual)}",
                 )
+
+    def starts_at_deployment(self, events: Sequence[ChainEvent]) -> bool:
+        """The constructor logs each founder, then the simulated-TEE flag, in the
+        transaction that created the contract: the history must open with exactly that."""
+        head = events[: MAX_FOUNDERS + 1]
+        flag = next((i for i, e in enumerate(head) if e.name == "SimulatedTeeAllowedChanged"), 0)
+        if flag == 0:
+            return False
+        tx = head[flag].tx_hash
+        if any(e.name != "MemberAdded" or e.tx_hash != tx for e in head[:flag]):
+            return False
+        return self.chain.creates_contract(tx)
 
     def world_event(self, pos: int, ev: ChainEvent) -> None:
         """Consortium events that matter to the task: revocations and removals."""
