@@ -54,6 +54,9 @@ def test_run_with_one_process_per_component_ends_audited(anvil_url: str, tmp_pat
     doc = json.loads(out.read_text())
     assert doc["task"]["state"] == "Serving"
     assert doc["audit"]["verified"] is True and doc["audit"]["checks"] >= 10
+    # every check reached, the relayed approval (weather's, submitted by transit) included
+    assert doc["audit"]["passed"] == doc["audit"]["checks"]
+    assert doc["audit"]["verdicts"]["audit.signatures"] == "pass"
     assert doc["predictions"]["served"] == 2 and doc["predictions"]["refused"] == 1
     assert doc["predictions"]["refusals"] == {"prediction.request.not_recipient": 1}
     assert all(p["commitment_matched"] for p in doc["parties"])

@@ -643,3 +643,44 @@ def test_a_root_not_posted_by_the_bound_runtime_is_refused(served: Served) -> No
     with pytest.raises(AuditError) as info:
         verify_receipt(receipt, RebindingView(c, other))
     assert info.value.id == "prediction.receipt.wrong_component"
+
+
+def test_the_log_keeps_a_bounded_number_of_posted_leaves_and_says_when_one_expired() -> None:
+    """Memory is bounded by whole batches: old receipts expire with a clear id, recent and
+    pending ones are unaffected, sequence numbers never restart."""
+    posted: list[tuple[bytes, int]] = []
+
+    def post(root: bytes, count: int) -> int:
+        posted.append((root, count))
+        return len(posted) - 1
+
+    task = hashlib.sha256(b"bounded").digest()
+    log = AuditLog(task, post, retain_leaves=4)
+
+    def leaf(i: int) -> AuditLeaf:
+        return AuditLeaf(
+            task_id=task,
+            requester="transit",
+            request_digest=hashlib.sha256(str(i).encode()).digest(),
+            outcome="prediction.request.replayed",
+            response_digest=None,
+            feed_epochs={},
+            at_us=i,
+        )
+
+    for batch in range(4):
+        for i in range(3):
+            log.append(leaf(batch * 3 + i))
+        log.flush()
+    pending = log.append(leaf(99))
+    assert log.leaves == 13 and log.batches == 4 and log.pending == 1
+    with pytest.raises(AuditError) as expired:
+        log.receipt(0)
+    assert expired.value.id == "prediction.receipt.expired"
+    recent = log.receipt(11)
+    assert recent is not None and recent.batch == 3
+    assert verify_inclusion(
+        recent.leaf.digest(), recent.index, recent.count, recent.proof, recent.root
+    )
+    assert log.receipt(pending) is None
+    assert len(log.unposted()) == 1

@@ -263,6 +263,13 @@ def party_serve(
     serve_for: Annotated[
         float | None, typer.Option(help="seconds to watch (default: until SIGTERM)")
     ] = None,
+    relay_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="approve by an EIP-712 signature that this keystore's account submits "
+            "(this party's own key then sends no transaction)"
+        ),
+    ] = None,
     health: HealthAt = None,
     log_format: LogFormat = "text",
 ) -> None:
@@ -282,6 +289,7 @@ def party_serve(
             log=log,
             health=probes,
             serve_for=serve_for,
+            relay_key_path=relay_key_file,
         )
     except ChronosealError as exc:
         fail(exc)

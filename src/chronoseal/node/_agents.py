@@ -540,10 +540,12 @@ def serve_party(
     serve_for: float | None = None,
     poll: float = 2.0,
     stop: threading.Event | None = None,
+    relay_key_path: Path | None = None,
 ) -> PartyAgent:
     """Watch the chain for tasks that name this party; review each against the specs in
     ``specs`` (a file or a directory of them) and approve or refuse it; keep watch over the
-    tasks it approved. Runs ``serve_for`` seconds (None: until SIGTERM or ``stop``)."""
+    tasks it approved. Runs ``serve_for`` seconds (None: until SIGTERM or ``stop``). With
+    ``relay_key_path``, approvals are EIP-712 signatures that account submits (and pays for)."""
     party = load_party_config(party_config)
     if party.party.name != party_name:
         raise ConfigError(
@@ -558,6 +560,9 @@ def serve_party(
             f"the key in {key_path} ({key.address}) is not registered on chain for {party_name}",
             id="config.key.not_registered",
         )
+    relay = None
+    if relay_key_path is not None:
+        relay = consortium.as_account(load_key(relay_key_path).key)
     agent = PartyAgent(
         consortium,
         party,
@@ -565,6 +570,7 @@ def serve_party(
         key,
         log=log,
         state_dir=state_dir,
+        relay=relay,
         health=health,
     )
     stop = stop or threading.Event()

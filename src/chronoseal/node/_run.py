@@ -250,11 +250,14 @@ def run_separate(
     try:
         for participant in spec.participants:
             org = participant.org
+            relay = []  # as in one process: the proposer's account submits the signature
+            if org in scenario.relayed_approvals:
+                relay = ["--relay-key-file", str(keys / f"{scenario.proposer}.json")]
             fleet.start(
                 f"party-{org}", "party", "serve", "--party", org,
                 "--config", str(scenario.party_paths[org]), "--specs", str(spec_dir),
                 *common, "--key-file", str(keys / f"{org}.json"),
-                "--state-dir", str(work / "state" / org), *json_logs,
+                "--state-dir", str(work / "state" / org), *relay, *json_logs,
             )  # fmt: skip
         world.propose()
         log(f"started {len(spec.participants)} party agents; each reviews and approves itself")

@@ -455,6 +455,10 @@ class AuditLog:
     being logged (into the next batch) while a transaction is mined. Flushes are serialized.
     If ``post_root`` raises, nothing is marked posted; if it raised *after* the root was
     mined, the next flush posts those leaves again (logged twice, never lost).
+
+    Memory is bounded: once more than ``retain_leaves`` posted leaves are held, the oldest
+    whole batches are dropped (their roots stay on chain); a receipt asked for after that is
+    refused ``prediction.receipt.expired``. Pending leaves are never dropped.
     """
 
     def __init__(
@@ -466,8 +470,12 @@ class AuditLog:
         max_age: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         journal: Callable[[AuditLeaf], None] | None = None,
+        retain_leaves: int = 1_000_000,
     ) -> None:
         _check_hash("task_id", task_id)
+        if not _is_int(retain_leaves) or retain_leaves < 1:
+            raise AuditError("retain_leaves must be at least 1", id="prediction.audit.config")
+        self.retain_leaves = retain_leaves
         if not _is_int(max_leaves) or max_leaves < 1:
             raise AuditError("max_leaves must be at least 1", id="prediction.audit.config")
         if not max_age > 0:
@@ -486,6 +494,8 @@ class AuditLog:
         self._batches: list[_Batch] = []
         self._starts: list[int] = []
         self._journal = journal
+        self._base = 0  # leaves [0, _base) were dropped from memory (their batches are on chain)
+        self._batch_count = 0
 
     def append(self, leaf: AuditLeaf) -> int:
         """Log one leaf; returns its sequence number (0, 1, ... over the log's lifetime)."""
@@ -504,7 +514,7 @@ class AuditLog:
             self._leaves.append(leaf)
             self._hashes.append(digest)
             self._appended_at.append(now)
-            return len(self._leaves) - 1
+            return self._base + len(self._leaves) - 1
 
     def restore(self, leaves: list[AuditLeaf], batches: list[tuple[int, bytes, int]]) -> int:
         """Take back a journal after a restart: ``leaves`` as journaled, ``batches`` the
@@ -512,7 +522,7 @@ class AuditLog:
         journal and must be the chain's (a batch posted twice after a failed flush covers
         the same leaves again); leaves past the last batch are pending again. Returns how
         many are pending."""
-        if self._leaves:
+        if self._leaves or self._base:
             raise AuditError("restore() a fresh log only", id="prediction.audit.restore")
         hashes = [leaf.digest() for leaf in leaves]
         restored: list[_Batch] = []
@@ -539,14 +549,16 @@ class AuditLog:
             self._batches = restored
             self._starts = [b.start for b in restored]
             self._posted = offset
+            self._batch_count = len(restored)
             self._appended_at = [now] * (len(leaves) - offset)
+            self._evict()
         return len(leaves) - offset
 
     def due(self) -> bool:
         """True when a flush is owed: ``max_leaves`` pending, or the oldest is ``max_age`` old."""
         now = self._clock()
         with self._lock:
-            pending = len(self._leaves) - self._posted
+            pending = self._base + len(self._leaves) - self._posted
             if pending == 0:
                 return False
             return pending >= self.max_leaves or now - self._appended_at[0] >= self.max_age
@@ -555,8 +567,8 @@ class AuditLog:
         """Post every pending leaf as one batch; the chain's batch number, or None if idle."""
         with self._flush_lock:
             with self._lock:
-                start, end = self._posted, len(self._leaves)
-                hashes = self._hashes[start:end]
+                start, end = self._posted, self._base + len(self._leaves)
+                hashes = self._hashes[start - self._base : end - self._base]
             if not hashes:
                 return None
             root = merkle_root(hashes)
@@ -570,21 +582,43 @@ class AuditLog:
                 self._batches.append(_Batch(number, start, len(hashes), root))
                 self._starts.append(start)
                 self._posted = end
+                self._batch_count += 1
                 del self._appended_at[: end - start]
+                self._evict()
             return number
+
+    def _evict(self) -> None:
+        """Drop the oldest whole posted batches while more than ``retain_leaves`` posted
+        leaves are held (called with the state lock held)."""
+        while self._batches and self._posted - self._base > self.retain_leaves:
+            oldest = self._batches[0]
+            if oldest.start != self._base:
+                break
+            del self._leaves[: oldest.count]
+            del self._hashes[: oldest.count]
+            del self._batches[0]
+            del self._starts[0]
+            self._base += oldest.count
 
     def receipt(self, seq: int) -> Receipt | None:
         """The receipt for sequence number ``seq``; None while its batch is not posted yet."""
         with self._lock:
-            if not _is_int(seq) or not 0 <= seq < len(self._leaves):
+            if not _is_int(seq) or not 0 <= seq < self._base + len(self._leaves):
                 raise AuditError(
                     f"no audit leaf with sequence number {seq}", id="prediction.audit.unknown_seq"
+                )
+            if seq < self._base:
+                raise AuditError(
+                    f"the receipt of audit leaf {seq} is no longer kept (the runtime keeps the "
+                    f"last {self.retain_leaves} posted leaves); its batch root is on chain",
+                    id="prediction.receipt.expired",
                 )
             if seq >= self._posted:
                 return None
             batch = self._batches[bisect.bisect_right(self._starts, seq) - 1]
-            hashes = self._hashes[batch.start : batch.start + batch.count]
-            leaf = self._leaves[seq]
+            lo = batch.start - self._base
+            hashes = self._hashes[lo : lo + batch.count]
+            leaf = self._leaves[seq - self._base]
         index = seq - batch.start
         return Receipt(
             leaf=leaf,
@@ -599,24 +633,24 @@ class AuditLog:
     def batches(self) -> int:
         """Batches posted so far (one chain transaction each)."""
         with self._lock:
-            return len(self._batches)
+            return self._batch_count
 
     @property
     def leaves(self) -> int:
         """Leaves ever appended, posted or not."""
         with self._lock:
-            return len(self._leaves)
+            return self._base + len(self._leaves)
 
     @property
     def pending(self) -> int:
         """Leaves not yet in a posted root."""
         with self._lock:
-            return len(self._leaves) - self._posted
+            return self._base + len(self._leaves) - self._posted
 
     def unposted(self) -> list[AuditLeaf]:
         """The leaves no posted root covers (what is lost if the runtime stops now)."""
         with self._lock:
-            return self._leaves[self._posted :]
+            return self._leaves[self._posted - self._base :]
 
 
 def audit_root_poster(session: ComponentSession, task_id: bytes) -> Callable[[bytes, int], int]:

@@ -135,6 +135,7 @@ class PredictionRuntime:
         recheck_interval: float = 5.0,
         state_dir: Path | None = None,
         reattest_blocks: int = REATTEST_BLOCKS,
+        audit_retain_leaves: int = 1_000_000,
     ) -> None:
         self.consortium = consortium
         self.spec = spec
@@ -185,6 +186,7 @@ class PredictionRuntime:
             max_leaves=audit_max_leaves,
             max_age=audit_max_age,
             journal=(lambda leaf: store.append("audit", leaf.encoded())) if store else None,
+            retain_leaves=audit_retain_leaves,
         )
 
     # ------------------------------------------------------------------ start and stop
