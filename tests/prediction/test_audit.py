@@ -654,20 +654,7 @@ def test_the_log_keeps_a_bounded_number_of_posted_leaves_and_says_when_one_expir
         posted.append((root, count))
         return len(posted) - 1
 
-    task = hashlib.sha256(b"bounded").digest()
-    log = AuditLog(task, post, retain_leaves=4)
-
-    def leaf(i: int) -> AuditLeaf:
-        return AuditLeaf(
-            task_id=task,
-            requester="transit",
-            request_digest=hashlib.sha256(str(i).encode()).digest(),
-            outcome="prediction.request.replayed",
-            response_digest=None,
-            feed_epochs={},
-            at_us=i,
-        )
-
+    log = AuditLog(TASK, post, retain_leaves=4)
     for batch in range(4):
         for i in range(3):
             log.append(leaf(batch * 3 + i))
