@@ -35,10 +35,10 @@ from chronoseal.node import (
     Anvil,
     DemoConsortium,
     bundled_scenario,
+    find_anvil,
     load_scenario,
     run_separate,
 )
-from chronoseal.node._run import find_anvil
 
 
 def scenario_copy(root: Path, quick: bool) -> Path:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from chronoseal.node import find_anvil, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "chicago"
@@ -26,21 +26,8 @@ def example_task(example_dir: Path) -> Path:
     return example_dir / "task.toml"
 
 
-def find_anvil() -> str | None:
-    """anvil from CHRONOSEAL_ANVIL, the repo's .cache (scripts/anvil), or PATH."""
-    explicit = os.environ.get("CHRONOSEAL_ANVIL")
-    if explicit:
-        return explicit
-    for candidate in sorted(REPO.glob(".cache/anvil/node_modules/@foundry-rs/anvil-*/bin/anvil")):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("anvil")
-
-
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)
 
 
 @pytest.fixture

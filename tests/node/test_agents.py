@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chronoseal.ledger import JsonRpcChain, TaskState, read_events
-from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.node import DemoConsortium, bundled_scenario, free_ports, load_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.anvil]
 PASSWORD = "correct horse battery staple"
@@ -39,6 +39,27 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str
         proc.kill()
         out, _ = proc.communicate()
     return proc.returncode, out
+
+
+def _gateway(
+    org: str,
+    root: Path,
+    task: Path,
+    common: list[str],
+    keys: Path,
+    state: Path,
+    runtime_port: int,
+    env: dict[str, str],
+    *extra: str,
+) -> subprocess.Popen[str]:
+    """``gateway serve`` for ``org`` of the scenario copy under ``root``, its key in
+    ``keys``, its party-local state under ``state``."""
+    return _cli(
+        "gateway", "serve", "--party", org,
+        "--config", str(root / "parties" / f"{org}.toml"), "--spec", str(task), *common,
+        "--key-file", str(keys / f"{org}.json"), "--runtime", f"127.0.0.1:{runtime_port}",
+        "--state-dir", str(state / org), *extra, env=env,
+    )  # fmt: skip
 
 
 def _new_key(path: Path, env: dict[str, str]) -> str:
@@ -116,25 +137,17 @@ def test_separate_processes_stream_and_train_through_the_chain(
         env=env,
     )
     gateways = {
-        org: _cli(
-            "gateway",
-            "serve",
-            "--party",
+        org: _gateway(
             org,
-            "--config",
-            str(root / "parties" / f"{org}.toml"),
-            "--spec",
-            str(root / "task.toml"),
-            *common,
-            "--key-file",
-            str(keys / f"{org}.json"),
-            "--runtime",
-            f"127.0.0.1:{port}",
-            "--state-dir",
-            str(tmp_path / "state" / org),
+            root,
+            root / "task.toml",
+            common,
+            keys,
+            tmp_path / "state",
+            port,
+            env,
             "--timeout",
             "600",
-            env=env,
         )
         for org in ("transit", "weather", "events")
     }
@@ -203,11 +216,9 @@ def test_a_gateway_killed_mid_stream_resumes_without_losing_or_repeating_a_row(
     )  # fmt: skip
 
     def gateway(org: str, *extra: str) -> subprocess.Popen[str]:
-        return _cli(
-            "gateway", "serve", "--party", org,
-            "--config", str(root / "parties" / f"{org}.toml"), "--spec", str(task), *common,
-            "--key-file", str(keys / f"{org}.json"), "--runtime", f"127.0.0.1:{loopback_port}",
-            "--state-dir", str(tmp_path / "state" / org), "--timeout", "300", *extra, env=env,
+        return _gateway(
+            org, root, task, common, keys, tmp_path / "state", loopback_port, env,
+            "--timeout", "300", *extra,
         )  # fmt: skip
 
     others = {org: gateway(org) for org in ("weather", "events")}
@@ -249,11 +260,9 @@ def test_a_gateway_killed_after_its_commitment_still_gets_its_release(
     )  # fmt: skip
 
     def gateway(org: str) -> subprocess.Popen[str]:
-        return _cli(
-            "gateway", "serve", "--party", org,
-            "--config", str(root / "parties" / f"{org}.toml"), "--spec", str(task), *common,
-            "--key-file", str(keys / f"{org}.json"), "--runtime", f"127.0.0.1:{loopback_port}",
-            "--state-dir", str(tmp_path / "state" / org), "--timeout", "300", env=env,
+        return _gateway(
+            org, root, task, common, keys, tmp_path / "state", loopback_port, env,
+            "--timeout", "300",
         )  # fmt: skip
 
     victim = gateway("transit")
@@ -281,31 +290,6 @@ def test_a_gateway_killed_after_its_commitment_still_gets_its_release(
     assert analysis_code == 0, analysis_out
 
 
-def _free_ports(count: int) -> int:
-    """A base port with ``count`` consecutive ports free on 127.0.0.1 right now."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65536:
-            continue
-        held = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
 def test_separate_processes_serve_audited_forecasts_through_the_chain(
     anvil_url: str, tmp_path: Path, loopback_port: int
 ) -> None:
@@ -316,7 +300,7 @@ def test_separate_processes_serve_audited_forecasts_through_the_chain(
     root, task, world, env, keys, common = _approved_task(
         tmp_path, anvil_url, "analysis", "prediction"
     )
-    base = _free_ports(3)
+    base = free_ports(3)
     prediction_at = f"127.0.0.1:{base}"
     analysis = _cli(
         "analysis", "serve", "--spec", str(task), *common,
@@ -329,27 +313,19 @@ def test_separate_processes_serve_audited_forecasts_through_the_chain(
         "--timeout", "300", "--audit-max-age", "1", env=env,
     )  # fmt: skip
     gateways = {
-        org: _cli(
-            "gateway",
-            "serve",
-            "--party",
+        org: _gateway(
             org,
-            "--config",
-            str(root / "parties" / f"{org}.toml"),
-            "--spec",
-            str(task),
-            *common,
-            "--key-file",
-            str(keys / f"{org}.json"),
-            "--runtime",
-            f"127.0.0.1:{loopback_port}",
-            "--state-dir",
-            str(tmp_path / "state" / org),
+            root,
+            task,
+            common,
+            keys,
+            tmp_path / "state",
+            loopback_port,
+            env,
             "--timeout",
             "300",
             "--prediction",
             prediction_at,
-            env=env,
         )
         for org in ("transit", "weather", "events")
     }

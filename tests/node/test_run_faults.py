@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from test_agents import PASSWORD, _approved_task, _cli, _finish, _free_ports
+from test_agents import PASSWORD, _approved_task, _cli, _finish, _gateway
 
 from chronoseal.attest import attester_for
 from chronoseal.audit import audit_task
 from chronoseal.ledger import JsonRpcChain, TaskState, read_events
-from chronoseal.node import Anvil, DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.node import Anvil, DemoConsortium, bundled_scenario, free_ports, load_scenario
 from chronoseal.prediction import ForecastClient
 from chronoseal.spec import Component
 
@@ -90,25 +90,17 @@ def test_an_analysis_runtime_killed_while_training_aborts_the_task_on_restart(
             [*_cli_argv(), *analysis_args], env=env, stdout=out, stderr=subprocess.STDOUT
         )
     gateways = {
-        org: _cli(
-            "gateway",
-            "serve",
-            "--party",
+        org: _gateway(
             org,
-            "--config",
-            str(root / "parties" / f"{org}.toml"),
-            "--spec",
-            str(task),
-            *common,
-            "--key-file",
-            str(keys / f"{org}.json"),
-            "--runtime",
-            f"127.0.0.1:{loopback_port}",
-            "--state-dir",
-            str(tmp_path / "state" / org),
+            root,
+            task,
+            common,
+            keys,
+            tmp_path / "state",
+            loopback_port,
+            env,
             "--timeout",
             "300",
-            env=env,
         )
         for org in ("transit", "weather", "events")
     }
@@ -203,7 +195,7 @@ def test_a_prediction_runtime_killed_while_serving_resumes_without_losing_a_leaf
     root, task, world, env, keys, common = _approved_task(
         tmp_path, anvil_url, "analysis", "prediction"
     )
-    base = _free_ports(3)
+    base = free_ports(3)
     at = f"127.0.0.1:{base}"
     analysis = _cli(
         "analysis", "serve", "--spec", str(task), *common,
@@ -221,27 +213,19 @@ def test_a_prediction_runtime_killed_while_serving_resumes_without_losing_a_leaf
 
     first = predictor("3600")  # nothing reaches the chain before the kill
     gateways = [
-        _cli(
-            "gateway",
-            "serve",
-            "--party",
+        _gateway(
             org,
-            "--config",
-            str(root / "parties" / f"{org}.toml"),
-            "--spec",
-            str(task),
-            *common,
-            "--key-file",
-            str(keys / f"{org}.json"),
-            "--runtime",
-            f"127.0.0.1:{loopback_port}",
-            "--state-dir",
-            str(tmp_path / "state" / org),
+            root,
+            task,
+            common,
+            keys,
+            tmp_path / "state",
+            loopback_port,
+            env,
             "--timeout",
             "300",
             "--prediction",
             at,
-            env=env,
         )
         for org in ("transit", "weather", "events")
     ]

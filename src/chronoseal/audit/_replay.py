@@ -91,7 +91,6 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("audit.deadline", "The task is not left hanging past its deadline"),
     ("audit.record", "The contract's stored record agrees with the replayed history"),
 )
-TITLES = dict(CHECKS)
 
 
 def _short(value: str, n: int = 10) -> str:
@@ -250,6 +249,7 @@ class _Replay:
         self.notes: dict[str, list[str]] = {cid: [] for cid, _ in CHECKS}
         self.state = TaskState.NONE
         self.visited: set[TaskState] = set()
+        self.path = [TaskState.NONE]
         self.proposed = False
         self.proposer = ""
         self.parties: list[str] = []
@@ -554,6 +554,7 @@ class _Replay:
             self.fail("audit.transitions", f"→ {to.name.title()} at {self.where(ev)}: {cause}")
         self.state = to
         self.visited.add(to)
+        self.path.append(to)
         self.item(ev, f"{frm.name.title()} → {to.name.title()}")
 
     def cause(self, ev: ChainEvent, to: TaskState) -> str | None:
@@ -936,10 +937,7 @@ def _verdicts(
     details = {
         "audit.history": f"{replay.task_events} task events replayed with the consortium's",
         "audit.proposal": f"{len(replay.parties)} participants, {len(replay.pins)} pins",
-        "audit.transitions": " → ".join(
-            ["None"]
-            + [t.summary.split(" → ")[1] for t in replay.timeline if t.event == "TaskStateChanged"]
-        ),
+        "audit.transitions": " → ".join(s.name.title() for s in replay.path),
         "audit.approvals": f"{len(replay.approved)} of {len(replay.parties)} approved "
         f"({sum(replay.approved.values())} relayed)",
         "audit.signatures": f"{replay.relayed_checked} relayed signatures recovered"

@@ -16,7 +16,7 @@ from ._agents import (
 from ._demo import DemoConsortium, DemoReport, PartyReport, Stage, TimelineEntry, run_demo
 from ._health import AgentLog, Health, Log
 from ._party import Decision, PartyAgent, spec_directory
-from ._run import Anvil, RunError, run_separate
+from ._run import Anvil, RunError, find_anvil, free_ports, run_separate
 from ._scenario import Scenario, bundled_scenario, load_scenario
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "Stage",
     "TimelineEntry",
     "bundled_scenario",
+    "find_anvil",
+    "free_ports",
     "load_key",
     "load_scenario",
     "load_task",

@@ -50,6 +50,7 @@ from chronoseal.prediction import (
 )
 from chronoseal.spec import (
     Component,
+    PartyConfig,
     TaskSpec,
     load_party_config,
     load_spec,
@@ -126,6 +127,36 @@ def attach(chain_url: str, contract: str, *, wait: float = ATTACH_WAIT_SECONDS) 
             if time.monotonic() > deadline:
                 raise
             time.sleep(POLL_SECONDS)
+
+
+def party_config_of(party_name: str, path: Path, role: str) -> PartyConfig:
+    """``path`` must be the config of ``party_name`` (a gateway or reviewer started with
+    another party's config would act for the wrong org)."""
+    party = load_party_config(path)
+    if party.party.name != party_name:
+        raise ConfigError(
+            f"this {role} acts for {party_name}, but {path} is the config of {party.party.name}",
+            id="config.party.mismatch",
+        )
+    return party
+
+
+def org_key(
+    consortium: Consortium, party: str, key_path: Path | None, key: LocalAccount | None = None
+) -> LocalAccount:
+    """The party's chain key (``key``, or decrypted from ``key_path``), which the chain must
+    register for ``party``."""
+    if key is None:
+        if key_path is None:
+            raise ConfigError("no key given for " + party, id="config.key.missing")
+        key = load_key(key_path)
+    if consortium.org_of_key(key.address) != party:
+        where = f" in {key_path}" if key_path is not None else ""
+        raise ConfigError(
+            f"the key{where} ({key.address}) is not registered on chain for {party}",
+            id="config.key.not_registered",
+        )
+    return key
 
 
 def wait_for(
@@ -326,23 +357,11 @@ def serve_gateway(
     """Wait until the task is Approved and a runtime attested for it, stream once (resuming
     after a restart), then wait for Trained and fetch (and check against the chain) what
     the task releases to us."""
-    party = load_party_config(party_config)
-    if party.party.name != party_name:
-        raise ConfigError(
-            f"this gateway serves {party_name}, but {party_config} is the config of "
-            f"{party.party.name}",
-            id="config.party.mismatch",
-        )
+    party = party_config_of(party_name, party_config, "gateway")
     spec = load_task(spec_path)
     attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
     consortium = attach(chain_url, contract)
-    key = load_key(key_path)
-    if consortium.org_of_key(key.address) != party.party.name:
-        raise ConfigError(
-            f"the key in {key_path} ({key.address}) is not registered on chain for "
-            f"{party.party.name}",
-            id="config.key.not_registered",
-        )
+    key = org_key(consortium, party_name, key_path)
     gateway = Gateway(
         consortium,
         party,
@@ -465,7 +484,7 @@ def query_forecast(
     spec_path: Path,
     chain_url: str,
     contract: str,
-    key_path: Path,
+    key_path: Path | None,
     party: str,
     prediction: tuple[str, int],
     series: list[str],
@@ -478,12 +497,7 @@ def query_forecast(
     spec = load_task(spec_path)
     attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
     consortium = attach(chain_url, contract)
-    key = key or load_key(key_path)
-    if consortium.org_of_key(key.address) != party:
-        raise ConfigError(
-            f"the key in {key_path} ({key.address}) is not registered on chain for {party}",
-            id="config.key.not_registered",
-        )
+    key = org_key(consortium, party, key_path, key)
 
     def sign(digest: bytes) -> bytes:
         return bytes(key.sign_message(encode_defunct(primitive=digest)).signature)
@@ -546,20 +560,9 @@ def serve_party(
     ``specs`` (a file or a directory of them) and approve or refuse it; keep watch over the
     tasks it approved. Runs ``serve_for`` seconds (None: until SIGTERM or ``stop``). With
     ``relay_key_path``, approvals are EIP-712 signatures that account submits (and pays for)."""
-    party = load_party_config(party_config)
-    if party.party.name != party_name:
-        raise ConfigError(
-            f"this agent reviews for {party_name}, but {party_config} is the config of "
-            f"{party.party.name}",
-            id="config.party.mismatch",
-        )
+    party = party_config_of(party_name, party_config, "party agent")
     consortium = attach(chain_url, contract)
-    key = load_key(key_path)
-    if consortium.org_of_key(key.address) != party_name:
-        raise ConfigError(
-            f"the key in {key_path} ({key.address}) is not registered on chain for {party_name}",
-            id="config.key.not_registered",
-        )
+    key = org_key(consortium, party_name, key_path)
     relay = None
     if relay_key_path is not None:
         relay = consortium.as_account(load_key(relay_key_path).key)

@@ -242,6 +242,10 @@ class DemoConsortium:
     def org(self, name: str) -> OrgSession:
         return self.consortium.as_org(name, self._keys[name].key)
 
+    def name_component(self, address: str, label: str) -> None:
+        """How the timeline names a component's chain address."""
+        self._components[address] = label
+
     def actor_name(self, address: str) -> str:
         if address == self._deployer.address:
             return "deployer"

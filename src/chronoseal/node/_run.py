@@ -237,8 +237,8 @@ def run_separate(
         accounts[name] = account
     for org in scenario.members:  # each party acts with its own rotated key
         world.org(org).add_key(accounts[org].address)
-    world._components[accounts["analysis"].address] = "analysis runtime"
-    world._components[accounts["prediction"].address] = "prediction runtime"
+    world.name_component(accounts["analysis"].address, "analysis runtime")
+    world.name_component(accounts["prediction"].address, "prediction runtime")
     common = ["--chain", chain_url, "--contract", world.consortium.address]
     analysis_port = free_ports(1)
     prediction_port = free_ports(3)
@@ -342,7 +342,7 @@ def _ask_everyone(
             spec_path=scenario.spec_path,
             chain_url=chain_url,
             contract=world.consortium.address,
-            key_path=Path(),
+            key_path=None,
             key=accounts[org],
             party=org,
             prediction=("127.0.0.1", port),
