@@ -97,6 +97,10 @@ def _short(value: str, n: int = 10) -> str:
     return value if len(value) <= n + 2 else value[: n + 2] + "…"
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 def _when(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -274,6 +278,7 @@ class _Replay:
         self.timeline: list[TimelineItem] = []
         self.prev: ChainEvent | None = None
         self.task_events = 0
+        self.events_seen = 0
 
     # ------------------------------------------------------------------ helpers
 
@@ -381,6 +386,16 @@ class _Replay:
             return prev
         return None
 
+    def actor_name(self, address: str) -> str:
+        """An org by name, a bound component by its role, anyone else by address."""
+        for record, role in (
+            (self.analysis, "analysis runtime"),
+            (self.prediction, "prediction runtime"),
+        ):
+            if record is not None and record.component.lower() == address.lower():
+                return role
+        return self.world.actor(address)
+
     def item(self, ev: ChainEvent, summary: str, actor: str | None = None) -> None:
         self.timeline.append(
             TimelineItem(
@@ -389,7 +404,7 @@ class _Replay:
                 tx_hash=ev.tx_hash,
                 log_index=ev.log_index,
                 event=ev.name,
-                actor=actor if actor is not None else self.world.actor(ev.actor),
+                actor=actor if actor is not None else self.actor_name(ev.actor),
                 summary=summary,
             )
         )
@@ -397,6 +412,7 @@ class _Replay:
     # ------------------------------------------------------------------ the pass
 
     def run(self, events: Sequence[ChainEvent]) -> None:
+        self.events_seen = len(events)
         self.check_history(events)
         for pos, ev in enumerate(events):
             if ev.args.get("task_id") == self.task_hex:
@@ -786,7 +802,7 @@ class _Replay:
             self.gateway_commit[org] = commitment
             self.use_gateway(pos, ev, f"{name}'s gateway commitment")
             self.item(
-                ev, f"{name}'s gateway committed what it sent: {_short(commitment)}", actor=name
+                ev, f"the {name} gateway committed what it sent: {_short(commitment)}", actor=name
             )
         else:
             if self.analysis is None or ev.actor.lower() != self.analysis.component.lower():
@@ -817,7 +833,7 @@ class _Replay:
                 f"{self.where(ev)}, but the commitments were {g} and {r}",
             )
         self.matched.add(org)
-        self.item(ev, f"{self.world.name(org)}'s commitments match", actor="chain")
+        self.item(ev, f"the commitments for {self.world.name(org)} match", actor="chain")
 
     def on_CommitmentMismatched(self, pos: int, ev: ChainEvent) -> None:
         org = str(ev.args["org"])
@@ -828,7 +844,7 @@ class _Replay:
             f"{name}'s gateway committed {_short(str(ev.args['gateway']))} but the runtime "
             f"received {_short(str(ev.args['runtime']))}: the data differ, the task is disputed",
         )
-        self.item(ev, f"{name}'s commitments DIFFER", actor="chain")
+        self.item(ev, f"the commitments for {name} DIFFER", actor="chain")
 
     def on_ModelCommitted(self, pos: int, ev: ChainEvent) -> None:
         a = ev.args
@@ -935,12 +951,13 @@ def _verdicts(
         "audit.receipts": bool(receipts),
     }
     details = {
-        "audit.history": f"{replay.task_events} task events replayed with the consortium's",
+        "audit.history": f"{_n(replay.task_events, 'task event')} replayed among "
+        f"{_n(replay.events_seen, 'consortium event')}",
         "audit.proposal": f"{len(replay.parties)} participants, {len(replay.pins)} pins",
         "audit.transitions": " → ".join(s.name.title() for s in replay.path),
         "audit.approvals": f"{len(replay.approved)} of {len(replay.parties)} approved "
         f"({sum(replay.approved.values())} relayed)",
-        "audit.signatures": f"{replay.relayed_checked} relayed signatures recovered"
+        "audit.signatures": f"{_n(replay.relayed_checked, 'relayed signature')} recovered"
         if replay.relayed_checked
         else "no relayed approvals",
         "audit.measurements": ", ".join(p.label() for p in replay.pins),
@@ -950,8 +967,9 @@ def _verdicts(
         "audit.model": f"model {_short(replay.model or 'none')}",
         "audit.prediction": "prediction runtime loaded "
         + _short(replay.prediction_model or "none"),
-        "audit.audit_roots": f"{replay.batches} batches, {replay.audited} requests",
-        "audit.receipts": f"{len(receipts)} receipts",
+        "audit.audit_roots": f"{_n(replay.batches, 'batch', 'batches')}, "
+        f"{_n(replay.audited, 'audit record')}",
+        "audit.receipts": _n(len(receipts), "receipt") + " checked",
         "audit.deadline": f"deadline {_when(replay.deadline)}" if replay.deadline else "",
         "audit.record": "state, counts, bindings and commitments agree",
     }

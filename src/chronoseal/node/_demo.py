@@ -512,7 +512,8 @@ class DemoConsortium:
         }
         self.log(
             f"{stats.served} forecasts served, {stats.refused} refused; "
-            f"{view.audited_predictions} audit leaves in {view.audit_batches} batches on chain; "
+            f"{view.audited_predictions} audit leaves in {view.audit_batches} "
+            f"batch{'es' if view.audit_batches != 1 else ''} on chain; "
             f"{verified} receipts verified against the chain"
         )
         return served

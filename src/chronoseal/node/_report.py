@@ -705,6 +705,7 @@ tr.joint td { background: #f1f6fc; }
 .bad { color: #c62828; font-weight: 700; }
 .missing { background: #f6f6f6; border-left: 4px solid #9e9e9e; padding: .4rem .8rem; }
 .note { color: #555; font-size: .9rem; }
+.nowrap { white-space: nowrap; }
 figure { margin: .6rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .85rem; }
@@ -918,7 +919,7 @@ Anyone with read access to a chain node gets the same with
 </tr></thead>
 <tbody>
 {% for t in audit.timeline %}
-<tr><td class="num" title="{{ t.tx }}">{{ t.block }}</td><td>{{ t.time }}</td>
+<tr><td class="num" title="{{ t.tx }}">{{ t.block }}</td><td class="nowrap">{{ t.time }}</td>
 <td>{{ t.actor }}</td><td>{{ t.summary }}</td></tr>
 {% endfor %}
 </tbody>
@@ -927,7 +928,7 @@ Anyone with read access to a chain node gets the same with
 {% endif %}
 
 <section>
-<h2>On-chain timeline</h2>
+<h2>Contract events</h2>
 {% if events %}
 <table>
 <thead><tr><th class="num">block</th><th>actor</th><th>event</th><th>key fields</th></tr>
