@@ -113,3 +113,38 @@ def test_forecasting_without_the_future_known_covariates_is_refused() -> None:
     with pytest.raises(ModelError) as info:
         open_bundle(bundle, commitment(bundle)).predict(7)
     assert info.value.id == "model.predict.missing_future"
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        "seasonal-naive",
+        "statsforecast-autoets",
+        "statsforecast-autoarima",
+        "statsforecast-mstl",
+        "mlforecast-lightgbm",
+    ],
+)
+def test_newer_observations_move_the_forecast_origin_without_refitting(family: str) -> None:
+    frame = _frame()
+    cut = frame.groupby("unique_id").head(190).reset_index(drop=True)
+    newer = frame.groupby("unique_id").tail(10).reset_index(drop=True)
+    fitted = fit(cut, _recipe(family), Grid.parse("D"), "joint")
+    bundle = seal(fitted, task_id=TASK, name="joint")
+    loaded = open_bundle(bundle, commitment(bundle))
+    before = loaded.predict(7, _future(cut, 7), level=80)
+    # The same history again: the fitted model run forward over it forecasts what it did.
+    same = loaded.with_observations(newer.iloc[0:0]).predict(7, _future(cut, 7), level=80)
+    np.testing.assert_allclose(same["joint"], before["joint"], rtol=1e-6)
+    extended = loaded.with_observations(newer)
+    out = extended.predict(7, _future(frame, 7), level=80)
+    assert out["ds"].min() == frame["ds"].max() + pd.Timedelta(days=1)
+    assert len(out) == 14 and out[["joint", "joint-lo-80", "joint-hi-80"]].notna().all(axis=None)
+    assert (out["joint-lo-80"] <= out["joint-hi-80"]).all()
+    # The opened model is unchanged: another request without observations sees no new rows.
+    again = loaded.predict(7, _future(cut, 7), level=80)
+    pd.testing.assert_frame_equal(again, before)
+    if family == "seasonal-naive":
+        for uid in ("a", "b"):
+            last_season = newer[newer["unique_id"] == uid]["y"].to_numpy()[-7:]
+            np.testing.assert_allclose(out[out["unique_id"] == uid]["joint"], last_season)

@@ -4,6 +4,7 @@ JSON-RPC chain node (anvil). The parties' gateways use rotated keys from encrypt
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from chronoseal.ledger import JsonRpcChain, TaskState, read_events
@@ -367,6 +369,18 @@ def test_separate_processes_serve_audited_forecasts_through_the_chain(
     code, refused = query("weather")
     assert code == 2, refused
     assert "prediction.request.not_recipient" in refused
+    # Transit's own first week after the training window, as a CSV export of its table.
+    rows = pd.read_parquet(root / "data" / "transit.parquet")
+    week = rows[(rows["date"] > dt.date(2016, 8, 14)) & (rows["date"] <= dt.date(2016, 8, 21))]
+    observations = tmp_path / "newest.csv"
+    week.to_csv(observations, index=False)
+    after = tmp_path / "after.csv"
+    code, served_after = query(
+        "transit", "--input", str(observations), "--horizon", "7", "--out", str(after)
+    )
+    assert code == 0, served_after
+    lines = after.read_text().splitlines()
+    assert len(lines) == 1 + 7 and lines[1].split(",")[1].startswith("2016-08-22"), lines
     code, verified = _finish(
         _cli("predict", "verify-receipt", str(receipt), *common, env=env), timeout=60
     )
@@ -385,6 +399,7 @@ def test_separate_processes_serve_audited_forecasts_through_the_chain(
     predictor.send_signal(signal.SIGTERM)
     code, predicted = _finish(predictor, timeout=60)
     assert code == 0, predicted
-    assert "1 forecasts served, 1 refused" in predicted
+    assert "2 forecasts served, 1 refused" in predicted
     view = world.consortium.task(world.task_id)
-    assert view.audit_batches >= 1 and view.audited_predictions == 2 + 2  # two feed epochs
+    # four requests (one for the input key), two feed epochs
+    assert view.audit_batches >= 1 and view.audited_predictions == 4 + 2

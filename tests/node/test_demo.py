@@ -202,8 +202,12 @@ def test_recipients_are_served_others_refused_and_every_receipt_checks_on_chain(
     trained: Trained,
 ) -> None:
     predictions = trained.doc["predictions"]
-    assert predictions["served"] == 2  # transit and events; weather is no recipient
+    # transit and events; weather is no recipient; transit once more with its own newest
+    # observations (and refused as stale for the whole horizon after them)
+    assert predictions["served"] == 3
+    assert predictions["with_input"] == 1
     assert predictions["refusals"] == {
+        "prediction.feed.stale": 1,
         "prediction.request.not_recipient": 2,
         "prediction.request.replayed": 2,
     }
@@ -212,8 +216,8 @@ def test_recipients_are_served_others_refused_and_every_receipt_checks_on_chain(
     assert predictions["audit_lost"] == 0
     view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
     assert view.audit_batches == predictions["audit_batches"] >= 1
-    # every request and refusal, plus one leaf per feed epoch (weather, events)
-    assert view.audited_predictions == predictions["audited"] == asked + 2
+    # every request and refusal, the input key transit asked for, one leaf per feed epoch
+    assert view.audited_predictions == predictions["audited"] == asked + 1 + 2
 
 
 def test_the_served_forecast_covers_the_horizon_after_the_training_window(
@@ -227,6 +231,9 @@ def test_the_served_forecast_covers_the_horizon_after_the_training_window(
     assert str(frame["ds"].max().date()) == "2016-08-28"
     assert (frame["joint-lo-80"] <= frame["joint"]).all()
     assert (frame["joint"] <= frame["joint-hi-80"]).all()
+    observed, after = trained.report.with_input["transit"]
+    assert len(observed) == 7 and str(observed["ds"].max()) == "2016-08-21"
+    assert str(after["ds"].min().date()) == "2016-08-22" and len(after) == 7
 
 
 def test_the_demo_ends_with_the_task_re_verified_from_the_chain(

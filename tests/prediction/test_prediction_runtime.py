@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -283,3 +284,77 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
     assert seen["open_session"] is None
     assert seen["new_session"] is None
     assert seen["refreshed"] >= 1
+
+
+def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Path) -> None:
+    """Transit sends its first week after the training window (desensitized by its client)
+    and is forecast the week after it; the whole horizon after it is refused as stale (the
+    feeds end two weeks after the window); tampered, replayed or foreign inputs are refused,
+    and each refusal is audited."""
+    seen: dict[str, Any] = {}
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        runtime = world.prediction(audit_max_leaves=1000)
+        try:
+            analysis.hand_over(runtime.address("handover"))
+            assert runtime.wait_serving(60)
+            _feed(runtime, gateways, "weather", "events")
+            rows = next(g for g in gateways if g.name == "transit").rows_after_window(7)
+            seen["rows"] = rows
+            with world.client("transit") as transit:
+                transit.open(runtime.address("forecasts"))
+                seen["plain"] = transit.forecast(horizon=7).forecast
+                after = transit.forecast(observations=rows, horizon=7)
+                seen["after"] = after.forecast
+                seen["stale"] = transit.forecast(observations=rows).refused
+                seen["replayed"] = transit.forecast(
+                    observations=rows, horizon=7, request_id=after.request_id
+                ).refused
+                seen["too_long"] = transit.forecast(horizon=15).refused
+                payload = transit._desensitized(rows)
+                header, _ = transit._ask(
+                    {
+                        "request_id": "tampered",
+                        "series": [],
+                        "input": {"sha256": "00" * 32, "rows": rows.num_rows},
+                    },
+                    payload,
+                )
+                seen["tampered"] = header.get("refused")
+                seen["plain_again"] = transit.forecast(horizon=7).forecast
+            with world.client("events") as events:
+                events.open(runtime.address("forecasts"))
+                header, _ = events._ask({"want": "input.key", "request_id": "k1"})
+                seen["events_key"] = header.get("refused")
+                with pytest.raises(PeerRefused) as local:
+                    events.forecast(observations=rows)
+                seen["events_local"] = local.value.id
+            with world.client("weather") as weather:
+                weather.open(runtime.address("forecasts"))
+                header, _ = weather._ask({"want": "input.key", "request_id": "k2"})
+                seen["weather_key"] = header.get("refused")
+            seen["stats"] = dataclasses.replace(runtime.stats)
+            runtime.audit.flush()
+            seen["after_leaf"] = runtime.audit.receipt(after.audit_seq)
+        finally:
+            runtime.stop()
+
+    _world(tmp_path, lambda t: t, probe)
+    rows, plain, after = seen["rows"], seen["plain"], seen["after"]
+    assert rows.num_rows == 7 and str(rows.column("date")[-1]) == "2016-08-21"
+    assert plain["ds"].min() == pd.Timestamp("2016-08-15") and len(plain) == 7
+    assert after["ds"].min() == pd.Timestamp("2016-08-22") and len(after) == 7
+    assert after["ds"].max() == pd.Timestamp("2016-08-28")
+    assert seen["stale"] == "prediction.feed.stale"
+    assert seen["replayed"] == "prediction.request.replayed"
+    assert seen["too_long"] == "prediction.request.horizon"
+    assert seen["tampered"] == "prediction.input.digest"
+    assert seen["events_key"] == "prediction.input.not_holder"
+    assert seen["events_local"] == "prediction.input.not_holder"
+    assert seen["weather_key"] == "prediction.request.not_recipient"
+    # The observations served one request only: the next plain request is as before.
+    pd.testing.assert_frame_equal(seen["plain_again"], plain)
+    assert seen["after_leaf"].leaf.outcome == "served"
+    refusals = seen["stats"].refusals
+    for refusal in ("prediction.feed.stale", "prediction.input.digest"):
+        assert refusals[refusal] == 1

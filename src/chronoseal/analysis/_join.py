@@ -22,12 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from chronoseal.errors import AnalysisError
-from chronoseal.model import DS, ID, Grid, Y, as_float, is_aware, is_time, to_utc
+from chronoseal.model import DS, ID, Grid, Y, as_float, is_aware, is_time, series_ids, to_utc
 from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Availability, Dataset, TaskSpec
 
 log = logging.getLogger("chronoseal.analysis")
-_SEP = "|"
 
 
 @dataclass(frozen=True)
@@ -221,20 +220,11 @@ def _normalised(
     return _deduplicated(spec, ds, out, repairs)
 
 
-def series_datasets(spec: TaskSpec) -> list[Dataset]:
-    """The datasets that hold series of the target: the target dataset (vertical), or every
-    dataset releasing the target column (horizontal)."""
-    if spec.join.kind == "vertical":
-        return [spec.target_dataset()]
-    column = spec.model.target.column
-    return [d for d in spec.datasets if column in d.value_columns and d.released(column)]
-
-
 def _keys_of(spec: TaskSpec, ds: Dataset) -> list[str]:
     """Entity columns that identify a row: a series dataset's own, a covariate dataset's
     those in ``join.on``."""
     released = [c for c in ds.entity_columns if ds.released(c)]
-    if any(d.name == ds.name for d in series_datasets(spec)):
+    if any(d.name == ds.name for d in spec.series_datasets()):
         return released
     return [c for c in released if c in spec.join.on]
 
@@ -266,27 +256,6 @@ def _deduplicated(
     else:
         combined = grouped.agg(rule)
     return combined.reset_index()
-
-
-def _uid(frame: pd.DataFrame, keys: list[str], fallback: str) -> pd.Series:
-    """The series id: the entity values joined by ``|``; with several entity columns, ``\\``
-    and ``|`` inside a value are escaped so that no two entities share an id."""
-    if not keys:
-        return pd.Series(fallback, index=frame.index, dtype="object")
-    if len(keys) == 1:
-        return frame[keys[0]].astype("object")
-    parts = [
-        frame[k]
-        .astype("string")
-        .str.replace("\\", "\\\\", regex=False)
-        .str.replace(_SEP, "\\" + _SEP, regex=False)
-        .astype("object")
-        for k in keys
-    ]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + _SEP + part
-    return joined
 
 
 def _covariates_of(spec: TaskSpec, ds: Dataset, prefix: bool) -> list[Covariate]:
@@ -324,11 +293,11 @@ def _joined(
     parts: list[pd.DataFrame] = []
     lookups: list[pd.DataFrame] = []
     series_party: dict[str, str] = {}
-    holders = series_datasets(spec)
+    holders = spec.series_datasets()
     for ds in holders:
         frame = frames[ds.name]
         keys = _keys_of(spec, ds)
-        uid = _uid(frame, keys, ds.name)
+        uid = series_ids(frame, keys, ds.name)
         if horizontal:
             uid = ds.party + "/" + uid.astype("object")
         part = pd.DataFrame({ID: uid.to_numpy(), DS: frame[DS].to_numpy(), Y: frame[column]})
@@ -474,7 +443,7 @@ def _check_target(spec: TaskSpec, panel: Panel) -> None:
     frame = panel.frame
     column = spec.model.target.column
     # The dataset each series came from: the target's, or (horizontal) its party's.
-    holder = {d.party: d.name for d in reversed(series_datasets(spec))}
+    holder = {d.party: d.name for d in reversed(spec.series_datasets())}
 
     def datasets_of(uids: object) -> list[str]:
         return sorted({holder[panel.series_party[u]] for u in pd.unique(pd.Series(uids))})

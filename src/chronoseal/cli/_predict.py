@@ -116,6 +116,17 @@ def predict_query(
     receipt_path: Annotated[
         Path | None, typer.Option("--receipt", help="write the audit receipt (JSON) to PATH")
     ] = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="this party's own rows since the training window (FILE.csv, FILE.parquet or "
+            "a source URL), desensitized under the task's policy: the forecast starts after them",
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="periods to forecast (at most the task's horizon)")
+    ] = None,
 ) -> None:
     """Ask for the next horizon's forecast; print it, keep the receipt (checked on chain)."""
     if out is not None and out.suffix not in (".csv", ".parquet"):
@@ -129,6 +140,8 @@ def predict_query(
             party=party,
             prediction=_endpoint(prediction, "--prediction"),
             series=series or [],
+            observations=input_path,
+            horizon=horizon,
         )
     except ChronosealError as exc:
         fail(exc)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -373,6 +374,29 @@ class Gateway:
                 rows += batch_rows
             intake.finish()
         return rows
+
+    def rows_after_window(self, periods: int) -> pa.Table:
+        """Our raw rows of the first ``periods`` distinct times after the training window
+        (checked as a training stream's are): the newest observations a forecast request
+        can carry, desensitized by the forecast client. Empty when the task has no
+        ``data_until`` or the source holds nothing after it."""
+        dataset = self.dataset()
+        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
+        source.check(dataset)
+        order = read_order(source, dataset)
+        raw = source.batches(dataset.columns(), batch_rows=self.batch_rows, order=order)
+        after = in_window(
+            checked_batches(raw, dataset, self.spec, order),
+            dataset.time_column,
+            self.spec.task.data_until,
+            feed=True,
+        )
+        batches = list(after)
+        if not batches:
+            return source.schema().empty_table().select(dataset.columns())
+        table = pa.Table.from_batches(batches)
+        times = pc.unique(table.column(dataset.time_column)).sort()[:periods]
+        return table.filter(pc.less_equal(table.column(dataset.time_column), times[-1]))
 
     def fetch_release(self, runtime: tuple[str, int]) -> dict[str, Any]:
         """What the task releases to this party, checked against the chain: fetched from the

@@ -28,6 +28,7 @@ from ._features import (
     Y,
     model_frame,
     past_only_lags,
+    series_ids,
 )
 from ._grid import Grid, as_float, is_aware, is_time, to_utc
 from ._release import ReleaseSet, document_hash, manifest_digest, verify_release
@@ -60,6 +61,7 @@ __all__ = [
     "past_only_lags",
     "quiet_libraries",
     "seal",
+    "series_ids",
     "to_utc",
     "uses_covariates",
     "verify_release",

@@ -139,6 +139,8 @@ class LoadedModel:
     history: pd.DataFrame
     _model: Any
     past: pd.DataFrame | None = None
+    #: statsforecast only: apply the fitted models to ``history`` (newer than the fit).
+    _forward: bool = False
 
     @property
     def series(self) -> list[str]:
@@ -158,9 +160,94 @@ class LoadedModel:
             x_df = _future_inputs(self.recipe, self.history, future, h, grid, self.past)
             if self.recipe.family == LIGHTGBM:
                 out = self._model.predict(h, X_df=x_df, level=levels)
+            elif self._forward:
+                out = _forward(self, h, x_df, level, grid)
             else:
                 out = self._model.predict(h=h, X_df=x_df, level=levels)
         return pd.DataFrame(out).reset_index(drop=True).rename(columns=lambda c: str(c))
+
+    def with_observations(self, rows: pd.DataFrame) -> LoadedModel:
+        """The same fitted model with its history extended by newer observations, so its
+        forecasts start after them; nothing is refit and ``self`` is left as it was.
+
+        ``rows`` holds ``unique_id``, ``ds``, ``y`` and the raw covariates the recipe uses
+        (future-known ones at their own times, past-only ones raw: their lags are built
+        here), strictly after each series' history and on the model's grid (the caller
+        checks that). LightGBM's state is rebuilt over the longer history the way
+        :func:`open_bundle` builds it (same booster, same conformity scores); statsforecast
+        models are applied to it with ``forward``, their fitted parameters unchanged.
+        """
+        recipe = self.recipe
+        grid = Grid.parse(recipe.freq)
+        new = rows[[ID, DS, "y", *recipe.future_known]].copy()
+        past = self.past
+        if recipe.past_only:
+            if past is None:
+                raise ModelError(
+                    "the bundle lacks the recent values of its past-only covariates",
+                    id="model.bundle.malformed",
+                )
+            raw = list(recipe.past_only)
+            both = pd.concat([past[[ID, DS, *raw]], rows[[ID, DS, *raw]]], ignore_index=True)
+            both = both.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+            lagged = model_frame(both.assign(y=0.0), recipe.with_covariates([], raw))
+            new = new.merge(lagged.drop(columns=["y"]), on=[ID, DS], how="left")
+            keep = max(k for ks in recipe.past_only.values() for k in ks)
+            past = both.groupby(ID, sort=False).tail(keep).reset_index(drop=True)
+        if recipe.family != LIGHTGBM and uses_covariates(recipe.family):
+            new = with_holidays(new, recipe, grid)
+        columns = list(self.history.columns)
+        missing = [c for c in columns if c not in new.columns]
+        if missing:
+            raise ModelError(
+                f"the new observations lack {', '.join(missing)}", id="model.predict.missing_input"
+            )
+        history = pd.concat([self.history, new[columns]], ignore_index=True)
+        history = history.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+        if recipe.family == LIGHTGBM:
+            old = self._model
+            name = self.manifest["model_name"]
+            with quiet_libraries():
+                mlf = mlforecast_for(recipe, grid, name)
+                mlf.preprocess(history, static_features=[])
+            mlf.models_ = old.models_
+            mlf._cs_df = old._cs_df
+            if old._cs_df is not None:
+                mlf.prediction_intervals = old.prediction_intervals
+            return LoadedModel(self.manifest, recipe, history, mlf, past)
+        return LoadedModel(self.manifest, recipe, history, self._model, past, _forward=True)
+
+
+def _forward(
+    model: LoadedModel, h: int, x_df: pd.DataFrame | None, level: int | None, grid: Grid
+) -> pd.DataFrame:
+    """statsforecast's fitted models applied to a longer history, series by series (the
+    library's own ``forward``: parameters as fitted, states run over the new values), in
+    the long format its ``predict`` returns."""
+    sf = model._model
+    name = model.manifest["model_name"]
+    exog = [c for c in model.history.columns if c not in (ID, DS, "y")]
+    index = {str(u): i for i, u in enumerate(sf.uids)}
+    parts = []
+    for uid, series in model.history.groupby(ID, sort=True):
+        fitted = sf.fitted_[index[str(uid)], 0]
+        future = None
+        if exog and x_df is not None:
+            future = x_df[x_df[ID] == uid].sort_values(DS)[exog].to_numpy(dtype="float64")
+        ds = pd.date_range(series[DS].iloc[-1], periods=h + 1, freq=grid.pandas)[1:]
+        out = fitted.forward(
+            y=series["y"].to_numpy(dtype="float64"),
+            h=h,
+            X=series[exog].to_numpy(dtype="float64") if exog else None,
+            X_future=future,
+            level=[level] if level is not None else None,
+        )
+        part = pd.DataFrame({ID: uid, DS: ds, name: out["mean"]})
+        if level is not None:
+            part[f"{name}-lo-{level}"] = out[f"lo-{level}"]
+            part[f"{name}-hi-{level}"] = out[f"hi-{level}"]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _future_inputs(

@@ -20,6 +20,7 @@ import pandas as pd
 from ._grid import Grid
 
 ID, DS, Y = "unique_id", "ds", "y"
+_SEP = "|"
 HOLIDAY = "holiday"
 HOLIDAY_NEAR = "holiday_near"
 
@@ -97,6 +98,27 @@ def model_frame(frame: pd.DataFrame, recipe: Recipe) -> pd.DataFrame:
             for k in ks:
                 out[f"{column}_lag{k}"] = by_series[column].shift(k).to_numpy()
     return out
+
+
+def series_ids(frame: pd.DataFrame, keys: list[str], fallback: str) -> pd.Series:
+    """The series id: the entity values joined by ``|``; with several entity columns, ``\\``
+    and ``|`` inside a value are escaped so that no two entities share an id."""
+    if not keys:
+        return pd.Series(fallback, index=frame.index, dtype="object")
+    if len(keys) == 1:
+        return frame[keys[0]].astype("object")
+    parts = [
+        frame[k]
+        .astype("string")
+        .str.replace("\\", "\\\\", regex=False)
+        .str.replace(_SEP, "\\" + _SEP, regex=False)
+        .astype("object")
+        for k in keys
+    ]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + _SEP + part
+    return joined
 
 
 class HolidayFeature:

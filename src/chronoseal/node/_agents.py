@@ -18,13 +18,20 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import attester_for, installed_measurement
-from chronoseal.errors import AnalysisError, ChainUnavailable, ConfigError, LedgerError
+from chronoseal.errors import (
+    AnalysisError,
+    ChainUnavailable,
+    ConfigError,
+    DataError,
+    LedgerError,
+)
 from chronoseal.gateway import (
     DEFAULT_BATCH_ROWS,
     Gateway,
@@ -41,13 +48,16 @@ from chronoseal.ledger import (
     read_events,
 )
 from chronoseal.prediction import (
+    MAX_INPUT_ROWS,
     Answer,
     ForecastClient,
     PredictionRuntime,
     Receipt,
     feed_datasets,
+    input_dataset,
     verify_receipt,
 )
+from chronoseal.sources import ReadOrder, open_source
 from chronoseal.spec import (
     Component,
     PartyConfig,
@@ -490,11 +500,15 @@ def query_forecast(
     series: list[str],
     receipt_timeout: float = 60.0,
     key: LocalAccount | None = None,
+    observations: str | Path | None = None,
+    horizon: int | None = None,
 ) -> tuple[Answer, Receipt]:
     """One forecast request through the party's gateway identity, and its audit receipt
     once on chain (checked against the chain before it is returned). ``key`` stands in for
-    the keystore when the caller holds the key already."""
+    the keystore when the caller holds the key already; ``observations`` (a CSV or Parquet
+    file, or a source URL) are the party's own rows since the training window."""
     spec = load_task(spec_path)
+    rows = read_observations(spec, party, observations) if observations is not None else None
     attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
     consortium = attach(chain_url, contract)
     key = org_key(consortium, party, key_path, key)
@@ -504,10 +518,39 @@ def query_forecast(
 
     with ForecastClient(consortium, spec, party=party, sign=sign, attester=attester) as client:
         client.open(prediction)
-        answer = client.forecast(series or None)
+        answer = client.forecast(series or None, observations=rows, horizon=horizon)
         receipt = client.receipt(answer.audit_seq, timeout=receipt_timeout)
     verify_receipt(receipt, consortium)
     return answer, receipt
+
+
+def read_observations(spec: TaskSpec, party: str, location: str | Path) -> pa.Table:
+    """A party's newest observations, read as its gateway reads its source (a ``.csv`` or
+    ``.parquet`` path, or a source URL), in stored order: the runtime checks the order."""
+    dataset = input_dataset(spec, party)
+    text = str(location)
+    path = Path(text)
+    if path.suffix in (".csv", ".parquet") and not text.startswith(("csv:", "parquet:")):
+        if not path.is_file():
+            raise ConfigError(f"no observations file {path}", id="config.file.missing")
+        text = f"{path.suffix[1:]}:{path.resolve()}"
+    source = open_source(text, base_dir=Path.cwd())
+    source.check(dataset)
+    order: ReadOrder = "stored" if source.stored_order_reproducible else "sorted"
+    batches = []
+    rows = 0
+    for batch in source.batches(dataset.columns(), order=order):
+        rows += batch.num_rows
+        if rows > MAX_INPUT_ROWS:
+            raise DataError(
+                f"{location} holds more than {MAX_INPUT_ROWS} rows: send the observations since "
+                "the training window, not a history",
+                id="prediction.input.too_large",
+            )
+        batches.append(batch)
+    if not batches:
+        raise DataError(f"{location} holds no rows", id="prediction.input.empty")
+    return pa.Table.from_batches(batches)
 
 
 def wait_for_trained(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -105,6 +106,8 @@ class DemoReport:
     predictions: dict[str, Any] | None = None
     #: What each recipient was served (long format), for the report's forecast plot.
     forecasts: dict[str, Any] = field(default_factory=dict)
+    #: A series holder's own newest observations and the forecast served after them.
+    with_input: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     #: The re-verification of the task from the chain alone, run after the last stage.
     audit: TaskAudit | None = None
     #: Wall-clock seconds of each stage the run went through, in order.
@@ -199,6 +202,8 @@ class ServedForecasts:
 
     summary: dict[str, Any] = field(default_factory=dict)
     forecasts: dict[str, Any] = field(default_factory=dict)
+    #: A series holder's forecast from its own newest observations (and those rows).
+    with_input: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
 
 
@@ -321,6 +326,7 @@ class DemoConsortium:
             target_party=self.spec.target_dataset().party,
             predictions=self.served.summary if self.served is not None else None,
             forecasts=self.served.forecasts if self.served is not None else {},
+            with_input=self.served.with_input if self.served is not None else {},
             audit=audit,
             stages=dict(self.stages),
         )
@@ -486,6 +492,7 @@ class DemoConsortium:
                             )
                         else:
                             self.log(f"{gw.name} was refused: [{a.refused}] {a.message}")
+                    answers[gw.name] += self._ask_with_input(client, gw, served)
             prediction.audit.flush()
             verified = 0
             for gw in gateways:
@@ -509,6 +516,7 @@ class DemoConsortium:
             "audited": view.audited_predictions,
             "audit_verified": verified,
             "audit_lost": len(lost),
+            "with_input": len(served.with_input),
         }
         self.log(
             f"{stats.served} forecasts served, {stats.refused} refused; "
@@ -517,6 +525,47 @@ class DemoConsortium:
             f"{verified} receipts verified against the chain"
         )
         return served
+
+    def _ask_with_input(
+        self, client: ForecastClient, gw: Gateway, served: ServedForecasts
+    ) -> list[Answer]:
+        """A recipient holding series sends its own newest observations (the first half of
+        the horizon after the training window, desensitized by its client): forecast for
+        the rest of the horizon, which the feeds cover, and for the whole horizon, which
+        they do not — refused as stale rather than forecast from missing covariates."""
+        spec = self.spec
+        holders = {d.party for d in spec.series_datasets()}
+        if gw.name not in spec.release.forecasts.to or gw.name not in holders:
+            return []
+        h = spec.model.horizon
+        periods = max(1, h // 2)
+        rows = gw.rows_after_window(periods)
+        if not rows.num_rows:
+            self.log(f"{gw.name} holds no rows after the training window to send with a request")
+            return []
+        answers = []
+        for horizon in (h - periods, h) if h > periods else (h,):
+            answer = client.forecast(observations=rows, horizon=horizon)
+            answers.append(answer)
+            if answer.forecast is not None:
+                dataset = gw.dataset()
+                observed = pd.DataFrame(
+                    {
+                        "ds": rows.column(dataset.time_column).to_pandas(),
+                        "y": rows.column(spec.model.target.column).to_pandas(),
+                    }
+                )
+                served.with_input[gw.name] = (observed, answer.forecast)
+                self.log(
+                    f"{gw.name} sent its {rows.num_rows} newest observations (desensitized) and "
+                    f"was served {len(answer.forecast)} forecast rows starting after them"
+                )
+            else:
+                self.log(
+                    f"{gw.name} with its newest observations, {horizon} periods: refused "
+                    f"[{answer.refused}] {answer.message}"
+                )
+        return answers
 
     def _client(self, org: str) -> ForecastClient:
         """``org``'s forecast client, through its gateway identity and registered key."""

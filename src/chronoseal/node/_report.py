@@ -472,7 +472,11 @@ def _served_section(report: DemoReport, party: str) -> dict[str, Any] | None:
     if report.predictions is None:
         return None
     frame = report.forecasts.get(party)
-    image = _served_figure(frame) if frame is not None and len(frame) else None
+    image = (
+        _served_figure(frame, report.with_input.get(party))
+        if frame is not None and len(frame)
+        else None
+    )
     summary = report.predictions
     return {
         "image": image,
@@ -487,15 +491,10 @@ def _served_section(report: DemoReport, party: str) -> dict[str, Any] | None:
     }
 
 
-def _served_figure(frame: Any) -> _Image | None:
-    model = next(
-        (
-            c
-            for c in frame.columns
-            if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c
-        ),
-        None,
-    )
+def _served_figure(frame: Any, with_input: tuple[Any, Any] | None = None) -> _Image | None:
+    """The served forecast with its interval; with the party's own newest observations
+    sent along, those rows and the forecast served after them too."""
+    model = _model_column(frame)
     if model is None:
         return None
     fig = Figure(figsize=(7.5, 3.0), dpi=_DPI, layout="constrained")
@@ -508,13 +507,44 @@ def _served_figure(frame: Any) -> _Image | None:
             label = f"{lo.rsplit('-', 1)[-1]} % interval"
             ax.fill_between(times, part[lo], part[hi], alpha=0.25, color=_BETTER, label=label)
         ax.plot(times, part[model], color=_BETTER, linewidth=1.6, label=f"forecast {_short(uid)}")
+    alt = f"served forecast of {frame['unique_id'].nunique()} series, {len(frame)} rows"
+    if with_input is not None:
+        observed, after = with_input
+        ax.plot(
+            _times(observed["ds"].astype(str)),
+            observed["y"],
+            "o",
+            color=_WORSE,
+            markersize=3,
+            label=f"its {len(observed)} newest observations, sent along",
+        )
+        for _uid, part in after.groupby("unique_id", sort=True):
+            ax.plot(
+                _times(part["ds"].astype(str)),
+                part[model],
+                color=_WORSE,
+                linewidth=1.4,
+                linestyle="--",
+                label="forecast after them",
+            )
+        alt += f", and {len(after)} rows forecast after {len(observed)} newest observations"
     ax.set_ylabel("forecast", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=8, frameon=False)
     ax.grid(color="#eeeeee", linewidth=0.8)
     _tidy(ax)
-    alt = f"served forecast of {frame['unique_id'].nunique()} series, {len(frame)} rows"
     return _Image(_png(fig), alt)
+
+
+def _model_column(frame: Any) -> str | None:
+    return next(
+        (
+            c
+            for c in frame.columns
+            if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c
+        ),
+        None,
+    )
 
 
 def _contribution_figure(deltas: Mapping[str, float | None], reference: str) -> _Image | None:

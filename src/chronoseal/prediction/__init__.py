@@ -16,10 +16,12 @@ from ._audit import (
     verify_receipt,
 )
 from ._client import Answer, ForecastClient
+from ._input import MAX_INPUT_ROWS, input_dataset
 from ._runtime import PredictionRuntime, ResumeReport, ServingStats, feed_datasets
 from ._sealed import SealedStateError, SealedStore
 
 __all__ = [
+    "MAX_INPUT_ROWS",
     "Answer",
     "AuditError",
     "AuditLeaf",
@@ -34,6 +36,7 @@ __all__ = [
     "audit_root_poster",
     "feed_datasets",
     "inclusion_proof",
+    "input_dataset",
     "merkle_root",
     "verify_inclusion",
     "verify_receipt",

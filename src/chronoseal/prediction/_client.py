@@ -17,12 +17,15 @@ import pyarrow as pa
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
 from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentity, connect
 from chronoseal.channel._framing import StreamContext
-from chronoseal.errors import LedgerError, PeerRefused
+from chronoseal.errors import DataError, LedgerError, PeerRefused
 from chronoseal.ledger import ComponentKind, Consortium, OnChainMeasurements, RecentBlocks
+from chronoseal.privacy import Desensitizer, dataset_cost
 from chronoseal.spec import Component, TaskSpec, task_id
 
 from ._audit import Receipt
+from ._input import input_dataset
 from ._wire import (
+    INPUT_KEY,
     REQUEST_STREAM,
     RESPONSE_STREAM,
     decode_json,
@@ -69,6 +72,8 @@ class ForecastClient:
         self._io_timeout = io_timeout
         self._channel: AttestedChannel | None = None
         self._own_fp = b""
+        self._task_key: bytes | None = None
+        self._rows = 0
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect, appraise the runtime, and check it is the one the chain binds."""
@@ -115,7 +120,9 @@ class ForecastClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _ask(self, request: dict[str, Any]) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+    def _ask(
+        self, request: dict[str, Any], extra: bytes | None = None
+    ) -> tuple[dict[str, Any], tuple[bytes, ...]]:
         channel = self._channel
         if channel is None:
             raise LedgerError("open() the client first", id="prediction.client.closed")
@@ -124,16 +131,34 @@ class ForecastClient:
             self.task_id, self.party, self._own_fp, channel.peer.fingerprint, body
         )
         body["signature"] = self._sign(digest).hex()
-        channel.send_stream(StreamContext(self.task_id, "*", REQUEST_STREAM), [encode_json(body)])
+        sent = [encode_json(body), *([extra] if extra is not None else [])]
+        channel.send_stream(StreamContext(self.task_id, "*", REQUEST_STREAM), sent)
         chunks = channel.receive_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM)).chunks
         if not chunks:
             raise PeerRefused("empty answer", id="prediction.answer.malformed")
         return decode_json(chunks[0], "answer"), chunks[1:]
 
-    def forecast(self, series: list[str] | None = None, request_id: str | None = None) -> Answer:
-        """Forecasts of the next horizon (all the model's series unless ``series``)."""
+    def forecast(
+        self,
+        series: list[str] | None = None,
+        request_id: str | None = None,
+        *,
+        observations: pa.Table | None = None,
+        horizon: int | None = None,
+    ) -> Answer:
+        """Forecasts of the next horizon (all the model's series unless ``series``; fewer
+        periods with ``horizon``). ``observations`` are this party's own rows since the
+        training window, raw as its source holds them: they are desensitized here under the
+        task's policy, as its training rows were, and the forecast starts after them."""
         rid = request_id or os.urandom(12).hex()
-        header, rest = self._ask({"request_id": rid, "series": series or []})
+        request: dict[str, Any] = {"request_id": rid, "series": series or []}
+        if horizon is not None:
+            request["horizon"] = horizon
+        extra = None
+        if observations is not None:
+            extra = self._desensitized(observations)
+            request["input"] = {"sha256": hashlib.sha256(extra).hexdigest(), "rows": self._rows}
+        header, rest = self._ask(request, extra)
         seq = int(header.get("audit_seq", -1))
         if "refused" in header:
             return Answer(
@@ -145,6 +170,42 @@ class ForecastClient:
             )
         frame = pa.ipc.open_stream(io.BytesIO(rest[0])).read_all().to_pandas()
         return Answer(rid, seq, forecast=frame, response_digest=hashlib.sha256(rest[0]).digest())
+
+    def _desensitized(self, observations: pa.Table) -> bytes:
+        """Our observations under the task's policy (the task key from the runtime, as the
+        training welcome gives it), as Arrow IPC."""
+        dataset = input_dataset(self.spec, self.party)
+        policy = dataset.policy
+        if dataset_cost(dataset).epsilon > 0 or policy.k_threshold is not None:
+            raise DataError(
+                f"the policy of {dataset.name!r} adds noise or suppresses rare entities; both "
+                "are defined over the whole dataset and its privacy budget, not over a few new "
+                "rows sent with each request, so observations of it cannot be sent",
+                id="prediction.input.policy",
+            )
+        if self._task_key is None:
+            header, _ = self._ask({"want": INPUT_KEY, "request_id": os.urandom(12).hex()})
+            if "refused" in header:
+                raise PeerRefused(str(header.get("message", "")), id=str(header["refused"]))
+            try:
+                self._task_key = bytes.fromhex(str(header["task_key"]))
+            except (KeyError, ValueError) as exc:
+                raise PeerRefused(
+                    "the runtime sent no task key", id="prediction.answer.malformed"
+                ) from exc
+        desensitizer = Desensitizer(dataset, task_key=self._task_key, task_id=self.task_id)
+        batches = list(desensitizer.run(observations.to_batches))
+        if not batches:
+            raise DataError(
+                "the observations hold no rows (or none the policy releases)",
+                id="prediction.input.empty",
+            )
+        table = pa.Table.from_batches(batches)
+        self._rows = table.num_rows
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue()
 
     def receipt(self, seq: int, *, timeout: float = 30.0) -> Receipt:
         """The audit receipt of our request ``seq``, once its batch is on chain."""

@@ -21,6 +21,7 @@ its chain address) and posts its attestation. It serves three attested channels:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -58,8 +59,10 @@ from chronoseal.model import DS, ID, LoadedModel, commitment, open_bundle
 from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
+from ._input import MAX_INPUT_BYTES, input_dataset, observation_rows
 from ._sealed import SealedStore
 from ._wire import (
+    INPUT_KEY,
     MODEL_STREAM,
     REQUEST_STREAM,
     RESPONSE_STREAM,
@@ -159,7 +162,7 @@ class PredictionRuntime:
         self.feeds: dict[str, pd.DataFrame] = {}
         self.feed_epochs: dict[str, int] = {}
         self._payload: tuple[Any, bytes] | None = None
-        self._forecasts: dict[tuple[tuple[str, int], ...], tuple[pd.DataFrame, dict[str, int]]] = {}
+        self._forecasts: dict[tuple[Any, int], tuple[pd.DataFrame, dict[str, int]]] = {}
         self._usage: dict[str, _Usage] = {}
         self._recheck = recheck_interval
         self._trust: dict[bytes, tuple[float, str | None]] = {}
@@ -526,16 +529,19 @@ class PredictionRuntime:
                 raw = channel.receive_stream(StreamContext(self.task_id, "*", REQUEST_STREAM))
             except ChronosealError:
                 return  # the client closed the channel (or broke it): nothing to answer
-            (body,) = raw.chunks if len(raw.chunks) == 1 else (b"",)
-            reply = self._answer(channel, body)
+            body, extra = (raw.chunks[0], raw.chunks[1:]) if raw.chunks else (b"", ())
+            reply = self._answer(channel, body, extra)
             channel.send_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM), reply)
             with self._lock:
                 if channel.peer.fingerprint in self._closing:
                     self._closing.discard(channel.peer.fingerprint)
                     return  # refused as revoked, and audited: this session is over
 
-    def _answer(self, channel: AttestedChannel, body: bytes) -> list[bytes]:
-        """One request → [json header, Arrow IPC forecast or nothing]; every outcome audited."""
+    def _answer(
+        self, channel: AttestedChannel, body: bytes, extra: tuple[bytes, ...] = ()
+    ) -> list[bytes]:
+        """One request → [json header, Arrow IPC forecast or nothing]; every outcome audited.
+        ``extra`` is the requester's observations (Arrow IPC), when it sent any."""
         assert self.identity is not None
         digest = request_digest(body)
         party = ""
@@ -556,8 +562,11 @@ class PredictionRuntime:
                 raise PeerRefused(revoked, id="prediction.measurement.revoked")
             if request.get("want") == "receipt":
                 return [encode_json(self._receipt_answer(party, request.get("seq")))]
+            observations = _observations(request, extra)
             self._admit(party, str(request.get("request_id", "")))
-            frame, epochs = self._forecast(party, request)
+            if request.get("want") == INPUT_KEY:
+                return [encode_json(self._input_key(party, digest))]
+            frame, epochs = self._forecast(party, request, observations)
             with self._lock:
                 self._usage[party].queries += 1  # the budget counts forecasts served
         except (ChronosealError, ValueError) as exc:
@@ -568,11 +577,20 @@ class PredictionRuntime:
                 self.stats.refused += 1
                 self.stats.refusals[refusal] = self.stats.refusals.get(refusal, 0) + 1
             return [encode_json({"refused": refusal, "message": message, "audit_seq": seq})]
-        payload = self._encoded(frame, epochs)
+        payload = _ipc(frame) if observations is not None else self._encoded(frame, epochs)
         seq = self._record(party, digest, SERVED, hashlib.sha256(payload).digest(), epochs)
         with self._lock:
             self.stats.served += 1
         return [encode_json({"served": True, "audit_seq": seq, "rows": len(frame)}), payload]
+
+    def _input_key(self, party: str, digest: bytes) -> dict[str, Any]:
+        """The task key, to a series holder's gateway (as the training welcome gives it), so
+        that its observations are desensitized exactly as its training rows were."""
+        input_dataset(self.spec, party)
+        if self._task_key is None:
+            raise PeerRefused("no model is taken over yet", id="prediction.model.not_ready")
+        seq = self._record(party, digest, INPUT_KEY, None, {})
+        return {"task_key": self._task_key.hex(), "audit_seq": seq}
 
     def _revoked(self, channel: AttestedChannel) -> str | None:
         """Why this session may no longer be served — the chain revoked this runtime's
@@ -599,8 +617,13 @@ class PredictionRuntime:
         return why
 
     def _encoded(self, frame: pd.DataFrame, epochs: dict[str, int]) -> bytes:
-        """The forecast as Arrow IPC, encoded once per (feed epochs used, series served)."""
-        key = (tuple(sorted(epochs.items())), tuple(frame[ID].unique().tolist()))
+        """The forecast as Arrow IPC, encoded once per (feed epochs used, series and periods
+        served)."""
+        key = (
+            tuple(sorted(epochs.items())),
+            tuple(frame[ID].unique().tolist()),
+            len(frame),
+        )
         with self._lock:
             if self._payload is not None and self._payload[0] == key:
                 return self._payload[1]
@@ -676,7 +699,9 @@ class PredictionRuntime:
             usage.seen.add(request_id)
             usage.recent.append(now)
 
-    def _forecast(self, party: str, request: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
+    def _forecast(
+        self, party: str, request: dict[str, Any], observations: pa.Table | None = None
+    ) -> tuple[pd.DataFrame, dict[str, int]]:
         model = self.model
         if model is None:
             raise PeerRefused("no model is taken over yet", id="prediction.model.not_ready")
@@ -694,20 +719,42 @@ class PredictionRuntime:
                 f"the model knows no series {', '.join(unknown[:5])}",
                 id="prediction.request.unknown_series",
             )
-        h = self.spec.model.horizon
+        h = self._horizon(request)
+        level = self.spec.evaluation.level
+        if observations is not None:
+            # The requester's newest rows extend the history for this request only: its
+            # forecast starts after them, and nothing of them stays for anyone else's.
+            with self._lock:
+                feeds = dict(self.feeds)
+            rows = observation_rows(self.spec, party, observations, model, feeds)
+            extended = model.with_observations(rows)
+            future, epochs = self._future(extended, h)
+            frame = extended.predict(h, future=future, level=level)
+            return frame[frame[ID].isin(asked)].reset_index(drop=True), epochs
         # The forecast depends only on the model and the feed epochs it uses: one model call
-        # (and one staleness check) per new epoch set, however many requests.
+        # (and one staleness check) per new epoch set and horizon, however many requests.
         with self._lock:
-            key = tuple(sorted(self.feed_epochs.items()))
+            key = (tuple(sorted(self.feed_epochs.items())), h)
             cached = self._forecasts.get(key)
         if cached is None:
             future, epochs = self._future(model, h)
-            frame = model.predict(h, future=future, level=self.spec.evaluation.level)
+            frame = model.predict(h, future=future, level=level)
             cached = (frame, epochs)
             with self._lock:
                 self._forecasts = {key: cached}
         frame, epochs = cached
         return frame[frame[ID].isin(asked)].reset_index(drop=True), dict(epochs)
+
+    def _horizon(self, request: dict[str, Any]) -> int:
+        """Periods asked for: the task's horizon unless a shorter one is asked."""
+        most = self.spec.model.horizon
+        h = request.get("horizon", most)
+        if not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= most:
+            raise PeerRefused(
+                f"horizon must be a whole number from 1 to the task's {most}",
+                id="prediction.request.horizon",
+            )
+        return h
 
     def _future(self, model: LoadedModel, h: int) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The future-known covariates for the next ``h`` periods of every series, from the
@@ -772,6 +819,41 @@ def _feed_frame(ds: Dataset, table: pa.Table) -> pd.DataFrame:
                 table.column(c).to_pandas(), errors="coerce"
             ).astype("float64")
     return frame.drop_duplicates(DS, keep="last").sort_values(DS).reset_index(drop=True)
+
+
+def _observations(request: dict[str, Any], extra: tuple[bytes, ...]) -> pa.Table | None:
+    """The observations a request carries: one Arrow IPC chunk whose SHA-256 and row count
+    the signed request states (so the signature covers them), or None."""
+    declared = request.get("input")
+    if declared is None and not extra:
+        return None
+    if not isinstance(declared, dict) or len(extra) != 1:
+        raise PeerRefused(
+            "observations travel as one chunk the request declares", id="prediction.input.malformed"
+        )
+    data = extra[0]
+    if len(data) > MAX_INPUT_BYTES:
+        raise PeerRefused(
+            f"the observations are {len(data)} bytes; at most {MAX_INPUT_BYTES} are taken",
+            id="prediction.input.too_large",
+        )
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), str(declared.get("sha256", ""))):
+        raise PeerRefused(
+            "the observations do not hash to what the signed request states",
+            id="prediction.input.digest",
+        )
+    try:
+        table = pa.ipc.open_stream(data).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PeerRefused(
+            "the observations are not Arrow IPC", id="prediction.input.malformed"
+        ) from exc
+    if table.num_rows != declared.get("rows"):
+        raise PeerRefused(
+            "the observations hold another number of rows than the request states",
+            id="prediction.input.malformed",
+        )
+    return table
 
 
 def _ipc(frame: pd.DataFrame) -> bytes:

@@ -1,11 +1,15 @@
 """What travels between a party's forecast client and the prediction runtime.
 
-A request is one JSON object ``{party, request_id, series, signature}``; the signature is
-by a key the chain registers for ``party`` over :func:`signing_digest`, which binds the task,
-the party, both attested endpoints' certificate fingerprints and every other field of the
-request — so it can be neither replayed to another runtime nor altered. The answer is a JSON
-header (``served`` or ``refused`` with its id, and the request's audit sequence number) and,
-when served, the forecast as Arrow IPC in statsforecast's long format.
+A request is one JSON object ``{party, request_id, series, signature}`` (optionally a
+shorter ``horizon``, and ``input: {sha256, rows}`` when a second chunk carries the
+requester's own newest observations as Arrow IPC, desensitized by its gateway); the
+signature is by a key the chain registers for ``party`` over :func:`signing_digest`, which
+binds the task, the party, both attested endpoints' certificate fingerprints and every other
+field of the request (the observations through their hash) — so it can be neither replayed
+to another runtime nor altered. The answer is a JSON header (``served`` or ``refused`` with
+its id, and the request's audit sequence number) and, when served, the forecast as Arrow IPC
+in statsforecast's long format. ``want = "input.key"`` asks for the task key a series
+holder's gateway desensitizes its observations with (as the training welcome gives it).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from chronoseal.ledger import Consortium
 MODEL_STREAM = "model"
 REQUEST_STREAM = "forecast-request"
 RESPONSE_STREAM = "forecast-response"
+#: A series holder asks for the task key its gateway desensitizes observations with.
+INPUT_KEY = "input.key"
 _SIGNING_LABEL = b"chronoseal.forecast.request.v1"
 
 #: Raises unless ``signature`` over ``digest`` is by a current key of ``party``.

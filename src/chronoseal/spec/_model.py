@@ -242,3 +242,11 @@ class TaskSpec(_Strict):
         if ds is None:
             raise ValueError(f"no dataset named {self.model.target.dataset!r}")
         return ds
+
+    def series_datasets(self) -> list[Dataset]:
+        """The datasets that hold series of the target: the target dataset (vertical), or
+        every dataset releasing the target column (horizontal)."""
+        if self.join.kind == "vertical":
+            return [self.target_dataset()]
+        column = self.model.target.column
+        return [d for d in self.datasets if column in d.value_columns and d.released(column)]
