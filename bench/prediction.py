@@ -1,23 +1,29 @@
 """Prediction serving: latency and throughput over the attested channel vs the model in-process.
 
 One run of the bundled Chicago task (2 back-test windows, so training takes seconds) through
-Trained on the embedded chain; then a real prediction runtime takes the sealed model over,
-the weather service and the events office feed it, and the transit operator asks for the
-14-day forecast again and again through its gateway identity:
+Trained, on a local anvil node (``scripts/anvil``; the embedded chain when anvil is absent);
+then a real prediction runtime takes the sealed model over, the weather service and the
+events office feed it, and the transit operator asks for the 14-day forecast again and again
+through its gateway identity (signed request, recipient, budget and replay checks, the
+forecast as Arrow IPC, an audit leaf per request):
 
-* **channel**: one request at a time on one attested connection (signed request, recipient,
-  budget and replay checks, the forecast as Arrow IPC, an audit leaf per request), and the
-  same spread over several connections in parallel;
+* **one connection**: one request at a time, the client in the runtime's process;
+* **pipelined**: up to ``--window`` requests in flight on one connection, same process;
+* **client processes** (the headline ``rps``): ``--clients`` separate processes, each its own
+  attested connection with ``--window`` requests in flight — the parties' gateways are other
+  processes (other machines) in a deployment, so this is the runtime's serving rate, with
+  the clients' own work (signing, desensitizing, decoding) off its interpreter. Needs anvil
+  (a separate process cannot reach the embedded chain); without it the figure is left out;
 * **in-process**: the loaded model's ``predict`` on the same inputs, called directly — the
   baseline, with no channel, no checks and no audit.
 
-Reported: p50/p99 latency of both, ``p99_overhead_ms`` (channel p99 minus in-process p99; the
+Reported: p50/p99 latency, ``p99_overhead_ms`` (one-connection p99 minus in-process p99; the
 runtime answers repeated requests from one model call per feed epoch, so its p99 is compared
-with the model call it replaces), requests/s on one and on several connections, and chain
-transactions per 1,000 requests (audit batches of 1,000 leaves).
+with the model call it replaces), requests/s of each mode, and chain transactions per 1,000
+requests (audit batches of 1,000 leaves).
 
-    python bench/prediction.py --quick     # 300 requests per mode, about a minute
-    python bench/prediction.py             # 2,000 requests per mode
+    python bench/prediction.py --quick     # 300 sequential, 2 x 1,500 from client processes
+    python bench/prediction.py             # 2,000 sequential, 2 x 5,000
 
 The last line printed is one JSON object.
 """
@@ -28,6 +34,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,9 +48,19 @@ from eth_account.messages import encode_defunct
 from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import attester_for
 from chronoseal.gateway import Gateway
-from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.ledger import Consortium, JsonRpcChain, chain_stats
+from chronoseal.node import (
+    Anvil,
+    DemoConsortium,
+    bundled_scenario,
+    find_anvil,
+    load_scenario,
+    load_task,
+)
 from chronoseal.prediction import ForecastClient, PredictionRuntime
 from chronoseal.spec import Component
+
+WINDOW = 16
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -51,9 +68,26 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _client(consortium: Consortium, spec: Any, key: Any) -> ForecastClient:
+    def sign(digest: bytes) -> bytes:
+        return bytes(key.sign_message(encode_defunct(primitive=digest)).signature)
+
+    return ForecastClient(
+        consortium,
+        spec,
+        party="transit",
+        sign=sign,
+        attester=attester_for(spec.measurements.gateway.tee, Component.GATEWAY),
+    )
+
+
 class _Bench(DemoConsortium):
     requests = 300
+    per_client = 1500
+    clients = 2
     connections = 4
+    window = WINDOW
+    spec_path: Path
     result: dict[str, Any]
 
     def serve(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> None:  # type: ignore[override]
@@ -79,25 +113,13 @@ class _Bench(DemoConsortium):
         finally:
             prediction.stop()
 
-    def _client(self) -> ForecastClient:
-        account = self._keys["transit"]
-
-        def sign(digest: bytes) -> bytes:
-            return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
-
-        return ForecastClient(
-            self.consortium,
-            self.spec,
-            party="transit",
-            sign=sign,
-            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
-        )
-
     def _measure(self, prediction: PredictionRuntime) -> dict[str, Any]:
         n = self.requests
-        txs_before = self.chain_transactions()
-        with self._client() as client:
-            client.open(prediction.address("forecasts"))
+        txs_before = chain_stats(self.chain).transactions
+        key = self._keys["transit"]
+        address = prediction.address("forecasts")
+        with _client(self.consortium, self.spec, key) as client:
+            client.open(address)
             client.forecast()  # warm: the one model call for this feed epoch
             channel: list[float] = []
             start = time.perf_counter()
@@ -107,13 +129,17 @@ class _Bench(DemoConsortium):
                 channel.append(time.perf_counter() - t)
                 assert answer.forecast is not None, answer.refused
             one_rps = n / (time.perf_counter() - start)
+            start = time.perf_counter()
+            answers = client.pipelined(n, window=self.window)
+            pipelined_rps = n / (time.perf_counter() - start)
+            assert all(a.forecast is not None for a in answers)
 
         parallel: list[float] = []
         lock = threading.Lock()
 
         def worker(count: int) -> None:
-            with self._client() as client:
-                client.open(prediction.address("forecasts"))
+            with _client(self.consortium, self.spec, key) as client:
+                client.open(address)
                 for _ in range(count):
                     t = time.perf_counter()
                     answer = client.forecast()
@@ -130,9 +156,12 @@ class _Bench(DemoConsortium):
             th.start()
         for th in threads:
             th.join()
-        many_rps = len(parallel) / (time.perf_counter() - start)
+        threads_rps = len(parallel) / (time.perf_counter() - start)
+
+        processes = self._client_processes(address) if self.rpc_url else None
         prediction.audit.flush()
-        txs = self.chain_transactions() - txs_before
+        requests = prediction.audit.leaves - 2  # every request; the two feed epochs aside
+        txs = chain_stats(self.chain).transactions - txs_before
 
         model = prediction.model
         assert model is not None
@@ -142,9 +171,9 @@ class _Bench(DemoConsortium):
             t = time.perf_counter()
             model.predict(self.spec.model.horizon, future=future, level=self.spec.evaluation.level)
             direct.append(time.perf_counter() - t)
-        requests = n + len(parallel) + 1
         ms = 1000.0
-        return {
+        out: dict[str, Any] = {
+            "chain": "anvil" if self.rpc_url else "embedded",
             "requests": requests,
             "channel_p50_ms": round(statistics.median(channel) * ms, 3),
             "channel_p99_ms": round(percentile(channel, 0.99) * ms, 3),
@@ -156,32 +185,114 @@ class _Bench(DemoConsortium):
                 (percentile(channel, 0.99) - percentile(direct, 0.99)) * ms, 3
             ),
             "rps_one_connection": round(one_rps, 1),
-            "rps": round(many_rps, 1),
+            "rps_pipelined_one_connection": round(pipelined_rps, 1),
+            "rps_threads": round(threads_rps, 1),
             "connections": self.connections,
+            "window": self.window,
+            "rps": None,
             "chain_tx_per_1000_requests": round(txs / requests * 1000, 3),
             "audit_batches": prediction.audit.batches,
         }
+        if processes is not None:
+            out.update(processes)
+        return out
 
-    def chain_transactions(self) -> int:
-        from chronoseal.ledger import chain_stats
+    rpc_url: str | None = None
 
-        return chain_stats(self.chain).transactions
+    def _client_processes(self, address: tuple[str, int]) -> dict[str, Any]:
+        """The headline rate: separate client processes, each pipelining on its own
+        connection, started together; requests/s over the span of all of them."""
+        key = self._keys["transit"]
+        job = {
+            "rpc": self.rpc_url,
+            "contract": self.consortium.address,
+            "spec": str(self.spec_path),
+            "key": key.key.hex(),
+            "address": list(address),
+            "count": self.per_client,
+            "window": self.window,
+            "start_at": time.time() + 8.0,  # every process connected and warm by then
+        }
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--client"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(self.clients)
+        ]
+        reports = []
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+        for proc in procs:
+            assert proc.stdout is not None
+            stdout = proc.stdout.read()
+            assert proc.wait(600) == 0, stdout
+            reports.append(json.loads(stdout.strip().splitlines()[-1]))
+        total = sum(r["served"] for r in reports)
+        span = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+        timings = [t for r in reports for t in r["timings"]]
+        return {
+            "rps": round(total / span, 1),
+            "client_processes": self.clients,
+            "process_requests": total,
+            "process_p50_ms": round(statistics.median(timings) * 1000, 3),
+            "process_p99_ms": round(percentile(timings, 0.99) * 1000, 3),
+        }
+
+
+def client_process() -> None:
+    """One client process of the bench (``--client``): its job as JSON on stdin."""
+    job = json.loads(sys.stdin.read())
+    consortium = Consortium.at(JsonRpcChain(job["rpc"]), job["contract"])
+    spec = load_task(Path(job["spec"]))
+    key = Account.from_key(bytes.fromhex(job["key"]))
+    timings: list[float] = []
+    with _client(consortium, spec, key) as client:
+        client.open(tuple(job["address"]))
+        client.forecast()
+        time.sleep(max(0.0, job["start_at"] - time.time()))
+        start = time.time()
+        answers = client.pipelined(job["count"], window=job["window"], timings=timings)
+        end = time.time()
+    served = sum(1 for a in answers if a.forecast is not None)
+    print(json.dumps({"served": served, "start": start, "end": end, "timings": timings}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 requests per mode")
+    parser.add_argument("--quick", action="store_true", help="about a minute")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--window", type=int, default=WINDOW, help="requests in flight each")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        client_process()
+        return
     with tempfile.TemporaryDirectory(prefix="chronoseal-bench-") as tmp:
         root = Path(tmp) / "chicago"
         shutil.copytree(bundled_scenario().parent, root)
         task = root / "task.toml"
         text = task.read_text().replace("windows = 13", "windows = 2")
         task.write_text(text.replace("contribution = {", "# contribution = {"))
-        world = _Bench(load_scenario(root / "scenario.toml"), lambda _: None)
-        world.requests = 300 if args.quick else 2000
-        print("training the model (2 windows) and handing it over…", file=sys.stderr)
-        world.run("serving")
+        anvil = Anvil.start(Path(tmp)) if find_anvil() is not None else None
+        try:
+            chain = JsonRpcChain(anvil.url) if anvil is not None else None
+            world = _Bench(load_scenario(root / "scenario.toml"), lambda _: None, chain=chain)
+            world.rpc_url = anvil.url if anvil is not None else None
+            world.spec_path = task
+            world.requests = 300 if args.quick else 2000
+            world.per_client = 1500 if args.quick else 5000
+            world.clients = args.clients
+            world.window = args.window
+            print("training the model (2 windows) and handing it over…", file=sys.stderr)
+            world.run("serving")
+        finally:
+            if anvil is not None:
+                anvil.stop()
     result = world.result
     summary = {
         "bench": "prediction",
@@ -194,7 +305,7 @@ def main() -> None:
     print(
         f"p50 {result['channel_p50_ms']} ms, p99 {result['channel_p99_ms']} ms over the channel "
         f"(in-process model call p99 {result['in_process_p99_ms']} ms); "
-        f"{result['rps']} requests/s on {result['connections']} connections",
+        f"{result['rps']} requests/s from {result.get('client_processes', 0)} client processes",
         file=sys.stderr,
     )
     print(json.dumps(summary))

@@ -322,6 +322,7 @@ def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Pat
                 )
                 seen["tampered"] = header.get("refused")
                 seen["plain_again"] = transit.forecast(horizon=7).forecast
+                seen["pipelined"] = transit.pipelined(20, window=8, horizon=7)
             with world.client("events") as events:
                 events.open(runtime.address("forecasts"))
                 header, _ = events._ask({"want": "input.key", "request_id": "k1"})
@@ -354,6 +355,12 @@ def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Pat
     assert seen["weather_key"] == "prediction.request.not_recipient"
     # The observations served one request only: the next plain request is as before.
     pd.testing.assert_frame_equal(seen["plain_again"], plain)
+    # Up to eight requests in flight on one connection: each answered, in order, audited.
+    pipelined = seen["pipelined"]
+    assert len(pipelined) == 20 and all(a.forecast is not None for a in pipelined)
+    pd.testing.assert_frame_equal(pipelined[-1].forecast, plain)
+    seqs = [a.audit_seq for a in pipelined]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 20
     assert seen["after_leaf"].leaf.outcome == "served"
     refusals = seen["stats"].refusals
     for refusal in ("prediction.feed.stale", "prediction.input.digest"):

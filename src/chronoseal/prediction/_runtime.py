@@ -92,6 +92,30 @@ def feed_datasets(spec: TaskSpec) -> list[Dataset]:
     return out
 
 
+_MAX_SUBSETS = 256
+
+
+@dataclass
+class _Forecast:
+    """One model call's forecast (all series) and, per set of series asked for, its rows
+    and their Arrow IPC encoding, made once."""
+
+    frame: pd.DataFrame
+    epochs: dict[str, int]
+    subsets: dict[tuple[str, ...], tuple[pd.DataFrame, bytes]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def subset(self, series: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, int], bytes]:
+        with self.lock:
+            hit = self.subsets.get(series)
+            if hit is None:
+                if len(self.subsets) >= _MAX_SUBSETS:
+                    self.subsets.clear()  # many distinct asks: keep memory bounded
+                rows = self.frame[self.frame[ID].isin(series)].reset_index(drop=True)
+                hit = self.subsets[series] = (rows, _ipc(rows))
+        return hit[0], dict(self.epochs), hit[1]
+
+
 @dataclass
 class _Usage:
     queries: int = 0
@@ -161,8 +185,7 @@ class PredictionRuntime:
         self.refusal: ChronosealError | None = None
         self.feeds: dict[str, pd.DataFrame] = {}
         self.feed_epochs: dict[str, int] = {}
-        self._payload: tuple[Any, bytes] | None = None
-        self._forecasts: dict[tuple[Any, int], tuple[pd.DataFrame, dict[str, int]]] = {}
+        self._forecasts: dict[tuple[Any, int], _Forecast] = {}
         self._usage: dict[str, _Usage] = {}
         self._recheck = recheck_interval
         self._trust: dict[bytes, tuple[float, str | None]] = {}
@@ -566,7 +589,7 @@ class PredictionRuntime:
             self._admit(party, str(request.get("request_id", "")))
             if request.get("want") == INPUT_KEY:
                 return [encode_json(self._input_key(party, digest))]
-            frame, epochs = self._forecast(party, request, observations)
+            frame, epochs, payload = self._forecast(party, request, observations)
             with self._lock:
                 self._usage[party].queries += 1  # the budget counts forecasts served
         except (ChronosealError, ValueError) as exc:
@@ -577,7 +600,6 @@ class PredictionRuntime:
                 self.stats.refused += 1
                 self.stats.refusals[refusal] = self.stats.refusals.get(refusal, 0) + 1
             return [encode_json({"refused": refusal, "message": message, "audit_seq": seq})]
-        payload = _ipc(frame) if observations is not None else self._encoded(frame, epochs)
         seq = self._record(party, digest, SERVED, hashlib.sha256(payload).digest(), epochs)
         with self._lock:
             self.stats.served += 1
@@ -615,22 +637,6 @@ class PredictionRuntime:
         with self._lock:
             self._trust[key] = (now, why)
         return why
-
-    def _encoded(self, frame: pd.DataFrame, epochs: dict[str, int]) -> bytes:
-        """The forecast as Arrow IPC, encoded once per (feed epochs used, series and periods
-        served)."""
-        key = (
-            tuple(sorted(epochs.items())),
-            tuple(frame[ID].unique().tolist()),
-            len(frame),
-        )
-        with self._lock:
-            if self._payload is not None and self._payload[0] == key:
-                return self._payload[1]
-        payload = _ipc(frame)
-        with self._lock:
-            self._payload = (key, payload)
-        return payload
 
     def _receipt_answer(self, party: str, seq: object) -> dict[str, Any]:
         """A requester's receipt, once its batch is on chain; only to the requester."""
@@ -701,7 +707,8 @@ class PredictionRuntime:
 
     def _forecast(
         self, party: str, request: dict[str, Any], observations: pa.Table | None = None
-    ) -> tuple[pd.DataFrame, dict[str, int]]:
+    ) -> tuple[pd.DataFrame, dict[str, int], bytes]:
+        """The forecast of the series asked for, the feed epochs it used, as Arrow IPC."""
         model = self.model
         if model is None:
             raise PeerRefused("no model is taken over yet", id="prediction.model.not_ready")
@@ -730,20 +737,20 @@ class PredictionRuntime:
             extended = model.with_observations(rows)
             future, epochs = self._future(extended, h)
             frame = extended.predict(h, future=future, level=level)
-            return frame[frame[ID].isin(asked)].reset_index(drop=True), epochs
+            frame = frame[frame[ID].isin(asked)].reset_index(drop=True)
+            return frame, epochs, _ipc(frame)
         # The forecast depends only on the model and the feed epochs it uses: one model call
-        # (and one staleness check) per new epoch set and horizon, however many requests.
+        # (and one staleness check) per new epoch set and horizon, and one encoding per set
+        # of series asked for, however many requests.
         with self._lock:
             key = (tuple(sorted(self.feed_epochs.items())), h)
             cached = self._forecasts.get(key)
         if cached is None:
             future, epochs = self._future(model, h)
-            frame = model.predict(h, future=future, level=level)
-            cached = (frame, epochs)
+            cached = _Forecast(model.predict(h, future=future, level=level), epochs)
             with self._lock:
                 self._forecasts = {key: cached}
-        frame, epochs = cached
-        return frame[frame[ID].isin(asked)].reset_index(drop=True), dict(epochs)
+        return cached.subset(tuple(sorted(set(asked))))
 
     def _horizon(self, request: dict[str, Any]) -> int:
         """Periods asked for: the task's horizon unless a shorter one is asked."""

@@ -1,0 +1,57 @@
+"""The forecast request's signature check: the fast recovery is eth-account's recovery,
+signature for signature, refuses what eth-account refuses, and takes ``v`` only in the
+forms a message signature has (0, 1, 27, 28; eth-account also reads EIP-155 values)."""
+
+from __future__ import annotations
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chronoseal.prediction._wire import recover_signer
+
+KEYS = [Account.create() for _ in range(4)]
+
+
+def _reference(digest: bytes, signature: bytes) -> bytes | None:
+    try:
+        address = Account.recover_message(encode_defunct(primitive=digest), signature=signature)
+    except Exception:  # any refusal by the reference counts as a refusal
+        return None
+    return bytes.fromhex(address[2:])
+
+
+def _ours(digest: bytes, signature: bytes) -> bytes | None:
+    try:
+        return recover_signer(digest, signature)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.sampled_from(KEYS),
+    digest=st.binary(min_size=32, max_size=32),
+    flip=st.one_of(st.none(), st.integers(min_value=0, max_value=65 * 8 - 1)),
+)
+def test_recovery_agrees_with_eth_account_on_genuine_and_mutated_signatures(
+    key: object, digest: bytes, flip: int | None
+) -> None:
+    signature = bytearray(key.sign_message(encode_defunct(primitive=digest)).signature)  # type: ignore[attr-defined]
+    if flip is not None:
+        signature[flip // 8] ^= 1 << (flip % 8)
+    got, want = _ours(digest, bytes(signature)), _reference(digest, bytes(signature))
+    if signature[64] in (0, 1, 27, 28):
+        assert got == want
+    else:
+        assert got is None
+    if flip is None:
+        assert got == bytes.fromhex(key.address[2:])  # type: ignore[attr-defined]
+
+
+@given(signature=st.binary(min_size=0, max_size=80))
+def test_arbitrary_bytes_are_refused_or_recover_as_eth_account_does(signature: bytes) -> None:
+    digest = b"\x07" * 32
+    got = _ours(digest, signature)
+    assert got is None or got == _reference(digest, signature)
