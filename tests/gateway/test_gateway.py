@@ -6,6 +6,7 @@ scenario, edited to provoke one refusal.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -196,3 +197,37 @@ def test_full_stream_matches_on_chain_and_runs(tmp_path: Path) -> None:
     assert all(r.rows_sent == 5684 for r in reports)
     assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
     assert len(_events(world, "CommitmentMatched")) == 3
+
+
+def _noisy_weather(root: Path) -> None:
+    task = root / "task.toml"
+    task.write_text(
+        task.read_text().replace(
+            'temp = { action = "round", digits = 1 }',
+            'temp = { action = "laplace", sensitivity = 1.0, epsilon = 0.5 }',
+        )
+    )
+    party = root / "parties" / "weather.toml"
+    text = party.read_text().replace(
+        'temp = ["keep", "round"]', 'temp = ["keep", "round", "laplace"]'
+    )
+    party.write_text(text + "\n[budgets.daily_weather]\nepsilon = 1.0\n")
+
+
+def test_every_feed_after_the_first_is_charged_as_a_fresh_release(tmp_path: Path) -> None:
+    """A noisy feed draws fresh noise for the rows after the window: once is covered by the
+    task's charge (those rows were never released), every later feed of the task is another
+    release of the same rows and spends again, refused before anything is sent."""
+    world = _world(tmp_path, _noisy_weather)
+    _approve_all(world)
+    gateway = world.gateway("weather", tmp_path / "state")
+    ledger = tmp_path / "state" / "weather" / "privacy-budget.json"
+    outcomes = []
+    for _ in range(3):
+        with pytest.raises(ChronosealError) as info:
+            gateway.send_feed(("127.0.0.1", 9))  # nobody listens: each attempt fails after
+        outcomes.append(info.value.id)  # its charge, and is counted (errs towards spending)
+    assert outcomes[0] != "data.budget.exhausted" and outcomes[1] != "data.budget.exhausted"
+    assert outcomes[2] == "data.budget.exhausted"
+    charges = json.loads(ledger.read_text())["sources"]["daily_weather"]
+    assert sorted(c["epsilon"] for c in charges.values()) == [0.5, 0.5]

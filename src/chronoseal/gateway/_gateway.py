@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -342,6 +343,7 @@ class Gateway:
         dataset = self.dataset()
         source = open_source(self.source_url(dataset), base_dir=self.config_dir)
         source.check(dataset)
+        self._charge_feed(dataset)
         pins = self.spec.measurements.pins()
         blocks = RecentBlocks(self.consortium)
         identity = RaTlsIdentity.generate(self.attester, blocks.latest())
@@ -507,6 +509,37 @@ class Gateway:
         ledger = BudgetLedger(self.state_dir / "privacy-budget.json", self.party.budgets)
         deployment = deployment_id(self.consortium.chain.chain_id, self.consortium.address)
         ledger.charge(dataset.source, self.task_id, cost.epsilon, cost.delta, deployment=deployment)
+
+    def _charge_feed(self, dataset: Dataset) -> None:
+        """A feed under a noisy policy draws fresh noise. The first feed releases rows the
+        training stream never did (after the window), so the task's one charge covers it
+        (parallel composition over disjoint rows); every later feed of the task releases
+        those rows again and is charged as a release of its own before anything is sent.
+        An attempt is counted even if it then fails: the count errs towards spending."""
+        cost = dataset_cost(dataset)
+        if cost.epsilon == 0 and cost.delta == 0:
+            return
+        self._charge_budget(dataset)
+        counter = self.state_dir / f"feeds-{self.task_id.hex()}.json"
+        try:
+            sent = int(json.loads(counter.read_text())["sent"]) if counter.exists() else 0
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"{counter} is unusable; restore it rather than delete it, since an empty one "
+                "would forget the feeds already charged",
+                id="data.budget.file_invalid",
+            ) from exc
+        if sent:
+            release = hashlib.sha256(b"chronoseal.feed.v1" + self.task_id + sent.to_bytes(8, "big"))
+            ledger = BudgetLedger(self.state_dir / "privacy-budget.json", self.party.budgets)
+            deployment = deployment_id(self.consortium.chain.chain_id, self.consortium.address)
+            ledger.charge(
+                dataset.source, release.digest(), cost.epsilon, cost.delta, deployment=deployment
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        partial = counter.with_suffix(".tmp")
+        partial.write_text(json.dumps({"sent": sent + 1}))
+        partial.replace(counter)
 
     def _match_chain_record(
         self, record: AttestationView, fingerprint: bytes, evidence: Evidence
