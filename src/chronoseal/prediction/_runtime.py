@@ -55,7 +55,8 @@ from chronoseal.ledger import (
     read_events,
     tee_type,
 )
-from chronoseal.model import DS, ID, LoadedModel, commitment, open_bundle
+from chronoseal.model import DS, ID, Grid, LoadedModel, as_float, commitment, open_bundle, to_utc
+from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
@@ -509,6 +510,12 @@ class PredictionRuntime:
                 raise PeerRefused(
                     f"{party!r} provides no feed this model needs", id="prediction.feed.not_needed"
                 )
+            if any(ds.released(c) and c in self.spec.join.on for c in ds.entity_columns):
+                raise PeerRefused(
+                    f"the {ds.name} feed is keyed by entity as well as time; such feeds are not "
+                    "served yet, so forecasts needing it are refused rather than mis-aligned",
+                    id="prediction.feed.keyed",
+                )
             return PartyIntake(self.task_id, party, ds.released_columns())
 
         intake = serve_intake(
@@ -523,7 +530,21 @@ class PredictionRuntime:
             return
         table = intake.table()
         ds = names[intake.party]
-        frame = _feed_frame(ds, table)
+        try:
+            frame = _feed_frame(self.spec, ds, table)
+        except PeerRefused as exc:  # the epoch is not taken: audited, and said in the log
+            self.audit.append(
+                AuditLeaf(
+                    task_id=self.task_id,
+                    requester=intake.party,
+                    request_digest=intake.commitment.root(),
+                    outcome=exc.id,
+                    response_digest=None,
+                    feed_epochs={},
+                    at_us=int(self._clock() * 1e6),
+                )
+            )
+            raise
         with self._lock:
             epoch = self.feed_epochs.get(ds.name, -1) + 1
             self.feed_epochs[ds.name] = epoch
@@ -809,23 +830,51 @@ class PredictionRuntime:
         return future, epochs
 
 
-def _feed_frame(ds: Dataset, table: pa.Table) -> pd.DataFrame:
-    """A feed as the model's covariate columns by time (``dataset__column``); a feed with
-    no rows is an epoch too (forecasts that need it are then refused as stale)."""
+def _feed_frame(spec: TaskSpec, ds: Dataset, table: pa.Table) -> pd.DataFrame:
+    """A feed as the model's covariate columns by time (``dataset__column``), its times
+    normalised as the join normalised the training rows (UTC, ``join.naive_timezone``, the
+    model's grid under ``join.off_grid``) and repeated times combined by ``join.duplicates``
+    — a feed read any other way would line covariates up with the wrong periods. A feed
+    with no rows is an epoch too (forecasts that need it are then refused as stale)."""
     columns = [f"{ds.name}__{c}" for c in ds.value_columns if ds.released(c)]
-    if ds.time_column not in table.column_names:
+    if ds.time_column not in table.column_names or not table.num_rows:
         return pd.DataFrame({DS: pd.Series([], dtype="datetime64[ns]")}).assign(
             **{c: pd.Series([], dtype="float64") for c in columns}
         )
-    frame = pd.DataFrame({DS: pd.to_datetime(table.column(ds.time_column).to_pandas())})
-    if getattr(frame[DS].dt, "tz", None) is not None:
-        frame[DS] = frame[DS].dt.tz_convert("UTC").dt.tz_localize(None)
+    column = table.column(ds.time_column)
+    try:
+        times = to_utc(column, spec.join.naive_timezone)
+    except (TimeRangeError, LocalTimeError) as exc:
+        raise PeerRefused(f"the {ds.name} feed: {exc}", id="prediction.feed.time") from None
+    if int(times.isna().sum()):
+        raise PeerRefused(f"the {ds.name} feed has rows without a time", id="prediction.feed.time")
+    grid = Grid.parse(spec.target_dataset().effective_frequency())
+    snapped = grid.snap(times)
+    if spec.join.off_grid == "refuse" and bool((snapped != times).any()):
+        raise PeerRefused(
+            f"the {ds.name} feed has times off the model's {grid.alias!r} grid",
+            id="prediction.feed.off_grid",
+        )
+    frame = pd.DataFrame({DS: snapped.to_numpy()})
     for c in ds.value_columns:
         if ds.released(c) and c in table.column_names:
-            frame[f"{ds.name}__{c}"] = pd.to_numeric(
-                table.column(c).to_pandas(), errors="coerce"
-            ).astype("float64")
-    return frame.drop_duplicates(DS, keep="last").sort_values(DS).reset_index(drop=True)
+            frame[f"{ds.name}__{c}"] = as_float(pd.Series(table.column(c).to_pandas())).to_numpy()
+    repeated = int(frame.duplicated(DS).sum())
+    if repeated:
+        rule = spec.join.duplicates
+        if rule == "refuse":
+            raise PeerRefused(
+                f"the {ds.name} feed repeats {repeated} times (join.duplicates = 'refuse')",
+                id="prediction.feed.duplicate_keys",
+            )
+        grouped = frame.groupby(DS, sort=True)
+        if rule == "last":
+            frame = grouped.last().reset_index()
+        elif rule == "sum":
+            frame = grouped.sum(min_count=1).reset_index()
+        else:
+            frame = grouped.agg(rule).reset_index()
+    return frame.sort_values(DS).reset_index(drop=True)
 
 
 def _observations(request: dict[str, Any], extra: tuple[bytes, ...]) -> pa.Table | None:
