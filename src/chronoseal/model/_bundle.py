@@ -182,16 +182,8 @@ class LoadedModel:
         new = rows[[ID, DS, "y", *recipe.future_known]].copy()
         past = self.past
         if recipe.past_only:
-            if past is None:
-                raise ModelError(
-                    "the bundle lacks the recent values of its past-only covariates",
-                    id="model.bundle.malformed",
-                )
-            raw = list(recipe.past_only)
-            both = pd.concat([past[[ID, DS, *raw]], rows[[ID, DS, *raw]]], ignore_index=True)
-            both = both.sort_values([ID, DS], kind="stable").reset_index(drop=True)
-            lagged = model_frame(both.assign(y=0.0), recipe.with_covariates([], raw))
-            new = new.merge(lagged.drop(columns=["y"]), on=[ID, DS], how="left")
+            lagged, both = _past_lags(recipe, past, rows[[ID, DS, *recipe.past_only]])
+            new = new.merge(lagged, on=[ID, DS], how="left")
             keep = max(k for ks in recipe.past_only.values() for k in ks)
             past = both.groupby(ID, sort=False).tail(keep).reset_index(drop=True)
         if recipe.family != LIGHTGBM and uses_covariates(recipe.family):
@@ -216,6 +208,25 @@ class LoadedModel:
                 mlf.prediction_intervals = old.prediction_intervals
             return LoadedModel(self.manifest, recipe, history, mlf, past)
         return LoadedModel(self.manifest, recipe, history, self._model, past, _forward=True)
+
+
+def _past_lags(
+    recipe: Recipe, past: pd.DataFrame | None, rows: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The lag columns of the past-only covariates at ``rows``' times (``unique_id``, ``ds``,
+    ``<column>_lag<k>``), over the bundle's recent raw values followed by ``rows``' own
+    (absent at forecast times: every lag used there is already observed); and that
+    concatenation, the recent raw values from then on."""
+    if past is None:
+        raise ModelError(
+            "the bundle lacks the recent values of its past-only covariates",
+            id="model.bundle.malformed",
+        )
+    raw = list(recipe.past_only)
+    both = pd.concat([past[[ID, DS, *raw]], rows], ignore_index=True)
+    both = both.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+    lagged = model_frame(both.assign(y=0.0), recipe.with_covariates([], raw))
+    return lagged.drop(columns=["y"]), both
 
 
 def _forward(
@@ -280,16 +291,8 @@ def _future_inputs(
             )
         frame = frame.merge(future[[ID, DS, *recipe.future_known]], on=[ID, DS], how="left")
     if recipe.past_only:
-        if past is None:
-            raise ModelError(
-                "the bundle lacks the recent values of its past-only covariates",
-                id="model.bundle.malformed",
-            )
-        raw = list(recipe.past_only)
-        both = pd.concat([past[[ID, DS, *raw]], frame[[ID, DS]]], ignore_index=True)
-        both = both.sort_values([ID, DS], kind="stable").reset_index(drop=True)
-        lagged = model_frame(both.assign(y=0.0), recipe.with_covariates([], raw))
-        frame = frame.merge(lagged.drop(columns=["y"]), on=[ID, DS], how="left")
+        lagged, _ = _past_lags(recipe, past, frame[[ID, DS]])
+        frame = frame.merge(lagged, on=[ID, DS], how="left")
     if recipe.family != LIGHTGBM:
         frame = with_holidays(frame, recipe, grid)
     return frame
