@@ -162,16 +162,25 @@ def test_missing_column_in_the_source_is_refused_before_sending(tmp_path: Path) 
     assert _events(world, "AttestationAcknowledged") == []
 
 
-def _noisy_ridership(root: Path) -> None:
+def _laplace(root: Path, rule: str, party: str, source: str, budget: float) -> None:
+    """The task noises one column (``rule`` was its rule) with Laplace, epsilon 0.5, and the
+    party has ``budget`` epsilon for ``source``."""
     task = root / "task.toml"
+    column = rule.split(" ", 1)[0]
     task.write_text(
         task.read_text().replace(
-            'rides = { action = "round", digits = 3 }',
-            'rides = { action = "laplace", sensitivity = 1.0, epsilon = 0.5 }',
+            rule, f'{column} = {{ action = "laplace", sensitivity = 1.0, epsilon = 0.5 }}'
         )
     )
-    party = root / "parties" / "transit.toml"
-    party.write_text(party.read_text() + "\n[budgets.ridership]\nepsilon = 0.25\n")
+    config = root / "parties" / f"{party}.toml"
+    text = config.read_text().replace(
+        f'{column} = ["keep", "round"]', f'{column} = ["keep", "round", "laplace"]'
+    )
+    config.write_text(text + f"\n[budgets.{source}]\nepsilon = {budget}\n")
+
+
+def _noisy_ridership(root: Path) -> None:
+    _laplace(root, 'rides = { action = "round", digits = 3 }', "transit", "ridership", 0.25)
 
 
 def test_exhausted_privacy_budget_is_refused_before_sending(tmp_path: Path) -> None:
@@ -200,18 +209,7 @@ def test_full_stream_matches_on_chain_and_runs(tmp_path: Path) -> None:
 
 
 def _noisy_weather(root: Path) -> None:
-    task = root / "task.toml"
-    task.write_text(
-        task.read_text().replace(
-            'temp = { action = "round", digits = 1 }',
-            'temp = { action = "laplace", sensitivity = 1.0, epsilon = 0.5 }',
-        )
-    )
-    party = root / "parties" / "weather.toml"
-    text = party.read_text().replace(
-        'temp = ["keep", "round"]', 'temp = ["keep", "round", "laplace"]'
-    )
-    party.write_text(text + "\n[budgets.daily_weather]\nepsilon = 1.0\n")
+    _laplace(root, 'temp = { action = "round", digits = 1 }', "weather", "daily_weather", 1.0)
 
 
 def test_every_feed_after_the_first_is_charged_as_a_fresh_release(tmp_path: Path) -> None:
