@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
 
 from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import attester_for
@@ -57,7 +56,7 @@ from chronoseal.node import (
     load_scenario,
     load_task,
 )
-from chronoseal.prediction import ForecastClient, PredictionRuntime
+from chronoseal.prediction import ForecastClient, PredictionRuntime, party_signer
 from chronoseal.spec import Component
 
 WINDOW = 16
@@ -69,14 +68,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def _client(consortium: Consortium, spec: Any, key: Any) -> ForecastClient:
-    def sign(digest: bytes) -> bytes:
-        return bytes(key.sign_message(encode_defunct(primitive=digest)).signature)
-
     return ForecastClient(
         consortium,
         spec,
         party="transit",
-        sign=sign,
+        sign=party_signer(bytes(key.key)),
         attester=attester_for(spec.measurements.gateway.tee, Component.GATEWAY),
     )
 

@@ -9,7 +9,7 @@ from eth_account.messages import encode_defunct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chronoseal.prediction._wire import recover_signer
+from chronoseal.prediction._wire import party_signer, recover_signer
 
 KEYS = [Account.create() for _ in range(4)]
 
@@ -55,3 +55,12 @@ def test_arbitrary_bytes_are_refused_or_recover_as_eth_account_does(signature: b
     digest = b"\x07" * 32
     got = _ours(digest, signature)
     assert got is None or got == _reference(digest, signature)
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=st.sampled_from(KEYS), digest=st.binary(min_size=32, max_size=32))
+def test_the_fast_signer_signs_exactly_as_eth_account(key: object, digest: bytes) -> None:
+    ours = party_signer(bytes(key.key))(digest)  # type: ignore[attr-defined]
+    theirs = key.sign_message(encode_defunct(primitive=digest)).signature  # type: ignore[attr-defined]
+    assert ours == bytes(theirs)
+    assert recover_signer(digest, ours) == bytes.fromhex(key.address[2:])  # type: ignore[attr-defined]

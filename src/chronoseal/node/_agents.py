@@ -20,7 +20,6 @@ from typing import Any
 
 import pyarrow as pa
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -55,6 +54,7 @@ from chronoseal.prediction import (
     Receipt,
     feed_datasets,
     input_dataset,
+    party_signer,
     verify_receipt,
 )
 from chronoseal.sources import ReadOrder, open_source
@@ -512,10 +512,7 @@ def query_forecast(
     attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
     consortium = attach(chain_url, contract)
     key = org_key(consortium, party, key_path, key)
-
-    def sign(digest: bytes) -> bytes:
-        return bytes(key.sign_message(encode_defunct(primitive=digest)).signature)
-
+    sign = party_signer(bytes(key.key))
     with ForecastClient(consortium, spec, party=party, sign=sign, attester=attester) as client:
         client.open(prediction)
         answer = client.forecast(series or None, observations=rows, horizon=horizon)

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import pandas as pd
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -50,6 +49,7 @@ from chronoseal.prediction import (
     PredictionRuntime,
     Receipt,
     feed_datasets,
+    party_signer,
     verify_receipt,
 )
 from chronoseal.spec import (
@@ -578,12 +578,7 @@ class DemoConsortium:
         )
 
     def _signer(self, org: str) -> Callable[[bytes], bytes]:
-        account = self._keys[org]
-
-        def sign(digest: bytes) -> bytes:
-            return bytes(account.sign_message(encode_defunct(primitive=digest)).signature)
-
-        return sign
+        return party_signer(bytes(self._keys[org].key))
 
     def gateway(self, org: str, state: Path) -> Gateway:
         """``org``'s gateway for the task, acting with ``org``'s registered key."""

@@ -19,6 +19,7 @@ from ._client import Answer, ForecastClient
 from ._input import MAX_INPUT_ROWS, input_dataset
 from ._runtime import PredictionRuntime, ResumeReport, ServingStats, feed_datasets
 from ._sealed import SealedStateError, SealedStore
+from ._wire import party_signer
 
 __all__ = [
     "MAX_INPUT_ROWS",
@@ -38,6 +39,7 @@ __all__ = [
     "inclusion_proof",
     "input_dataset",
     "merkle_root",
+    "party_signer",
     "verify_inclusion",
     "verify_receipt",
 ]

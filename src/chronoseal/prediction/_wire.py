@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from coincurve import PublicKey
+from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 from web3 import Web3
 
@@ -88,6 +88,21 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes:
     message = keccak(_EIP191_32 + digest)
     public = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), message, hasher=None)
     return keccak(public.format(compressed=False)[1:])[-20:]
+
+
+def party_signer(private_key: bytes) -> Callable[[bytes], bytes]:
+    """Signs a request digest as ``Account.sign_message(encode_defunct(primitive=digest))``
+    does — libsecp256k1's deterministic (RFC 6979), low-s recoverable signature over the
+    EIP-191 message, ``v`` as 27 or 28 — without eth-account's per-call key parsing."""
+    key = PrivateKey(private_key)
+
+    def sign(digest: bytes) -> bytes:
+        if len(digest) != 32:
+            raise ValueError("a request digest is 32 bytes")
+        signature = key.sign_recoverable(keccak(_EIP191_32 + digest), hasher=None)
+        return signature[:64] + bytes([signature[64] + 27])
+
+    return sign
 
 
 def party_key_verifier(consortium: Consortium, *, block_interval: float = 0.5) -> PartyVerifier:
