@@ -101,8 +101,13 @@ def make_table(path: Path, rows: int) -> None:
         )
 
 
-def appraiser() -> Appraiser:
-    pinned = PinnedMeasurements((k, "simulated", code_measurement(k)) for k in ComponentKind)
+def appraiser(kind: ComponentKind, measurement: bytes) -> Appraiser:
+    """Approve one peer measurement: the code the peer's process measured at its start.
+
+    Passed between the processes because a tree being edited while the bench runs would
+    otherwise measure differently in each process (as it should).
+    """
+    pinned = PinnedMeasurements([(kind, "simulated", measurement)])
     return Appraiser(AppraisalPolicy(measurements=pinned, allow_simulated=True))
 
 
@@ -115,10 +120,13 @@ class Counter:
 # ---------------------------------------------------------------- receivers (parent process)
 
 
-def receive_gateway(listener: socket.socket, counter: Counter) -> None:
+def receive_gateway(listener: socket.socket, counter: Counter, gateway_measurement: bytes) -> None:
     identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.ANALYSIS), NONCE)
     server = ChannelServer(
-        identity, appraiser=appraiser(), peer_component=ComponentKind.GATEWAY, fresh_nonces={NONCE}
+        identity,
+        appraiser=appraiser(ComponentKind.GATEWAY, gateway_measurement),
+        peer_component=ComponentKind.GATEWAY,
+        fresh_nonces={NONCE},
     )
     conn, _ = listener.accept()
 
@@ -158,14 +166,14 @@ def receive_baseline(listener: socket.socket, counter: Counter, tls: bool) -> No
 # ---------------------------------------------------------------- senders (child process)
 
 
-def send_gateway(db: Path, port: int) -> float:
+def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> float:
     """Stream the table; returns the seconds from the first read to the runtime's ``done``
     (start-up — attestation, handshake, hello — is measured by bench/channel.py)."""
     identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.GATEWAY), NONCE)
     channel = connect(
         ("127.0.0.1", port),
         identity,
-        appraiser=appraiser(),
+        appraiser=appraiser(ComponentKind.ANALYSIS, analysis_measurement),
         peer_component=ComponentKind.ANALYSIS,
         fresh_nonces={NONCE},
     )
@@ -208,10 +216,13 @@ def send_baseline(db: Path, port: int, tls: bool) -> float:
             return time.perf_counter() - start
 
 
-def child(kind: str, db: Path, port: int) -> None:
-    """Send once; report the streaming time and peak RSS."""
+def child(kind: str, db: Path, port: int, analysis_measurement: bytes) -> None:
+    """Send once; report the streaming time and peak RSS.
+
+    The first line out is this process's gateway measurement, which the receiver pins."""
+    print(code_measurement(ComponentKind.GATEWAY).hex(), flush=True)
     if kind == "gateway":
-        seconds = send_gateway(db, port)
+        seconds = send_gateway(db, port, analysis_measurement)
     else:
         seconds = send_baseline(db, port, tls=kind == "tls")
     print(json.dumps({"seconds": seconds, "peak_rss_mib": round(_peak_rss_kib() / 1024, 1)}))
@@ -230,30 +241,34 @@ def _peak_rss_kib() -> int:
 # ---------------------------------------------------------------- driver
 
 
-def run_once(kind: str, db: Path, rows: int) -> dict[str, float]:
+def run_once(kind: str, db: Path, rows: int, analysis: bytes) -> dict[str, float]:
     counter = Counter()
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(120)  # a sender that dies before connecting must not hang the run
         port = listener.getsockname()[1]
-        if kind == "gateway":
-            thread = threading.Thread(target=receive_gateway, args=(listener, counter))
-        else:
-            thread = threading.Thread(
-                target=receive_baseline, args=(listener, counter, kind == "tls")
-            )
-        thread.start()
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", kind, "--db", str(db), "--port", str(port)],
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        thread.join()
-        if out.returncode != 0:
-            raise SystemExit(f"{kind} sender failed:\n{out.stderr}")
+        command = [sys.executable, __file__, "--child", kind, "--db", str(db)]
+        command += ["--port", str(port), "--peer-measurement", analysis.hex()]
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            assert process.stdout is not None
+            gateway_measurement = bytes.fromhex(process.stdout.readline().strip() or "00")
+            if kind == "gateway":
+                thread = threading.Thread(
+                    target=receive_gateway, args=(listener, counter, gateway_measurement)
+                )
+            else:
+                thread = threading.Thread(
+                    target=receive_baseline, args=(listener, counter, kind == "tls")
+                )
+            thread.start()
+            stdout, stderr = process.communicate()
+            thread.join()
+        if process.returncode != 0:
+            raise SystemExit(f"{kind} sender failed:\n{stderr}")
     if counter.rows != rows:
         raise SystemExit(f"{kind}: received {counter.rows} rows of {rows}")
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = json.loads(stdout.strip().splitlines()[-1])
     elapsed, peak = report["seconds"], report["peak_rss_mib"]
     return {
         "seconds": round(elapsed, 3),
@@ -274,10 +289,12 @@ def main() -> None:
     parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--peer-measurement", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.db, args.port)
+        child(args.child, args.db, args.port, bytes.fromhex(args.peer_measurement))
         return
+    analysis = code_measurement(ComponentKind.ANALYSIS)  # what every sender pins
     sizes = [1_000_000, 4_000_000] if args.quick else [2_500_000, 10_000_000]
     repeats = 3 if args.quick else 5
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -288,7 +305,7 @@ def main() -> None:
             runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
             for _ in range(repeats):
                 for kind in KINDS:
-                    runs[kind].append(run_once(kind, db, rows))
+                    runs[kind].append(run_once(kind, db, rows, analysis))
             results[str(rows)] = {kind: _median(runs[kind]) for kind in KINDS}
             r = results[str(rows)]
             print(

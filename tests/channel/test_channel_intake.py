@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -17,9 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chronoseal.attest import ComponentKind
-from chronoseal.channel import ChannelServer, RaTlsIdentity, connect
+from chronoseal.channel import (
+    AttestedChannel,
+    ChannelServer,
+    RaTlsIdentity,
+    StreamContext,
+    connect,
+)
 from chronoseal.channel._commitment import BatchCommitment, merkle_root
 from chronoseal.channel._intake import GatewayIntake, PartyIntake, encode_batch, serve_intake
+from chronoseal.channel._wire import U64
 from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
 
 TASK = bytes(range(32))
@@ -256,3 +265,92 @@ def test_out_of_order_batch_is_refused() -> None:
     with pytest.raises(StreamIntegrityError) as info:
         commitment.add(1, os.urandom(32), b"x")
     assert info.value.id == "channel.stream.reordered"
+
+
+def _lying_runtime(change: str) -> Callable[[socket.socket], None]:
+    """A runtime that takes one batch and then acknowledges it wrongly, as ``change`` says
+    (what a compromised or buggy runtime, or a tampered channel, would deliver)."""
+    runtime = Runtime()
+
+    def handle(conn: socket.socket) -> None:
+        with runtime.server.accept(conn) as channel:
+            channel.receive_stream(StreamContext(TASK, "*", "hello"))
+            welcome = {"task_key": runtime.key.hex(), "held": [], "leaves": []}
+            channel.send_stream(
+                StreamContext(TASK, "transit", "welcome"), [json.dumps(welcome).encode()]
+            )
+            party = "events" if change == "another party" else "transit"
+            acks = channel.open_writer(StreamContext(TASK, party, "acks"))
+            _, salt, payload = channel.receive_stream(
+                StreamContext(TASK, "transit", "msg-0")
+            ).chunks
+            leaf = BatchCommitment(TASK, "transit").add(0, salt, payload)
+            frames = {
+                "another index": [U64.pack(1) + leaf],
+                "another leaf": [U64.pack(0) + bytes(32)],
+                "no index": [leaf],
+                "another party": [U64.pack(0) + leaf],
+                "one too many": [U64.pack(0) + leaf, U64.pack(1) + leaf],
+            }
+            if change == "ended early":
+                acks.finish()
+            else:
+                for frame in frames[change]:
+                    acks.write(frame)
+                acks.flush()
+            if change == "one too many":
+                channel.receive_stream(StreamContext(TASK, "transit", "msg-1"))
+                acks.finish()
+            with pytest.raises(ChronosealError):  # open until the gateway gives up and closes
+                channel.receive_stream(StreamContext(TASK, "transit", "msg-2"))
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("change", "error_id"),
+    [
+        ("another index", "channel.intake.ack_mismatch"),
+        ("another leaf", "channel.intake.ack_mismatch"),
+        ("no index", "channel.intake.bad_message"),
+        ("ended early", "channel.intake.bad_message"),
+        ("another party", "channel.stream.wrong_party"),
+        ("one too many", "channel.intake.bad_message"),
+    ],
+)
+def test_an_acknowledgement_that_is_not_the_batch_sent_is_refused(
+    change: str, error_id: str
+) -> None:
+    with serve_once(_lying_runtime(change)) as (address, served):
+        gw = identity(ComponentKind.GATEWAY)
+        with _gateway(address, gw, "transit", PARTY_KEY, window=1) as intake:
+            intake.hello()
+            with pytest.raises(StreamIntegrityError) as refused:
+                intake.send(encode_batch(_batch(0)))
+                intake.finish()
+        served.result(timeout=10)
+    assert refused.value.id == error_id
+
+
+def test_acknowledgements_are_frames_of_one_stream_per_connection() -> None:
+    """Every batch's acknowledgement names its index and leaf; a connection carries one
+    acknowledgement stream however many batches it sends (no HPKE stream per batch)."""
+    runtime = Runtime()
+    opened: list[str] = []
+    original = AttestedChannel.open_writer
+
+    def counting(self: AttestedChannel, context: StreamContext, **kw: int) -> Any:
+        opened.append(context.stream_id)
+        return original(self, context, **kw)
+
+    with serve_once(runtime.handle) as (address, result):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(AttestedChannel, "open_writer", counting)
+            with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as gw:
+                gw.hello()
+                for i in range(12):
+                    gw.send(encode_batch(_batch(i)))
+                root = gw.finish()
+            received = result.result(timeout=10)
+    assert opened == ["acks"]
+    assert root == received.commitment.root() == gw.commitment.root()

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 from chronoseal.channel import (
     HpkeKem,
     HpkePrivateKey,
+    SecureStreamReader,
     StreamContext,
     StreamReceipt,
     open_sender,
     read_secure_stream,
 )
+from chronoseal.channel._stream import FLUSH_BYTES
 from chronoseal.errors import ChannelError, StreamIntegrityError
 
 CONTEXT = StreamContext(task_id=bytes(range(32)), party="party-a", stream_id="data")
@@ -214,3 +216,128 @@ def test_a_stream_sealed_to_another_recipient_is_refused(kem: HpkeKem) -> None:
     with pytest.raises(StreamIntegrityError) as refused:
         read_secure_stream(io.BytesIO(sink.getvalue()), CONTEXT, other)
     assert refused.value.id == "channel.stream.wrong_recipient"
+
+
+class CountingSink(io.BytesIO):
+    """A sink that counts its writes (each one is a TLS write on a channel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: object, /) -> int:
+        self.writes += 1
+        return super().write(data)  # type: ignore[call-overload,no-any-return]
+
+
+def test_a_small_stream_is_one_write_and_a_large_one_a_write_per_frame() -> None:
+    small = CountingSink()
+    with open_sender(small, CONTEXT, RECIPIENT.public_key) as writer:
+        writer.write(b"B")
+        writer.write(b"s" * 32)
+        writer.write(b"payload" * 100)
+    assert small.writes == 1  # header, three frames and the final frame together
+    assert open_(small.getvalue()) == (b"B", b"s" * 32, b"payload" * 100)
+
+    large = CountingSink()
+    chunks = [bytes([i]) * (FLUSH_BYTES + 1) for i in range(4)]
+    with open_sender(large, CONTEXT, RECIPIENT.public_key) as writer:
+        for i, chunk in enumerate(chunks):
+            writer.write(chunk)
+            assert large.writes == i  # each frame goes out when the next one is sealed
+    assert large.writes == len(chunks)  # the final frame goes out with the last one
+    read = read_secure_stream(io.BytesIO(large.getvalue()), CONTEXT, RECIPIENT)
+    assert read.chunks == tuple(chunks)
+
+
+def test_flush_sends_every_sealed_frame_and_nothing_is_sent_before() -> None:
+    sink = CountingSink()
+    writer = open_sender(sink, CONTEXT, RECIPIENT.public_key)
+    writer.write(b"ack-0")
+    assert sink.writes == 0
+    writer.flush()
+    header_and_frame = sink.getvalue()
+    assert sink.writes == 1 and header_and_frame
+    writer.flush()  # nothing new: no empty write
+    assert sink.writes == 1
+    writer.finish()
+    with pytest.raises(StreamIntegrityError) as refused:
+        writer.write(b"late")
+    assert refused.value.id == "channel.stream.write_after_final"
+    assert open_(sink.getvalue()) == (b"ack-0",)
+
+
+def _reader(data: bytes, context: StreamContext = CONTEXT) -> SecureStreamReader:
+    return SecureStreamReader(io.BytesIO(data), context, RECIPIENT, max_chunk_bytes=1024)
+
+
+def _read_all(reader: SecureStreamReader) -> list[bytes]:
+    out = []
+    while (chunk := reader.next_chunk()) is not None:
+        out.append(chunk)
+    return out
+
+
+@settings(deadline=None)
+@given(chunk_lists)
+def test_a_frame_by_frame_reader_hands_out_each_chunk_then_the_end(chunks: list[bytes]) -> None:
+    reader = _reader(seal(chunks))
+    assert _read_all(reader) == chunks
+    assert reader.finished
+    with pytest.raises(StreamIntegrityError) as refused:
+        reader.next_chunk()
+    assert refused.value.id == "channel.stream.read_after_final"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=32), min_size=1, max_size=6), st.data())
+def test_a_frame_by_frame_reader_never_hands_out_a_damaged_frame(
+    chunks: list[bytes], data: st.DataObject
+) -> None:
+    """Flip any byte: every chunk handed out before the failure is an original one, in
+    order, and the damaged frame's chunk is never among them."""
+    sealed = bytearray(seal(chunks))
+    position = data.draw(st.integers(0, len(sealed) - 1))
+    sealed[position] ^= data.draw(st.integers(1, 255))
+    reader = _reader(bytes(sealed))
+    got: list[bytes] = []
+    with pytest.raises(StreamIntegrityError):
+        while (chunk := reader.next_chunk()) is not None:
+            got.append(chunk)
+    assert got == chunks[: len(got)]
+    header, frames = split_frames(seal(chunks))
+    ends = [len(header) + sum(map(len, frames[: k + 1])) for k in range(len(frames))]
+    damaged = next((k for k, end in enumerate(ends) if position < end), len(frames))
+    assert len(got) <= (damaged if position >= len(header) else 0)
+
+
+@pytest.mark.parametrize("change", ["drop", "swap", "duplicate", "truncate", "splice"])
+def test_a_frame_by_frame_reader_refuses_a_manipulated_stream(change: str) -> None:
+    header, frames = split_frames(seal([b"ack-0", b"ack-1", b"ack-2"]))
+    _, foreign = split_frames(seal([b"ack-0", b"ack-1", b"ack-2"]))
+    expected = {
+        "drop": (frames[:1] + frames[2:], "channel.stream.reordered", 1),
+        "swap": ([frames[1], frames[0], *frames[2:]], "channel.stream.reordered", 0),
+        "duplicate": ([frames[0], frames[0], *frames[1:]], "channel.stream.replayed", 1),
+        "truncate": (frames[:2], "channel.stream.truncated", 2),
+        "splice": ([frames[0], foreign[1], *frames[2:]], "channel.stream.tampered", 1),
+    }
+    wire, error_id, usable = expected[change]
+    reader = _reader(header + b"".join(wire))
+    got = []
+    with pytest.raises(StreamIntegrityError) as refused:
+        while (chunk := reader.next_chunk()) is not None:
+            got.append(chunk)
+    assert refused.value.id == error_id
+    assert got == [b"ack-0", b"ack-1", b"ack-2"][:usable]
+
+
+def test_a_frame_by_frame_reader_checks_the_header_and_an_empty_final_frame() -> None:
+    with pytest.raises(StreamIntegrityError) as refused:
+        _reader(seal([b"x"]), StreamContext(bytes(range(32)), "party-b", "data")).next_chunk()
+    assert refused.value.id == "channel.stream.wrong_party"
+    header, frames = split_frames(seal([b"one", b"two"]))
+    forged = bytes([1]) + frames[0][1:]  # a data frame relabelled final
+    with pytest.raises(StreamIntegrityError) as tampered:
+        _reader(header + forged).next_chunk()
+    assert tampered.value.id == "channel.stream.tampered"

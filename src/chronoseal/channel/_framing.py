@@ -84,48 +84,71 @@ class _FrameCipher:
         return self._aad_prefix + U64.pack(index) + U8.pack(int(final))
 
 
+class FrameBuffer:
+    """A reusable bytearray for whole frames, lent to one stream at a time.
+
+    Large streams would otherwise allocate (and page-fault in) a fresh megabyte per frame; a
+    channel keeps one for sending and one for receiving, so consecutive streams reuse it.
+    """
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def reserve(self, size: int, *, keep: int = 0, slack: int = 0) -> bytearray:
+        """At least ``size`` bytes, the first ``keep`` of them carried over on growth (which
+        adds ``slack`` bytes, so that small frames after a large one fit without another)."""
+        if len(self.data) < size:
+            grown = bytearray(size + slack)
+            grown[:keep] = self.data[:keep]
+            self.data = grown
+        return self.data
+
+
+def frame_size(chunk_len: int) -> int:
+    """Bytes on the wire for a frame carrying ``chunk_len`` plaintext bytes."""
+    return FRAME_HEAD_LEN + chunk_len + TAG_LEN
+
+
 class FrameSealer(_FrameCipher):
     """Produces frames in order; refuses to go on after the final frame."""
 
     def __init__(self, stream_key: bytes, context: StreamContext) -> None:
         super().__init__(stream_key, context)
         self._index = 0
-        self._buffer = bytearray()
         self.finished = False
 
-    def seal(self, chunk: bytes, *, final: bool = False) -> memoryview:
-        """Return the whole frame (13-byte head, then ciphertext and tag), for one write.
-
-        It is a view of a buffer reused by the next call (large streams would otherwise
-        allocate, and page-fault, a fresh megabyte per frame): consume it first.
-        """
+    def seal_into(self, out: memoryview, chunk: bytes, *, final: bool = False) -> None:
+        """Write the whole frame (13-byte head, then ciphertext and tag) into ``out``, which
+        is exactly ``frame_size(len(chunk))`` bytes long."""
         if self.finished:
             raise StreamIntegrityError(
                 "the stream already ended", id="channel.stream.write_after_final"
             )
         index = self._index
         size = len(chunk) + TAG_LEN
-        total = FRAME_HEAD_LEN + size
-        if len(self._buffer) < total:
-            self._buffer = bytearray(total)
-        frame = memoryview(self._buffer)[:total]
-        frame[:FRAME_HEAD_LEN] = U8.pack(int(final)) + U64.pack(index) + U32.pack(size)
+        out[:FRAME_HEAD_LEN] = U8.pack(int(final)) + U64.pack(index) + U32.pack(size)
         self._aead.encrypt_into(
-            self._nonce(index), chunk, self._aad(index, final), frame[FRAME_HEAD_LEN:]
+            self._nonce(index), chunk, self._aad(index, final), out[FRAME_HEAD_LEN:]
         )
         self._index += 1
         self.finished = final
-        return frame
 
 
 class FrameOpener(_FrameCipher):
     """Reads and authenticates frames strictly in order from a byte source."""
 
-    def __init__(self, stream_key: bytes, context: StreamContext, *, max_chunk: int) -> None:
+    def __init__(
+        self,
+        stream_key: bytes,
+        context: StreamContext,
+        *,
+        max_chunk: int,
+        buffer: FrameBuffer | None = None,
+    ) -> None:
         super().__init__(stream_key, context)
         self._expected = 0
         self._max_chunk = max_chunk
-        self._buffer = bytearray()
+        self._buffer = buffer if buffer is not None else FrameBuffer()
 
     def next_frame(self, source: ByteSource) -> tuple[bytes, bool]:
         """Return ``(plaintext, final)`` of the next frame, or raise."""
@@ -139,15 +162,15 @@ class FrameOpener(_FrameCipher):
         index = int(U64.unpack(head[1:9])[0])
         length = int(U32.unpack(head[9:13])[0])
         self._check_header(flags, index, length)
-        if len(self._buffer) < length:
-            self._buffer = bytearray(length)
-        body = memoryview(self._buffer)[:length]
+        body = memoryview(self._buffer.reserve(length))[:length]
         if not read_exact_into(source, body):
             raise StreamIntegrityError(
                 f"the stream ended inside frame {index}", id="channel.stream.truncated"
             )
         final = flags == FLAG_FINAL
         try:
+            # The plaintext is fresh bytes (it is held until the stream authenticates); the
+            # ciphertext buffer is reused by the next frame.
             plaintext = self._aead.decrypt(
                 self._nonce(self._expected), body, self._aad(self._expected, final)
             )

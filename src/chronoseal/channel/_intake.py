@@ -1,7 +1,10 @@
 """The data plane between a party's gateway and the analysis runtime, over an attested channel.
 
 Every message is one secure stream (HPKE-sealed key, AES-GCM frames, all-or-nothing), bound
-to ``(task id, party, message id)``::
+to ``(task id, party, message id)``, except the acknowledgements: they are the frames of one
+stream per connection (``acks``, opened after the welcome), each frame a whole message
+``u64 index ‖ leaf`` that the gateway uses as soon as that frame authenticated (see
+``SecureStreamReader``)::
 
     gateway                                   analysis runtime
     hello  {party, sig(org key)}  ──────────►  checks the party is a data provider of the task
@@ -9,9 +12,17 @@ to ``(task id, party, message id)``::
                                                registers for that party
            ◄──────────  welcome {task key, batches already held: [(index, salt)]}
     msg-i  "B" ‖ salt ‖ Arrow IPC  ─────────►  decodes, checks the schema, keeps it (memory)
-           ◄──────────  ack-i  leaf_i   (up to DEFAULT_WINDOW batches in flight)
+           ◄──────────  acks frame: i ‖ leaf_i   (up to DEFAULT_WINDOW batches in flight)
     msg-n  "E" ‖ {count, root}  ────────────►  compares with its own root
-           ◄──────────  done {root}
+           ◄──────────  acks final frame, then done {root}
+
+An acknowledgement frame is authenticated under the ``acks`` stream's own key (sealed to this
+gateway's attested HPKE key), with the task, the party and its frame index in the AAD; it
+names its batch index and leaf, and the gateway checks both against the batch it sent. A
+tampered, replayed, reordered or foreign acknowledgement fails like any frame; a stream cut
+short leaves the gateway waiting for an acknowledgement it never accepts. One stream per
+connection instead of one per batch saves an HPKE seal and open, a key schedule and three
+writes per batch.
 
 After training, a party fetches what the task releases to it on a fresh connection: the same
 hello with ``want = "release"``, answered by ``"R" ‖ release`` or ``"X" ‖ {id, message}``
@@ -39,7 +50,8 @@ import pyarrow as pa
 
 from chronoseal.channel._commitment import SALT_LEN, BatchCommitment
 from chronoseal.channel._framing import StreamContext
-from chronoseal.channel._session import AttestedChannel
+from chronoseal.channel._session import AttestedChannel, ChannelStreamReader
+from chronoseal.channel._wire import U64
 from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
 
 TASK_KEY_LEN = 32
@@ -51,6 +63,9 @@ _BATCH = b"B"
 _END = b"E"
 _RELEASE = b"R"
 _REFUSED = b"X"
+#: The stream id of a connection's acknowledgements.
+ACKS = "acks"
+_ACK_LEN = U64.size + 32
 WANT_STREAM = "stream"
 WANT_RELEASE = "release"
 _HELLO_LABEL = b"chronoseal.intake.hello.v1"
@@ -168,6 +183,7 @@ class GatewayIntake:
         self._sign = sign
         self._window = window
         self._unacked: deque[tuple[int, bytes]] = deque()
+        self._acks: ChannelStreamReader | None = None
         self._held_leaves: list[bytes] = []
         self.commitment = BatchCommitment(task_id, party)
 
@@ -252,12 +268,24 @@ class GatewayIntake:
         if len(self._unacked) >= self._window:
             self._take_ack()
 
+    def _ack_stream(self) -> ChannelStreamReader:
+        if self._acks is None:
+            self._acks = self._ch.open_reader(self._ctx(ACKS))
+        return self._acks
+
     def _take_ack(self) -> None:
         index, leaf = self._unacked.popleft()
-        ack = _one(self._ch.receive_stream(self._ctx(f"ack-{index}")).chunks, "ack")
-        if not hmac.compare_digest(ack, leaf):
+        ack = self._ack_stream().next_chunk()
+        if ack is None or len(ack) != _ACK_LEN:
             raise StreamIntegrityError(
-                f"the runtime acknowledged batch {index} with a different leaf",
+                f"the runtime's acknowledgement of batch {index} is missing or malformed",
+                id="channel.intake.bad_message",
+            )
+        acked = int(U64.unpack(ack[: U64.size])[0])
+        if acked != index or not hmac.compare_digest(ack[U64.size :], leaf):
+            raise StreamIntegrityError(
+                f"the runtime acknowledged batch {acked} with a leaf where batch {index} "
+                "and its leaf were due",
                 id="channel.intake.ack_mismatch",
             )
 
@@ -268,6 +296,11 @@ class GatewayIntake:
             self._take_ack()
         body = {"count": len(self.commitment.leaves), "root": self.commitment.root().hex()}
         self._ch.send_stream(self._ctx(f"msg-{len(self.commitment.leaves)}"), [_END, _json(body)])
+        if self._ack_stream().next_chunk() is not None:
+            raise StreamIntegrityError(
+                "the runtime acknowledged more batches than were sent",
+                id="channel.intake.bad_message",
+            )
         reply = _unjson(_one(self._ch.receive_stream(self._ctx("done")).chunks, "done"), "done")
         try:
             return bytes.fromhex(reply["root"])
@@ -365,6 +398,7 @@ def serve_intake(
         "leaves": [leaf.hex() for leaf in intake.commitment.leaves],
     }
     channel.send_stream(ctx("welcome"), [_json(welcome)])
+    acks = channel.open_writer(ctx(ACKS))
     while True:
         index = len(intake.salts)
         chunks = channel.receive_stream(ctx(f"msg-{index}")).chunks
@@ -378,7 +412,8 @@ def serve_intake(
             )
         salt, payload = _batch_fields(chunks)
         leaf = intake.accept(index, salt, payload)
-        channel.send_stream(ctx(f"ack-{index}"), [leaf])
+        acks.write(U64.pack(index) + leaf)
+        acks.flush()
         if on_batch is not None:
             on_batch(intake)
     end = _unjson(_one(chunks[1:], "end"), "end")
@@ -388,6 +423,7 @@ def serve_intake(
             id="channel.stream.truncated",
         )
     intake.complete = True
+    acks.finish()
     channel.send_stream(ctx("done"), [_json({"root": intake.commitment.root().hex()})])
     return intake
 

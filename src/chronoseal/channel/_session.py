@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chronoseal.attest import Appraiser, ComponentKind
-from chronoseal.channel._framing import StreamContext
+from chronoseal.channel._framing import FrameBuffer, StreamContext
+from chronoseal.channel._memory import retain_freed_memory
 from chronoseal.channel._ratls import (
     AttestedPeer,
     Clock,
@@ -51,6 +52,7 @@ from chronoseal.channel._stream import (
     DEFAULT_MAX_CHUNK,
     DEFAULT_MAX_STREAM,
     ReceivedStream,
+    SecureStreamReader,
     SecureStreamWriter,
     StreamReceipt,
     open_sender,
@@ -148,6 +150,10 @@ class AttestedChannel:
         self._tls = tls
         self._identity = identity
         self._reader = reader
+        # One stream at a time in each direction: whole streams reuse these for their frames.
+        self._send_buffer = FrameBuffer()
+        self._receive_buffer = FrameBuffer()
+        retain_freed_memory()  # streams reuse the memory of the last one (see _memory)
 
     @property
     def local_fingerprint(self) -> bytes:
@@ -158,7 +164,8 @@ class AttestedChannel:
     def open_writer(
         self, context: StreamContext, *, max_chunk_bytes: int = DEFAULT_MAX_CHUNK
     ) -> SecureStreamWriter:
-        """Start a stream to the peer; see :class:`SecureStreamWriter`."""
+        """Start a stream to the peer; see :class:`SecureStreamWriter` (``flush()`` sends
+        what is sealed so far, for a peer reading it frame by frame)."""
         return open_sender(
             _SocketSink(self._tls),
             context,
@@ -169,10 +176,26 @@ class AttestedChannel:
     def send_stream(self, context: StreamContext, chunks: Iterable[bytes]) -> StreamReceipt:
         """Send ``chunks`` as one stream and end it."""
         with _transport("sending"):
-            writer = self.open_writer(context)
+            writer = open_sender(
+                _SocketSink(self._tls),
+                context,
+                self.peer.hpke_public_key,
+                buffer=self._send_buffer,
+            )
             for chunk in chunks:
                 writer.write(chunk)
             return writer.finish()
+
+    def open_reader(
+        self, context: StreamContext, *, max_chunk_bytes: int = DEFAULT_MAX_CHUNK
+    ) -> ChannelStreamReader:
+        """Read a stream from the peer frame by frame; see :class:`SecureStreamReader` (only
+        for streams whose every frame is a self-contained message)."""
+        return ChannelStreamReader(
+            SecureStreamReader(
+                self._reader, context, self._identity.hpke, max_chunk_bytes=max_chunk_bytes
+            )
+        )
 
     def receive_stream(
         self,
@@ -193,6 +216,7 @@ class AttestedChannel:
                 self._identity.hpke,
                 max_chunk_bytes=max_chunk_bytes,
                 max_stream_bytes=max_stream_bytes,
+                buffer=self._receive_buffer,
             )
 
     def close(self) -> None:
@@ -233,12 +257,30 @@ def _transport(doing: str) -> Iterator[None]:
         ) from exc
 
 
+class ChannelStreamReader:
+    """A :class:`SecureStreamReader` on a channel: a broken or silent connection is the
+    channel's ``channel.transport.*`` error."""
+
+    def __init__(self, reader: SecureStreamReader) -> None:
+        self._reader = reader
+
+    @property
+    def finished(self) -> bool:
+        return self._reader.finished
+
+    def next_chunk(self) -> bytes | None:
+        """The next frame's chunk, or ``None`` once the final frame authenticated."""
+        with _transport("receiving"):
+            return self._reader.next_chunk()
+
+
 class _SocketSink:
     def __init__(self, tls: ssl.SSLSocket) -> None:
         self._tls = tls
 
     def write(self, data: bytes | memoryview, /) -> None:
-        self._tls.sendall(data)
+        with _transport("sending"):
+            self._tls.sendall(data)
 
 
 class ChannelServer:

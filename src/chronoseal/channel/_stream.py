@@ -6,6 +6,12 @@ caller can never act on part of a tampered, reordered or truncated stream. The p
 memory: the whole plaintext of one stream is held until its end (bounded by
 ``max_stream_bytes``); send large data as several streams (one per batch group) rather than
 one huge stream.
+
+:class:`SecureStreamReader` is the one exception, for streams whose every frame is a whole,
+self-contained message (the intake's acknowledgements): it hands out each chunk once that
+frame authenticated, in order, and reports the final frame. A damaged frame still fails
+before anything of it is returned, and a truncated stream yields nothing after the cut; what
+such a stream may carry is what a reader can act on one frame at a time.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from types import TracebackType
 
 from chronoseal.channel._framing import (
     MAGIC,
+    FrameBuffer,
     FrameOpener,
     FrameSealer,
     StreamContext,
+    frame_size,
     new_stream_key,
 )
 from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
@@ -26,6 +34,10 @@ from chronoseal.errors import ChannelError, StreamIntegrityError
 
 DEFAULT_MAX_CHUNK = 16 * 1024 * 1024
 DEFAULT_MAX_STREAM = 1024 * 1024 * 1024
+#: A writer sends what it has sealed once this much is pending, before sealing more: small
+#: frames (and the header) travel in one write with the next frame, and a short stream is one
+#: write in all, while a large one is still written frame by frame.
+FLUSH_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +60,11 @@ class SecureStreamWriter:
     """Writes one stream; the final frame is sent only by :meth:`finish` (or a clean ``with``).
 
     Leaving a ``with`` block through an exception sends no final frame, so the receiver
-    rejects the stream as truncated instead of accepting a partial one.
+    rejects the stream as truncated instead of accepting a partial one. Sealed frames are
+    held until :data:`FLUSH_BYTES` are pending (then written before the next data frame is
+    sealed), :meth:`flush` or :meth:`finish`, so the header and small frames share a write
+    with the next frame, and the final frame with the last one; nothing of a stream is
+    usable before its final frame anyway.
     """
 
     def __init__(
@@ -58,6 +74,7 @@ class SecureStreamWriter:
         recipient: HpkePublicKey,
         *,
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+        buffer: FrameBuffer | None = None,
     ) -> None:
         stream_key = new_stream_key()
         self._sink = sink
@@ -65,29 +82,48 @@ class SecureStreamWriter:
         self._max_chunk = max_chunk_bytes
         self._chunks = 0
         self._bytes = 0
+        self._out = buffer if buffer is not None else FrameBuffer()
+        self._fill = 0
         enc = recipient.seal(stream_key, info=context.hpke_info())
         header = MAGIC + U8.pack(recipient.kem.wire_id) + context.encoded() + lp16(enc)
-        self._emit(header)
+        self._out.reserve(len(header))[: len(header)] = header
+        self._fill = len(header)
 
     def write(self, chunk: bytes) -> None:
-        """Encrypt and send one chunk (an Arrow IPC batch, model bytes... opaque here)."""
+        """Encrypt one chunk (an Arrow IPC batch, model bytes... opaque here) as one frame."""
         if len(chunk) > self._max_chunk:
             raise ChannelError(
                 f"a {len(chunk)}-byte chunk exceeds max_chunk_bytes={self._max_chunk}",
                 id="channel.stream.chunk_too_large",
             )
-        self._emit(self._sealer.seal(chunk))
+        self._seal(chunk, final=False)
         self._chunks += 1
         self._bytes += len(chunk)
 
+    def flush(self) -> None:
+        """Send every frame sealed so far (a stream whose frames the peer reads one by one)."""
+        if self._fill:
+            self._sink.write(memoryview(self._out.data)[: self._fill])
+            self._fill = 0
+
     def finish(self) -> StreamReceipt:
         """Send the final frame; only now can the receiver use anything."""
-        self._emit(self._sealer.seal(b"", final=True))
+        self._seal(b"", final=True)
+        self.flush()
         return StreamReceipt(self._chunks, self._bytes)
 
-    def _emit(self, *parts: bytes | memoryview) -> None:
-        for part in parts:
-            self._sink.write(part)
+    def _seal(self, chunk: bytes, *, final: bool) -> None:
+        if self._sealer.finished:  # refused before anything pending goes out
+            raise StreamIntegrityError(
+                "the stream already ended", id="channel.stream.write_after_final"
+            )
+        if self._fill >= FLUSH_BYTES and not final:  # the final frame joins the last write
+            self.flush()
+        size = frame_size(len(chunk))
+        end = self._fill + size
+        data = self._out.reserve(end, keep=self._fill, slack=FLUSH_BYTES)
+        self._sealer.seal_into(memoryview(data)[self._fill : end], chunk, final=final)
+        self._fill = end
 
     def __enter__(self) -> SecureStreamWriter:
         return self
@@ -102,15 +138,64 @@ class SecureStreamWriter:
             self.finish()
 
 
+class SecureStreamReader:
+    """Reads one stream frame by frame, each chunk usable once its own frame authenticated.
+
+    Only for streams whose every frame is a complete message on its own (see the module
+    docstring); :func:`read_secure_stream` is the all-or-nothing reader. Frames are still
+    authenticated strictly in order under the stream's context, so a tampered, replayed,
+    reordered or foreign frame fails (``channel.stream.*``) before it is returned. The header
+    is read with the first frame.
+    """
+
+    def __init__(
+        self,
+        source: ByteSource,
+        context: StreamContext,
+        recipient: HpkePrivateKey,
+        *,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+    ) -> None:
+        self._source = source
+        self._context = context
+        self._recipient = recipient
+        self._max_chunk = max_chunk_bytes
+        self._opener: FrameOpener | None = None
+        self.finished = False
+
+    def next_chunk(self) -> bytes | None:
+        """The next frame's chunk, or ``None`` once the final frame authenticated."""
+        if self.finished:
+            raise StreamIntegrityError(
+                "the stream already ended", id="channel.stream.read_after_final"
+            )
+        if self._opener is None:
+            stream_key = _read_header(self._source, self._context, self._recipient)
+            self._opener = FrameOpener(stream_key, self._context, max_chunk=self._max_chunk)
+        plaintext, final = self._opener.next_frame(self._source)
+        if final:
+            if plaintext:
+                raise StreamIntegrityError(
+                    "the final frame carries data", id="channel.stream.tampered"
+                )
+            self.finished = True
+            return None
+        return plaintext
+
+
 def open_sender(
     sink: ByteSink,
     context: StreamContext,
     recipient: HpkePublicKey,
     *,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+    buffer: FrameBuffer | None = None,
 ) -> SecureStreamWriter:
-    """Start a stream to ``recipient`` (an attested peer's HPKE key) and send its header."""
-    return SecureStreamWriter(sink, context, recipient, max_chunk_bytes=max_chunk_bytes)
+    """Start a stream to ``recipient`` (an attested peer's HPKE key); the header goes out with
+    the first write."""
+    return SecureStreamWriter(
+        sink, context, recipient, max_chunk_bytes=max_chunk_bytes, buffer=buffer
+    )
 
 
 def read_secure_stream(
@@ -120,14 +205,16 @@ def read_secure_stream(
     *,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
     max_stream_bytes: int = DEFAULT_MAX_STREAM,
+    buffer: FrameBuffer | None = None,
 ) -> ReceivedStream:
     """Read one whole stream for ``context``; returns nothing unless every frame authenticated.
 
     Raises :class:`StreamIntegrityError` (``channel.stream.*``) on any tampering, replay,
     reordering, truncation, oversize, or a stream of another task, party or stream.
+    ``buffer`` holds each frame's ciphertext (reused across streams by a channel).
     """
     stream_key = _read_header(source, context, recipient)
-    opener = FrameOpener(stream_key, context, max_chunk=max_chunk_bytes)
+    opener = FrameOpener(stream_key, context, max_chunk=max_chunk_bytes, buffer=buffer)
     chunks: list[bytes] = []
     total = 0
     while True:

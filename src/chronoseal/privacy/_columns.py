@@ -74,8 +74,12 @@ class PseudonymMemo:
     def __len__(self) -> int:
         return len(self.values)
 
+    def positions(self, distinct: pa.Array) -> pa.Array:
+        """Each of ``distinct``'s position in the memo, null where it is not there yet."""
+        return pc.index_in(distinct, value_set=self.values)
+
     def lookup(self, distinct: pa.Array) -> pa.Array:
-        return pc.take(self.pseudonyms, pc.index_in(distinct, value_set=self.values))
+        return pc.take(self.pseudonyms, self.positions(distinct))
 
     def add(self, values: list[str], pseudonyms: list[str]) -> None:
         self.values = pa.concat_arrays([self.values, pa.array(values, type=pa.string())])
@@ -95,14 +99,19 @@ def pseudonymize(values: pa.Array, key: bytes, memo: PseudonymMemo, column: str)
     text = as_text(values, column, "pseudonymize")
     encoded = text.dictionary_encode()
     distinct = encoded.dictionary
-    unseen = distinct.filter(pc.invert(pc.is_in(distinct, value_set=memo.values)))
-    if len(unseen):
+    positions = memo.positions(distinct)
+    if positions.null_count:
+        unseen = distinct.filter(positions.is_null()).to_pylist()
         fresh: list[str] = []
-        for value in unseen.to_pylist():
+        for value in unseen:
             digest = mac(key, value.encode("utf-8"))[:PSEUDONYM_BYTES]
             fresh.append(base64.b32encode(digest).decode("ascii").rstrip("=").lower())
-        memo.add(unseen.to_pylist(), fresh)
-    return pa.DictionaryArray.from_arrays(encoded.indices, memo.lookup(distinct))
+        memo.add(unseen, fresh)
+        positions = memo.positions(distinct)
+    # The indices come from dictionary_encode over ``distinct``, one pseudonym per entry.
+    return pa.DictionaryArray.from_arrays(
+        encoded.indices, pc.take(memo.pseudonyms, positions), safe=False
+    )
 
 
 def mask(values: pa.Array, rule: Mask, column: str) -> pa.Array:
@@ -214,8 +223,9 @@ def round_values(values: pa.Array, rule: Round, column: str) -> pa.Array:
 def clip(values: pa.Array, rule: Clip, column: str) -> pa.Array:
     """Bound every value to [min, max]; NaN is refused since it has no place in the range."""
     numbers = as_numbers(values, column, "clip")
-    nan = pc.sum(pc.is_nan(numbers).cast(pa.int64())).as_py() or 0
-    if nan:
+    is_nan = pc.is_nan(numbers)
+    if pc.any(is_nan).as_py():
+        nan = pc.sum(is_nan.cast(pa.int64())).as_py() or 0
         raise DataError(
             f"column {column!r}: {nan} values are NaN and cannot be clipped",
             id="data.policy.out_of_range",
@@ -225,21 +235,71 @@ def clip(values: pa.Array, rule: Clip, column: str) -> pa.Array:
     return pc.min_element_wise(low, rule.max, skip_nulls=False)
 
 
+def _floats(values: pa.Array) -> np.ndarray:
+    """A float column as float64 values, nulls as 0.0 (zero-copy when it has no nulls)."""
+    numbers = values.cast(pa.float64())
+    if numbers.null_count:
+        numbers = numbers.fill_null(0.0)
+    return np.asarray(numbers, dtype=np.float64)
+
+
 def _finite_mask(values: pa.Array) -> np.ndarray:
     """True where a value is present and finite (non-numeric columns: where present)."""
     plain = decoded(values)
     present = np.asarray(plain.is_valid(), dtype=bool)
     if not pa.types.is_floating(plain.type):
         return present
-    numbers = np.asarray(plain.fill_null(0.0), dtype=np.float64)
-    return present & np.isfinite(numbers)
+    finite: np.ndarray = present & np.isfinite(_floats(plain))
+    return finite
+
+
+def _all_present_and_finite(values: pa.Array) -> bool:
+    """One pass in the common case: no nulls, and a finite sum means no NaN or infinity (an
+    overflowing sum of finite values only sends the caller to the exact check)."""
+    if values.null_count:
+        return False
+    if not pa.types.is_floating(values.type):
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(_floats(values))))
+
+
+def _lost_finite(before: pa.Array, after: pa.Array) -> int:
+    """How many values present and finite before the transform are not after it."""
+    if after is before or _all_present_and_finite(decoded(after)):
+        return 0
+    return int(np.count_nonzero(_finite_mask(before) & ~_finite_mask(after)))
+
+
+def _off_grid(numbers: np.ndarray, step: float) -> int:
+    """How many values are not a whole multiple of ``step`` (to a relative 1e-6).
+
+    A double of magnitude 2**52 or more is an integer, so it is on any coarser grid without
+    a special case; NaN and infinity compare unequal and are never counted here (the finite
+    check counts what a transform turned into them).
+    """
+    if not math.isfinite(step):  # a grid coarser than any double: only zero is on it
+        return int(np.count_nonzero(numbers != 0))
+    if not len(numbers):
+        return 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scaled = numbers / step
+        deviation = np.rint(scaled)
+        np.subtract(scaled, deviation, out=deviation)
+        np.abs(deviation, out=deviation)
+        if not np.nanmax(deviation, initial=0.0) > 1e-6:  # within the tightest tolerance
+            return 0
+        np.abs(scaled, out=scaled)
+        np.maximum(scaled, 1.0, out=scaled)
+        scaled *= 1e-6
+        return int(np.count_nonzero(deviation > scaled))
 
 
 def check_released(column: str, rule: ColumnPolicy, before: pa.Array, after: pa.Array) -> None:
     """Every released batch, checked: a transform introduces no NaN or infinity, and a
     rounding rule left every value on its grid. A failure refuses the batch (nothing of it
     leaves), with a stable id and a count, never a value."""
-    lost = int((_finite_mask(before) & ~_finite_mask(after)).sum())
+    lost = _lost_finite(before, after)
     if lost:
         raise DataError(
             f"column {column!r}: the {rule.action!r} rule turned {lost} finite values into "
@@ -248,21 +308,15 @@ def check_released(column: str, rule: ColumnPolicy, before: pa.Array, after: pa.
             context={"column": column, "count": lost},
         )
     if isinstance(rule, Round):
-        numbers = np.asarray(after.cast(pa.float64()).fill_null(0.0), dtype=np.float64)
         try:
             step = rule.multiple if rule.multiple is not None else 10.0 ** -(rule.digits or 0)
-        except OverflowError:  # a grid coarser than any double: only zero is on it
+        except OverflowError:
             step = math.inf
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            scaled = numbers / step
-        exact = np.abs(scaled) >= 2.0**52  # every double that large is on any coarser grid
-        off = ~exact & (np.abs(scaled - np.rint(scaled)) > 1e-6 * np.maximum(1.0, np.abs(scaled)))
-        if not math.isfinite(step):
-            off = numbers != 0
-        if int(off.sum()):
+        off = _off_grid(_floats(after), step)
+        if off:
             raise DataError(
-                f"column {column!r}: {int(off.sum())} values were not rounded as the policy "
+                f"column {column!r}: {off} values were not rounded as the policy "
                 "says; the batch is not released",
                 id="data.policy.not_rounded",
-                context={"column": column, "count": int(off.sum())},
+                context={"column": column, "count": off},
             )
