@@ -83,6 +83,8 @@ class _Bench(DemoConsortium):
     clients = 2
     connections = 4
     window = WINDOW
+    #: The anvil node the client processes reach (None: embedded chain, no processes).
+    rpc_url: str | None = None
     spec_path: Path
     result: dict[str, Any]
 
@@ -192,8 +194,6 @@ class _Bench(DemoConsortium):
         if processes is not None:
             out.update(processes)
         return out
-
-    rpc_url: str | None = None
 
     def _client_processes(self, address: tuple[str, int]) -> dict[str, Any]:
         """The headline rate: separate client processes, each pipelining on its own

@@ -311,7 +311,7 @@ def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Pat
                     observations=rows, horizon=7, request_id=after.request_id
                 ).refused
                 seen["too_long"] = transit.forecast(horizon=15).refused
-                payload = transit._desensitized(rows)
+                payload, _ = transit._desensitized(rows)
                 header, _ = transit._ask(
                     {
                         "request_id": "tampered",

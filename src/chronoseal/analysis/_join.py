@@ -22,7 +22,18 @@ import pandas as pd
 import pyarrow as pa
 
 from chronoseal.errors import AnalysisError
-from chronoseal.model import DS, ID, Grid, Y, as_float, is_aware, is_time, series_ids, to_utc
+from chronoseal.model import (
+    DS,
+    ID,
+    Grid,
+    Y,
+    as_float,
+    combine_repeated,
+    is_aware,
+    is_time,
+    series_ids,
+    to_utc,
+)
 from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Availability, Dataset, TaskSpec
 
@@ -247,15 +258,7 @@ def _deduplicated(
             rows=dup,
         )
     repairs.append(Repair("analysis.join.duplicate_keys", ds.name, ds.time_column, dup))
-    grouped = frame.groupby([*keys[1:], DS], sort=True, dropna=False)
-    if rule == "last":
-        combined = grouped.last()
-    elif rule == "sum":
-        # Rows with no value combine into no value: a sum of nulls is a gap, never a zero.
-        combined = grouped.sum(min_count=1)
-    else:
-        combined = grouped.agg(rule)
-    return combined.reset_index()
+    return combine_repeated(frame, [*keys[1:], DS], rule)
 
 
 def _covariates_of(spec: TaskSpec, ds: Dataset, prefix: bool) -> list[Covariate]:

@@ -55,7 +55,7 @@ from chronoseal.ledger import (
 )
 from chronoseal.model import verify_release
 from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deployment_id
-from chronoseal.sources import Source, open_source
+from chronoseal.sources import ReadOrder, Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
 from ._checks import checked_batches, in_window, read_order
@@ -90,22 +90,34 @@ def encoded_batches(
     the sender; deterministic order and boundaries (a restarted gateway reproduces them).
     With the task's ``spec``, the raw rows are checked first (:func:`checked_batches`) and
     only those of the training window (or, ``feed``, of the feed after it) are sent."""
-    columns = dataset.columns()
-
     order = read_order(source, dataset)
 
     def read() -> Iterator[pa.RecordBatch]:
-        raw = source.batches(columns, batch_rows=batch_rows, order=order)
         if spec is None:
-            return raw
-        checked = checked_batches(raw, dataset, spec, order)
-        return in_window(checked, dataset.time_column, spec.task.data_until, feed=feed)
+            return source.batches(dataset.columns(), batch_rows=batch_rows, order=order)
+        return window_batches(source, dataset, spec, order, batch_rows, feed=feed)
 
     def produce() -> Iterator[tuple[int, bytes]]:
         for batch in desensitizer.run(read):
             yield batch.num_rows, encode_batch(batch)
 
     return prefetch(produce())
+
+
+def window_batches(
+    source: Source,
+    dataset: Dataset,
+    spec: TaskSpec,
+    order: ReadOrder,
+    batch_rows: int,
+    *,
+    feed: bool,
+) -> Iterator[pa.RecordBatch]:
+    """The raw rows the task may read of ``dataset`` (:func:`checked_batches`), those of the
+    training window or, ``feed``, those after it."""
+    raw = source.batches(dataset.columns(), batch_rows=batch_rows, order=order)
+    checked = checked_batches(raw, dataset, spec, order)
+    return in_window(checked, dataset.time_column, spec.task.data_until, feed=feed)
 
 
 Progress = Callable[[int, int], None]
@@ -386,14 +398,9 @@ class Gateway:
         source = open_source(self.source_url(dataset), base_dir=self.config_dir)
         source.check(dataset)
         order = read_order(source, dataset)
-        raw = source.batches(dataset.columns(), batch_rows=self.batch_rows, order=order)
-        after = in_window(
-            checked_batches(raw, dataset, self.spec, order),
-            dataset.time_column,
-            self.spec.task.data_until,
-            feed=True,
+        batches = list(
+            window_batches(source, dataset, self.spec, order, self.batch_rows, feed=True)
         )
-        batches = list(after)
         if not batches:
             return source.schema().empty_table().select(dataset.columns())
         table = pa.Table.from_batches(batches)

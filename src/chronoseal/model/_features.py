@@ -121,6 +121,20 @@ def series_ids(frame: pd.DataFrame, keys: list[str], fallback: str) -> pd.Series
     return joined
 
 
+def combine_repeated(frame: pd.DataFrame, keys: list[str], rule: str) -> pd.DataFrame:
+    """One row per ``keys``, repeated rows combined by ``rule`` (``join.duplicates`` other
+    than ``refuse``): the join and the prediction runtime's feeds combine alike. A sum of
+    nothing but nulls is a gap, never a zero."""
+    grouped = frame.groupby(keys, sort=True, dropna=False)
+    if rule == "last":
+        combined = grouped.last()
+    elif rule == "sum":
+        combined = grouped.sum(min_count=1)
+    else:
+        combined = grouped.agg(rule)
+    return combined.reset_index()
+
+
 class HolidayFeature:
     """A calendar feature from a public holiday calendar (the ``holidays`` package).
 

@@ -77,7 +77,6 @@ class ForecastClient:
         self._channel: AttestedChannel | None = None
         self._own_fp = b""
         self._task_key: bytes | None = None
-        self._rows = 0
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect, appraise the runtime, and check it is the one the chain binds."""
@@ -170,8 +169,8 @@ class ForecastClient:
             request["horizon"] = horizon
         extra = None
         if observations is not None:
-            extra = self._desensitized(observations)
-            request["input"] = {"sha256": hashlib.sha256(extra).hexdigest(), "rows": self._rows}
+            extra, rows = self._desensitized(observations)
+            request["input"] = {"sha256": hashlib.sha256(extra).hexdigest(), "rows": rows}
         self._send(request, extra)
         return self._answer(rid)
 
@@ -222,9 +221,9 @@ class ForecastClient:
         frame = pa.ipc.open_stream(io.BytesIO(rest[0])).read_all().to_pandas()
         return Answer(rid, seq, forecast=frame, response_digest=hashlib.sha256(rest[0]).digest())
 
-    def _desensitized(self, observations: pa.Table) -> bytes:
+    def _desensitized(self, observations: pa.Table) -> tuple[bytes, int]:
         """Our observations under the task's policy (the task key from the runtime, as the
-        training welcome gives it), as Arrow IPC."""
+        training welcome gives it), as Arrow IPC, and how many rows that is."""
         dataset = input_dataset(self.spec, self.party)
         policy = dataset.policy
         if dataset_cost(dataset).epsilon > 0 or policy.k_threshold is not None:
@@ -252,11 +251,10 @@ class ForecastClient:
                 id="prediction.input.empty",
             )
         table = pa.Table.from_batches(batches)
-        self._rows = table.num_rows
         sink = io.BytesIO()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        return sink.getvalue()
+        return sink.getvalue(), table.num_rows
 
     def receipt(self, seq: int, *, timeout: float = 30.0) -> Receipt:
         """The audit receipt of our request ``seq``, once its batch is on chain."""

@@ -55,7 +55,17 @@ from chronoseal.ledger import (
     read_events,
     tee_type,
 )
-from chronoseal.model import DS, ID, Grid, LoadedModel, as_float, commitment, open_bundle, to_utc
+from chronoseal.model import (
+    DS,
+    ID,
+    Grid,
+    LoadedModel,
+    as_float,
+    combine_repeated,
+    commitment,
+    open_bundle,
+    to_utc,
+)
 from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
@@ -606,10 +616,11 @@ class PredictionRuntime:
                 raise PeerRefused(revoked, id="prediction.measurement.revoked")
             if request.get("want") == "receipt":
                 return [encode_json(self._receipt_answer(party, request.get("seq")))]
-            observations = _observations(request, extra)
             self._admit(party, str(request.get("request_id", "")))
             if request.get("want") == INPUT_KEY:
                 return [encode_json(self._input_key(party, digest))]
+            # Hashed and decoded only for an admitted recipient, within its rate.
+            observations = _observations(request, extra)
             frame, epochs, payload = self._forecast(party, request, observations)
             with self._lock:
                 self._usage[party].queries += 1  # the budget counts forecasts served
@@ -867,13 +878,7 @@ def _feed_frame(spec: TaskSpec, ds: Dataset, table: pa.Table) -> pd.DataFrame:
                 f"the {ds.name} feed repeats {repeated} times (join.duplicates = 'refuse')",
                 id="prediction.feed.duplicate_keys",
             )
-        grouped = frame.groupby(DS, sort=True)
-        if rule == "last":
-            frame = grouped.last().reset_index()
-        elif rule == "sum":
-            frame = grouped.sum(min_count=1).reset_index()
-        else:
-            frame = grouped.agg(rule).reset_index()
+        frame = combine_repeated(frame, [DS], rule)
     return frame.sort_values(DS).reset_index(drop=True)
 
 
