@@ -236,7 +236,7 @@ def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) ->
         def on_rows(party: str, rows: int, total: int) -> None:
             if party not in bars:
                 bars[party] = progress.add_task(f"{party} gateway → analysis", total=total or None)
-            progress.update(bars[party], completed=rows)
+            progress.update(bars[party], completed=rows, total=total or None)
 
         def on_stage(stage: str, done: int, total: int) -> None:
             key = f"analysis:{stage}"

@@ -27,7 +27,7 @@ from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import Attester, attester_for, installed_measurement
 from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import LedgerError, ReviewRefused
-from chronoseal.gateway import Gateway
+from chronoseal.gateway import Gateway, StreamReport
 from chronoseal.ledger import (
     ChainBackend,
     ChainEvent,
@@ -381,10 +381,7 @@ class DemoConsortium:
             with tempfile.TemporaryDirectory(prefix="chronoseal-demo-") as state:
                 gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
                 with ThreadPoolExecutor(len(gateways)) as pool:
-                    futures = [
-                        pool.submit(gw.run, runtime.address, self._progress_of(gw))
-                        for gw in gateways
-                    ]
+                    futures = [pool.submit(self._streamed, gw, runtime) for gw in gateways]
                     reports = [f.result() for f in futures]
                 if not runtime.wait(timeout=60):
                     raise LedgerError(
@@ -544,27 +541,30 @@ class DemoConsortium:
             self.log(f"{gw.name} holds no rows after the training window to send with a request")
             return []
         answers = []
+        sent = f"its newest {rows.num_rows} rows ({periods} period{'s' if periods != 1 else ''})"
         for horizon in (h - periods, h) if h > periods else (h,):
             answer = client.forecast(observations=rows, horizon=horizon)
             answers.append(answer)
-            if answer.forecast is not None:
-                dataset = gw.dataset()
-                observed = pd.DataFrame(
-                    {
-                        "ds": rows.column(dataset.time_column).to_pandas(),
-                        "y": rows.column(spec.model.target.column).to_pandas(),
-                    }
-                )
-                served.with_input[gw.name] = (observed, answer.forecast)
+            if answer.forecast is None:
                 self.log(
-                    f"{gw.name} sent its {rows.num_rows} newest observations (desensitized) and "
-                    f"was served {len(answer.forecast)} forecast rows starting after them"
-                )
-            else:
-                self.log(
-                    f"{gw.name} with its newest observations, {horizon} periods: refused "
+                    f"{gw.name} with {sent}, {horizon} periods ahead: refused "
                     f"[{answer.refused}] {answer.message}"
                 )
+                if answer.refused != "prediction.feed.stale":
+                    break  # the observations themselves are refused: a longer ask is too
+                continue
+            dataset = gw.dataset()
+            observed = pd.DataFrame(
+                {
+                    "ds": rows.column(dataset.time_column).to_pandas(),
+                    "y": rows.column(spec.model.target.column).to_pandas(),
+                }
+            )
+            served.with_input[gw.name] = (observed, answer.forecast)
+            self.log(
+                f"{gw.name} sent {sent}, desensitized, and was served "
+                f"{len(answer.forecast)} forecast rows starting after them"
+            )
         return answers
 
     def _client(self, org: str) -> ForecastClient:
@@ -591,6 +591,14 @@ class DemoConsortium:
             org_key=self._keys[org],
             state_dir=state / org,
         )
+
+    def _streamed(self, gateway: Gateway, runtime: AnalysisRuntime) -> StreamReport:
+        """One gateway's stream; its bar ends at the rows it sent (the source's row count,
+        the bar's first total, includes rows outside the training window)."""
+        report = gateway.run(runtime.address, self._progress_of(gateway))
+        if self.progress is not None and not report.earlier:
+            self.progress(gateway.name, report.rows_sent, report.rows_sent)
+        return report
 
     def _progress_of(self, gateway: Gateway) -> Callable[[int, int], None] | None:
         report = self.progress
