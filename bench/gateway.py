@@ -2,8 +2,9 @@
 
 All pipelines read the same 5-column DuckDB table in the same batches:
 
-* **gateway**: chronoseal's real path — ``sources`` (the time-column survey, then a
-  stored-order, memory-bounded DuckDB read), ``privacy.Desensitizer`` (pseudonymize, round,
+* **gateway**: chronoseal's real path — ``sources`` (the time-column survey, made before
+  the gateway connects and timed apart as ``survey_seconds``, then a stored-order,
+  memory-bounded DuckDB read), ``privacy.Desensitizer`` (pseudonymize, round,
   clip), Arrow IPC, the attested intake protocol (HPKE-sealed stream key, AES-256-GCM frames,
   per-batch acknowledgement carrying the commitment leaf) over mutual TLS 1.3 on loopback,
   with simulated-TEE attestation;
@@ -54,6 +55,7 @@ from chronoseal.attest import (
 from chronoseal.channel import ChannelServer, RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, PartyIntake, serve_intake
 from chronoseal.channel._tls import client_context, server_context
+from chronoseal.gateway._checks import read_order
 from chronoseal.gateway._gateway import encoded_batches
 from chronoseal.privacy import Desensitizer
 from chronoseal.sources import open_source
@@ -166,9 +168,16 @@ def receive_baseline(listener: socket.socket, counter: Counter, tls: bool) -> No
 # ---------------------------------------------------------------- senders (child process)
 
 
-def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> float:
+def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> tuple[float, float]:
     """Stream the table; returns the seconds from the first read to the runtime's ``done``
-    (start-up — attestation, handshake, hello — is measured by bench/channel.py)."""
+    (start-up — attestation, handshake, hello — is measured by bench/channel.py), and the
+    seconds of the time-column survey the gateway makes before it connects."""
+    source = open_source(f"duckdb://{db}?table=t", memory_limit_mb=MEMORY_LIMIT_MB)
+    ds = dataset()
+    source.check(ds)
+    survey = time.perf_counter()
+    order = read_order(source, ds)  # as the gateway does, before it connects
+    survey = time.perf_counter() - survey
     identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.GATEWAY), NONCE)
     channel = connect(
         ("127.0.0.1", port),
@@ -177,9 +186,6 @@ def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> float:
         peer_component=ComponentKind.ANALYSIS,
         fresh_nonces={NONCE},
     )
-    source = open_source(f"duckdb://{db}?table=t", memory_limit_mb=MEMORY_LIMIT_MB)
-    ds = dataset()
-    source.check(ds)
     with GatewayIntake(
         channel,
         task_id=TASK,
@@ -190,10 +196,10 @@ def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> float:
         welcome = intake.hello()
         start = time.perf_counter()
         desensitizer = Desensitizer(ds, task_key=welcome.task_key, task_id=TASK)
-        for _rows, payload in encoded_batches(source, ds, desensitizer, BATCH_ROWS):
+        for _rows, payload in encoded_batches(source, ds, desensitizer, BATCH_ROWS, order=order):
             intake.send(payload)
         intake.finish()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, survey
 
 
 def send_baseline(db: Path, port: int, tls: bool) -> float:
@@ -221,11 +227,13 @@ def child(kind: str, db: Path, port: int, analysis_measurement: bytes) -> None:
 
     The first line out is this process's gateway measurement, which the receiver pins."""
     print(code_measurement(ComponentKind.GATEWAY).hex(), flush=True)
+    survey = 0.0
     if kind == "gateway":
-        seconds = send_gateway(db, port, analysis_measurement)
+        seconds, survey = send_gateway(db, port, analysis_measurement)
     else:
         seconds = send_baseline(db, port, tls=kind == "tls")
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": round(_peak_rss_kib() / 1024, 1)}))
+    peak = round(_peak_rss_kib() / 1024, 1)
+    print(json.dumps({"seconds": seconds, "survey_seconds": survey, "peak_rss_mib": peak}))
 
 
 def _peak_rss_kib() -> int:
@@ -275,6 +283,8 @@ def run_once(kind: str, db: Path, rows: int, analysis: bytes) -> dict[str, float
         "rows_per_s": round(rows / elapsed),
         "mb_per_s": round(counter.bytes / elapsed / 1e6, 2),
         "peak_rss_mib": peak,
+        "survey_seconds": round(report["survey_seconds"], 3),
+        "rows_per_s_with_survey": round(rows / (elapsed + report["survey_seconds"])),
     }
 
 
@@ -329,6 +339,9 @@ def main() -> None:
         "repeats": repeats,
         "results": results,
         "ratio": ratio(large, "tls"),
+        "ratio_with_survey": round(
+            large["gateway"]["rows_per_s_with_survey"] / large["tls"]["rows_per_s"], 3
+        ),
         "ratio_small": ratio(small, "tls"),
         "ratio_vs_raw": ratio(large, "raw"),
         "gateway_peak_rss_growth": round(

@@ -17,7 +17,7 @@ import pytest
 
 from chronoseal.errors import AnalysisError, ChronosealError, DataError, PeerRefused
 from chronoseal.gateway import Gateway
-from chronoseal.ledger import TaskState, read_events
+from chronoseal.ledger import TaskState, org_id, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 
 TableEdit = Callable[[pa.Table], pa.Table]
@@ -145,6 +145,11 @@ def test_rows_without_a_time_are_refused_at_the_gateway(tmp_path: Path) -> None:
     assert error.id == "gateway.data.null_time"
     assert error.context["rows"] == 2
     assert world.consortium.task(world.task_id).state is TaskState.ABORTED
+    # The survey runs before the gateway connects: this party never acknowledged a runtime.
+    acknowledged = [
+        e.args["org"] for e in read_events(world.consortium) if e.name == "AttestationAcknowledged"
+    ]
+    assert "0x" + org_id("transit").hex() not in acknowledged
 
 
 def test_a_covariate_with_no_overlap_is_refused(tmp_path: Path) -> None:

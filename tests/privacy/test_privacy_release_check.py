@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chronoseal.errors import DataError
-from chronoseal.privacy._columns import PseudonymMemo, check_released, pseudonymize
+from chronoseal.privacy._columns import PseudonymMemo, check_released, clip, pseudonymize
 from chronoseal.privacy._keys import mac
 from chronoseal.spec import Clip, ColumnPolicy, Keep, Laplace, Round
 
@@ -102,6 +102,43 @@ def test_pseudonyms_are_the_hmac_of_each_value_whatever_the_memo_holds() -> None
     expected = base64.b32encode(mac(key, b"a")[:16]).decode().rstrip("=").lower()
     assert first.to_pylist() == [expected, first[1].as_py(), expected, None]
     assert len(memo) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=40),
+    st.binary(min_size=32, max_size=32),
+)
+def test_pseudonyms_are_the_standard_base32_of_the_truncated_hmac(
+    values: list[str | None], key: bytes
+) -> None:
+    def expected(value: str) -> str:
+        digest = mac(key, value.encode("utf-8"))[:16]
+        return base64.b32encode(digest).decode("ascii").rstrip("=").lower()
+
+    released = pseudonymize(pa.array(values, type=pa.string()), key, PseudonymMemo(), "e")
+    assert released.to_pylist() == [None if v is None else expected(v) for v in values]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(allow_nan=False, width=64)), max_size=40),
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.floats(0.001, 1e6, allow_nan=False),
+)
+def test_clip_bounds_every_present_value_and_keeps_nulls(
+    values: list[float | None], low: float, width: float
+) -> None:
+    rule = Clip(action="clip", min=low, max=low + width)
+    out = clip(pa.array(values, type=pa.float64()), rule, "v").to_pylist()
+    assert out == [None if v is None else min(max(v, rule.min), rule.max) for v in values]
+
+
+def test_clip_refuses_nan_with_a_count() -> None:
+    with pytest.raises(DataError) as caught:
+        clip(pa.array([0.5, math.nan, None, math.nan]), Clip(action="clip", min=0, max=1), "v")
+    assert caught.value.id == "data.policy.out_of_range"
+    assert caught.value.context["count"] == 2
 
 
 @pytest.mark.parametrize("n", [0, 1, 65536])

@@ -84,13 +84,14 @@ def encoded_batches(
     batch_rows: int,
     spec: TaskSpec | None = None,
     *,
+    order: ReadOrder,
     feed: bool = False,
 ) -> Iterator[tuple[int, bytes]]:
     """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
     the sender; deterministic order and boundaries (a restarted gateway reproduces them).
-    With the task's ``spec``, the raw rows are checked first (:func:`checked_batches`) and
-    only those of the training window (or, ``feed``, of the feed after it) are sent."""
-    order = read_order(source, dataset)
+    ``order`` is :func:`read_order`'s survey, made before any channel opens. With the task's
+    ``spec``, the raw rows are checked first (:func:`checked_batches`) and only those of the
+    training window (or, ``feed``, of the feed after it) are sent."""
 
     def read() -> Iterator[pa.RecordBatch]:
         if spec is None:
@@ -241,8 +242,7 @@ class Gateway:
         self.check_task()
         dataset = self.dataset()
         try:
-            source = open_source(self.source_url(dataset), base_dir=self.config_dir)
-            source.check(dataset)
+            source, order = self._open_source(dataset)
             self._charge_budget(dataset)
         except DataError as exc:
             self._give_up(exc)
@@ -253,7 +253,7 @@ class Gateway:
             intake, welcome, desensitizer = self._hello(channel, identity, dataset)
             try:
                 rows, sent_bytes = self._stream(
-                    intake, welcome, source, dataset, desensitizer, progress
+                    intake, welcome, source, order, dataset, desensitizer, progress
                 )
             except DataError as exc:
                 self._give_up(exc)
@@ -293,11 +293,20 @@ class Gateway:
         desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
         return intake, welcome, desensitizer
 
+    def _open_source(self, dataset: Dataset) -> tuple[Source, ReadOrder]:
+        """Our source, its columns checked against the dataset and its time column surveyed
+        (a row without a time is refused here, before any channel opens or any chain
+        action), with the order it is read in."""
+        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
+        source.check(dataset)
+        return source, read_order(source, dataset)
+
     def _stream(
         self,
         intake: GatewayIntake,
         welcome: Welcome,
         source: Source,
+        order: ReadOrder,
         dataset: Dataset,
         desensitizer: Desensitizer,
         progress: Progress | None,
@@ -311,7 +320,9 @@ class Gateway:
                 "abort the task and propose it again",
                 id="gateway.resume.nondeterministic",
             )
-        payloads = self._payloads(source, dataset, desensitizer)
+        payloads = encoded_batches(
+            source, dataset, desensitizer, self.batch_rows, self.spec, order=order
+        )
         rows = 0
         for index, salt in welcome.held:
             batch_rows, payload = next(payloads, (0, b""))
@@ -353,8 +364,7 @@ class Gateway:
         commitment; only to the runtime the chain binds as the task's prediction runtime.
         Returns the rows sent."""
         dataset = self.dataset()
-        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
-        source.check(dataset)
+        source, order = self._open_source(dataset)
         self._charge_feed(dataset)
         pins = self.spec.measurements.pins()
         blocks = RecentBlocks(self.consortium)
@@ -382,7 +392,7 @@ class Gateway:
             intake, _, desensitizer = self._hello(channel, identity, dataset)
             rows = 0
             for batch_rows, payload in encoded_batches(
-                source, dataset, desensitizer, self.batch_rows, self.spec, feed=True
+                source, dataset, desensitizer, self.batch_rows, self.spec, order=order, feed=True
             ):
                 intake.send(payload)
                 rows += batch_rows
@@ -395,9 +405,7 @@ class Gateway:
         can carry, desensitized by the forecast client. Empty when the task has no
         ``data_until`` or the source holds nothing after it."""
         dataset = self.dataset()
-        source = open_source(self.source_url(dataset), base_dir=self.config_dir)
-        source.check(dataset)
-        order = read_order(source, dataset)
+        source, order = self._open_source(dataset)
         batches = list(
             window_batches(source, dataset, self.spec, order, self.batch_rows, feed=True)
         )
@@ -498,12 +506,6 @@ class Gateway:
                 allow_simulated=self.consortium.simulated_tee_allowed(),
             )
         )
-
-    def _payloads(
-        self, source: Source, dataset: Dataset, desensitizer: Desensitizer
-    ) -> Iterator[tuple[int, bytes]]:
-        """Desensitized batches as Arrow IPC, with their row counts; deterministic order."""
-        yield from encoded_batches(source, dataset, desensitizer, self.batch_rows, self.spec)
 
     def planned_rows(self) -> int | None:
         """Rows the party's source holds for this task (before any suppression), if cheap."""

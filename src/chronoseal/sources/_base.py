@@ -239,10 +239,11 @@ class SqlSource(ABC):
 
     @abstractmethod
     def _execute(
-        self, sql: str, batch_rows: int
+        self, sql: str, batch_rows: int, *, scan: bool
     ) -> AbstractContextManager[Iterable[pa.RecordBatch]]:
         """Run ``sql`` on a fresh connection, streaming its result (in batches of about
-        ``batch_rows`` where the engine takes a row count); close it on exit."""
+        ``batch_rows`` where the engine takes a row count); close it on exit. ``scan``: the
+        query reads in stored order, with no sort."""
 
     def _canonical(self, field: pa.Field) -> pa.DataType | None:
         return canonical_type(field.type)
@@ -303,10 +304,12 @@ class SqlSource(ABC):
             sql += " ORDER BY " + ", ".join(self._order(f, t) for f, t in keys)
         if start_row:
             sql += f" OFFSET {int(start_row)}"
-        return self._stream(sql, target, batch_rows)
+        return self._stream(sql, target, batch_rows, scan=order == "stored")
 
-    def _stream(self, sql: str, target: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        with self._execute(sql, batch_rows) as upstream:
+    def _stream(
+        self, sql: str, target: pa.Schema, batch_rows: int, *, scan: bool
+    ) -> Iterator[pa.RecordBatch]:
+        with self._execute(sql, batch_rows, scan=scan) as upstream:
             yield from rebatch(
                 upstream, target, batch_rows, self.url, floats_settled=self._engine_settles_floats
             )

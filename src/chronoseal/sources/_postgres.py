@@ -110,7 +110,9 @@ class PostgresSource(SqlSource):
         return None
 
     @contextmanager
-    def _execute(self, sql: str, batch_rows: int) -> Iterator[Iterable[pa.RecordBatch]]:
+    def _execute(
+        self, sql: str, batch_rows: int, *, scan: bool
+    ) -> Iterator[Iterable[pa.RecordBatch]]:
         # The driver sizes its batches in bytes, not rows.
         with self._connect() as conn, conn.cursor() as cur:
             cur.adbc_statement.set_options(
