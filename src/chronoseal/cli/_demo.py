@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -23,14 +23,10 @@ from rich.table import Table
 
 from chronoseal.errors import ChronosealError
 from chronoseal.ledger import ChainBackend, EmbeddedChain
-from chronoseal.node import (
-    DemoReport,
-    Scenario,
-    Stage,
-    bundled_scenario,
-    load_scenario,
-    run_demo,
-)
+from chronoseal.node import Scenario, Stage, bundled_scenario, load_scenario
+
+if TYPE_CHECKING:
+    from chronoseal.node import DemoReport
 
 from ._audit import audit_table, audit_timeline
 from ._output import EXIT_ATTESTATION, console, fail, write_json
@@ -244,6 +240,8 @@ def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) ->
                 what = "models back-tested" if stage == "back-test" else "coalitions fitted"
                 bars[key] = progress.add_task(f"analysis: {what}", total=total or None)
             progress.update(bars[key], completed=done, total=total or None)
+
+        from chronoseal.node import run_demo  # every component, the forecasting stack too
 
         return run_demo(
             scenario,

@@ -9,12 +9,12 @@ The release format (what each party receives, checkable against the chain) lives
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# The release format is light and is all a gateway or a party's agent needs; the forecasting
-# families pull in pandas, LightGBM, statsforecast and their BLAS thread pools (seconds of
-# start-up, and spinning threads beside a gateway's stream), so they load on first use.
+from chronoseal._lazy import lazy_exports
+
+# The release format is light and is all a gateway or a party's agent needs; the families,
+# features and grid load pandas and the forecasting libraries on first use.
 from ._release import ReleaseSet, document_hash, manifest_digest, verify_release
 
 if TYPE_CHECKING:
@@ -44,10 +44,11 @@ if TYPE_CHECKING:
     )
     from ._grid import Grid, as_float, is_aware, is_time, to_utc
 
-_LAZY = {
-    **dict.fromkeys(["LoadedModel", "commitment", "open_bundle", "seal"], "_bundle"),
-    **dict.fromkeys(
-        [
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "_bundle": ["LoadedModel", "commitment", "open_bundle", "seal"],
+        "_families": [
             "LIGHTGBM",
             "Candidate",
             "Fitted",
@@ -59,10 +60,7 @@ _LAZY = {
             "quiet_libraries",
             "uses_covariates",
         ],
-        "_families",
-    ),
-    **dict.fromkeys(
-        [
+        "_features": [
             "DS",
             "ID",
             "HolidayFeature",
@@ -73,25 +71,9 @@ _LAZY = {
             "past_only_lags",
             "series_ids",
         ],
-        "_features",
-    ),
-    **dict.fromkeys(["Grid", "as_float", "is_aware", "is_time", "to_utc"], "_grid"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """PEP 562: import the submodule that defines ``name`` when it is first asked for."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+        "_grid": ["Grid", "as_float", "is_aware", "is_time", "to_utc"],
+    },
+)
 
 __all__ = [
     "DS",

@@ -3,6 +3,12 @@
 Top layer together with :mod:`chronoseal.cli`: it may import every component below it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chronoseal._lazy import lazy_exports
+
 from ._agents import (
     load_key,
     load_task,
@@ -13,11 +19,29 @@ from ._agents import (
     serve_party,
     serve_prediction,
 )
-from ._demo import DemoConsortium, DemoReport, PartyReport, Stage, TimelineEntry, run_demo
 from ._health import AgentLog, Health, Log
 from ._party import Decision, PartyAgent, spec_directory
-from ._run import Anvil, RunError, find_anvil, free_ports, run_separate
-from ._scenario import Scenario, bundled_scenario, load_scenario
+from ._scenario import Scenario, Stage, bundled_scenario, load_scenario
+
+if TYPE_CHECKING:
+    from ._demo import DemoConsortium, DemoReport, PartyReport, TimelineEntry, run_demo
+    from ._run import Anvil, RunError, find_anvil, free_ports, run_separate
+
+# The demo and the scenario runner drive every component, the trusted runtimes with their
+# forecasting stack among them; a gateway or party agent loads neither.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "_demo": [
+            "DemoConsortium",
+            "DemoReport",
+            "PartyReport",
+            "TimelineEntry",
+            "run_demo",
+        ],
+        "_run": ["Anvil", "RunError", "find_anvil", "free_ports", "run_separate"],
+    },
+)
 
 __all__ = [
     "AgentLog",

@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import attester_for, installed_measurement
 from chronoseal.errors import (
     AnalysisError,
@@ -46,17 +45,7 @@ from chronoseal.ledger import (
     TaskState,
     read_events,
 )
-from chronoseal.prediction import (
-    MAX_INPUT_ROWS,
-    Answer,
-    ForecastClient,
-    PredictionRuntime,
-    Receipt,
-    feed_datasets,
-    input_dataset,
-    party_signer,
-    verify_receipt,
-)
+from chronoseal.prediction import Receipt, party_signer, verify_receipt
 from chronoseal.sources import ReadOrder, open_source
 from chronoseal.spec import (
     Component,
@@ -70,6 +59,10 @@ from chronoseal.spec import (
 
 from ._health import Health, Log
 from ._party import PartyAgent, spec_directory
+
+if TYPE_CHECKING:
+    from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
+    from chronoseal.prediction import Answer, PredictionRuntime
 
 PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
 POLL_SECONDS = 0.5
@@ -250,6 +243,8 @@ def serve_analysis(
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
     train and commit the model, serve each party its release, then (``prediction``: where
     the prediction runtime serves hand-over) hand the sealed model over."""
+    from chronoseal.analysis import AnalysisRuntime  # the forecasting stack: only here
+
     spec = load_task(spec_path)
     # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
     attester = attester_for(spec.measurements.analysis.tee, Component.ANALYSIS)
@@ -407,7 +402,7 @@ def serve_gateway(
     log("stream committed; waiting for the model to be trained")
     wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log, health=health)
     release = gateway.fetch_release(runtime)
-    if prediction is not None and party_name in {d.party for d in feed_datasets(spec)}:
+    if prediction is not None and party_name in {d.party for d in spec.feed_datasets()}:
         wait_for(
             "the task to be Serving",
             _state_is(consortium, spec, TaskState.SERVING),
@@ -439,6 +434,8 @@ def serve_prediction(
     """Wait for Trained, attest, take the model over from the bound analysis runtime
     (hand-over on ``listen``'s port, feeds on the next, forecasts on the one after), serve
     forecasts for ``serve_for`` seconds (or until SIGTERM), then post the last audit batch."""
+    from chronoseal.prediction import PredictionRuntime  # the forecasting stack: only here
+
     spec = load_task(spec_path)
     attester = attester_for(spec.measurements.prediction.tee, Component.PREDICTION)
     consortium = attach(chain_url, contract)
@@ -507,6 +504,8 @@ def query_forecast(
     once on chain (checked against the chain before it is returned). ``key`` stands in for
     the keystore when the caller holds the key already; ``observations`` (a CSV or Parquet
     file, or a source URL) are the party's own rows since the training window."""
+    from chronoseal.prediction import ForecastClient
+
     spec = load_task(spec_path)
     rows = read_observations(spec, party, observations) if observations is not None else None
     attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
@@ -524,6 +523,8 @@ def query_forecast(
 def read_observations(spec: TaskSpec, party: str, location: str | Path) -> pa.Table:
     """A party's newest observations, read as its gateway reads its source (a ``.csv`` or
     ``.parquet`` path, or a source URL), in stored order: the runtime checks the order."""
+    from chronoseal.prediction import MAX_INPUT_ROWS, input_dataset
+
     dataset = input_dataset(spec, party)
     text = str(location)
     path = Path(text)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 from eth_account import Account
@@ -48,7 +48,6 @@ from chronoseal.prediction import (
     ForecastClient,
     PredictionRuntime,
     Receipt,
-    feed_datasets,
     party_signer,
     verify_receipt,
 )
@@ -60,12 +59,11 @@ from chronoseal.spec import (
 )
 
 from ._party import PartyAgent
-from ._scenario import Scenario
+from ._scenario import Scenario, Stage
 
 FUNDING_WEI = 10**20
 
 Log = Callable[[str], None]
-Stage = Literal["approved", "running", "trained", "serving"]
 StreamProgress = Callable[[str, int, int], None]
 """(party, rows sent so far, total rows or 0 when unknown) after every batch."""
 
@@ -465,7 +463,7 @@ class DemoConsortium:
                 "analysis runtime verified it, acknowledged it on chain and handed the sealed "
                 "model over; its hash matched the commitment before loading (Serving)"
             )
-            needed = {ds.party for ds in feed_datasets(spec)}
+            needed = {ds.party for ds in spec.feed_datasets()}
             for gw in gateways:
                 if gw.name in needed:
                     rows = gw.send_feed(prediction.address("feeds"))

@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +22,9 @@ from chronoseal.spec import (
     load_spec,
     read_config_text,
 )
+
+#: How far a scenario runs: approved, running (data streamed), trained, serving.
+Stage = Literal["approved", "running", "trained", "serving"]
 
 
 class _Strict(BaseModel):

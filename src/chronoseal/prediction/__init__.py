@@ -4,6 +4,12 @@ gateways, forecasts served only to the task's recipients, and every request and 
 audited in Merkle batches on chain, with receipts a requester checks against the chain alone.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chronoseal._lazy import lazy_exports
+
 from ._audit import (
     AuditError,
     AuditLeaf,
@@ -15,11 +21,24 @@ from ._audit import (
     verify_inclusion,
     verify_receipt,
 )
-from ._client import Answer, ForecastClient
-from ._input import MAX_INPUT_ROWS, input_dataset
-from ._runtime import PredictionRuntime, ResumeReport, ServingStats, feed_datasets
 from ._sealed import SealedStateError, SealedStore
 from ._wire import party_signer
+
+if TYPE_CHECKING:
+    from ._client import Answer, ForecastClient
+    from ._input import MAX_INPUT_ROWS, input_dataset
+    from ._runtime import PredictionRuntime, ResumeReport, ServingStats
+
+# Receipts and the audit log are light; the client and runtime hold the model (pandas and
+# the forecasting libraries), so they load on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "_client": ["Answer", "ForecastClient"],
+        "_input": ["MAX_INPUT_ROWS", "input_dataset"],
+        "_runtime": ["PredictionRuntime", "ResumeReport", "ServingStats"],
+    },
+)
 
 __all__ = [
     "MAX_INPUT_ROWS",
@@ -35,7 +54,6 @@ __all__ = [
     "SealedStore",
     "ServingStats",
     "audit_root_poster",
-    "feed_datasets",
     "inclusion_proof",
     "input_dataset",
     "merkle_root",

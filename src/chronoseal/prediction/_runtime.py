@@ -88,21 +88,6 @@ from ._wire import (
 log = logging.getLogger("chronoseal.prediction")
 
 
-def feed_datasets(spec: TaskSpec) -> list[Dataset]:
-    """The datasets whose rows a forecast needs at prediction time: every released
-    covariate that is known in advance, outside the target dataset."""
-    target = spec.model.target.dataset
-    out = []
-    for ds in spec.datasets:
-        if ds.name == target:
-            continue
-        if any(
-            ds.released(c) and ds.availability_of(c) == "future_known" for c in ds.value_columns
-        ):
-            out.append(ds)
-    return out
-
-
 _MAX_SUBSETS = 256
 
 
@@ -324,7 +309,7 @@ class PredictionRuntime:
     def wait_feeds(self, parties: set[str], timeout: float) -> None:
         """Until a feed epoch from each of ``parties`` is held (a gateway's ``finish`` returns
         a moment before the runtime has the feed's table in place)."""
-        names = {ds.name for ds in feed_datasets(self.spec) if ds.party in parties}
+        names = {ds.name for ds in self.spec.feed_datasets() if ds.party in parties}
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -442,7 +427,7 @@ class PredictionRuntime:
             )
         model = open_bundle(bundle, view.model_commitment)  # hash first, parse only then
         feeds = 0
-        for ds in feed_datasets(self.spec):
+        for ds in self.spec.feed_datasets():
             sealed = store.get(f"feed-{ds.name}")
             if sealed is not None:
                 self.feed_epochs[ds.name] = int.from_bytes(sealed[:8], "big")
@@ -512,7 +497,7 @@ class PredictionRuntime:
         if not self._ready.wait(30) or self._task_key is None:
             raise PeerRefused("no model is taken over yet", id="prediction.feed.not_ready")
         assert self.identity is not None
-        names = {ds.party: ds for ds in feed_datasets(self.spec)}
+        names = {ds.party: ds for ds in self.spec.feed_datasets()}
 
         def intake_for(party: str) -> PartyIntake:
             ds = names.get(party)
@@ -815,7 +800,7 @@ class PredictionRuntime:
         with self._lock:
             feeds = dict(self.feeds)
             epochs_now = dict(self.feed_epochs)
-        for ds in feed_datasets(self.spec):
+        for ds in self.spec.feed_datasets():
             columns = [f"{ds.name}__{c}" for c in ds.value_columns if f"{ds.name}__{c}" in wanted]
             if not columns:
                 continue

@@ -250,3 +250,16 @@ class TaskSpec(_Strict):
             return [self.target_dataset()]
         column = self.model.target.column
         return [d for d in self.datasets if column in d.value_columns and d.released(column)]
+
+    def feed_datasets(self) -> list[Dataset]:
+        """The datasets whose rows a forecast needs at prediction time: every released
+        covariate that is known in advance, outside the target dataset."""
+        target = self.model.target.dataset
+        return [
+            ds
+            for ds in self.datasets
+            if ds.name != target
+            and any(
+                ds.released(c) and ds.availability_of(c) == "future_known" for c in ds.value_columns
+            )
+        ]
