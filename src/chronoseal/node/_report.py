@@ -499,15 +499,19 @@ def _served_figure(frame: Any, with_input: tuple[Any, Any] | None = None) -> _Im
         return None
     fig = Figure(figsize=(7.5, 3.0), dpi=_DPI, layout="constrained")
     ax = fig.add_subplot()
-    for uid, part in frame.groupby("unique_id", sort=True):
+    count = frame["unique_id"].nunique()
+    # Every series is drawn alike, so each kind of line is named once in the legend.
+    for index, (_uid, part) in enumerate(frame.groupby("unique_id", sort=True)):
+        first = index == 0
         times = _times(part["ds"].astype(str))
         lo = next((c for c in part.columns if c.startswith(f"{model}-lo-")), None)
         hi = next((c for c in part.columns if c.startswith(f"{model}-hi-")), None)
         if lo is not None and hi is not None:
-            label = f"{lo.rsplit('-', 1)[-1]} % interval"
+            label = f"{lo.rsplit('-', 1)[-1]} % interval" if first else None
             ax.fill_between(times, part[lo], part[hi], alpha=0.25, color=_BETTER, label=label)
-        ax.plot(times, part[model], color=_BETTER, linewidth=1.6, label=f"forecast {_short(uid)}")
-    alt = f"served forecast of {frame['unique_id'].nunique()} series, {len(frame)} rows"
+        label = (f"forecast, {count} series" if count > 1 else "forecast") if first else None
+        ax.plot(times, part[model], color=_BETTER, linewidth=1.6, label=label)
+    alt = f"served forecast of {count} series, {len(frame)} rows"
     if with_input is not None:
         observed, after = with_input
         ax.plot(
@@ -518,14 +522,14 @@ def _served_figure(frame: Any, with_input: tuple[Any, Any] | None = None) -> _Im
             markersize=3,
             label=f"its {len(observed)} newest observations, sent along",
         )
-        for _uid, part in after.groupby("unique_id", sort=True):
+        for index, (_uid, part) in enumerate(after.groupby("unique_id", sort=True)):
             ax.plot(
                 _times(part["ds"].astype(str)),
                 part[model],
                 color=_WORSE,
                 linewidth=1.4,
                 linestyle="--",
-                label="forecast after them",
+                label="forecast after them" if index == 0 else None,
             )
         alt += f", and {len(after)} rows forecast after {len(observed)} newest observations"
     ax.set_ylabel("forecast", fontsize=9)
