@@ -3,19 +3,26 @@ coalition of data providers on the same folds, and fit the model to release.
 
 What a party learns from a task is what its data was worth. So besides the joint model,
 the same folds score (a) the best model that uses only the target party's own data (the
-same family without the others' covariates, statsforecast's AutoETS and SeasonalNaive) and
-(b) every coalition of the other providers, from which each provider's exact Shapley value
-of the MASE improvement follows (leave-one-out beyond :data:`SHAPLEY_MAX_PLAYERS`).
+same family without the others' covariates, statsforecast's AutoETS — MSTL for seasons
+longer than ETS can fit — and SeasonalNaive) and (b) coalitions of the other providers, from
+which each provider's Shapley value of the MASE improvement follows: exact up to
+:data:`SHAPLEY_MAX_PLAYERS` other providers, a permutation sample with its standard error
+beyond.
+
+Cost is bounded and known: local models fit on a window of each series' history derived
+from the season and horizon (:meth:`~chronoseal.spec.Model.input_size`), and every window of
+every candidate is one job of a plan run on the runtime's cores (:mod:`._pool`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,8 +36,8 @@ from chronoseal.model import (
     Candidate,
     Fitted,
     Recipe,
+    available_cores,
     choose_differences,
-    cross_validate,
     fit,
     is_global,
     min_train,
@@ -40,15 +47,23 @@ from chronoseal.model import (
 from chronoseal.spec import TaskKind, TaskSpec
 
 from ._join import Panel
+from ._pool import WindowJob, WindowPool
 
 log = logging.getLogger("chronoseal.analysis")
 
 #: Exact Shapley over at most this many providers besides the target (2^5 = 32 coalitions).
 SHAPLEY_MAX_PLAYERS = 5
+#: Beyond it, this many sampled orders of the providers (antithetic pairs: each order and
+#: its reverse), from a fixed seed so that every run of a task releases the same values.
+SAMPLED_PERMUTATIONS = 8
+SAMPLING_SEED = 0
 JOINT, OWN, ETS, NAIVE = "joint", "own", "AutoETS", "SeasonalNaive"
+#: The statistical baseline's name in the back-test, by family.
+STAT_NAMES = {"statsforecast-autoets": ETS, "statsforecast-mstl": "MSTL"}
 
 Progress = Callable[[str, int, int], None]
-"""(stage, done, total): ``back-test`` over the models, ``coalitions`` over the value fits."""
+"""(stage, done, total): ``back-test`` over every window job of the plan (models and
+coalitions), then ``fit`` for the released model."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Score:
     family: str
     parties: list[str]
     metrics: dict[str, float | None]
+    #: Periods of each series' history the model fits on (None: all of it).
+    input_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,15 +84,39 @@ class Contribution:
 
     The target party's entry is its own model's change over the seasonal-naive reference;
     every other provider's is its Shapley value over the coalitions of the other providers
-    (the target always in), or its leave-one-out change beyond the exact limit. The entries
+    (the target always in), exact or sampled (then with ``standard_error``). The entries
     add up to the joint model's MASE minus the reference's.
     """
 
-    method: Literal["shapley", "leave-one-out", "not-applicable"]
+    method: Literal["shapley", "shapley-sampled", "not-applicable"]
     reference: str
     delta_mase: dict[str, float]
     coalitions: int
     note: str = ""
+    standard_error: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the analysis cost: wall seconds per sequential phase, worker seconds and fits
+    per group of back-test jobs, and the processes and threads it ran on."""
+
+    phases: dict[str, float]
+    work: dict[str, float]
+    fits: dict[str, int]
+    workers: int
+    threads: int
+    cores: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seconds": {k: round(v, 3) for k, v in self.phases.items()},
+            "worker_seconds": {k: round(v, 3) for k, v in self.work.items()},
+            "fits": dict(self.fits),
+            "workers": self.workers,
+            "threads_per_worker": self.threads,
+            "cores": self.cores,
+        }
 
 
 @dataclass
@@ -94,6 +135,7 @@ class AnalysisResult:
     dropped_series: int
     fitted: Fitted
     fits: int = 0
+    cost: Cost | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -124,7 +166,7 @@ def base_recipe(spec: TaskSpec, panel: Panel, family: str) -> Recipe:
             for c in panel.covariates
             if c.availability == "past_only"
         },
-        local_input_size=spec.model.local_input_size,
+        local_input_size=spec.model.input_size(),
     )
 
 
@@ -223,34 +265,124 @@ def shapley(players: list[str], value: Callable[[frozenset[str]], float]) -> dic
     return phi
 
 
-class _Runner:
-    """Back-tests candidates once each (identical ones share a result) on the same folds."""
+def permutations(players: Sequence[str], count: int, *, seed: int) -> list[tuple[str, ...]]:
+    """``count`` orders of ``players`` (rounded up to even): random ones, each followed by
+    its reverse, which pairs a player's early and late arrival and halves the variance of
+    the estimate for additive games."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[str, ...]] = []
+    while len(out) < count:
+        order = tuple(players[i] for i in rng.permutation(len(players)))
+        out.extend([order, order[::-1]])
+    return out
 
-    def __init__(self, spec: TaskSpec, panel: Panel, progress: Progress | None) -> None:
-        self.spec = spec
-        self.panel = panel
-        self.progress = progress
+
+def sampled_shapley(
+    orders: list[tuple[str, ...]], value: Callable[[frozenset[str]], float]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Shapley values estimated over sampled orders: each player's mean marginal change when
+    it joins the players before it, and the standard error of that mean (antithetic pairs
+    averaged first, as they are not independent)."""
+    marginal: dict[str, list[float]] = {p: [] for p in orders[0]}
+    for order in orders:
+        before: frozenset[str] = frozenset()
+        for player in order:
+            marginal[player].append(value(before | {player}) - value(before))
+            before = before | {player}
+    mean, error = {}, {}
+    for player, changes in marginal.items():
+        pairs = np.asarray(changes, dtype="float64").reshape(-1, 2).mean(axis=1)
+        mean[player] = float(pairs.mean())
+        error[player] = (
+            float(pairs.std(ddof=1) / math.sqrt(len(pairs))) if len(pairs) > 1 else math.inf
+        )
+    return mean, error
+
+
+def _cache_key(candidate: Candidate) -> str:
+    return repr((candidate.recipe.to_json(), candidate.series, candidate.intervals))
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A candidate of the plan, the group its fits are timed under, and its shared key."""
+
+    candidate: Candidate
+    group: str
+    key: str
+
+
+class _Clock:
+    """Wall seconds per sequential phase, and worker seconds per group of back-test jobs."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self.work: dict[str, float] = {}
+        self.fits: dict[str, int] = {}
+
+    def timed(self, phase: str, start: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
+
+    def job(self, group: str, seconds: float) -> None:
+        self.work[group] = self.work.get(group, 0.0) + seconds
+        self.fits[group] = self.fits.get(group, 0) + 1
+
+
+class _Backtest:
+    """Every candidate's back-test windows as one plan of jobs, run on the pool at once;
+    identical candidates (same recipe, series and intervals) share their jobs."""
+
+    def __init__(self, spec: TaskSpec, panel: Panel, pool: WindowPool, clock: _Clock) -> None:
         self.windows = spec.evaluation.windows
         self.step = spec.evaluation.step(spec.model.horizon)
         self.target_series = panel.target_series()
-        self._cache: dict[str, tuple[str, pd.DataFrame]] = {}
-        self.fits = 0
+        self.pool = pool
+        self.clock = clock
+        self.planned: list[_Planned] = []
+        self.results: dict[str, tuple[str, pd.DataFrame]] = {}
 
-    def run(self, candidate: Candidate) -> pd.DataFrame:
-        key = repr((candidate.recipe.to_json(), candidate.series, candidate.intervals))
-        if key not in self._cache:
-            cv = cross_validate(
-                self.panel.frame,
-                candidate,
-                self.panel.grid,
-                windows=self.windows,
-                step=self.step,
+    def add(self, candidate: Candidate, group: str) -> None:
+        self.planned.append(_Planned(candidate, group, _cache_key(candidate)))
+
+    def jobs(self) -> list[WindowJob]:
+        seen: set[str] = set()
+        out: list[WindowJob] = []
+        for planned in self.planned:
+            if planned.key in seen or planned.key in self.results:
+                continue
+            seen.add(planned.key)
+            out.extend(
+                WindowJob(planned.key, planned.group, planned.candidate, i, self.windows, self.step)
+                for i in range(self.windows)
             )
-            self.fits += self.windows
+        return out
+
+    def run(self, progress: Progress | None) -> None:
+        jobs = self.jobs()
+        done = 0
+
+        def on_done(job: WindowJob, seconds: float) -> None:
+            nonlocal done
+            done += 1
+            self.clock.job(job.group, seconds)
+            if progress is not None:
+                progress("back-test", done, len(jobs))
+
+        if progress is not None:
+            progress("back-test", 0, len(jobs))
+        frames = self.pool.run(jobs, on_done)
+        names: dict[str, str] = {}
+        for planned in self.planned:
+            names.setdefault(planned.key, planned.candidate.name)
+        for key in dict.fromkeys(j.key for j in jobs):
+            cv = pd.concat([frames[key, i] for i in range(self.windows)], ignore_index=True)
             cv = cv[cv[ID].isin(self.target_series)]
             cv = cv.sort_values([ID, "cutoff", DS], kind="stable").reset_index(drop=True)
-            self._cache[key] = (candidate.name, cv)
-        name, cv = self._cache[key]
+            self.results[key] = (names[key], cv)
+
+    def frame(self, candidate: Candidate) -> pd.DataFrame:
+        """The candidate's back-test, its columns named after it."""
+        name, cv = self.results[_cache_key(candidate)]
         if name == candidate.name:
             return cv
         renamed = {c: candidate.name + c[len(name) :] for c in cv.columns if c == name}
@@ -273,76 +405,113 @@ def _merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return base
 
 
-def analyse(spec: TaskSpec, panel: Panel, progress: Progress | None = None) -> AnalysisResult:
+def _own_recipe(panel: Panel, recipe: Recipe) -> Recipe:
+    target = panel.target_party
+    held = [c for c in panel.covariates if c.party in (target, "*")]
+    return recipe.with_covariates(
+        [c.name for c in held if c.availability == "future_known"],
+        [c.name for c in held if c.availability == "past_only"],
+    )
+
+
+def analyse(
+    spec: TaskSpec,
+    panel: Panel,
+    progress: Progress | None = None,
+    *,
+    workers: int | None = None,
+    cores: int | None = None,
+) -> AnalysisResult:
     """The whole analysis of one task; refuses with an :class:`AnalysisError` before fitting
-    anything if the history cannot support the back-test."""
+    anything if the history cannot support the back-test.
+
+    The back-test runs on ``workers`` processes (default: one per core this process may use,
+    see :func:`~chronoseal.model.available_cores`), LightGBM on ``cores // workers`` threads
+    in each, and the final fit on every core."""
+    clock = _Clock()
+    cores = cores or available_cores()
+    workers = cores if workers is None else max(1, workers)
     family = spec.model.family
     target = panel.target_party
     recipe = base_recipe(spec, panel, family)
-    own_recipe = recipe.with_covariates(
-        [
-            c.name
-            for c in panel.covariates
-            if c.party in (target, "*") and c.availability == "future_known"
-        ],
-        [
-            c.name
-            for c in panel.covariates
-            if c.party in (target, "*") and c.availability == "past_only"
-        ],
-    )
-    ets = Recipe.from_json({**own_recipe.to_json(), "family": "statsforecast-autoets"})
+    own_recipe = _own_recipe(panel, recipe)
+    stat_family = spec.model.statistical_baseline()
+    stat_name = STAT_NAMES[stat_family]
+    stat = Recipe.from_json({**own_recipe.to_json(), "family": stat_family})
     naive = Recipe.from_json({**own_recipe.to_json(), "family": "seasonal-naive"})
-    need = max(min_train(r, True) for r in (recipe, ets, naive))
-    if family == "mlforecast-lightgbm":
+    need = max(min_train(r, True) for r in (recipe, stat, naive))
+    if is_global(family):
         need += spec.model.horizon
     dropped = _check_history(spec, panel, need)
-    recipe = choose_differences(panel.frame, recipe, panel.grid, _first_cutoffs(spec, panel))
-    own_recipe = Recipe.from_json({**own_recipe.to_json(), "differences": recipe.differences})
-    runner = _Runner(spec, panel, progress)
-    target_only = tuple(panel.target_series()) if spec.join.kind == "horizontal" else None
-    plan = [
-        Candidate(JOINT, recipe),
-        Candidate(OWN, own_recipe, series=target_only),
-        Candidate(ETS, ets, series=target_only),
-        Candidate(NAIVE, naive, series=target_only),
-    ]
-    frames = []
-    for i, candidate in enumerate(plan):
-        if progress is not None:
-            progress("back-test", i, len(plan))
-        frames.append(runner.run(candidate))
-    if progress is not None:
-        progress("back-test", len(plan), len(plan))
-    backtest = _merge(frames)
+    providers = [p for p in spec.data_providers() if p != target]
+    with WindowPool(panel.frame, panel.grid, workers=workers, cores=cores) as pool:
+        pool.start()  # the workers boot while the differences are chosen
+        started = time.perf_counter()
+        trials_before = _differences_trials(recipe)
+        recipe = choose_differences(
+            panel.frame, recipe, panel.grid, _first_cutoffs(spec, panel), threads=cores
+        )
+        clock.timed("differences", started)
+        if trials_before:
+            clock.fits["differences"] = trials_before
+        own_recipe = Recipe.from_json({**own_recipe.to_json(), "differences": recipe.differences})
+        target_only = tuple(panel.target_series()) if spec.join.kind == "horizontal" else None
+        plan = [
+            (Candidate(JOINT, recipe), "joint"),
+            (Candidate(OWN, own_recipe, series=target_only), "own"),
+            (Candidate(stat_name, stat, series=target_only), "baselines"),
+            (Candidate(NAIVE, naive, series=target_only), "baselines"),
+        ]
+        backtest = _Backtest(spec, panel, pool, clock)
+        for candidate, group in plan:
+            backtest.add(candidate, group)
+        value = None
+        if spec.release.contribution is not None:
+            value = _ValuePlan(spec, panel, recipe, providers)
+            for candidate in value.candidates():
+                backtest.add(candidate, "coalitions")
+        started = time.perf_counter()
+        backtest.run(progress)
+        clock.timed("back-test", started)
+    started = time.perf_counter()
+    frames = [backtest.frame(c) for c, _ in plan]
+    merged = _merge(frames)
     metrics = list(dict.fromkeys(["mase", *spec.evaluation.metrics]))
     train = panel.frame[panel.frame[ID].isin(panel.target_series())][[ID, DS, "y"]]
     level = spec.evaluation.level
     scored = score(
-        backtest,
-        [c.name for c in plan],
+        merged,
+        [c.name for c, _ in plan],
         train,
         metrics=metrics,
         season_length=spec.model.season_length,
         level=level,
     )
-    providers = [p for p in spec.data_providers() if p != target]
+    local = spec.model.input_size()
     scores = {
-        JOINT: Score(JOINT, family, sorted([target, *providers]), scored[JOINT]),
-        OWN: Score(OWN, family, [target], scored[OWN]),
-        ETS: Score(ETS, "statsforecast-autoets", [target], scored[ETS]),
-        NAIVE: Score(NAIVE, "seasonal-naive", [target], scored[NAIVE]),
+        JOINT: Score(
+            JOINT, family, sorted([target, *providers]), scored[JOINT], _window(family, local)
+        ),
+        OWN: Score(OWN, family, [target], scored[OWN], _window(family, local)),
+        stat_name: Score(stat_name, stat_family, [target], scored[stat_name], local),
+        NAIVE: Score(NAIVE, "seasonal-naive", [target], scored[NAIVE], local),
     }
-    baselines = [scores[OWN], scores[ETS], scores[NAIVE]]
+    baselines = [scores[OWN], scores[stat_name], scores[NAIVE]]
     best = min(baselines, key=lambda s: _mase(s))
     contribution = None
-    if spec.release.contribution is not None:
-        contribution = _contribution(
-            spec, panel, runner, recipe, providers, scores, train, progress
-        )
-    anomalies = _anomalies(backtest, level) if spec.task.kind is TaskKind.ANOMALY else None
-    fitted = fit(panel.frame, recipe, panel.grid, JOINT)
-    cutoffs = sorted({str(pd.Timestamp(c).isoformat()) for c in backtest["cutoff"].unique()})
+    if value is not None:
+        contribution = value.contribution(scores, backtest, train)
+    anomalies = _anomalies(merged, level) if spec.task.kind is TaskKind.ANOMALY else None
+    clock.timed("score", started)
+    if progress is not None:
+        progress("fit", 0, 1)
+    started = time.perf_counter()
+    fitted = fit(panel.frame, recipe, panel.grid, JOINT, threads=cores)
+    clock.timed("fit", started)
+    clock.fits["final"] = 1
+    if progress is not None:
+        progress("fit", 1, 1)
+    cutoffs = sorted({str(pd.Timestamp(c).isoformat()) for c in merged["cutoff"].unique()})
     return AnalysisResult(
         family=family,
         recipe=recipe,
@@ -350,15 +519,149 @@ def analyse(spec: TaskSpec, panel: Panel, progress: Progress | None = None) -> A
         baselines=baselines,
         best_single=best,
         contribution=contribution,
-        backtest=backtest,
+        backtest=merged,
         anomalies=anomalies,
         cutoffs=cutoffs,
         series=int(panel.frame[ID].nunique()),
         rows=len(panel.frame),
         dropped_series=dropped,
         fitted=fitted,
-        fits=runner.fits + 1,
+        fits=sum(clock.fits.values()),
+        cost=Cost(
+            phases=dict(clock.phases),
+            work=dict(clock.work),
+            fits=dict(clock.fits),
+            workers=pool.workers,
+            threads=pool.threads_per_job,
+            cores=cores,
+        ),
     )
+
+
+def _window(family: str, local: int) -> int | None:
+    """The history a model of ``family`` fits on: all of it for a global model."""
+    return None if is_global(family) else local
+
+
+def _differences_trials(recipe: Recipe) -> int:
+    if not is_global(recipe.family):
+        return 0
+    return 3 if recipe.season_length > 1 else 2
+
+
+def _mase(s: Score) -> float:
+    value = s.metrics.get("mase")
+    return math.inf if value is None else value
+
+
+class _ValuePlan:
+    """Which coalitions of the other providers the value of each party needs, and the
+    value from their back-tests: exact Shapley up to :data:`SHAPLEY_MAX_PLAYERS` providers
+    besides the target, a permutation sample beyond it (with its standard error)."""
+
+    def __init__(self, spec: TaskSpec, panel: Panel, recipe: Recipe, providers: list[str]) -> None:
+        self.spec = spec
+        self.panel = panel
+        self.recipe = recipe
+        self.providers = providers
+        self.vertical = spec.join.kind == "vertical"
+        self.applicable = bool(providers) and (
+            uses_covariates(recipe.family) if self.vertical else is_global(recipe.family)
+        )
+        self.exact = len(providers) <= SHAPLEY_MAX_PLAYERS
+        self.orders = (
+            []
+            if self.exact or not self.applicable
+            else permutations(providers, SAMPLED_PERMUTATIONS, seed=SAMPLING_SEED)
+        )
+
+    def coalitions(self) -> list[frozenset[str]]:
+        """Every coalition to back-test, besides nobody (own) and everyone (joint)."""
+        if not self.applicable:
+            return []
+        n = len(self.providers)
+        if self.exact:
+            wanted = [frozenset(c) for k in range(1, n) for c in combinations(self.providers, k)]
+        else:
+            wanted = [frozenset(order[:k]) for order in self.orders for k in range(1, n)]
+        return list(dict.fromkeys(wanted))
+
+    def _candidate(self, coalition: frozenset[str]) -> Candidate:
+        members = frozenset({self.panel.target_party, "*"}) | coalition
+        future, past = _held_by(self.panel, members)
+        trial = self.recipe.with_covariates(future, past)
+        trial = Recipe.from_json({**trial.to_json(), "differences": self.recipe.differences})
+        series = (
+            None
+            if self.vertical
+            else tuple(u for u, p in self.panel.series_party.items() if p in members)
+        )
+        return Candidate("coalition", trial, series=series, intervals=False)
+
+    def candidates(self) -> list[Candidate]:
+        return [self._candidate(c) for c in self.coalitions()]
+
+    def contribution(
+        self, scores: dict[str, Score], backtest: _Backtest, train: pd.DataFrame
+    ) -> Contribution:
+        target = self.panel.target_party
+        reference = _mase(scores[NAIVE])
+        own = _mase(scores[OWN])
+        values = {target: own - reference}
+        if not self.providers:
+            return Contribution(
+                "shapley", NAIVE, values, 0, "the target party is the only provider"
+            )
+        if not self.applicable:
+            values.update(dict.fromkeys(self.providers, 0.0))
+            what = "covariates" if self.vertical else "other parties' series"
+            return Contribution(
+                "not-applicable",
+                NAIVE,
+                values,
+                0,
+                f"{self.recipe.family} does not use {what}: the other providers' data cannot "
+                "change its forecasts",
+            )
+        mase_of: dict[frozenset[str], float] = {
+            frozenset(): own,
+            frozenset(self.providers): _mase(scores[JOINT]),
+        }
+        for coalition in self.coalitions():
+            cv = backtest.frame(self._candidate(coalition))
+            mase_of[coalition] = _mase(
+                Score(
+                    "coalition",
+                    self.recipe.family,
+                    sorted(coalition | {target}),
+                    score(
+                        cv,
+                        ["coalition"],
+                        train,
+                        metrics=["mase"],
+                        season_length=self.spec.model.season_length,
+                        level=self.spec.evaluation.level,
+                    )["coalition"],
+                )
+            )
+        fitted = len(mase_of)
+        if self.exact:
+            phi = shapley(self.providers, lambda s: -mase_of[s])
+            values.update({p: -phi[p] for p in self.providers})
+            return Contribution("shapley", NAIVE, values, fitted)
+        mean, error = sampled_shapley(self.orders, lambda s: -mase_of[s])
+        values.update({p: -mean[p] for p in self.providers})
+        return Contribution(
+            "shapley-sampled",
+            NAIVE,
+            values,
+            fitted,
+            f"{len(self.providers)} providers besides the target: exact Shapley would need "
+            f"2^{len(self.providers)} coalitions, so each value is the mean of its marginal "
+            f"change over {len(self.orders)} sampled orders (antithetic pairs, seed "
+            f"{SAMPLING_SEED}), with its standard error",
+            standard_error={p: error[p] for p in self.providers},
+        )
 
 
 def _held_by(panel: Panel, parties: frozenset[str]) -> tuple[list[str], list[str]]:
@@ -367,106 +670,6 @@ def _held_by(panel: Panel, parties: frozenset[str]) -> tuple[list[str], list[str
     return (
         [c.name for c in held if c.availability == "future_known"],
         [c.name for c in held if c.availability == "past_only"],
-    )
-
-
-def _mase(s: Score) -> float:
-    value = s.metrics.get("mase")
-    return math.inf if value is None else value
-
-
-def _contribution(
-    spec: TaskSpec,
-    panel: Panel,
-    runner: _Runner,
-    recipe: Recipe,
-    providers: list[str],
-    scores: dict[str, Score],
-    train: pd.DataFrame,
-    progress: Progress | None,
-) -> Contribution:
-    target = panel.target_party
-    reference = _mase(scores[NAIVE])
-    own = _mase(scores[OWN])
-    values = {target: own - reference}
-    vertical = spec.join.kind == "vertical"
-    if not providers:
-        return Contribution("shapley", NAIVE, values, 0, "the target party is the only provider")
-    if (vertical and not uses_covariates(recipe.family)) or (
-        not vertical and not is_global(recipe.family)
-    ):
-        values.update(dict.fromkeys(providers, 0.0))
-        what = "covariates" if vertical else "other parties' series"
-        return Contribution(
-            "not-applicable",
-            NAIVE,
-            values,
-            0,
-            f"{recipe.family} does not use {what}: the other providers' data cannot change "
-            "its forecasts",
-        )
-    mase_of: dict[frozenset[str], float] = {
-        frozenset(): own,
-        frozenset(providers): _mase(scores[JOINT]),
-    }
-    exact = len(providers) <= SHAPLEY_MAX_PLAYERS
-    wanted = (
-        [frozenset(c) for n in range(len(providers) + 1) for c in combinations(providers, n)]
-        if exact
-        else [frozenset(providers) - {p} for p in providers]
-    )
-    todo = [c for c in wanted if c not in mase_of]
-    for i, coalition in enumerate(todo):
-        if progress is not None:
-            progress("coalitions", i, len(todo))
-        members = frozenset({target, "*"}) | coalition
-        trial = recipe.with_covariates(
-            [
-                c.name
-                for c in panel.covariates
-                if c.party in members and c.availability == "future_known"
-            ],
-            [
-                c.name
-                for c in panel.covariates
-                if c.party in members and c.availability == "past_only"
-            ],
-        )
-        trial = Recipe.from_json({**trial.to_json(), "differences": recipe.differences})
-        series = (
-            None if vertical else tuple(u for u, p in panel.series_party.items() if p in members)
-        )
-        cv = runner.run(Candidate("coalition", trial, series=series, intervals=False))
-        mase_of[coalition] = _mase(
-            Score(
-                "coalition",
-                recipe.family,
-                sorted(members - {"*"}),
-                score(
-                    cv,
-                    ["coalition"],
-                    train,
-                    metrics=["mase"],
-                    season_length=spec.model.season_length,
-                    level=spec.evaluation.level,
-                )["coalition"],
-            )
-        )
-    if progress is not None:
-        progress("coalitions", len(todo), len(todo))
-    if exact:
-        phi = shapley(providers, lambda s: -mase_of[s])
-        values.update({p: -phi[p] for p in providers})
-        return Contribution("shapley", NAIVE, values, len(wanted))
-    everyone = mase_of[frozenset(providers)]
-    values.update({p: everyone - mase_of[frozenset(providers) - {p}] for p in providers})
-    return Contribution(
-        "leave-one-out",
-        NAIVE,
-        values,
-        len(wanted),
-        f"{len(providers)} providers besides the target: exact Shapley would need "
-        f"2^{len(providers)} fits, so each value is the change when that provider leaves",
     )
 
 

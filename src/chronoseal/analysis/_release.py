@@ -19,7 +19,7 @@ import pandas as pd
 from chronoseal.model import DS, ID, ReleaseSet, document_hash, manifest_digest
 from chronoseal.spec import TaskKind, TaskSpec
 
-from ._analyse import ETS, JOINT, NAIVE, OWN, AnalysisResult, Score
+from ._analyse import JOINT, NAIVE, OWN, STAT_NAMES, AnalysisResult, Score
 
 #: The report plots the last windows of at most this many of the target's series.
 SAMPLE_WINDOWS = 3
@@ -47,7 +47,7 @@ def _sample(spec: TaskSpec, result: AnalysisResult) -> list[dict[str, Any]]:
         f"{JOINT}-lo-{level}",
         f"{JOINT}-hi-{level}",
         OWN,
-        ETS,
+        *STAT_NAMES.values(),
         NAIVE,
     ]
     part = bt[bt["cutoff"].isin(cutoffs) & bt[ID].isin(series)]
@@ -109,12 +109,20 @@ def build_releases(
                 "party": target,
                 "name": best.name,
                 "family": best.family,
+                "input_size": best.input_size,
                 "metrics": _metrics(best, which),
             }
             doc["baselines"] = [
-                {"name": s.name, "family": s.family, "metrics": _metrics(s, which)}
+                {
+                    "name": s.name,
+                    "family": s.family,
+                    "input_size": s.input_size,
+                    "metrics": _metrics(s, which),
+                }
                 for s in result.baselines
             ]
+            if result.cost is not None:
+                doc["cost"] = result.cost.to_json()
             doc["folds"] = {
                 "windows": spec.evaluation.windows,
                 "horizon": spec.model.horizon,
@@ -133,6 +141,10 @@ def build_releases(
                     "coalitions": c.coalitions,
                     "note": c.note,
                 }
+                if c.standard_error is not None:
+                    doc["contribution"]["standard_error"] = {
+                        k: _num(v) for k, v in sorted(c.standard_error.items())
+                    }
         if party in rules.forecasts.to:
             if party == target:
                 doc["backtest"] = _sample(spec, result)

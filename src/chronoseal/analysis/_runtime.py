@@ -117,8 +117,10 @@ class AnalysisRuntime:
         listen: tuple[str, int] = ("127.0.0.1", 0),
         on_batch: Callable[[PartyIntake], None] | None = None,
         io_timeout: float | None = DEFAULT_IO_TIMEOUT,
+        workers: int | None = None,
     ) -> None:
         self.consortium = consortium
+        self._workers = workers
         self.spec = spec
         self.task_id = task_id(spec)
         self.attester = attester
@@ -321,25 +323,32 @@ class AnalysisRuntime:
         """Join, back-test, value, seal and commit (→ Trained); on a refusal abort the task
         on chain with the refusal id and re-raise. Nothing is released before Trained."""
         self._await_matched()
+        started = time.perf_counter()
         tables = {party: intake.table() for party, intake in self.state.parties.items()}
         try:
             panel = join_tables(self.spec, tables)
-            result = analyse(self.spec, panel, progress)
+            joined = time.perf_counter() - started
+            result = analyse(self.spec, panel, progress, workers=self._workers)
         except AnalysisError as exc:
             self.refusal = exc
             log.warning("analysis refused: %s", exc)
             self.session.abort_as_component(self.task_id, exc.id)
             raise
+        started = time.perf_counter()
         bundle = seal(result.fitted, task_id=self.task_id, name=JOINT)
         digest = commitment(bundle)
+        if result.cost is not None:
+            result.cost.phases["join"] = joined
+            result.cost.phases["seal"] = time.perf_counter() - started
         releases = build_releases(self.spec, result, task_id=self.task_id, model_commitment=digest)
         self.session.post_model_commitment(self.task_id, digest, releases.digest)
         self.trained = TrainedModel(bundle, digest, releases, result)
         log.info(
-            "model committed: %s, bundle %d bytes, %d back-test fits",
+            "model committed: %s, bundle %d bytes, %d fits on %d worker(s)",
             result.family,
             len(bundle),
             result.fits,
+            result.cost.workers if result.cost is not None else 1,
         )
         return self.trained
 

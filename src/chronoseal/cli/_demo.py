@@ -18,6 +18,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -217,6 +218,13 @@ def _present(
     return 0
 
 
+#: What each analysis progress stage counts, as its bar says it.
+ANALYSIS_STAGES = {
+    "back-test": "back-test fits (every window of every model and coalition)",
+    "fit": "fit of the released model",
+}
+
+
 def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) -> DemoReport:
     """One progress bar per gateway stream and per analysis stage; log lines print above."""
     columns = (
@@ -225,6 +233,7 @@ def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) ->
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
         bars: dict[str, TaskID] = {}
@@ -237,7 +246,7 @@ def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) ->
         def on_stage(stage: str, done: int, total: int) -> None:
             key = f"analysis:{stage}"
             if key not in bars:
-                what = "models back-tested" if stage == "back-test" else "coalitions fitted"
+                what = ANALYSIS_STAGES.get(stage, stage)
                 bars[key] = progress.add_task(f"analysis: {what}", total=total or None)
             progress.update(bars[key], completed=done, total=total or None)
 

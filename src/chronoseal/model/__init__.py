@@ -19,6 +19,7 @@ from ._release import ReleaseSet, document_hash, manifest_digest, verify_release
 
 if TYPE_CHECKING:
     from ._bundle import LoadedModel, commitment, open_bundle, seal
+    from ._cores import available_cores, cgroup_cpu_limit
     from ._families import (
         LIGHTGBM,
         Candidate,
@@ -48,6 +49,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "_bundle": ["LoadedModel", "commitment", "open_bundle", "seal"],
+        "_cores": ["available_cores", "cgroup_cpu_limit"],
         "_families": [
             "LIGHTGBM",
             "Candidate",
@@ -88,6 +90,8 @@ __all__ = [
     "ReleaseSet",
     "Y",
     "as_float",
+    "available_cores",
+    "cgroup_cpu_limit",
     "choose_differences",
     "combine_repeated",
     "commitment",

@@ -32,7 +32,14 @@ from mlforecast.utils import PredictionIntervals
 
 from chronoseal.errors import ModelError
 
-from ._families import LIGHTGBM, Fitted, mlforecast_for, quiet_libraries, uses_covariates
+from ._families import (
+    LIGHTGBM,
+    SMALL_BATCH,
+    Fitted,
+    mlforecast_for,
+    quiet_libraries,
+    uses_covariates,
+)
 from ._features import DS, ID, Recipe, model_frame, with_holidays
 from ._grid import Grid
 
@@ -127,6 +134,8 @@ class _Booster:
         self._booster = lgb.Booster(model_str=text)
 
     def predict(self, x: Any) -> np.ndarray:
+        if len(x) < SMALL_BATCH:
+            return np.asarray(self._booster.predict(x, num_threads=1))
         return np.asarray(self._booster.predict(x))
 
 

@@ -33,6 +33,7 @@ from statsforecast.models import (
 
 from chronoseal.spec import EXOGENOUS_FAMILIES
 
+from ._cores import available_cores
 from ._features import DS, ID, Recipe, holiday_features, model_frame, with_holidays
 from ._grid import Grid
 
@@ -51,6 +52,19 @@ LGBM_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
+#: Below this many rows a prediction runs on one thread, through the booster directly:
+#: mlforecast predicts one horizon step of every series per call, and for a few rows an
+#: OpenMP team and the scikit-learn wrapper's checks cost far more than the trees.
+SMALL_BATCH = 4096
+
+
+class _Regressor(lgb.LGBMRegressor):
+    """LightGBM's regressor, with small batches predicted on one thread."""
+
+    def predict(self, X: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs and len(X) < SMALL_BATCH:
+            return self.booster_.predict(X, num_threads=1)
+        return super().predict(X, *args, **kwargs)
 
 
 def conformal_windows(level: int) -> int:
@@ -127,14 +141,16 @@ def _stats_model(recipe: Recipe, alias: str) -> Any:
     raise ValueError(f"not a statsforecast family: {family}")
 
 
-def mlforecast_for(recipe: Recipe, grid: Grid, name: str) -> MLForecast:
+def mlforecast_for(recipe: Recipe, grid: Grid, name: str, threads: int | None = None) -> MLForecast:
+    """The recipe's mlforecast pipeline; LightGBM trains on ``threads`` threads (the cores
+    this process may use, when None)."""
     transforms: dict[int, list[Any]] = {}
     for lag, window in recipe.rolling:
         transforms.setdefault(lag, []).append(RollingMean(window_size=window))
     if recipe.expanding:
         transforms.setdefault(1, []).insert(0, ExpandingMean())
     return MLForecast(
-        models={name: lgb.LGBMRegressor(**LGBM_PARAMS)},
+        models={name: _Regressor(**LGBM_PARAMS, n_jobs=threads or available_cores())},
         freq=grid.pandas,
         lags=list(recipe.lags),
         lag_transforms=transforms,
@@ -176,6 +192,7 @@ def cross_validate(
     *,
     windows: int,
     step: int,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Rolling-origin back-test of one candidate; statsforecast's long format."""
     recipe = candidate.recipe
@@ -183,7 +200,7 @@ def cross_validate(
     h = recipe.horizon
     with quiet_libraries():
         if recipe.family == LIGHTGBM:
-            mlf = mlforecast_for(recipe, grid, candidate.name)
+            mlf = mlforecast_for(recipe, grid, candidate.name, threads)
             cv = mlf.cross_validation(
                 model_frame(data, recipe),
                 n_windows=windows,
@@ -229,12 +246,14 @@ def _recent_past(frame: pd.DataFrame, recipe: Recipe) -> pd.DataFrame | None:
     return frame[cols].groupby(ID, sort=False).tail(keep).reset_index(drop=True)
 
 
-def fit(frame: pd.DataFrame, recipe: Recipe, grid: Grid, name: str) -> Fitted:
+def fit(
+    frame: pd.DataFrame, recipe: Recipe, grid: Grid, name: str, threads: int | None = None
+) -> Fitted:
     """The released model: the family fitted on all of the joined history."""
     with quiet_libraries():
         if recipe.family == LIGHTGBM:
             train = model_frame(frame, recipe)
-            mlf = mlforecast_for(recipe, grid, name)
+            mlf = mlforecast_for(recipe, grid, name, threads)
             mlf.fit(
                 train,
                 static_features=[],
@@ -252,7 +271,11 @@ def fit(frame: pd.DataFrame, recipe: Recipe, grid: Grid, name: str) -> Fitted:
 
 
 def choose_differences(
-    frame: pd.DataFrame, recipe: Recipe, grid: Grid, first_cutoffs: pd.Series
+    frame: pd.DataFrame,
+    recipe: Recipe,
+    grid: Grid,
+    first_cutoffs: pd.Series,
+    threads: int | None = None,
 ) -> Recipe:
     """LightGBM only: difference the target where it helps, judged on the horizon *before*
     the first back-test window, so the choice never sees a scored period."""
@@ -266,7 +289,12 @@ def choose_differences(
     for diffs in options:
         trial = Recipe.from_json({**recipe.to_json(), "differences": diffs})
         cv = cross_validate(
-            early, Candidate("trial", trial, intervals=False), grid, windows=1, step=1
+            early,
+            Candidate("trial", trial, intervals=False),
+            grid,
+            windows=1,
+            step=1,
+            threads=threads,
         )
         mae = float((cv["trial"] - cv["y"]).abs().mean())
         log.info("differences %s: holdout MAE %.6g", diffs or "none", mae)

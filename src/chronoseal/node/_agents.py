@@ -226,6 +226,30 @@ def abort_reason(consortium: Consortium, tid: bytes) -> str | None:
     return None
 
 
+def logged_progress(
+    log: Callable[[str], None], clock: Callable[[], float] = time.monotonic
+) -> AnalysisProgress:
+    """The analysis progress as log lines: each stage's first step, every tenth of it, and
+    its end, with the fits done, to do, and the time left at the pace so far."""
+    started: dict[str, float] = {}
+    said: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = clock()
+        start = started.setdefault(stage, now)
+        tenth = done * 10 // total if total else 10
+        if done and said.get(stage) == tenth:
+            return
+        said[stage] = tenth
+        if done == 0:
+            log(f"analysis {stage}: {total} fits to run")
+            return
+        left = (now - start) / done * (total - done)
+        log(f"analysis {stage}: {done}/{total} fits, about {left:.0f} s left")
+
+    return report
+
+
 def serve_analysis(
     *,
     spec_path: Path,
@@ -278,7 +302,7 @@ def serve_analysis(
             )
         log("every stream is in and matched on chain: training")
         with _busy(health):
-            trained = runtime.analyse(progress)
+            trained = runtime.analyse(progress or logged_progress(log))
         log(
             f"model committed on chain (0x{trained.commitment.hex()}); serving releases to "
             f"{', '.join(sorted(trained.releases.documents))}"

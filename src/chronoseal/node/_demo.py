@@ -134,6 +134,11 @@ class DemoReport:
             out["contribution_method"] = {
                 k: contribution[k] for k in ("method", "reference", "coalitions", "note")
             }
+            if "standard_error" in contribution:
+                out["contribution_standard_error"] = contribution["standard_error"]
+        cost = self.released("cost")
+        if cost is not None:
+            out["cost"] = cost
         if self.releases:
             out["releases"] = {p: sorted(set(r) - _ENVELOPE) for p, r in self.releases.items()}
         return out

@@ -61,6 +61,7 @@ _SECTIONS = {
     "backtest": "the back-test sample (forecast vs actual)",
     "contribution": "the value of each party's data (contribution)",
     "anomalies": "the flagged anomalies",
+    "cost": "what the analysis cost (seconds per phase, fits)",
 }
 """What each key of a release document holds, in the order the page lists them."""
 
@@ -95,6 +96,7 @@ def render_report(report: DemoReport, *, task_name: str | None = None) -> str:
         "forecast": _forecast_section(report, doc, level),
         "backtest": _backtest_section(report, doc, level),
         "contribution": _contribution_section(doc),
+        "cost": _cost_section(doc),
         "anomalies": _anomaly_section(doc),
         "served": _served_section(report, party),
         "streams": [
@@ -244,15 +246,19 @@ def _backtest_section(
     if not baselines and best is not None:
         baselines = [best]
     entries: list[tuple[str, str, str, Mapping[str, Any], bool]] = []
+    history: list[str] = []
     providers = ", ".join(p.name for p in report.parties) or "all providers"
     if model is not None:
         entries.append(("joint", model.get("family", ""), providers, model["metrics"], False))
+        history.append("all")
     owner = (best or {}).get("party") or report.target_party
     best_name = (best or {}).get("name")
     for b in baselines:
         entries.append(
             (b["name"], b.get("family", ""), owner, b.get("metrics", {}), b["name"] == best_name)
         )
+        size = b.get("input_size")
+        history.append(f"last {size:,}" if isinstance(size, int) else "all")
     names: list[str] = []
     for _, _, _, metrics, _ in entries:
         names.extend(m for m in metrics if m not in names)
@@ -265,6 +271,7 @@ def _backtest_section(
             "data_of": data_of,
             "joint": i == 0 and model is not None,
             "best_single": is_best,
+            "history": history[i],
             "cells": [_Cell(_num(metrics.get(m)), i in winners[m]) for m in names],
         }
         for i, (name, family, data_of, metrics, is_best) in enumerate(entries)
@@ -288,20 +295,56 @@ def _backtest_section(
     }
 
 
+#: The analysis phases in the order they run, as the cost table names them.
+_PHASES = {
+    "join": "join of the parties' tables",
+    "differences": "choice of the target's differencing",
+    "back-test": "back-test: every window of every model and coalition",
+    "score": "scores and value of each party",
+    "fit": "fit of the released model",
+    "seal": "sealing of the model bundle",
+}
+
+
+def _cost_section(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    cost = doc.get("cost")
+    if not isinstance(cost, Mapping):
+        return None
+    seconds: Mapping[str, float] = cost.get("seconds") or {}
+    fits: Mapping[str, int] = cost.get("fits") or {}
+    work: Mapping[str, float] = cost.get("worker_seconds") or {}
+    order = [k for k in _PHASES if k in seconds] + sorted(set(seconds) - set(_PHASES))
+    return {
+        "phases": [{"phase": _PHASES.get(k, k), "seconds": f"{seconds[k]:,.1f}"} for k in order],
+        "total": f"{math.fsum(seconds.values()):,.1f}",
+        "groups": [
+            {"group": k, "fits": f"{fits[k]:,}", "seconds": f"{work.get(k, 0.0):,.1f}"}
+            for k in fits
+        ],
+        "fits": f"{sum(fits.values()):,}",
+        "workers": cost.get("workers"),
+        "threads": cost.get("threads_per_worker"),
+        "cores": cost.get("cores"),
+    }
+
+
 def _contribution_section(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     c = doc.get("contribution")
     if not isinstance(c, Mapping):
         return None
     deltas: dict[str, float | None] = dict(c.get("delta_mase") or {})
+    errors: Mapping[str, Any] = c.get("standard_error") or {}
     rows = [
         {
             "party": party,
             "delta": _delta(value),
             "kind": "none" if value is None else _sign_class(value),
+            "error": _num(errors[party]) if party in errors else "",
         }
         for party, value in deltas.items()
     ]
     return {
+        "sampled": bool(errors),
         "method": c.get("method", ""),
         "reference": c.get("reference", ""),
         "coalitions": c.get("coalitions"),
@@ -804,13 +847,15 @@ that party forecasts.</p>
 <p>Joint model against every baseline on the same folds{% if backtest.folds %}:
 {{ backtest.folds }}{% endif %}. The best value of each column is in bold.</p>
 <table>
-<thead><tr><th>model</th><th>family</th><th>data of</th>
+<thead><tr><th>model</th><th>family</th><th>data of</th><th class="num">history fitted on
+(periods per series)</th>
 {% for c in backtest.columns %}<th class="num">{{ c }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for r in backtest.rows %}
 <tr{% if r.joint %} class="joint"{% endif %}><td>{% if r.joint %}<strong>joint</strong>\
 {% else %}{{ r.name }}{% endif %}{% if r.best_single %} <span class="note">(best single-party
 baseline)</span>{% endif %}</td><td>{{ r.family }}</td><td>{{ r.data_of }}</td>
+<td class="num">{{ r.history }}</td>
 {% for cell in r.cells %}<td class="num">{% if cell.best %}<strong>{{ cell.text }}</strong>\
 {% else %}{{ cell.text }}{% endif %}</td>{% endfor %}</tr>
 {% endfor %}
@@ -833,8 +878,8 @@ the baselines.</p>
 {% if contribution.coalitions is not none %} over {{ contribution.coalitions }} coalitions\
 {% endif %}, reference <code>{{ contribution.reference }}</code>: each entry is the change in
 MASE that party's data brings (negative = better forecasts)\
-{% if contribution.method == "shapley" %}; together they add up to the joint model's MASE minus
-the reference's{% endif %}.</p>
+{% if contribution.method in ("shapley", "shapley-sampled") %}; together they add up to the
+joint model's MASE minus the reference's{% endif %}.</p>
 {% if contribution.note %}<p class="note">{{ contribution.note }}</p>{% endif %}
 {% if contribution.image %}
 <figure>
@@ -842,10 +887,12 @@ the reference's{% endif %}.</p>
 </figure>
 {% endif %}
 <table>
-<thead><tr><th>party</th><th class="num">&Delta; MASE</th></tr></thead>
+<thead><tr><th>party</th><th class="num">&Delta; MASE</th>{% if contribution.sampled %}
+<th class="num">standard error</th>{% endif %}</tr></thead>
 <tbody>
 {% for r in contribution.rows %}
-<tr><td>{{ r.party }}</td><td class="num {{ r.kind }}">{{ r.delta }}</td></tr>
+<tr><td>{{ r.party }}</td><td class="num {{ r.kind }}">{{ r.delta }}</td>\
+{% if contribution.sampled %}<td class="num">{{ r.error }}</td>{% endif %}</tr>
 {% endfor %}
 {% if contribution.total is not none %}
 <tr><td><em>sum</em></td><td class="num"><em>{{ contribution.total }}</em></td></tr>
@@ -857,6 +904,31 @@ the reference's{% endif %}.</p>
 (contribution).</p>
 {% endif %}
 </section>
+
+{% if cost %}
+<section>
+<h2>What the analysis cost</h2>
+<p>{{ cost.fits }} fits in all, on {{ cost.workers }} worker process(es) with
+{{ cost.threads }} LightGBM thread(s) each ({{ cost.cores }} core(s) available to the
+runtime); {{ cost.total }} s of analysis.</p>
+<table>
+<thead><tr><th>phase</th><th class="num">seconds</th></tr></thead>
+<tbody>
+{% for r in cost.phases %}<tr><td>{{ r.phase }}</td><td class="num">{{ r.seconds }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+<table>
+<thead><tr><th>fits of</th><th class="num">fits</th><th class="num">worker seconds</th></tr>
+</thead>
+<tbody>
+{% for r in cost.groups %}<tr><td>{{ r.group }}</td><td class="num">{{ r.fits }}</td>\
+<td class="num">{{ r.seconds }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+</section>
+{% endif %}
 
 {% if served %}
 <section>

@@ -128,12 +128,22 @@ class Target(_Strict):
     column: str
 
 
+#: When ``local_input_size`` is unset, a local statsforecast model fits on the last
+#: ``INPUT_SEASONS`` of its longest season of each series (at least ``INPUT_HORIZONS``
+#: horizons, at least ``INPUT_MIN`` periods): enough to estimate every seasonal state many
+#: times over, and a cost per series that no longer grows with the length of its history.
+INPUT_SEASONS, INPUT_HORIZONS, INPUT_MIN = 20, 10, 100
+#: statsforecast's ETS, like R's ``forecast::ets``, fits no seasonal model beyond 24 periods.
+ETS_MAX_SEASON = 24
+
+
 class Model(_Strict):
     """``exogenous = "declared"`` uses every released covariate as its dataset declares
     (``availability``); ``"none"`` uses the target's own history only. ``holidays`` adds a
     public holiday calendar (a country code for the ``holidays`` package) to the calendar
     features; ``local_input_size`` bounds the history each local statsforecast model fits on
-    (statsforecast's ``input_size``), global models always see all of it."""
+    (statsforecast's ``input_size``; derived from the seasons and horizon when unset, see
+    :meth:`input_size`), global models always see all of it."""
 
     family: str
     target: Target
@@ -145,6 +155,22 @@ class Model(_Strict):
         default_factory=list, max_length=4
     )
     local_input_size: int | None = Field(default=None, ge=2, le=100_000_000)
+
+    def longest_season(self) -> int:
+        return max([self.season_length, *self.seasonalities])
+
+    def input_size(self) -> int:
+        """Periods of each series' history a local model fits on (the spec's, or derived)."""
+        if self.local_input_size is not None:
+            return self.local_input_size
+        return max(INPUT_SEASONS * self.longest_season(), INPUT_HORIZONS * self.horizon, INPUT_MIN)
+
+    def statistical_baseline(self) -> str:
+        """The family of the statistical single-party baseline: AutoETS, or MSTL where the
+        task has several seasons or one longer than ETS can fit."""
+        if self.seasonalities or self.season_length > ETS_MAX_SEASON:
+            return "statsforecast-mstl"
+        return "statsforecast-autoets"
 
 
 class Evaluation(_Strict):

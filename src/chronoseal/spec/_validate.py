@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chronoseal.errors import SpecProblem
 
-from ._model import HEX32, Dataset, Role, TaskKind, TaskSpec, is_name
+from ._model import ETS_MAX_SEASON, HEX32, Dataset, Role, TaskKind, TaskSpec, is_name
 from ._policy import ENTITY_ACTIONS, TIME_ACTIONS, VALUE_ACTIONS, is_frequency
 
 _FAMILIES = frozenset(
@@ -289,6 +289,12 @@ def _calendar(spec: TaskSpec) -> Iterator[SpecProblem]:
     if model.seasonalities and model.family != "statsforecast-mstl":
         yield SpecProblem(
             "model.seasonalities", "extra seasonalities are used by statsforecast-mstl only"
+        )
+    if model.family == "statsforecast-autoets" and model.season_length > ETS_MAX_SEASON:
+        yield SpecProblem(
+            "model.family",
+            f"statsforecast-autoets fits no seasonal model beyond {ETS_MAX_SEASON} periods "
+            f"(season_length is {model.season_length}): use statsforecast-mstl",
         )
 
 

@@ -1,0 +1,182 @@
+"""The back-test as independent window jobs, spread over worker processes inside the TEE.
+
+Each (candidate, window) of a rolling-origin back-test is one fit on the history before the
+window's cutoff and one forecast of the horizon after it, exactly what the libraries'
+``cross_validation`` does per window; no window depends on another. So every window of
+every candidate (the joint model, the baselines, each coalition) is one job, planned up
+front, and the jobs run on as many processes as the runtime has cores.
+
+Processes, not threads: statsforecast's models hold the GIL while they fit. Spawned, not
+forked: the runtime holds TLS server threads and OpenMP pools that a fork would copy
+half-alive. Each worker receives the joined panel once, over its own pipe at start (never
+through shared memory: under Gramine, ``/dev/shm`` is the untrusted host's), and LightGBM in
+a worker trains on ``cores // workers`` threads, so the runtime never runs more threads than
+it has cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from chronoseal.errors import AnalysisError
+from chronoseal.model import DS, ID, Candidate, Grid, cross_validate
+
+log = logging.getLogger("chronoseal.analysis")
+
+JobDone = Callable[["WindowJob", float], None]
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """One window of one candidate's back-test. ``window`` 0 is the earliest."""
+
+    key: str
+    group: str
+    candidate: Candidate
+    window: int
+    windows: int
+    step: int
+
+    @property
+    def rows_back(self) -> int:
+        """Periods cut from the end of each series so this window is the last one."""
+        return self.step * (self.windows - 1 - self.window)
+
+
+def _from_end(frame: pd.DataFrame) -> pd.Series:
+    return frame.groupby(ID, sort=False).cumcount(ascending=False)
+
+
+def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The panel sorted by series and time, as the window cut by position needs."""
+    keys = frame[[ID, DS]]
+    if keys.equals(keys.sort_values([ID, DS], kind="stable")):
+        return frame
+    return frame.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+
+
+def run_window(
+    frame: pd.DataFrame,
+    from_end: pd.Series,
+    grid: Grid,
+    job: WindowJob,
+    threads: int | None,
+) -> pd.DataFrame:
+    """The job's window: every series cut ``rows_back`` periods short, then one window of
+    ``cross_validation``, which puts its cutoff ``h`` periods before each series' new end."""
+    data = frame if job.rows_back == 0 else frame[from_end.to_numpy() >= job.rows_back]
+    return cross_validate(data, job.candidate, grid, windows=1, step=1, threads=threads)
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(frame: pd.DataFrame, freq: str, threads: int) -> None:
+    _worker.update(frame=frame, from_end=_from_end(frame), grid=Grid.parse(freq), threads=threads)
+
+
+def _run_in_worker(job: WindowJob) -> tuple[pd.DataFrame, float]:
+    start = time.perf_counter()
+    cv = run_window(_worker["frame"], _worker["from_end"], _worker["grid"], job, _worker["threads"])
+    return cv, time.perf_counter() - start
+
+
+class WindowPool:
+    """Runs window jobs on ``workers`` spawned processes (in this process when 1).
+
+    Start it early (:meth:`start`): the workers import the forecasting stack while the
+    runtime does its sequential work; :meth:`run` then hands them the jobs.
+    """
+
+    def __init__(self, frame: pd.DataFrame, grid: Grid, *, workers: int, cores: int) -> None:
+        self.frame = ordered(frame)
+        self.grid = grid
+        self.workers = max(1, workers)
+        self.cores = max(1, cores)
+        self._executor: ProcessPoolExecutor | None = None
+        self._from_end: pd.Series | None = None
+
+    @property
+    def threads_per_job(self) -> int:
+        return max(1, self.cores // self.workers)
+
+    def start(self) -> None:
+        if self.workers == 1 or self._executor is not None:
+            return
+        self._executor = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.frame, self.grid.alias, self.threads_per_job),
+        )
+        # Boot every worker now, not at the first job.
+        for _ in range(self.workers):
+            self._executor.submit(time.sleep, 0)
+
+    def run(
+        self, jobs: list[WindowJob], on_done: JobDone | None = None
+    ) -> dict[tuple[str, int], pd.DataFrame]:
+        """Every job's window frame by (key, window); the first failure stops the rest and
+        is raised."""
+        if self.workers == 1 or len(jobs) <= 1:
+            return self._run_here(jobs, on_done)
+        self.start()
+        assert self._executor is not None
+        pending: dict[Future[tuple[pd.DataFrame, float]], WindowJob] = {
+            self._executor.submit(_run_in_worker, job): job for job in jobs
+        }
+        out: dict[tuple[str, int], pd.DataFrame] = {}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    cv, seconds = future.result()
+                    out[job.key, job.window] = cv
+                    if on_done is not None:
+                        on_done(job, seconds)
+        except BrokenProcessPool as exc:
+            raise AnalysisError(
+                "a back-test worker process died (out of memory, or killed); nothing is "
+                "trained or released",
+                id="analysis.worker.died",
+            ) from exc
+        finally:
+            for future in pending:
+                future.cancel()
+        return out
+
+    def _run_here(
+        self, jobs: list[WindowJob], on_done: JobDone | None
+    ) -> dict[tuple[str, int], pd.DataFrame]:
+        if self._from_end is None:
+            self._from_end = _from_end(self.frame)
+        out: dict[tuple[str, int], pd.DataFrame] = {}
+        for job in jobs:
+            start = time.perf_counter()
+            out[job.key, job.window] = run_window(
+                self.frame, self._from_end, self.grid, job, self.cores
+            )
+            if on_done is not None:
+                on_done(job, time.perf_counter() - start)
+        return out
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> WindowPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
