@@ -8,12 +8,15 @@ and its own commitment per party posted for the contract to compare. Analysis: o
 every commitment matched; a refusal aborts the task on chain with its id.
 """
 
+from chronoseal.spec import SHAPLEY_MAX_PLAYERS
+
 from ._analyse import (
-    SHAPLEY_MAX_PLAYERS,
     AnalysisResult,
     Contribution,
+    Cost,
     Score,
     analyse,
+    sampled_shapley,
     score,
     shapley,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "AnalysisResult",
     "AnalysisRuntime",
     "Contribution",
+    "Cost",
     "Covariate",
     "IntakeState",
     "Panel",
@@ -44,6 +48,7 @@ __all__ = [
     "build_releases",
     "expected_columns",
     "join_tables",
+    "sampled_shapley",
     "score",
     "shapley",
     "verify_party_signature",

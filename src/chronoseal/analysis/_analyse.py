@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Literal
@@ -44,19 +44,21 @@ from chronoseal.model import (
     past_only_lags,
     uses_covariates,
 )
-from chronoseal.spec import TaskKind, TaskSpec
+from chronoseal.spec import (
+    SAMPLED_PERMUTATIONS,
+    SAMPLING_SEED,
+    SHAPLEY_MAX_PLAYERS,
+    TaskKind,
+    TaskSpec,
+    permutations,
+    value_coalitions,
+)
 
 from ._join import Panel
 from ._pool import WindowJob, WindowPool
 
 log = logging.getLogger("chronoseal.analysis")
 
-#: Exact Shapley over at most this many providers besides the target (2^5 = 32 coalitions).
-SHAPLEY_MAX_PLAYERS = 5
-#: Beyond it, this many sampled orders of the providers (antithetic pairs: each order and
-#: its reverse), from a fixed seed so that every run of a task releases the same values.
-SAMPLED_PERMUTATIONS = 8
-SAMPLING_SEED = 0
 JOINT, OWN, ETS, NAIVE = "joint", "own", "AutoETS", "SeasonalNaive"
 #: The statistical baseline's name in the back-test, by family.
 STAT_NAMES = {"statsforecast-autoets": ETS, "statsforecast-mstl": "MSTL"}
@@ -263,18 +265,6 @@ def shapley(players: list[str], value: Callable[[frozenset[str]], float]) -> dic
                 s = frozenset(coalition)
                 phi[i] += weight * (value(s | {i}) - value(s))
     return phi
-
-
-def permutations(players: Sequence[str], count: int, *, seed: int) -> list[tuple[str, ...]]:
-    """``count`` orders of ``players`` (rounded up to even): random ones, each followed by
-    its reverse, which pairs a player's early and late arrival and halves the variance of
-    the estimate for additive games."""
-    rng = np.random.default_rng(seed)
-    out: list[tuple[str, ...]] = []
-    while len(out) < count:
-        order = tuple(players[i] for i in rng.permutation(len(players)))
-        out.extend([order, order[::-1]])
-    return out
 
 
 def sampled_shapley(
@@ -577,14 +567,7 @@ class _ValuePlan:
 
     def coalitions(self) -> list[frozenset[str]]:
         """Every coalition to back-test, besides nobody (own) and everyone (joint)."""
-        if not self.applicable:
-            return []
-        n = len(self.providers)
-        if self.exact:
-            wanted = [frozenset(c) for k in range(1, n) for c in combinations(self.providers, k)]
-        else:
-            wanted = [frozenset(order[:k]) for order in self.orders for k in range(1, n)]
-        return list(dict.fromkeys(wanted))
+        return value_coalitions(self.providers) if self.applicable else []
 
     def _candidate(self, coalition: frozenset[str]) -> Candidate:
         members = frozenset({self.panel.target_party, "*"}) | coalition

@@ -9,7 +9,7 @@ import typer
 
 from chronoseal.errors import ChronosealError
 from chronoseal.node import load_task
-from chronoseal.spec import load_spec, task_id
+from chronoseal.spec import load_spec, planned_fits, task_id
 
 from ._output import console, fail
 
@@ -28,6 +28,16 @@ def check(file: FileArg) -> None:
     console.print(
         f"[green]ok[/] {file}: task {spec.task.name!r} ({spec.task.kind}), "
         f"{len(spec.participants)} participants, {len(spec.datasets)} datasets"
+    )
+    fits = planned_fits(spec)
+    local = "" if spec.model.family == "mlforecast-lightgbm" else " (one model per series each)"
+    console.print(
+        f"the analysis will run {sum(fits.values()):,} fits{local}, "
+        f"{spec.evaluation.windows} back-test windows for each model and coalition: "
+        + ", ".join(f"{k} {v:,}" for k, v in fits.items())
+        + f"; local baselines fit on the last {spec.model.input_size():,} periods of each "
+        f"series ({spec.model.statistical_baseline()}, seasonal-naive)",
+        highlight=False,
     )
 
 

@@ -7,6 +7,14 @@ task's identity on chain. Bottom of the import graph: depends on nothing else in
 but :mod:`chronoseal.errors`.
 """
 
+from ._cost import (
+    SAMPLED_PERMUTATIONS,
+    SAMPLING_SEED,
+    SHAPLEY_MAX_PLAYERS,
+    permutations,
+    planned_fits,
+    value_coalitions,
+)
 from ._load import (
     MeasurementResolver,
     canonical_json,
@@ -57,6 +65,9 @@ __all__ = [
     "EXOGENOUS_FAMILIES",
     "METRICS",
     "MODEL_FAMILIES",
+    "SAMPLED_PERMUTATIONS",
+    "SAMPLING_SEED",
+    "SHAPLEY_MAX_PLAYERS",
     "Availability",
     "Budget",
     "Clip",
@@ -96,8 +107,11 @@ __all__ = [
     "load_party_config",
     "load_spec",
     "parse_spec",
+    "permutations",
+    "planned_fits",
     "read_config_text",
     "resolve_measurements",
     "review_task",
     "task_id",
+    "value_coalitions",
 ]
