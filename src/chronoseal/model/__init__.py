@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         series_ids,
     )
     from ._grid import Grid, as_float, is_aware, is_time, to_utc
+    from ._registry import Family, families, family_of
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -74,6 +75,7 @@ __getattr__, __dir__ = lazy_exports(
             "series_ids",
         ],
         "_grid": ["Grid", "as_float", "is_aware", "is_time", "to_utc"],
+        "_registry": ["Family", "families", "family_of"],
     },
 )
 
@@ -82,6 +84,7 @@ __all__ = [
     "ID",
     "LIGHTGBM",
     "Candidate",
+    "Family",
     "Fitted",
     "Grid",
     "HolidayFeature",
@@ -97,6 +100,8 @@ __all__ = [
     "commitment",
     "cross_validate",
     "document_hash",
+    "families",
+    "family_of",
     "fit",
     "is_aware",
     "is_global",

@@ -18,81 +18,33 @@ import hashlib
 import hmac
 import io
 import json
-import pickle
 import struct
 from dataclasses import dataclass
 from typing import Any
 
-import lightgbm as lgb
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import rfc8785
-from mlforecast.utils import PredictionIntervals
 
 from chronoseal.errors import ModelError
 
-from ._families import (
-    LIGHTGBM,
-    SMALL_BATCH,
-    Fitted,
-    mlforecast_for,
-    quiet_libraries,
-    uses_covariates,
-)
-from ._features import DS, ID, Recipe, model_frame, with_holidays
+from ._families import Fitted, arrow_bytes, from_arrow, quiet_libraries
+from ._features import DS, ID, Recipe, model_frame
 from ._grid import Grid
+from ._registry import ARROW, Part, family_of
 
 MAGIC = b"chronoseal-model/1\n"
-LGBM_TEXT = "application/vnd.lightgbm.model+text"
-ARROW = "application/vnd.apache.arrow.stream"
-PICKLE = "application/python-pickle"
 #: Refuse absurd sizes before allocating anything for them.
 MAX_MANIFEST = 1 << 20
 
-
-@dataclass(frozen=True)
-class Part:
-    name: str
-    media_type: str
-    data: bytes
-
-
-def _arrow(frame: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _unarrow(data: bytes) -> pd.DataFrame:
-    return pa.ipc.open_stream(data).read_all().to_pandas()
+__all__ = ["MAGIC", "LoadedModel", "Part", "commitment", "open_bundle", "seal"]
 
 
 def seal(fitted: Fitted, *, task_id: bytes, name: str) -> bytes:
     """Serialize a fitted model into bundle bytes; its SHA-256 is the model commitment."""
     recipe = fitted.recipe
-    if recipe.family == LIGHTGBM:
-        mlf = fitted.model
-        booster = mlf.models_[name].booster_
-        parts = [
-            Part("model", LGBM_TEXT, booster.model_to_string().encode()),
-            Part("history", ARROW, _arrow(fitted.train)),
-        ]
-        intervals: dict[str, Any] | None = None
-        if mlf._cs_df is not None:
-            parts.append(Part("conformity", ARROW, _arrow(mlf._cs_df)))
-            pi = mlf.prediction_intervals
-            intervals = {"n_windows": pi.n_windows, "h": pi.h, "method": pi.method}
-    else:
-        parts = [
-            Part("model", PICKLE, pickle.dumps(fitted.model, protocol=5)),
-            Part("history", ARROW, _arrow(fitted.train)),
-        ]
-        intervals = None
+    parts, intervals = family_of(recipe.family).seal(fitted, name)
     if fitted.past is not None:
-        parts.append(Part("past_only", ARROW, _arrow(fitted.past)))
+        parts.append(Part("past_only", ARROW, arrow_bytes(fitted.past)))
     last = fitted.train.groupby(ID, sort=True)[DS].max()
     manifest: dict[str, Any] = {
         "format": 1,
@@ -127,18 +79,6 @@ def commitment(bundle: bytes) -> bytes:
     return hashlib.sha256(bundle).digest()
 
 
-class _Booster:
-    """A LightGBM text model behind the ``predict`` mlforecast calls."""
-
-    def __init__(self, text: str) -> None:
-        self._booster = lgb.Booster(model_str=text)
-
-    def predict(self, x: Any) -> np.ndarray:
-        if len(x) < SMALL_BATCH:
-            return np.asarray(self._booster.predict(x, num_threads=1))
-        return np.asarray(self._booster.predict(x))
-
-
 @dataclass
 class LoadedModel:
     """A bundle opened after its commitment checked: forecasts ``h`` steps per series."""
@@ -163,16 +103,14 @@ class LoadedModel:
         ``future`` holds the future-known covariates for the next ``h`` periods (past-only
         ones enter as lags, computed here from ``history``).
         """
-        levels = [level] if level is not None else None
         grid = Grid.parse(self.recipe.freq)
+        family = family_of(self.recipe.family)
+        name = str(self.manifest["model_name"])
         with quiet_libraries():
             x_df = _future_inputs(self.recipe, self.history, future, h, grid, self.past)
-            if self.recipe.family == LIGHTGBM:
-                out = self._model.predict(h, X_df=x_df, level=levels)
-            elif self._forward:
-                out = _forward(self, h, x_df, level, grid)
-            else:
-                out = self._model.predict(h=h, X_df=x_df, level=levels)
+            out = family.predict(
+                self._model, self.history, name, h, x_df, level, grid, self._forward
+            )
         return pd.DataFrame(out).reset_index(drop=True).rename(columns=lambda c: str(c))
 
     def with_observations(self, rows: pd.DataFrame) -> LoadedModel:
@@ -195,8 +133,8 @@ class LoadedModel:
             new = new.merge(lagged, on=[ID, DS], how="left")
             keep = max(k for ks in recipe.past_only.values() for k in ks)
             past = both.groupby(ID, sort=False).tail(keep).reset_index(drop=True)
-        if recipe.family != LIGHTGBM and uses_covariates(recipe.family):
-            new = with_holidays(new, recipe, grid)
+        family = family_of(recipe.family)
+        new = family.model_inputs(new, recipe, grid)
         columns = list(self.history.columns)
         missing = [c for c in columns if c not in new.columns]
         if missing:
@@ -205,18 +143,10 @@ class LoadedModel:
             )
         history = pd.concat([self.history, new[columns]], ignore_index=True)
         history = history.sort_values([ID, DS], kind="stable").reset_index(drop=True)
-        if recipe.family == LIGHTGBM:
-            old = self._model
-            name = self.manifest["model_name"]
-            with quiet_libraries():
-                mlf = mlforecast_for(recipe, grid, name)
-                mlf.preprocess(history, static_features=[])
-            mlf.models_ = old.models_
-            mlf._cs_df = old._cs_df
-            if old._cs_df is not None:
-                mlf.prediction_intervals = old.prediction_intervals
-            return LoadedModel(self.manifest, recipe, history, mlf, past)
-        return LoadedModel(self.manifest, recipe, history, self._model, past, _forward=True)
+        model, forward = family.extend(
+            self._model, history, recipe, grid, str(self.manifest["model_name"])
+        )
+        return LoadedModel(self.manifest, recipe, history, model, past, _forward=forward)
 
 
 def _past_lags(
@@ -238,38 +168,6 @@ def _past_lags(
     return lagged.drop(columns=["y"]), both
 
 
-def _forward(
-    model: LoadedModel, h: int, x_df: pd.DataFrame | None, level: int | None, grid: Grid
-) -> pd.DataFrame:
-    """statsforecast's fitted models applied to a longer history, series by series (the
-    library's own ``forward``: parameters as fitted, states run over the new values), in
-    the long format its ``predict`` returns."""
-    sf = model._model
-    name = model.manifest["model_name"]
-    exog = [c for c in model.history.columns if c not in (ID, DS, "y")]
-    index = {str(u): i for i, u in enumerate(sf.uids)}
-    parts = []
-    for uid, series in model.history.groupby(ID, sort=True):
-        fitted = sf.fitted_[index[str(uid)], 0]
-        future = None
-        if exog and x_df is not None:
-            future = x_df[x_df[ID] == uid].sort_values(DS)[exog].to_numpy(dtype="float64")
-        ds = pd.date_range(series[DS].iloc[-1], periods=h + 1, freq=grid.pandas)[1:]
-        out = fitted.forward(
-            y=series["y"].to_numpy(dtype="float64"),
-            h=h,
-            X=series[exog].to_numpy(dtype="float64") if exog else None,
-            X_future=future,
-            level=[level] if level is not None else None,
-        )
-        part = pd.DataFrame({ID: uid, DS: ds, name: out["mean"]})
-        if level is not None:
-            part[f"{name}-lo-{level}"] = out[f"lo-{level}"]
-            part[f"{name}-hi-{level}"] = out[f"hi-{level}"]
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
 def _future_inputs(
     recipe: Recipe,
     history: pd.DataFrame,
@@ -279,9 +177,8 @@ def _future_inputs(
     past: pd.DataFrame | None = None,
 ) -> pd.DataFrame | None:
     """The covariate inputs for the next ``h`` periods, or None if the model takes none."""
-    if not uses_covariates(recipe.family):
-        return None
-    if recipe.family == LIGHTGBM and not recipe.exogenous():
+    family = family_of(recipe.family)
+    if not family.future_inputs_needed(recipe):
         return None
     last = history.groupby(ID, sort=True)[DS].max()
     frame = pd.DataFrame(
@@ -302,9 +199,7 @@ def _future_inputs(
     if recipe.past_only:
         lagged, _ = _past_lags(recipe, past, frame[[ID, DS]])
         frame = frame.merge(lagged, on=[ID, DS], how="left")
-    if recipe.family != LIGHTGBM:
-        frame = with_holidays(frame, recipe, grid)
-    return frame
+    return family.model_inputs(frame, recipe, grid)
 
 
 def open_bundle(bundle: bytes, expected: bytes) -> LoadedModel:
@@ -315,25 +210,17 @@ def open_bundle(bundle: bytes, expected: bytes) -> LoadedModel:
             id="model.bundle.commitment_mismatch",
         )
     manifest, parts = _split(bundle)
-    recipe = Recipe.from_json(manifest["recipe"])
-    history = _unarrow(parts["history"])
-    past = _unarrow(parts["past_only"]) if "past_only" in parts else None
-    name = manifest["model_name"]
+    family = family_of(str(manifest.get("family")))
+    try:
+        recipe = Recipe.from_json(manifest["recipe"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError("the bundle's manifest is malformed", id="model.bundle.malformed") from exc
+    if family.name != recipe.family:
+        raise ModelError("the bundle's manifest names two families", id="model.bundle.malformed")
+    history = from_arrow(parts["history"])
+    past = from_arrow(parts["past_only"]) if "past_only" in parts else None
     grid = Grid.parse(recipe.freq)
-    if recipe.family == LIGHTGBM:
-        with quiet_libraries():
-            mlf = mlforecast_for(recipe, grid, name)
-            mlf.preprocess(history, static_features=[])
-            mlf.models_ = {name: _Booster(parts["model"].decode())}
-            intervals = manifest.get("intervals")
-            if intervals is not None and "conformity" in parts:
-                mlf._cs_df = _unarrow(parts["conformity"])
-                mlf.prediction_intervals = PredictionIntervals(**intervals)
-            else:
-                mlf._cs_df = None
-        return LoadedModel(manifest, recipe, history, mlf, past)
-    # Only pickle exists for statsforecast models; the bundle hashed to the chain above.
-    model = pickle.loads(parts["model"])
+    model = family.load(manifest, parts, history, recipe, grid)
     return LoadedModel(manifest, recipe, history, model, past)
 
 
