@@ -29,10 +29,13 @@ ladders, each in the same run:
 * **providers**: 1 → 3 → 6 → 8, daily, 10 meters, 2 years (6 is the exact-Shapley limit).
 
 ``exponent_<dimension>`` is the least-squares slope of log wall time (join + analyse) on log
-size over the ladder (1 = linear). ``phases`` per case are the wall seconds between the
-runtime's progress callbacks (``start`` = checks and the choice of differences, then each
-back-test, each coalition, ``after coalitions`` = Shapley and the final fit); a
-``result_phases`` dict is the runtime's own, when its result has ``phases``.
+size over the ladder (1 = linear); ``exponent_<dimension>_cpu`` the same on CPU seconds.
+``phases`` per case are the wall seconds between the runtime's progress callbacks
+(``start`` = checks and the choice of differences, then each back-test, each coalition,
+``after coalitions`` = Shapley and the final fit), ``phases_cpu`` the CPU seconds (this
+process's threads and its reaped children: a worker pool that outlives the call is not in
+them, its ``worker_seconds`` are in ``result_cost``). ``result_phases`` and ``result_cost``
+are the runtime's own account, when its result gives ``phases`` or a ``cost``.
 ``parallel_speedup`` = wall time with ``workers=1`` / ``workers=2`` on the 100-meter case
 (null when ``analyse`` takes no ``workers``). The plain baseline, on the largest series
 case: the same code on the joined plaintext frame and nothing else (``choose_differences``
@@ -115,8 +118,8 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def cpu_time() -> float:
-    """CPU seconds of this process and its waited-for children (worker processes), all
-    threads: steadier than wall time on a shared machine."""
+    """CPU seconds of this process (all threads) and of its reaped children: steadier than
+    wall time on a shared machine."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
@@ -384,11 +387,29 @@ def _joint_from_marks(phases: Mapping[str, float]) -> float | None:
     return phases["start"] + phases[first] + phases[last]
 
 
-def _joint_from_result(phases: Mapping[str, float]) -> float | None:
-    """The joint model's seconds from the runtime's own phases, when it names them."""
+def _runtime_phases(result: Any) -> tuple[dict[str, float] | None, dict[str, Any] | None]:
+    """The runtime's own account of its time, if its result gives one: ``phases`` (phase ->
+    seconds), or a ``cost`` with ``phases`` and ``to_json()`` (worker seconds per group)."""
+    cost = getattr(result, "cost", None)
+    if cost is not None and hasattr(cost, "to_json"):
+        return dict(cost.phases), cost.to_json()
+    phases = getattr(result, "phases", None)
+    return (dict(phases), None) if phases else (None, None)
+
+
+def _joint_from_result(phases: Mapping[str, float], cost: Mapping[str, Any] | None) -> float | None:
+    """The joint model's seconds from the runtime's own figures: the choice of differences,
+    the joint model's back-test (its worker seconds, when back-tests run as a pool of jobs)
+    and the final fit; None when the runtime does not name them."""
+    work = (cost or {}).get("worker_seconds") or {}
+    if "joint" in work:
+        return (
+            float(phases.get("differences", 0.0))
+            + float(work["joint"])
+            + float(phases.get("fit", 0.0))
+        )
     keys = [k for k in phases if any(w in k for w in ("joint", "differences", "fit", "seal"))]
-    joint = [k for k in keys if "joint" in k]
-    if not joint:
+    if not any("joint" in k for k in keys):
         return None
     return sum(float(phases[k]) for k in keys if "coalition" not in k)
 
@@ -407,9 +428,9 @@ def run_case(case: Case, workers: int | None) -> dict[str, Any]:
     cpu = cpu_time() - cpu
     phases, phases_cpu = marks.finish()
     join_seconds, analyse_seconds = joined - began, done - joined
-    result_phases = getattr(result, "phases", None)
-    joint = _joint_from_result(result_phases) if result_phases else None
-    method = "result.phases" if joint is not None else "progress callbacks"
+    result_phases, result_cost = _runtime_phases(result)
+    joint = _joint_from_result(result_phases, result_cost) if result_phases else None
+    method = "the result's own phases" if joint is not None else "progress callbacks"
     if joint is None:
         joint = _joint_from_marks(phases)
     joint_cpu = _joint_from_marks(phases_cpu)
@@ -447,6 +468,8 @@ def run_case(case: Case, workers: int | None) -> dict[str, Any]:
     }
     if result_phases:
         out["result_phases"] = {k: round(float(v), 3) for k, v in result_phases.items()}
+    if result_cost:
+        out["result_cost"] = result_cost
     _say(
         f"{case.dimension} {case.size}: {out['rows']} rows, {out['providers']} providers, "
         f"{out['seconds']:.1f} s ({out['fits']} fits), joint MASE {out['joint_mase']} vs own "
