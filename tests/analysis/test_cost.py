@@ -16,7 +16,7 @@ from panels import synthetic_panel, synthetic_task
 
 from chronoseal.analysis import analyse, build_releases, sampled_shapley, shapley
 from chronoseal.analysis._analyse import base_recipe
-from chronoseal.analysis._pool import WindowJob, WindowPool
+from chronoseal.analysis._pool import WindowPool, backtest_jobs
 from chronoseal.errors import ConfigError, SpecError
 from chronoseal.model import Candidate, Recipe, available_cores, cgroup_cpu_limit, cross_validate
 from chronoseal.spec import parse_spec, permutations, planned_fits, value_coalitions
@@ -32,7 +32,7 @@ def test_window_jobs_on_two_workers_give_the_librarys_cross_validation(family: s
     recipe = Recipe.from_json({**base_recipe(spec, panel, family).to_json(), "family": family})
     candidate = Candidate("m", recipe)
     whole = cross_validate(panel.frame, candidate, panel.grid, windows=3, step=7)
-    jobs = [WindowJob("k", "g", candidate, i, 3, 7) for i in range(3)]
+    jobs = backtest_jobs("k", "g", candidate, 3, 7)
     with WindowPool(panel.frame, panel.grid, workers=2, cores=2) as pool:
         parts = pool.run(jobs)
     split = pd.concat([parts["k", i] for i in range(3)], ignore_index=True)

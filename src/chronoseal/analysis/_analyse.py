@@ -37,8 +37,9 @@ from chronoseal.model import (
     Fitted,
     Recipe,
     available_cores,
-    choose_differences,
+    family_of,
     fit,
+    holdout_error,
     is_global,
     min_train,
     past_only_lags,
@@ -55,7 +56,7 @@ from chronoseal.spec import (
 )
 
 from ._join import Panel
-from ._pool import WindowJob, WindowPool
+from ._pool import WindowJob, WindowPool, backtest_jobs
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -342,8 +343,9 @@ class _Backtest:
                 continue
             seen.add(planned.key)
             out.extend(
-                WindowJob(planned.key, planned.group, planned.candidate, i, self.windows, self.step)
-                for i in range(self.windows)
+                backtest_jobs(
+                    planned.key, planned.group, planned.candidate, self.windows, self.step
+                )
             )
         return out
 
@@ -437,13 +439,8 @@ def analyse(
     with WindowPool(panel.frame, panel.grid, workers=workers, cores=cores) as pool:
         pool.start()  # the workers boot while the differences are chosen
         started = time.perf_counter()
-        trials_before = _differences_trials(recipe)
-        recipe = choose_differences(
-            panel.frame, recipe, panel.grid, _first_cutoffs(spec, panel), threads=cores
-        )
+        recipe = _prepared(spec, recipe, pool, clock)
         clock.timed("differences", started)
-        if trials_before:
-            clock.fits["differences"] = trials_before
         own_recipe = Recipe.from_json({**own_recipe.to_json(), "differences": recipe.differences})
         target_only = tuple(panel.target_series()) if spec.join.kind == "horizontal" else None
         plan = [
@@ -533,10 +530,22 @@ def _window(family: str, local: int) -> int | None:
     return None if is_global(family) else local
 
 
-def _differences_trials(recipe: Recipe) -> int:
-    if not is_global(recipe.family):
-        return 0
-    return 3 if recipe.season_length > 1 else 2
+def _prepared(spec: TaskSpec, recipe: Recipe, pool: WindowPool, clock: _Clock) -> Recipe:
+    """The family's trials (LightGBM: differencing the target or not), each one window
+    ending at the first back-test cutoff, run as jobs of the pool, and its choice."""
+    family = family_of(recipe.family)
+    trials = family.trials(recipe)
+    if not trials:
+        return recipe
+    h = spec.model.horizon
+    back = h + spec.evaluation.step(h) * (spec.evaluation.windows - 1)
+    jobs = [
+        WindowJob(f"trial-{i}", "differences", Candidate("trial", t, intervals=False), 0, back)
+        for i, t in enumerate(trials)
+    ]
+    frames = pool.run(jobs, lambda job, seconds: clock.job(job.group, seconds))
+    errors = [holdout_error(frames[job.key, 0], "trial") for job in jobs]
+    return family.choose(recipe, trials, errors)
 
 
 def _mase(s: Score) -> float:

@@ -37,19 +37,23 @@ JobDone = Callable[["WindowJob", float], None]
 
 @dataclass(frozen=True)
 class WindowJob:
-    """One window of one candidate's back-test. ``window`` 0 is the earliest."""
+    """One window of one candidate's back-test: every series cut ``rows_back`` periods
+    short, then the ``h`` periods after the new cutoff forecast. ``window`` orders a
+    candidate's windows (0 is the earliest)."""
 
     key: str
     group: str
     candidate: Candidate
     window: int
-    windows: int
-    step: int
+    rows_back: int
 
-    @property
-    def rows_back(self) -> int:
-        """Periods cut from the end of each series so this window is the last one."""
-        return self.step * (self.windows - 1 - self.window)
+
+def backtest_jobs(
+    key: str, group: str, candidate: Candidate, windows: int, step: int
+) -> list[WindowJob]:
+    """The ``windows`` rolling windows of a back-test, ``step`` periods apart, as
+    ``cross_validation(n_windows=windows, step_size=step)`` places them."""
+    return [WindowJob(key, group, candidate, i, step * (windows - 1 - i)) for i in range(windows)]
 
 
 def _from_end(frame: pd.DataFrame) -> pd.Series:

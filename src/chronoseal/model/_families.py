@@ -124,6 +124,11 @@ def fit(
         return family_of(recipe.family).fit(frame, recipe, grid, name, threads)
 
 
+def holdout_error(cv: pd.DataFrame, name: str) -> float:
+    """A trial's mean absolute error on its holdout horizon."""
+    return float((cv[name] - cv["y"]).abs().mean())
+
+
 def choose_differences(
     frame: pd.DataFrame,
     recipe: Recipe,
@@ -132,5 +137,25 @@ def choose_differences(
     threads: int | None = None,
 ) -> Recipe:
     """The family's choices made on the history before the first back-test window (for
-    LightGBM: whether differencing the target helps), so no choice sees a scored period."""
-    return family_of(recipe.family).prepare(frame, recipe, grid, first_cutoffs, threads)
+    LightGBM: whether differencing the target helps), so no choice sees a scored period;
+    the trials one after the other (the analysis runs them as jobs of its pool)."""
+    family = family_of(recipe.family)
+    trials = family.trials(recipe)
+    if not trials:
+        return recipe
+    early = frame[frame[DS] <= frame[ID].map(first_cutoffs)].reset_index(drop=True)
+    errors = [
+        holdout_error(
+            cross_validate(
+                early,
+                Candidate("trial", trial, intervals=False),
+                grid,
+                windows=1,
+                step=1,
+                threads=threads,
+            ),
+            "trial",
+        )
+        for trial in trials
+    ]
+    return family.choose(recipe, trials, errors)

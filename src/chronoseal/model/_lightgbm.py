@@ -18,7 +18,7 @@ from mlforecast.utils import PredictionIntervals
 
 from ._cores import available_cores
 from ._families import Candidate, Fitted, arrow_bytes, from_arrow, quiet_libraries, recent_past
-from ._features import ID, Recipe, holiday_features, model_frame
+from ._features import Recipe, holiday_features, model_frame
 from ._grid import Grid
 from ._registry import ARROW, Part, register
 
@@ -101,37 +101,19 @@ class LightGBM:
             need += conformal_windows(recipe.level) * recipe.horizon
         return need
 
-    def prepare(
-        self,
-        frame: pd.DataFrame,
-        recipe: Recipe,
-        grid: Grid,
-        first_cutoffs: pd.Series,
-        threads: int | None,
-    ) -> Recipe:
-        """Difference the target where it helps, judged on the horizon *before* the first
-        back-test window, so the choice never sees a scored period."""
-        cut = frame[ID].map(first_cutoffs)
-        early = frame[frame["ds"] <= cut].reset_index(drop=True)
+    def trials(self, recipe: Recipe) -> list[Recipe]:
+        """Differencing the target (none, lag 1, lag ``s``), judged on the horizon *before*
+        the first back-test window, so the choice never sees a scored period."""
         s = recipe.season_length
         options: list[list[int]] = [[], [1]] + ([[s]] if s > 1 else [])
-        best: tuple[float, list[int]] | None = None
-        for diffs in options:
-            trial = Recipe.from_json({**recipe.to_json(), "differences": diffs})
-            cv = self.cross_validate(
-                early,
-                Candidate("trial", trial, intervals=False),
-                grid,
-                windows=1,
-                step=1,
-                threads=threads,
-            )
-            mae = float((cv["trial"] - cv["y"]).abs().mean())
-            log.info("differences %s: holdout MAE %.6g", diffs or "none", mae)
-            if best is None or mae < best[0]:
-                best = (mae, diffs)
-        assert best is not None
-        return Recipe.from_json({**recipe.to_json(), "differences": best[1]})
+        return [Recipe.from_json({**recipe.to_json(), "differences": d}) for d in options]
+
+    def choose(self, recipe: Recipe, trials: list[Recipe], errors: list[float]) -> Recipe:
+        for trial, mae in zip(trials, errors, strict=True):
+            log.info("differences %s: holdout MAE %.6g", trial.differences or "none", mae)
+        # the first of equal errors: the simplest option, as the trials are ordered
+        best = min(range(len(trials)), key=lambda i: (errors[i], i))
+        return trials[best]
 
     def cross_validate(
         self,

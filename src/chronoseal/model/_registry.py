@@ -49,15 +49,13 @@ class Family(Protocol):
         """Periods of history needed before its first forecast origin."""
         ...
 
-    def prepare(
-        self,
-        frame: pd.DataFrame,
-        recipe: Recipe,
-        grid: Grid,
-        first_cutoffs: pd.Series,
-        threads: int | None,
-    ) -> Recipe:
-        """The recipe after choices made on the history before the first back-test window."""
+    def trials(self, recipe: Recipe) -> list[Recipe]:
+        """Variants of the recipe to try on the history before the first back-test window
+        (none: the recipe is used as it is)."""
+        ...
+
+    def choose(self, recipe: Recipe, trials: list[Recipe], errors: list[float]) -> Recipe:
+        """The recipe to back-test, from each trial's holdout mean absolute error."""
         ...
 
     def cross_validate(

@@ -66,14 +66,10 @@ class StatsFamily:
     def min_train(self, recipe: Recipe, intervals: bool) -> int:
         return self._min_train(recipe)
 
-    def prepare(
-        self,
-        frame: pd.DataFrame,
-        recipe: Recipe,
-        grid: Grid,
-        first_cutoffs: pd.Series,
-        threads: int | None,
-    ) -> Recipe:
+    def trials(self, recipe: Recipe) -> list[Recipe]:
+        return []
+
+    def choose(self, recipe: Recipe, trials: list[Recipe], errors: list[float]) -> Recipe:
         return recipe
 
     def model_inputs(self, frame: pd.DataFrame, recipe: Recipe, grid: Grid) -> pd.DataFrame:
