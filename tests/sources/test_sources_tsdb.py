@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -230,8 +231,11 @@ def victoria(transit: pa.Table) -> str:
 
 @pytest.fixture(params=["prometheus", "victoria"])
 def prom_url(request: pytest.FixtureRequest) -> str:
-    base: str = request.getfixturevalue(request.param)
-    return base.replace("http://", "prometheus://").rstrip("/")
+    return prom_base(request.getfixturevalue(request.param))
+
+
+def prom_base(http_url: str) -> str:
+    return http_url.replace("http://", "prometheus://").rstrip("/")
 
 
 def _is_vm(url: str) -> bool:
@@ -373,3 +377,71 @@ def test_influx_urls_survive_a_round_trip(
     )
     assert parsed.param("measurement") == measurement and parsed.database == db
     assert parse_source_url(parsed.to_url()) == parsed
+
+
+# --- memory -------------------------------------------------------------------------------
+
+SERIES = 40
+
+
+def _points(steps: int, name: str) -> tuple[list[str], list[str]]:
+    """``SERIES`` series of ``steps`` minutely points: InfluxDB lines and VictoriaMetrics ones."""
+    base = int(START.timestamp())
+    influx, vm = [], []
+    for step in range(steps):
+        t = base + 60 * step
+        for s in range(SERIES):
+            value = (step * 31 + s) % 1000 / 8
+            influx.append(f"{name},sensor=s{s:02d} reading={value} {t * 10**9}")
+            vm.append(f'{name}{{sensor="s{s:02d}"}} {value} {t * 1000}')
+    return influx, vm
+
+
+def _peak_bytes(source_batches: Iterator[pa.RecordBatch]) -> tuple[int, int]:
+    """Rows read, and the most Python heap plus Arrow memory held at any batch."""
+    tracemalloc.start()
+    arrow_base = pa.total_allocated_bytes()
+    peak_arrow, rows = 0, 0
+    try:
+        for batch in source_batches:
+            peak_arrow = max(peak_arrow, pa.total_allocated_bytes() - arrow_base)
+            rows += batch.num_rows
+            del batch
+        _, peak_python = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return rows, peak_python + peak_arrow
+
+
+@pytest.mark.integration
+def test_memory_does_not_grow_with_the_series(
+    influx: tuple[Influx, str], victoria: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, db = influx
+    # Pages a twentieth of the larger read (240,000 points), so that holding it all would show.
+    monkeypatch.setattr(_influxdb, "CHUNK_POINTS", 5_000)
+    monkeypatch.setattr(_prometheus, "PAGE_POINTS", 10_000)
+    peaks: dict[str, list[int]] = {"influx": [], "vm": []}
+    for steps in (1_500, 6_000):
+        name = f"big{steps}_{RUN}"
+        influx_lines, vm_lines = _points(steps, name)
+        server.write(db, influx_lines)
+        vm_import(victoria, vm_lines)
+        end = START + dt.timedelta(minutes=steps - 1)
+        window = f"start={START:%Y-%m-%dT%H:%M:%SZ}&end={end:%Y-%m-%dT%H:%M:%SZ}"
+        sources = {
+            "influx": open_source(server.source_url(db, name)),
+            "vm": open_source(
+                _prom(prom_base(victoria), name, step="1m", window=window, value="reading")
+            ),
+        }
+        dataset = _dataset(name, "ts", ["sensor"], ["reading"])
+        for kind, source in sources.items():
+            source.check(dataset)
+            rows, peak = _peak_bytes(source.batches(dataset.columns(), batch_rows=8192))
+            assert rows == steps * SERIES
+            peaks[kind].append(peak)
+    for kind, (small, large) in peaks.items():
+        # Four times the points; what is held is a page and a batch, not the series.
+        # The larger read alone would be ~240,000 points of JSON and Arrow (tens of MB).
+        assert large < small * 1.5 and large < 16 * 2**20, (kind, small, large)
