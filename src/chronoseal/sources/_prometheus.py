@@ -20,6 +20,7 @@ a NaN sample is a missing value (null): the task's gap rules fill or refuse both
 from __future__ import annotations
 
 import re
+from itertools import chain
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def _seconds(ms: int) -> str:
 
 class PrometheusSource(SeriesSource):
     """The samples a PromQL query yields at each step of a fixed window."""
+
+    _pages_sorted = True
 
     def __init__(self, location: SourceUrl, base_dir: Path | None = None) -> None:
         super().__init__(location, base_dir)
@@ -151,15 +154,11 @@ class PrometheusSource(SeriesSource):
     def _page(
         self, result: list[dict[str, Any]], names: list[str], start: int, end: int
     ) -> pa.Table:
-        times: list[float] = []
-        values: list[str] = []
-        lengths: list[int] = []
-        for series in result:
-            samples = series.get("values") or []
-            for t, v in samples:
-                times.append(t)
-                values.append(v)
-            lengths.append(len(samples))
+        samples = [series.get("values") or [] for series in result]
+        lengths = [len(s) for s in samples]
+        # [t0, v0, t1, v1, ...] in C loops, then every other item: no per-point Python code.
+        flat = list(chain.from_iterable(chain.from_iterable(samples)))
+        times, values = flat[0::2], flat[1::2]
         ms = pc.round(pc.multiply(pa.array(times, pa.float64()), 1000.0))
         stamps = pc.multiply(ms.cast(pa.int64()), 1000).cast(TIME_TYPE)
         number = pa.array(values, pa.string()).cast(pa.float64())
@@ -180,8 +179,21 @@ class PrometheusSource(SeriesSource):
             else:
                 columns[name] = labels.take(which)
         table = pa.table(columns)
-        # One series' samples are in time order, several series' are not: sort the page by
-        # time alone here (the ties are sorted by every requested column afterwards).
-        if len(result) > 1:
-            table = table.sort_by([(PAGE_TIME, "ascending")])
-        return table
+        if len(result) < 2:
+            return table
+        # Sorted here by (time, the series' requested labels, value): the labels compared
+        # once per series (Python orders text by code point, as UTF-8 bytes do), so the sort
+        # itself is on numbers alone.
+        labels = [n for n in names if n != self._value]
+        key = [[str((s.get("metric") or {}).get(n, "")) for n in labels] for s in result]
+        ranks = [0] * len(result)
+        for rank, i in enumerate(sorted(range(len(result)), key=key.__getitem__)):
+            ranks[i] = rank
+        assert which is not None
+        keys = {PAGE_TIME: stamps, "rank": pa.array(ranks, pa.int32()).take(which)}
+        sort = [(PAGE_TIME, "ascending"), ("rank", "ascending")]
+        if self._value in names:
+            keys["value"] = number
+            sort.append(("value", "ascending"))
+        order = pc.sort_indices(pa.table(keys), sort_keys=sort, null_placement="at_end")
+        return table.take(order)

@@ -40,6 +40,11 @@ PAGE_TIME = "\x00time"
 class SeriesSource(ABC):
     """A measurement or query in a time-series store, read page by page over HTTP."""
 
+    #: Each page covers a time range of its own, after the previous page's, and comes
+    #: sorted by time and the requested columns; otherwise pages are only in time order,
+    #: an instant possibly split between two.
+    _pages_sorted = False
+
     def __init__(self, location: SourceUrl, base_dir: Path | None) -> None:
         self._location = location
         self._http = HttpServer(location, base_dir, str(location))
@@ -71,8 +76,9 @@ class SeriesSource(ABC):
 
     @abstractmethod
     def _pages(self, names: list[str]) -> Iterator[pa.Table]:
-        """Columns ``PAGE_TIME`` (:data:`TIME_TYPE`, or int64 nanoseconds) and ``names``,
-        in non-decreasing time order across pages."""
+        """Columns ``PAGE_TIME`` (a timestamp type) and ``names``: with ``_pages_sorted``,
+        pages of successive time ranges, each sorted; else rows in non-decreasing time
+        order within and across pages."""
 
     def _check_column(self, name: str) -> None:  # noqa: B027 - most stores have nothing to add
         """Raise a specific refusal for a column the store cannot deliver as one type."""
@@ -139,7 +145,11 @@ class SeriesSource(ABC):
     ) -> Iterator[pa.RecordBatch]:
         keys = [PAGE_TIME, *store_names]
         rename = [PAGE_TIME if n == self._time_name else n for n in names]
-        ordered = time_ordered(self._pages(store_names), keys, self.url)
+        pages = self._pages(store_names)
+        if self._pages_sorted:
+            ordered: Iterable[pa.Table] = pages
+        else:
+            ordered = time_ordered(pages, keys, self.url)
         projected = (table.select(rename) for table in ordered)
         yield from rebatch(_skip(projected, start_row), target, batch_rows, self.url)
 
