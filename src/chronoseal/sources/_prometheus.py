@@ -20,8 +20,8 @@ a NaN sample is a missing value (null): the task's gap rules fill or refuse both
 from __future__ import annotations
 
 import re
-from itertools import chain
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -147,13 +147,11 @@ class PrometheusSource(SeriesSource):
                     context={"source": self.url},
                 )
             result = data.get("result") or []
-            yield self._page(result, names, start, end)
+            yield self._page(result, names)
             first += count
             steps = max(1, PAGE_POINTS // max(1, len(result)))
 
-    def _page(
-        self, result: list[dict[str, Any]], names: list[str], start: int, end: int
-    ) -> pa.Table:
+    def _page(self, result: list[dict[str, Any]], names: list[str]) -> pa.Table:
         samples = [series.get("values") or [] for series in result]
         lengths = [len(s) for s in samples]
         # [t0, v0, t1, v1, ...] in C loops, then every other item: no per-point Python code.
@@ -184,8 +182,8 @@ class PrometheusSource(SeriesSource):
         # Sorted here by (time, the series' requested labels, value): the labels compared
         # once per series (Python orders text by code point, as UTF-8 bytes do), so the sort
         # itself is on numbers alone.
-        labels = [n for n in names if n != self._value]
-        key = [[str((s.get("metric") or {}).get(n, "")) for n in labels] for s in result]
+        label_names = [n for n in names if n != self._value]
+        key = [[str((s.get("metric") or {}).get(n, "")) for n in label_names] for s in result]
         ranks = [0] * len(result)
         for rank, i in enumerate(sorted(range(len(result)), key=key.__getitem__)):
             ranks[i] = rank
