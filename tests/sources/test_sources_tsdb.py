@@ -303,6 +303,35 @@ def test_prometheus_ties_nan_and_ended_series(
 
 
 @pytest.mark.integration
+def test_prometheus_named_queries_are_value_columns_side_by_side(prom_url: str) -> None:
+    from urllib.parse import quote
+
+    queries = {
+        "load": f"ties_{RUN}",
+        "twice": f"ties_{RUN} * 2",
+        "alpha": f'ties_{RUN}{{zone="alpha"}}',
+    }
+    named = "&".join(f"query.{name}={quote(q)}" for name, q in queries.items())
+    source = open_source(f"{prom_url}?{named}&step=1d&{WINDOW}")
+    dataset = _dataset("ties", "ts", ["zone"], ["load", "twice", "alpha"])
+    source.check(dataset)
+    rows = _rows(source.batches(dataset.columns())).to_pylist()
+    single = open_source(_prom(prom_url, f"ties_{RUN}", value="load"))
+    single.check(_dataset("ties", "ts", ["zone"], ["load"]))
+    alone = _rows(single.batches(["ts", "zone", "load"])).to_pylist()
+    # Joined on (time, zone): the same rows as the query alone, each value beside the others.
+    assert [(r["ts"], r["zone"], r["load"]) for r in rows] == [
+        (r["ts"], r["zone"], r["load"]) for r in alone
+    ]
+    assert all(r["twice"] == (None if r["load"] is None else 2 * r["load"]) for r in rows)
+    assert all(
+        (r["alpha"] == r["load"]) if r["zone"] == "alpha" else r["alpha"] is None for r in rows
+    )
+    again = [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4)]
+    assert again == [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4)]
+
+
+@pytest.mark.integration
 def test_prometheus_refusals_have_stable_ids(prom_url: str) -> None:
     dataset = _dataset("ridership", "date", ["station"], ["rides"])
     unknown = _prom(prom_url, "no_such_metric_anywhere", value="rides")
@@ -342,6 +371,9 @@ def test_credentials_in_a_time_series_url_are_refused() -> None:
         "influxdb://db:8086/metrics?measurement=m&auth=plain",
         "prometheus://prom:9090?query=up&step=1m",  # no window
         "prometheus://prom:9090/api?query=up&step=1m&start=0&end=60",
+        "prometheus://prom:9090?query=up&query.a=up&step=1m&start=0&end=60",  # both forms
+        "prometheus://prom:9090?query.a=&step=1m&start=0&end=60",
+        "prometheus://prom:9090?query.1a=up&step=1m&start=0&end=60",
     ],
 )
 def test_malformed_time_series_urls_are_refused(url: str) -> None:

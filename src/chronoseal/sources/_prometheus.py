@@ -12,7 +12,10 @@ in the URL (``start``, ``end``): data keeps arriving in such a store, and only a
 reads the same rows twice.
 
 Labels become string entity columns (an absent label is the empty string, as in PromQL),
-the sample value one float column (``value=NAME``, default ``value``). A step at which a
+the sample value one float column (``value=NAME``, default ``value``); or, with
+``query.NAME=PROMQL`` once per column, one float column per query, the queries' series
+joined on the time and the requested labels (a full outer join: a row where one query has
+a sample, the others' columns null where they have none). A step at which a
 series has no sample (before it starts, after a stale marker, past the lookback) is no row;
 a NaN sample is a missing value (null): the task's gap rules fill or refuse both.
 """
@@ -56,7 +59,6 @@ class PrometheusSource(SeriesSource):
 
     def __init__(self, location: SourceUrl, base_dir: Path | None = None) -> None:
         super().__init__(location, base_dir)
-        self._query_text = location.param("query") or ""
         self._step = parse_duration_ms(location, "step")
         start, end = parse_instant(location, "start"), parse_instant(location, "end")
         if start is None or end is None or end < start:
@@ -64,9 +66,17 @@ class PrometheusSource(SeriesSource):
         if start % 1_000_000 or end % 1_000_000:
             raise bad_param(location, "start and end are read to the millisecond")
         self._start, self._end = start // 1_000_000, end // 1_000_000
-        self._value = location.param("value") or "value"
-        if not _LABEL.fullmatch(self._value):
-            raise bad_param(location, f"value={self._value!r} is not a column name")
+        named = [
+            (k.removeprefix("query."), v) for k, v in location.params if k.startswith("query.")
+        ]
+        if named:
+            self._queries = named
+        else:
+            value = location.param("value") or "value"
+            if not _LABEL.fullmatch(value):
+                raise bad_param(location, f"value={value!r} is not a column name")
+            self._queries = [(value, location.param("query") or "")]
+        self._values = [name for name, _ in self._queries]
         self._steps = (self._end - self._start) // self._step + 1
 
     def _window(self) -> dict[str, str]:
@@ -95,22 +105,23 @@ class PrometheusSource(SeriesSource):
         # Every label name in the store within the window: cheap, and a superset of the
         # labels the query's series can carry.
         labels = self._api("/api/v1/labels", self._window()) or []
-        columns = [pa.field(str(name), pa.string()) for name in labels if name != self._value]
-        return pa.schema(
-            [*sorted(columns, key=lambda f: f.name), pa.field(self._value, pa.float64())]
-        )
+        columns = [pa.field(str(name), pa.string()) for name in labels if name not in self._values]
+        values = [pa.field(name, pa.float64()) for name in self._values]
+        return pa.schema([*sorted(columns, key=lambda f: f.name), *values])
 
     def _probe(self) -> None:
-        selector = _METRIC_SELECTOR.match(self._query_text)
-        if selector is not None:
-            names = self._api("/api/v1/label/__name__/values", self._window()) or []
-            if selector.group(1) not in names:
-                raise DataError(
-                    f"{self.url}: the store has no metric {selector.group(1)!r} in the window",
-                    id="data.source.missing",
-                    context={"source": self.url, "metric": selector.group(1)},
-                )
-        for page in self._pages([self._value]):
+        selectors = [_METRIC_SELECTOR.match(q) for _, q in self._queries]
+        metrics = [m.group(1) for m in selectors if m is not None]
+        if metrics:
+            names = set(self._api("/api/v1/label/__name__/values", self._window()) or [])
+            for metric in metrics:
+                if metric not in names:
+                    raise DataError(
+                        f"{self.url}: the store has no metric {metric!r} in the window",
+                        id="data.source.missing",
+                        context={"source": self.url, "metric": metric},
+                    )
+        for page in self._pages(self._values):
             if page.num_rows:
                 return
         raise DataError(
@@ -119,7 +130,32 @@ class PrometheusSource(SeriesSource):
             context={"source": self.url},
         )
 
+    def _range(self, query: str, start: int, end: int) -> list[dict[str, Any]]:
+        data = self._api(
+            "/api/v1/query_range",
+            {
+                "query": query,
+                "start": _seconds(start),
+                "end": _seconds(end),
+                "step": _seconds(self._step),
+            },
+        )
+        if not isinstance(data, dict) or data.get("resultType") != "matrix":
+            kind = data.get("resultType") if isinstance(data, dict) else None
+            raise DataError(
+                f"{self.url}: the query yields a {kind}, not a range of series",
+                id="data.source.bad_url",
+                context={"source": self.url},
+            )
+        result: list[dict[str, Any]] = data.get("result") or []
+        return result
+
     def _pages(self, names: list[str]) -> Iterator[pa.Table]:
+        # The queries of the requested value columns (all of them when none is requested):
+        # a row is an instant and label set at which at least one of them has a sample.
+        wanted = [n for n in names if n in self._values] or self._values
+        queries = [(n, q) for n, q in self._queries if n in wanted]
+        labels = [n for n in names if n not in self._values]
         first, steps = 0, FIRST_STEPS
         while first < self._steps:
             # Never a page of one step (VictoriaMetrics answers start == end with nothing
@@ -130,28 +166,36 @@ class PrometheusSource(SeriesSource):
                 count = left
             start = self._start + first * self._step
             end = start + (count - 1) * self._step
-            data = self._api(
-                "/api/v1/query_range",
-                {
-                    "query": self._query_text,
-                    "start": _seconds(start),
-                    "end": _seconds(end),
-                    "step": _seconds(self._step),
-                },
-            )
-            if not isinstance(data, dict) or data.get("resultType") != "matrix":
-                kind = data.get("resultType") if isinstance(data, dict) else None
-                raise DataError(
-                    f"{self.url}: the query yields a {kind}, not a range of series",
-                    id="data.source.bad_url",
-                    context={"source": self.url},
-                )
-            result = data.get("result") or []
-            yield self._page(result, names)
+            results = [(n, self._range(q, start, end)) for n, q in queries]
+            if len(results) == 1:
+                yield self._page(results[0][1], labels, results[0][0])
+            else:
+                yield self._joined(results, labels)
             first += count
-            steps = max(1, PAGE_POINTS // max(1, len(result)))
+            series = sum(len(result) for _, result in results)
+            steps = max(1, PAGE_POINTS // max(1, series))
 
-    def _page(self, result: list[dict[str, Any]], names: list[str]) -> pa.Table:
+    def _joined(
+        self, results: list[tuple[str, list[dict[str, Any]]]], labels: list[str]
+    ) -> pa.Table:
+        """Several queries' series side by side: joined on the time and requested labels."""
+        keys = [PAGE_TIME, *labels]
+        joined: pa.Table | None = None
+        for name, result in results:
+            table = self._page(result, labels, name, ordered=False)
+            if joined is None:
+                joined = table
+            else:
+                joined = joined.join(table, keys=keys, join_type="full outer")
+        assert joined is not None
+        values = [name for name, _ in results]
+        sort = [(k, "ascending") for k in [*keys, *values]]
+        return joined.sort_by(sort, null_placement="at_end")
+
+    def _page(
+        self, result: list[dict[str, Any]], labels: list[str], value: str, *, ordered: bool = True
+    ) -> pa.Table:
+        """One query's series as rows (time, ``labels``, ``value``); ``ordered``: sorted."""
         samples = [series.get("values") or [] for series in result]
         lengths = [len(s) for s in samples]
         # [t0, v0, t1, v1, ...] in C loops, then every other item: no per-point Python code.
@@ -161,37 +205,25 @@ class PrometheusSource(SeriesSource):
         stamps = pc.multiply(ms.cast(pa.int64()), 1000).cast(TIME_TYPE)
         number = pa.array(values, pa.string()).cast(pa.float64())
         number = pc.if_else(pc.is_nan(number), pa.scalar(None, pa.float64()), number)
-        which = None
-        if len(result) > 1:
-            which = pa.array(np.repeat(np.arange(len(lengths), dtype=np.int32), lengths))
+        which = pa.array(np.repeat(np.arange(len(lengths), dtype=np.int32), lengths))
         columns: dict[str, pa.Array] = {PAGE_TIME: stamps}
-        for name in names:
-            if name == self._value:
-                columns[name] = number
-                continue
-            labels = pa.array(
-                [str((s.get("metric") or {}).get(name, "")) for s in result], pa.string()
-            )
-            if which is None:
-                columns[name] = pa.repeat(labels[0], len(times)) if result else labels
-            else:
-                columns[name] = labels.take(which)
+        for name in labels:
+            found = [str((s.get("metric") or {}).get(name, "")) for s in result]
+            columns[name] = pa.array(found, pa.string()).take(which)
+        columns[value] = number
         table = pa.table(columns)
-        if len(result) < 2:
+        if len(result) < 2 or not ordered:
             return table
         # Sorted here by (time, the series' requested labels, value): the labels compared
         # once per series (Python orders text by code point, as UTF-8 bytes do), so the sort
         # itself is on numbers alone.
-        label_names = [n for n in names if n != self._value]
-        key = [[str((s.get("metric") or {}).get(n, "")) for n in label_names] for s in result]
+        key = [[str((s.get("metric") or {}).get(n, "")) for n in labels] for s in result]
         ranks = [0] * len(result)
         for rank, i in enumerate(sorted(range(len(result)), key=key.__getitem__)):
             ranks[i] = rank
-        assert which is not None
-        keys = {PAGE_TIME: stamps, "rank": pa.array(ranks, pa.int32()).take(which)}
-        sort = [(PAGE_TIME, "ascending"), ("rank", "ascending")]
-        if self._value in names:
-            keys["value"] = number
-            sort.append(("value", "ascending"))
-        order = pc.sort_indices(pa.table(keys), sort_keys=sort, null_placement="at_end")
+        order = pc.sort_indices(
+            pa.table({"t": stamps, "rank": pa.array(ranks, pa.int32()).take(which), "v": number}),
+            sort_keys=[("t", "ascending"), ("rank", "ascending"), ("v", "ascending")],
+            null_placement="at_end",
+        )
         return table.take(order)

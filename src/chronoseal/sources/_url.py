@@ -7,6 +7,7 @@ Forms (see ``docs/sources.md``)::
     postgresql://user[:password]@host[:port]/db?table=schema.name   (also postgres://)
     influxdb://host[:port]/database?measurement=name[&retention=rp][&start=..][&end=..][&auth=..]
     prometheus://host[:port]?query=promql&step=1d&start=..&end=..[&value=name][&auth=..]
+    prometheus://host[:port]?query.NAME=promql[&query.OTHER=..]&step=1d&start=..&end=..
 
 File paths are percent-decoded and, when relative, resolved against the directory the caller
 passes (the party config's directory): never the process's working directory. Passwords are
@@ -37,6 +38,8 @@ _HTTP_KINDS: dict[str, SourceKind] = {"influxdb": "influxdb", "prometheus": "pro
 _HTTP_DEFAULT_PORTS = {"influxdb": 8086, "prometheus": 9090}
 _INFLUX_PARAMS = frozenset({"measurement", "retention", "start", "end", "auth"})
 _PROM_PARAMS = frozenset({"query", "step", "start", "end", "value", "auth"})
+#: ``query.NAME=PROMQL``: one value column NAME per query.
+_NAMED_QUERY = re.compile(r"query\.[A-Za-z_][A-Za-z0-9_]*")
 _AUTH = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 # Up to the *last* '@': a password with a raw '/' or '@' in it must not leak its tail.
 _USERINFO = re.compile(r"(//[^/?#@:]*:).*@")
@@ -71,7 +74,9 @@ def _table(url: str, value: str) -> tuple[str, ...]:
     return parts
 
 
-def _query(url: str, query: str, allowed: frozenset[str]) -> dict[str, str]:
+def _query(
+    url: str, query: str, allowed: frozenset[str], pattern: re.Pattern[str] | None = None
+) -> dict[str, str]:
     if not query:
         return {}
     try:
@@ -82,8 +87,10 @@ def _query(url: str, query: str, allowed: frozenset[str]) -> dict[str, str]:
     for key, value in pairs:
         if key in params:
             raise _bad(url, f"parameter {key!r} is given twice")
-        if key not in allowed:
+        if key not in allowed and not (pattern is not None and pattern.fullmatch(key)):
             known = ", ".join(sorted(allowed)) or "none"
+            if pattern is not None:
+                known += ", query.NAME"
             raise _bad(url, f"unknown parameter {key!r} (allowed: {known})")
         params[key] = value
     return params
@@ -281,7 +288,7 @@ def _parse_http(url: str, kind: SourceKind) -> SourceUrl:
     if not parts.hostname:
         raise _bad(url, f"it names no host: {kind}://host:port")
     allowed = _INFLUX_PARAMS if kind == "influxdb" else _PROM_PARAMS
-    params = _query(url, parts.query, allowed)
+    params = _query(url, parts.query, allowed, _NAMED_QUERY if kind == "prometheus" else None)
     auth = params.get("auth")
     if auth is not None and not _AUTH.fullmatch(auth):
         raise _bad(url, "auth must be env:NAME (a variable name) or file:PATH")
@@ -295,7 +302,17 @@ def _parse_http(url: str, kind: SourceKind) -> SourceUrl:
     else:
         if parts.path not in ("", "/"):
             raise _bad(url, "a prometheus source has no path: prometheus://host:port?query=...")
-        missing = [k for k in ("query", "step", "start", "end") if not params.get(k)]
+        named = [k for k in params if _NAMED_QUERY.fullmatch(k)]
+        if named and ("query" in params or "value" in params):
+            raise _bad(
+                url,
+                "write either query=PROMQL (with value=NAME) or query.NAME=PROMQL for each "
+                "value column, not both",
+            )
+        if any(not params[k] for k in named):
+            raise _bad(url, "a query.NAME parameter is empty")
+        needed = ("step", "start", "end") if named else ("query", "step", "start", "end")
+        missing = [k for k in needed if not params.get(k)]
         if missing:
             raise _bad(
                 url,
