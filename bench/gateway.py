@@ -13,14 +13,31 @@ All pipelines read the same 5-column DuckDB table in the same batches:
   frames, no commitments) — the baseline the ``ratio`` is taken against;
 * **raw**: the same over plain TCP (``ratio_vs_raw``).
 
+Beside it, the parties' own time-series databases (``scripts/influxdb``,
+``scripts/prometheus``, started here when ``CHRONOSEAL_INFLUX_URL`` / ``CHRONOSEAL_PROM_URL``
+are unset), each holding the same points (sensors x minutes: a float field, an integer field
+for InfluxDB), read two ways in child processes:
+
+* **influx** / **prometheus**: ``chronoseal.sources`` as the gateway reads (``check``, then
+  every batch, in time order, ties sorted, Arrow in canonical types);
+* **influx_client** / **prometheus_client**: the store's HTTP API read the way its own
+  Python client reads it, without chronoseal: InfluxDB's ``chunked=true`` JSON lines decoded
+  with ``json.loads`` (what ``influxdb-python``'s chunked query does), Prometheus'
+  ``query_range`` pages decoded with ``json.loads``, paged by time with the same point
+  budget (a single query may not exceed 11,000 points per series, and an unpaged read holds
+  everything). ``ratio_influx`` and ``ratio_prometheus`` are points/s of the first over the
+  second (target 0.8), with peak RSS at both sizes. Loading the points (line protocol;
+  ``promtool`` backfill) is done once per size and reused by later runs.
+
 The sender of each pipeline runs in a child process so its peak RSS is its own (and its
 time excludes interpreter start-up); it runs at two table sizes to show that memory does not
 grow with the table. The receiver decodes every batch and keeps only counters. Kinds
 alternate within each repeat so load drift on a shared machine hits them alike; figures
 are medians over the repeats.
 
-    python bench/gateway.py --quick     # 1 M and 4 M rows, 3 repeats, about a minute
-    python bench/gateway.py             # 2.5 M and 10 M rows, 5 repeats
+    python bench/gateway.py --quick     # 1 M and 4 M rows/points, 3 repeats
+    python bench/gateway.py             # 2.5 M and 10 M rows (stores: 1 M and 4 M), 5 repeats
+    python bench/gateway.py --no-stores # DuckDB only
 
 The last line printed is one JSON object with the figures and ratios.
 """
@@ -28,6 +45,8 @@ The last line printed is one JSON object with the figures and ratios.
 from __future__ import annotations
 
 import argparse
+import base64
+import http.client
 import json
 import os
 import resource
@@ -39,6 +58,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -58,7 +79,7 @@ from chronoseal.channel._tls import client_context, server_context
 from chronoseal.gateway._checks import read_order
 from chronoseal.gateway._gateway import encoded_batches
 from chronoseal.privacy import Desensitizer
-from chronoseal.sources import open_source
+from chronoseal.sources import _influxdb, _prometheus, open_source
 from chronoseal.spec import Dataset
 
 NONCE = b"chronoseal-bench-freshness-nonce"
@@ -222,6 +243,265 @@ def send_baseline(db: Path, port: int, tls: bool) -> float:
             return time.perf_counter() - start
 
 
+# ---------------------------------------------------------------- time-series stores
+
+STORE_KINDS = ("influx_client", "influx", "prometheus_client", "prometheus")
+REPO = Path(__file__).resolve().parents[1]
+#: Minutes per series: one page of the store's answer holds many series' minutes.
+STEPS = 10_000
+STEP_S = 60
+START_S = 1_577_836_800  # 2020-01-01T00:00:00Z
+
+
+def store_dataset(store: str) -> Dataset:
+    values = ["reading", "level"] if store == "influx" else ["reading"]
+    return Dataset.model_validate(
+        {
+            "party": "bench",
+            "name": "sensors",
+            "source": "sensors",
+            "time_column": "ts",
+            "entity_columns": ["sensor"],
+            "value_columns": values,
+            "frequency": "min",
+            "policy": {"columns": {c: {"action": "keep"} for c in ["ts", *values]}},
+        }
+    )
+
+
+def _server(name: str, env: str) -> str:
+    url = os.environ.get(env)
+    if url:
+        return url.rstrip("/")
+    out = subprocess.run(
+        [str(REPO / "scripts" / name), "start"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _influx_auth() -> str:
+    found = os.environ.get("CHRONOSEAL_INFLUX_AUTH_FILE")
+    if found:
+        return found
+    out = subprocess.run(
+        [str(REPO / "scripts" / "influxdb"), "auth-file"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def _authorization(auth_file: str) -> dict[str, str]:
+    secret = Path(auth_file).read_text().strip().encode()
+    return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    request = urllib.request.Request(url, data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=600) as response:
+        data: bytes = response.read()
+        return data
+
+
+def _value(step: int, sensor: int) -> float:
+    return ((step * 31 + sensor) % 1000) / 8
+
+
+def load_influx(url: str, auth_file: str, points: int) -> str:
+    """``points`` points in database ``chronoseal_bench``, measurement ``sensors_<points>``
+    (kept for later runs); returns the measurement."""
+    headers = _authorization(auth_file)
+    name = f"sensors_{points}"
+    _post(
+        f"{url}/query",
+        urllib.parse.urlencode({"q": "CREATE DATABASE chronoseal_bench"}).encode(),
+        headers,
+    )
+    q = urllib.parse.urlencode(
+        {"db": "chronoseal_bench", "q": f'SELECT count("reading") FROM "{name}"'}
+    )
+    found = json.loads(_post(f"{url}/query", q.encode(), headers))["results"][0].get("series")
+    if found and found[0]["values"][0][1] == points:
+        return name
+    sensors = points // STEPS
+    lines: list[str] = []
+    for step in range(STEPS):
+        ns = (START_S + STEP_S * step) * 10**9
+        lines += [
+            f"{name},sensor=s{s:04d} reading={_value(step, s)},level={(step + s) % 97}i {ns}"
+            for s in range(sensors)
+        ]
+        if len(lines) >= 100_000:
+            _post(f"{url}/write?db=chronoseal_bench", "\n".join(lines).encode(), headers)
+            lines = []
+    if lines:
+        _post(f"{url}/write?db=chronoseal_bench", "\n".join(lines).encode(), headers)
+    return name
+
+
+def load_prometheus(url: str, points: int) -> str:
+    """``points`` samples of metric ``chronoseal_bench_<points>`` (backfilled with promtool by
+    ``scripts/prometheus backfill``, kept for later runs); returns the metric."""
+    name = f"chronoseal_bench_{points}"
+    q = urllib.parse.urlencode(
+        {"query": f"count(count_over_time({name}[1y]))", "time": START_S + STEPS * STEP_S}
+    )
+    with urllib.request.urlopen(f"{url}/api/v1/query?{q}", timeout=60) as response:
+        result = json.loads(response.read())["data"]["result"]
+    if result and int(float(result[0]["value"][1])) == points // STEPS:
+        return name
+    sensors = points // STEPS
+    with tempfile.TemporaryDirectory(prefix="chronoseal-bench-om-") as tmp:
+        path = Path(tmp) / "samples.om"
+        with path.open("w") as out:
+            out.write(f"# TYPE {name} gauge\n")
+            for s in range(sensors):
+                out.write(
+                    "".join(
+                        f'{name}{{sensor="s{s:04d}"}} {_value(step, s)} {START_S + STEP_S * step}\n'
+                        for step in range(STEPS)
+                    )
+                )
+            out.write("# EOF\n")
+        subprocess.run(
+            [str(REPO / "scripts" / "prometheus"), "backfill", str(path)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    return name
+
+
+def _prom_window() -> tuple[int, int]:
+    return START_S, START_S + STEP_S * (STEPS - 1)
+
+
+def read_store(kind: str, url: str, name: str, auth_file: str) -> tuple[float, int]:
+    """One read of every point; (seconds, points)."""
+    start = time.perf_counter()
+    rows = 0
+    host = urllib.parse.urlsplit(url).netloc
+    if kind in ("influx", "prometheus"):
+        if kind == "influx":
+            source_url = (
+                f"influxdb://{host}/chronoseal_bench?measurement={name}&auth=file:{auth_file}"
+            )
+        else:
+            first, last = _prom_window()
+            source_url = (
+                f"prometheus://{host}?query={name}&step={STEP_S}&start={first}&end={last}"
+                "&value=reading"
+            )
+        source = open_source(source_url)
+        ds = store_dataset(kind)
+        source.check(ds)
+        for batch in source.batches(ds.columns(), batch_rows=BATCH_ROWS):
+            rows += batch.num_rows
+    elif kind == "influx_client":
+        params = urllib.parse.urlencode(
+            {
+                "db": "chronoseal_bench",
+                "q": f'SELECT "reading", "level", "sensor" FROM "{name}"',
+                "epoch": "ns",
+                "chunked": "true",
+                "chunk_size": str(_influxdb.CHUNK_POINTS),
+            }
+        )
+        conn = http.client.HTTPConnection(host, timeout=600)
+        conn.request("GET", f"/query?{params}", headers=_authorization(auth_file))
+        for line in conn.getresponse():
+            for series in json.loads(line)["results"][0].get("series", ()):
+                rows += len(series["values"])
+        conn.close()
+    else:
+        first, last = _prom_window()
+        conn = http.client.HTTPConnection(host, timeout=600)
+        steps = _prometheus.FIRST_STEPS  # the same pages as the source asks for
+        t = first
+        while t <= last:
+            end = min(last, t + (min(steps, _prometheus.MAX_STEPS) - 1) * STEP_S)
+            params = urllib.parse.urlencode({"query": name, "start": t, "end": end, "step": STEP_S})
+            conn.request("GET", f"/api/v1/query_range?{params}")
+            result = json.loads(conn.getresponse().read())["data"]["result"]
+            rows += sum(len(series["values"]) for series in result)
+            steps = max(2, _prometheus.PAGE_POINTS // max(1, len(result)))
+            t = end + STEP_S
+        conn.close()
+    return time.perf_counter() - start, rows
+
+
+def store_child(kind: str, url: str, name: str, auth_file: str) -> None:
+    seconds, rows = read_store(kind, url, name, auth_file)
+    peak = round(_peak_rss_kib() / 1024, 1)
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": peak}))
+
+
+def run_store_once(kind: str, url: str, name: str, auth_file: str, points: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--store-child", kind, "--url", url, "--name", name]
+    command += ["--auth-file", auth_file]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} read failed:\n{done.stderr}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if report["rows"] != points:
+        raise SystemExit(f"{kind}: read {report['rows']} points of {points}")
+    return {
+        "seconds": round(report["seconds"], 3),
+        "rows_per_s": round(points / report["seconds"]),
+        "peak_rss_mib": report["peak_rss_mib"],
+    }
+
+
+def bench_stores(sizes: list[int], repeats: int) -> dict[str, object]:
+    influx_url = _server("influxdb", "CHRONOSEAL_INFLUX_URL")
+    auth_file = _influx_auth()
+    prom_url = _server("prometheus", "CHRONOSEAL_PROM_URL")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    loading: dict[str, float] = {}
+    for points in sizes:
+        started = time.perf_counter()
+        names = {
+            "influx": load_influx(influx_url, auth_file, points),
+            "prometheus": load_prometheus(prom_url, points),
+        }
+        loading[str(points)] = round(time.perf_counter() - started, 1)
+        runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in STORE_KINDS}
+        for _ in range(repeats):
+            for kind in STORE_KINDS:
+                store = kind.removesuffix("_client")
+                url = influx_url if store == "influx" else prom_url
+                runs[kind].append(run_store_once(kind, url, names[store], auth_file, points))
+        results[str(points)] = {kind: _median(runs[kind]) for kind in STORE_KINDS}
+        r = results[str(points)]
+        print(
+            f"{points:>10,} points "
+            + "   ".join(
+                f"{k} {r[k]['rows_per_s']:>9,}/s {r[k]['peak_rss_mib']:>6} MiB" for k in STORE_KINDS
+            ),
+            file=sys.stderr,
+        )
+    small, large = (results[str(n)] for n in sizes)
+
+    def ratio(table: dict[str, dict[str, float]], store: str) -> float:
+        return round(table[store]["rows_per_s"] / table[f"{store}_client"]["rows_per_s"], 3)
+
+    return {
+        "sizes": sizes,
+        "load_seconds": loading,
+        "results": results,
+        "ratio_influx": ratio(large, "influx"),
+        "ratio_prometheus": ratio(large, "prometheus"),
+        "ratio_influx_small": ratio(small, "influx"),
+        "ratio_prometheus_small": ratio(small, "prometheus"),
+        "influx_peak_rss_growth": round(
+            large["influx"]["peak_rss_mib"] / small["influx"]["peak_rss_mib"], 3
+        ),
+        "prometheus_peak_rss_growth": round(
+            large["prometheus"]["peak_rss_mib"] / small["prometheus"]["peak_rss_mib"], 3
+        ),
+        "target_ratio": 0.8,
+    }
+
+
 def child(kind: str, db: Path, port: int, analysis_measurement: bytes) -> None:
     """Send once; report the streaming time and peak RSS.
 
@@ -300,7 +580,17 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--peer-measurement", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-stores", action="store_true", help="skip the InfluxDB and Prometheus reads"
+    )
+    parser.add_argument("--store-child", choices=STORE_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--name", help=argparse.SUPPRESS)
+    parser.add_argument("--auth-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.store_child:
+        store_child(args.store_child, args.url, args.name, args.auth_file)
+        return
     if args.child:
         child(args.child, args.db, args.port, bytes.fromhex(args.peer_measurement))
         return
@@ -350,6 +640,12 @@ def main() -> None:
         "target_ratio": 0.6,
         "target_ratio_vs_raw": 0.35,
     }
+    if not args.no_stores:
+        summary["stores"] = bench_stores([1_000_000, 4_000_000], repeats)
+        stores = summary["stores"]
+        assert isinstance(stores, dict)
+        summary["ratio_influx"] = stores["ratio_influx"]
+        summary["ratio_prometheus"] = stores["ratio_prometheus"]
     print(json.dumps(summary))
 
 

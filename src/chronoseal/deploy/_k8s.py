@@ -413,9 +413,12 @@ def _env(plan: Plan, c: Component) -> list[Doc]:
     ]
     # Also in the args; an SGX container has no args (its argv is fixed in its manifest).
     env += [{"name": name, "value": value} for name, value in _peers_env(plan, c).items()]
-    if c.tsdb_ports:
+    if _reads_postgres(c):
         ref = {"secretKeyRef": {"name": tsdb_secret(c), "key": "password"}}
         env.append({"name": "PGPASSWORD", "valueFrom": ref})
+    for name in c.source_secret_env:
+        ref = {"secretKeyRef": {"name": tsdb_secret(c), "key": name}}
+        env.append({"name": name, "valueFrom": ref})
     if c.placement.sgx:
         env.append(from_config("SECRET_PROVISION_SERVERS", "secret-provision-servers"))
     if c.placement.simulated:
@@ -591,6 +594,13 @@ def secrets_needed(plan: Plan) -> list[tuple[str, str, list[str]]]:
     needed = []
     for c in plan.components:
         needed.append((c.namespace, keystore_secret(c), [L.KEYSTORE_FILE, L.KEYSTORE_PASSWORD_KEY]))
-        if c.tsdb_ports:
-            needed.append((c.namespace, tsdb_secret(c), ["password"]))
+        keys = (["password"] if _reads_postgres(c) else []) + list(c.source_secret_env)
+        if keys:
+            needed.append((c.namespace, tsdb_secret(c), keys))
     return needed
+
+
+def _reads_postgres(c: Component) -> bool:
+    """Whether a gateway needs ``PGPASSWORD`` (the time-series stores' credentials come by
+    ``auth=env:NAME`` instead)."""
+    return c.postgres_sources

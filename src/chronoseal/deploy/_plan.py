@@ -59,7 +59,7 @@ class DeployInput:
 @dataclass(frozen=True)
 class Component:
     """One process to deploy. ``listens`` maps port names to ports; ``tsdb_ports`` are the
-    PostgreSQL ports a gateway reads its sources from."""
+    database ports (PostgreSQL, InfluxDB, Prometheus) a gateway reads its sources from."""
 
     name: str
     kind: Kind
@@ -70,6 +70,11 @@ class Component:
     listens: Mapping[str, int] = field(default_factory=dict)
     tsdb_ports: tuple[int, ...] = ()
     file_sources: bool = False
+    #: Environment variables the gateway's sources read credentials from (``auth=env:NAME``
+    #: of InfluxDB and Prometheus sources), each set from the same-named key of its Secret.
+    source_secret_env: tuple[str, ...] = ()
+    #: Whether it reads PostgreSQL (its password then comes as ``PGPASSWORD``).
+    postgres_sources: bool = False
 
     @property
     def stateful(self) -> bool:
@@ -164,7 +169,7 @@ def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
         namespace = dns_label(f"{namespace_prefix}-{label}", "namespace")
         recipient = org in spec.release.forecasts.to
         if Role.DATA_PROVIDER in participant.roles:
-            tsdb_ports, file_sources = _sources(party)
+            tsdb_ports, file_sources, secret_env, postgres = _sources(party)
             components.append(
                 Component(
                     name=f"gateway-{label}",
@@ -175,6 +180,8 @@ def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
                     recipient=recipient,
                     tsdb_ports=tsdb_ports,
                     file_sources=file_sources,
+                    source_secret_env=secret_env,
+                    postgres_sources=postgres,
                 )
             )
         components.append(
@@ -191,12 +198,16 @@ def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
     return Plan(task=spec.task.name, runtime_namespace=runtime_ns, components=ordered)
 
 
-def _sources(party: PartyInput) -> tuple[tuple[int, ...], bool]:
-    """The PostgreSQL ports the party's gateway reads from and whether it reads files; refuses
-    a password in a source URL (its config goes into a ConfigMap, which is not secret) and a
-    file outside the data directory the gateway's pod mounts."""
+def _sources(party: PartyInput) -> tuple[tuple[int, ...], bool, tuple[str, ...], bool]:
+    """The database ports the party's gateway reads from, whether it reads files, and the
+    environment variables its time-series sources take credentials from; refuses a password
+    in a source URL (its config goes into a ConfigMap, which is not secret), an
+    ``auth=file:`` credential (the pod mounts no such file) and a file outside the data
+    directory the gateway's pod mounts. Last, whether any source is PostgreSQL."""
     ports: set[int] = set()
     files = False
+    secret_env: set[str] = set()
+    postgres = False
     for name, url in sorted(party.config.sources.items()):
         try:
             source = parse_source_url(url, base_dir=L.PARTY_DIR)
@@ -215,6 +226,23 @@ def _sources(party: PartyInput) -> tuple[tuple[int, ...], bool]:
                     context={"party": party.name, "source": name},
                 )
             ports.add(source.port or _POSTGRES_DEFAULT_PORT)
+            postgres = True
+            continue
+        if source.kind in ("influxdb", "prometheus"):
+            auth = source.param("auth")
+            if auth is not None and auth.startswith("file:"):
+                raise DeployError(
+                    f"party {party.name!r} source {name!r} reads its credentials from a file "
+                    "the gateway's pod does not mount; write auth=env:NAME instead: the "
+                    f"gateway then reads NAME from the Secret "
+                    f"gateway-{dns_label(party.name, 'party')}-tsdb (key NAME)",
+                    id="deploy.source.auth_file",
+                    context={"party": party.name, "source": name},
+                )
+            if auth is not None:
+                secret_env.add(auth.removeprefix("env:"))
+            if source.port is not None:
+                ports.add(source.port)
             continue
         files = True
         path = posixpath.normpath(str(source.path))
@@ -227,4 +255,4 @@ def _sources(party: PartyInput) -> tuple[tuple[int, ...], bool]:
                 id="deploy.party.data_path",
                 context={"party": party.name, "source": name},
             )
-    return tuple(sorted(ports)), files
+    return tuple(sorted(ports)), files, tuple(sorted(secret_env)), postgres

@@ -1,8 +1,10 @@
 """A party's time series as a stream of Arrow record batches, memory bounded at any size.
 
-``open_source(url)`` understands DuckDB files (the embedded default), Parquet, CSV and
-PostgreSQL/TimescaleDB tables. ``check(dataset)`` refuses, before anything is sent, a table
-that lacks a declared column or types one unusably; ``batches(columns)`` reads only the
+``open_source(url)`` understands DuckDB files (the embedded default), Parquet, CSV,
+PostgreSQL/TimescaleDB tables, InfluxDB measurements and PromQL queries on Prometheus or
+VictoriaMetrics (over plain HTTP, credentials never in the URL). ``check(dataset)``
+refuses, before anything is sent, a table that lacks a declared column or types one
+unusably; ``batches(columns)`` reads only the
 requested columns, in one total order, in batches whose boundaries and bytes are the same on
 every backend and after a resume from ``start_row``. Depends only on :mod:`chronoseal.spec`
 and :mod:`chronoseal.errors`. Details: ``docs/sources.md``.

@@ -9,7 +9,9 @@ from chronoseal.spec import PartyConfig
 
 from ._base import Source
 from ._duckdb import DuckDBSource
+from ._influxdb import InfluxDBSource
 from ._postgres import PostgresSource
+from ._prometheus import PrometheusSource
 from ._url import SourceUrl, parse_source_url
 
 #: DuckDB's working memory per read; nothing spills to disk, so a sorted read must fit in it.
@@ -24,7 +26,8 @@ def open_source(
 ) -> Source:
     """The source ``url`` names; nothing is opened or read until a method asks for it.
 
-    ``base_dir`` resolves relative file paths (pass the party config's directory);
+    ``base_dir`` resolves relative file paths, ``auth=file:`` ones included (pass the party
+    config's directory);
     ``memory_limit_mb`` bounds the embedded DuckDB engine that reads file sources.
     """
     if memory_limit_mb < 64:
@@ -32,6 +35,11 @@ def open_source(
     location = url if isinstance(url, SourceUrl) else parse_source_url(url, base_dir=base_dir)
     if location.kind == "postgresql":
         return PostgresSource(location)
+    base = Path(base_dir) if base_dir is not None else None
+    if location.kind == "influxdb":
+        return InfluxDBSource(location, base)
+    if location.kind == "prometheus":
+        return PrometheusSource(location, base)
     return DuckDBSource(location, memory_limit_mb=memory_limit_mb)
 
 

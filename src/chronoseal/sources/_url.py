@@ -5,10 +5,15 @@ Forms (see ``docs/sources.md``)::
     duckdb:///abs/path.duckdb?table=name        duckdb:relative/path.duckdb?table=schema.name
     parquet:path/file.parquet                   csv:path/file.csv
     postgresql://user[:password]@host[:port]/db?table=schema.name   (also postgres://)
+    influxdb://host[:port]/database?measurement=name[&retention=rp][&start=..][&end=..][&auth=..]
+    prometheus://host[:port]?query=promql&step=1d&start=..&end=..[&value=name][&auth=..]
+    prometheus://host[:port]?query.NAME=promql[&query.OTHER=..]&step=1d&start=..&end=..
 
 File paths are percent-decoded and, when relative, resolved against the directory the caller
 passes (the party config's directory): never the process's working directory. Passwords are
-never shown: ``str()`` and every error message use the redacted form.
+never shown: ``str()`` and every error message use the redacted form. The time-series stores
+take no credentials in the URL at all: ``auth=env:NAME`` or ``auth=file:PATH`` says where the
+gateway finds them (:mod:`._http`).
 """
 
 from __future__ import annotations
@@ -22,13 +27,20 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from chronoseal.errors import DataError
 
-SourceKind = Literal["csv", "duckdb", "parquet", "postgresql"]
+SourceKind = Literal["csv", "duckdb", "influxdb", "parquet", "postgresql", "prometheus"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _FILE_KINDS: dict[str, SourceKind] = {"duckdb": "duckdb", "parquet": "parquet", "csv": "csv"}
 _PG_SCHEMES = frozenset({"postgresql", "postgres"})
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
+_HTTP_KINDS: dict[str, SourceKind] = {"influxdb": "influxdb", "prometheus": "prometheus"}
+_HTTP_DEFAULT_PORTS = {"influxdb": 8086, "prometheus": 9090}
+_INFLUX_PARAMS = frozenset({"measurement", "retention", "start", "end", "auth"})
+_PROM_PARAMS = frozenset({"query", "step", "start", "end", "value", "auth"})
+#: ``query.NAME=PROMQL``: one value column NAME per query.
+_NAMED_QUERY = re.compile(r"query\.[A-Za-z_][A-Za-z0-9_]*")
+_AUTH = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 # Up to the *last* '@': a password with a raw '/' or '@' in it must not leak its tail.
 _USERINFO = re.compile(r"(//[^/?#@:]*:).*@")
 _SECRET_QUERY = re.compile(r"((?:^|[?&])(?:ssl)?password=)[^&#]*", re.IGNORECASE)
@@ -62,7 +74,9 @@ def _table(url: str, value: str) -> tuple[str, ...]:
     return parts
 
 
-def _query(url: str, query: str, allowed: frozenset[str]) -> dict[str, str]:
+def _query(
+    url: str, query: str, allowed: frozenset[str], pattern: re.Pattern[str] | None = None
+) -> dict[str, str]:
     if not query:
         return {}
     try:
@@ -73,8 +87,10 @@ def _query(url: str, query: str, allowed: frozenset[str]) -> dict[str, str]:
     for key, value in pairs:
         if key in params:
             raise _bad(url, f"parameter {key!r} is given twice")
-        if key not in allowed:
+        if key not in allowed and not (pattern is not None and pattern.fullmatch(key)):
             known = ", ".join(sorted(allowed)) or "none"
+            if pattern is not None:
+                known += ", query.NAME"
             raise _bad(url, f"unknown parameter {key!r} (allowed: {known})")
         params[key] = value
     return params
@@ -96,12 +112,29 @@ class SourceUrl:
 
     def to_url(self, *, redact: bool = True) -> str:
         """The canonical URL text; parsing it gives this value back (with ``redact=False``)."""
+        if self.kind in _HTTP_KINDS:
+            return self._http_url()
         if self.kind != "postgresql":
             text = f"{self.kind}://{quote(str(self.path), safe='/')}"
             if self.table is not None:
                 text += "?" + urlencode({"table": ".".join(self.table)}, safe="*")
             return text
         return self._libpq_uri(redact=redact, with_table=True)
+
+    def param(self, key: str) -> str | None:
+        """The value of query parameter ``key``, if given."""
+        return next((v for k, v in self.params if k == key), None)
+
+    def http_base(self) -> str:
+        """``http://host:port`` of an InfluxDB or Prometheus-compatible server."""
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _http_url(self) -> str:
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        path = "/" + quote(self.database, safe="") if self.database is not None else ""
+        query = "?" + urlencode(self.params, safe="*:/,") if self.params else ""
+        return f"{self.kind}://{host}:{self.port}{path}{query}"
 
     def libpq_uri(self) -> str:
         """The connection URI for libpq, password included: hand it to the driver, never log it."""
@@ -144,9 +177,11 @@ def parse_source_url(url: str, *, base_dir: str | Path | None = None) -> SourceU
         return _parse_file(url, _FILE_KINDS[scheme], url[match.end() :], base_dir)
     if scheme in _PG_SCHEMES:
         return _parse_postgres(url)
+    if scheme in _HTTP_KINDS:
+        return _parse_http(url, _HTTP_KINDS[scheme])
     raise DataError(
         f"source URL {redact_url(url)!r} has scheme {scheme!r}; chronoseal reads duckdb:, "
-        "parquet:, csv: and postgresql:// (or postgres://) sources",
+        "parquet:, csv:, postgresql:// (or postgres://), influxdb:// and prometheus:// sources",
         id="data.source.unknown_scheme",
         context={"url": redact_url(url), "scheme": scheme},
     )
@@ -233,3 +268,61 @@ def _pg_params(url: str, query: str) -> list[tuple[str, str]]:
     if len(keys) != len(set(keys)):
         raise _bad(url, "a parameter is given twice")
     return pairs
+
+
+def _parse_http(url: str, kind: SourceKind) -> SourceUrl:
+    """``influxdb://`` and ``prometheus://``: host, port, parameters; never a credential."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise _bad(url, "the part host:port is malformed: give the port as 1 to 65535") from None
+    if parts.username is not None or parts.password is not None:
+        raise _bad(
+            url,
+            "credentials never go in a source URL: write auth=env:NAME (an environment "
+            "variable holding user:password or a token) or auth=file:PATH",
+        )
+    if parts.fragment:
+        raise _bad(url, "a fragment ('#') is not allowed")
+    if not parts.hostname:
+        raise _bad(url, f"it names no host: {kind}://host:port")
+    allowed = _INFLUX_PARAMS if kind == "influxdb" else _PROM_PARAMS
+    params = _query(url, parts.query, allowed, _NAMED_QUERY if kind == "prometheus" else None)
+    auth = params.get("auth")
+    if auth is not None and not _AUTH.fullmatch(auth):
+        raise _bad(url, "auth must be env:NAME (a variable name) or file:PATH")
+    database: str | None = None
+    if kind == "influxdb":
+        database = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
+        if not database or "/" in database:
+            raise _bad(url, "it names no database: influxdb://host:port/database?measurement=m")
+        if not params.get("measurement"):
+            raise _bad(url, "an influxdb source needs ?measurement=name")
+    else:
+        if parts.path not in ("", "/"):
+            raise _bad(url, "a prometheus source has no path: prometheus://host:port?query=...")
+        named = [k for k in params if _NAMED_QUERY.fullmatch(k)]
+        if named and ("query" in params or "value" in params):
+            raise _bad(
+                url,
+                "write either query=PROMQL (with value=NAME) or query.NAME=PROMQL for each "
+                "value column, not both",
+            )
+        if any(not params[k] for k in named):
+            raise _bad(url, "a query.NAME parameter is empty")
+        needed = ("step", "start", "end") if named else ("query", "step", "start", "end")
+        missing = [k for k in needed if not params.get(k)]
+        if missing:
+            raise _bad(
+                url,
+                f"a prometheus source needs {', '.join(missing)}: the query, its step and the "
+                "window it reads (start and end, RFC 3339 or Unix seconds)",
+            )
+    return SourceUrl(
+        kind=kind,
+        host=parts.hostname,
+        port=port if port is not None else _HTTP_DEFAULT_PORTS[kind],
+        database=database,
+        params=tuple(params.items()),
+    )
