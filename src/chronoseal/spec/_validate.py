@@ -89,8 +89,9 @@ def _data_until(spec: TaskSpec) -> Iterator[SpecProblem]:
         if daily:
             yield SpecProblem(
                 "task.data_until",
-                f"a time cut needs sub-daily data, but {', '.join(map(repr, daily))} is daily or "
-                f"coarser: give the last day as a date ({until.date().isoformat()})",
+                f"a time cut needs sub-daily data, but {', '.join(map(repr, daily))} "
+                f"{'is' if len(daily) == 1 else 'are'} daily or coarser: give the last day "
+                f"as a date ({until.date().isoformat()})",
             )
             return
         zone = spec.join.naive_timezone
@@ -103,8 +104,9 @@ def _data_until(spec: TaskSpec) -> Iterator[SpecProblem]:
             if step is not None and (wall % step or until.microsecond):
                 yield SpecProblem(
                     "task.data_until",
-                    f"{until.isoformat()} is not on the task's {freq!r} grid: give a time the "
-                    "data hold (a whole step of every dataset's frequency)",
+                    f"{until.isoformat().replace('+00:00', 'Z')} is not on the task's "
+                    f"{freq!r} grid: give a time the data hold (a whole step of every "
+                    "dataset's frequency)",
                 )
                 break
         late = deadline.tzinfo is not None and until >= deadline
