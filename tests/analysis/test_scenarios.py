@@ -1,7 +1,8 @@
 """The analysis works for tasks other than the bundled one, end to end on the demo machinery:
-half-hourly electricity demand with a past-only temperature covariate (vertical), and
-quarterly takings of eight states held by two parties plus a bureau's CPI (horizontal).
-Both datasets are real (tests/data/*/README.md gives source and licence)."""
+half-hourly electricity demand with a past-only temperature covariate (vertical),
+quarterly takings of eight states held by two parties plus a bureau's CPI (horizontal), and
+hourly departures from JFK whose training window ends at an hour (``data_until`` a time).
+The datasets are real (tests/data/*/README.md gives source and licence)."""
 
 from __future__ import annotations
 
