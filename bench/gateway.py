@@ -138,6 +138,8 @@ class Counter:
     def __init__(self) -> None:
         self.rows = 0
         self.bytes = 0
+        #: CPU seconds of the receiving thread from its first read to its last.
+        self.cpu = 0.0
 
 
 # ---------------------------------------------------------------- receivers (parent process)
@@ -152,6 +154,7 @@ def receive_gateway(listener: socket.socket, counter: Counter, gateway_measureme
         fresh_nonces={NONCE},
     )
     conn, _ = listener.accept()
+    cpu = time.thread_time()
 
     class Discarding(PartyIntake):
         """Decodes and checks every batch and keeps the commitment, not the data."""
@@ -173,10 +176,12 @@ def receive_gateway(listener: socket.socket, counter: Counter, gateway_measureme
             intake_for=lambda party: Discarding(TASK, party, columns),
             verify_party=lambda party, digest, sig: None,
         )
+    counter.cpu = time.thread_time() - cpu
 
 
 def receive_baseline(listener: socket.socket, counter: Counter, tls: bool) -> None:
     conn, _ = listener.accept()
+    cpu = time.thread_time()
     if tls:
         identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.ANALYSIS), NONCE)
         conn = server_context(identity).wrap_socket(conn, server_side=True)
@@ -184,15 +189,17 @@ def receive_baseline(listener: socket.socket, counter: Counter, tls: bool) -> No
         for batch in reader:
             counter.rows += batch.num_rows
             counter.bytes += batch.nbytes
+    counter.cpu = time.thread_time() - cpu
 
 
 # ---------------------------------------------------------------- senders (child process)
 
 
-def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> tuple[float, float]:
+def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> tuple[float, float, float]:
     """Stream the table; returns the seconds from the first read to the runtime's ``done``
     (start-up — attestation, handshake, hello — is measured by bench/channel.py), and the
-    seconds of the time-column survey the gateway makes before it connects."""
+    seconds of the time-column survey the gateway makes before it connects, and the CPU
+    seconds of this process (every thread: reader, sender, DuckDB's) while it streamed."""
     source = open_source(f"duckdb://{db}?table=t", memory_limit_mb=MEMORY_LIMIT_MB)
     ds = dataset()
     source.check(ds)
@@ -215,15 +222,15 @@ def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> tuple[floa
         sign=lambda digest: b"",
     ) as intake:
         welcome = intake.hello()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         desensitizer = Desensitizer(ds, task_key=welcome.task_key, task_id=TASK)
         for _rows, payload in encoded_batches(source, ds, desensitizer, BATCH_ROWS, order=order):
             intake.send(payload)
         intake.finish()
-        return time.perf_counter() - start, survey
+        return time.perf_counter() - start, survey, time.process_time() - cpu
 
 
-def send_baseline(db: Path, port: int, tls: bool) -> float:
+def send_baseline(db: Path, port: int, tls: bool) -> tuple[float, float]:
     """The same rows as one Arrow IPC stream over TLS 1.3 (or plain TCP): no policy, no
     frames, no commitments."""
     with (
@@ -234,13 +241,13 @@ def send_baseline(db: Path, port: int, tls: bool) -> float:
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT_MB}MB'")
         con.execute("SET enable_progress_bar = false")  # it would break the JSON line
         with sock.makefile("wb") as stream:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             reader = con.execute("SELECT * FROM t").to_arrow_reader(BATCH_ROWS)
             with pa.ipc.new_stream(stream, reader.schema) as writer:
                 for batch in reader:
                     writer.write_batch(batch)
             stream.flush()
-            return time.perf_counter() - start
+            return time.perf_counter() - start, time.process_time() - cpu
 
 
 # ---------------------------------------------------------------- time-series stores
@@ -509,11 +516,15 @@ def child(kind: str, db: Path, port: int, analysis_measurement: bytes) -> None:
     print(code_measurement(ComponentKind.GATEWAY).hex(), flush=True)
     survey = 0.0
     if kind == "gateway":
-        seconds, survey = send_gateway(db, port, analysis_measurement)
+        seconds, survey, cpu = send_gateway(db, port, analysis_measurement)
     else:
-        seconds = send_baseline(db, port, tls=kind == "tls")
+        seconds, cpu = send_baseline(db, port, tls=kind == "tls")
     peak = round(_peak_rss_kib() / 1024, 1)
-    print(json.dumps({"seconds": seconds, "survey_seconds": survey, "peak_rss_mib": peak}))
+    print(
+        json.dumps(
+            {"seconds": seconds, "survey_seconds": survey, "cpu_seconds": cpu, "peak_rss_mib": peak}
+        )
+    )
 
 
 def _peak_rss_kib() -> int:
@@ -564,7 +575,47 @@ def run_once(kind: str, db: Path, rows: int, analysis: bytes) -> dict[str, float
         "mb_per_s": round(counter.bytes / elapsed / 1e6, 2),
         "peak_rss_mib": peak,
         "survey_seconds": round(report["survey_seconds"], 3),
+        "sender_cpu_s": round(report["cpu_seconds"], 3),
+        "receiver_cpu_s": round(counter.cpu, 3),
+        "cpu_s": round(report["cpu_seconds"] + counter.cpu, 3),
         "rows_per_s_with_survey": round(rows / (elapsed + report["survey_seconds"])),
+    }
+
+
+#: The CPU features the path's cost depends on: SHA-256 and AES-GCM speed (sha_ni, aes,
+#: vaes, vpclmulqdq, pclmulqdq) and the vector units DuckDB, Arrow and OpenSSL use.
+CPU_FLAGS = ("sha_ni", "aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f", "bmi2", "adx")
+
+
+def machine() -> dict[str, object]:
+    """What the figures depend on besides the code: CPU model and features (Linux's
+    /proc/cpuinfo), cores, load, the Python build and the libraries' versions. An
+    ``OPENSSL_ia32cap`` in the environment (which masks CPU features from OpenSSL, e.g. to
+    measure a CPU without SHA extensions) is reported too."""
+    model, flags = "unknown", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        load = []
+    return {
+        "cpu": model,
+        "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "cpus": os.cpu_count(),
+        "loadavg": [float(x) for x in load],
+        "python": sys.version.split()[0] + " " + " ".join(sys.version.split()[1:]),
+        "openssl": ssl.OPENSSL_VERSION,
+        "duckdb": duckdb.__version__,
+        "pyarrow": pa.__version__,
+        "openssl_ia32cap": os.environ.get("OPENSSL_ia32cap"),
     }
 
 
@@ -594,6 +645,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.db, args.port, bytes.fromhex(args.peer_measurement))
         return
+    before = machine()
+    print(f"machine: {json.dumps(before)}", file=sys.stderr)
     analysis = code_measurement(ComponentKind.ANALYSIS)  # what every sender pins
     sizes = [1_000_000, 4_000_000] if args.quick else [2_500_000, 10_000_000]
     repeats = 3 if args.quick else 5
@@ -634,11 +687,15 @@ def main() -> None:
         ),
         "ratio_small": ratio(small, "tls"),
         "ratio_vs_raw": ratio(large, "raw"),
+        # CPU seconds of both ends, TLS baseline over gateway: the work each path costs,
+        # steady when other jobs take the cores (wall-time ratios are not)
+        "cpu_ratio": round(large["tls"]["cpu_s"] / large["gateway"]["cpu_s"], 3),
         "gateway_peak_rss_growth": round(
             large["gateway"]["peak_rss_mib"] / small["gateway"]["peak_rss_mib"], 3
         ),
         "target_ratio": 0.6,
         "target_ratio_vs_raw": 0.35,
+        "machine": {**before, "loadavg_after": machine()["loadavg"]},
     }
     if not args.no_stores:
         summary["stores"] = bench_stores([1_000_000, 4_000_000], repeats)

@@ -1,12 +1,15 @@
 """The analysis works for tasks other than the bundled one, end to end on the demo machinery:
-half-hourly electricity demand with a past-only temperature covariate (vertical), and
-quarterly takings of eight states held by two parties plus a bureau's CPI (horizontal).
-Both datasets are real (tests/data/*/README.md gives source and licence)."""
+half-hourly electricity demand with a past-only temperature covariate (vertical),
+quarterly takings of eight states held by two parties plus a bureau's CPI (horizontal), and
+hourly departures from JFK whose training window ends at an hour (``data_until`` a time).
+The datasets are real (tests/data/*/README.md gives source and licence)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from chronoseal.ledger import TaskState
@@ -96,3 +99,21 @@ def test_a_horizontal_task_serves_each_party_only_its_own_series() -> None:
     for party, frame in report.forecasts.items():
         ids = set(frame["unique_id"])
         assert ids and all(uid.startswith(f"{party}/") for uid in ids), (party, ids)
+
+
+def test_an_hourly_cut_trains_up_to_its_hour_and_serves_from_the_next() -> None:
+    # JFK's departures per hour with the airlines' timetable (future known), cut at
+    # data_until = 2013-12-28T12:00:00Z: the 12:00 row trains, the feed starts at 13:00.
+    scenario = load_scenario(DATA / "jfk" / "scenario.toml")
+    cut = dt.datetime(2013, 12, 28, 12, tzinfo=dt.UTC)
+    assert scenario.spec.task.data_until == cut
+    world = DemoConsortium(scenario, lambda _: None)
+    report = world.run("serving")
+    assert report.state == "Serving"
+    hours = int((cut - dt.datetime(2013, 12, 1, tzinfo=dt.UTC)).total_seconds() // 3600) + 1
+    assert {p.name: p.rows_sent for p in report.parties} == {"airport": hours, "airlines": hours}
+    frame = report.forecasts["airport"]
+    assert len(frame) == 24
+    first = pd.Timestamp(frame["ds"].min())
+    assert first.tz_localize(first.tz or "UTC") == pd.Timestamp("2013-12-28T13:00:00Z")
+    assert pd.Timestamp(frame["ds"].max()).tz_localize(None) == pd.Timestamp("2013-12-29T12:00")

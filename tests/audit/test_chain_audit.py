@@ -5,6 +5,8 @@ broken rule — whether a lying node served it or the contract let it through.""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 
 import pytest
 from ledger_world import PROVIDERS, World, digest
@@ -32,6 +34,20 @@ def index_of(events: list[ChainEvent], name: str, task_id: bytes, **args: object
             if all(e.args.get(k) == v for k, v in args.items()):
                 return i
     raise AssertionError(f"no {name} {args} for the task")
+
+
+def test_the_audit_json_carries_every_hash_and_address_whole(world: World) -> None:
+    # The timeline's sentences and the checks' details are compared with the chain by
+    # scripts: no value cut to "0x4b7734f5…" (the CLI's table shortens them for people).
+    doc = audit_task(world.consortium, world.ready["serving"]).to_json()
+    text = json.dumps(doc, ensure_ascii=False)
+    values = re.findall(r"0x[0-9a-fA-F]+", text)
+    assert values and {len(v) for v in values} <= {42, 66}
+    assert not re.search(r"[0-9a-fA-F]…", text)
+    model = next(t for t in doc["timeline"] if t["event"] == "ModelCommitted")
+    assert re.search(
+        r"model committed 0x[0-9a-f]{64}, released metrics 0x[0-9a-f]{64}", model["summary"]
+    )
 
 
 @pytest.mark.parametrize("state", ["proposed", "approved", "running", "trained", "serving"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -354,3 +355,35 @@ def test_acknowledgements_are_frames_of_one_stream_per_connection() -> None:
             received = result.result(timeout=10)
     assert opened == ["acks"]
     assert root == received.commitment.root() == gw.commitment.root()
+
+
+def test_a_leaf_commits_to_the_blake2b_digest_of_the_batch_bytes() -> None:
+    # the formula docs/gateway.md gives, computed here from its parts
+    payload = encode_batch(_batch(3))
+    salt = bytes(range(32))
+    leaf = BatchCommitment(TASK, "transit").add(0, salt, payload)
+    expected = hashlib.sha256(
+        b"\x00chronoseal.commitment.v2"
+        + len(TASK).to_bytes(2, "big")
+        + TASK
+        + len(b"transit").to_bytes(2, "big")
+        + b"transit"
+        + (0).to_bytes(8, "big")
+        + salt
+        + hashlib.blake2b(payload, digest_size=64).digest()
+    ).digest()
+    assert leaf == expected
+
+
+def test_batches_whose_index_widths_differ_join_into_one_table() -> None:
+    intake = PartyIntake(TASK, "transit", ["ts", "entity"])
+    narrow = pa.array(["a", "b", "a"]).dictionary_encode()
+    narrow = pa.DictionaryArray.from_arrays(narrow.indices.cast(pa.int16()), narrow.dictionary)
+    wide = pa.array(["c", "a"]).dictionary_encode()
+    for i, entity in enumerate([narrow, wide]):
+        ts = pa.array(range(len(entity)), pa.int64())
+        batch = pa.record_batch([ts, entity], names=["ts", "entity"])
+        intake.accept(i, bytes(32), encode_batch(batch))
+    table = intake.table()
+    assert table.column("entity").to_pylist() == ["a", "b", "a", "c", "a"]
+    assert table.schema.field("entity").type == pa.string()

@@ -167,6 +167,17 @@ def test_task_page_has_the_whole_timeline(client: TestClient, world: ExplorerWor
     assert "2 audit batches, 6 audited predictions" in html
 
 
+def test_every_hex_value_under_api_is_full_length(client: TestClient, world: ExplorerWorld) -> None:
+    for path in [*pages(world), f"/tasks/{tid(world, 'disputed')}/verify"]:
+        text = client.get("/api" + path).text
+        values = re.findall(r"0x[0-9a-fA-F]+", text)
+        assert values and {len(v) for v in values} <= {42, 66}, path
+        assert not re.search(r"[0-9a-fA-F]…", text), path
+    html = client.get(f"/tasks/{tid(world, 'serving')}").text
+    model = "0x" + digest("model").hex()
+    assert f"{model[:10]}…" in html  # the page shortens for people
+
+
 def test_a_disputed_task_shows_the_party_whose_commitments_differ(
     client: TestClient, world: ExplorerWorld
 ) -> None:
@@ -518,7 +529,7 @@ def test_the_command_serves_the_explorer_over_json_rpc(
 
 def test_the_explorer_imports_only_ledger_audit_and_errors() -> None:
     package = Path(explorer_package.__file__).parent
-    allowed = {"ledger", "audit", "errors", "explorer", "spec"}
+    allowed = {"ledger", "audit", "errors", "explorer", "spec", "_hex"}
     for source in package.glob("*.py"):
         tree = ast.parse(source.read_text(encoding="utf-8"))
         for node in ast.walk(tree):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chronoseal.errors import DataError
-from chronoseal.gateway._checks import checked_batches, read_order
+from chronoseal.gateway._checks import checked_batches, in_window, read_order
 from chronoseal.sources import open_source
 from chronoseal.spec import Dataset, TaskSpec, load_spec
 
@@ -120,3 +121,31 @@ def test_a_repeated_key_is_refused_in_either_order(
         assert not repeated and passed == len(rows)
         if time_ordered:
             assert order == "stored"
+
+
+def _times(batches: Iterable[pa.RecordBatch]) -> list[datetime]:
+    return [t for b in batches for t in b.column("ts").to_pylist()]
+
+
+@pytest.mark.parametrize(
+    ("kind", "zone", "last_trained"),
+    [
+        (pa.timestamp("ms", "UTC"), None, datetime(2024, 1, 2, 12, tzinfo=UTC)),
+        (pa.timestamp("s"), None, datetime(2024, 1, 2, 12)),  # naive read as UTC
+        (pa.timestamp("us"), "Europe/Berlin", datetime(2024, 1, 2, 13)),  # UTC+1 in January
+    ],
+)
+def test_a_time_cut_trains_up_to_and_at_it_and_feeds_what_follows(
+    kind: pa.DataType, zone: str | None, last_trained: datetime
+) -> None:
+    cut = datetime(2024, 1, 2, 12, tzinfo=UTC)
+    first = datetime(2024, 1, 1, tzinfo=UTC if kind.tz else None)
+    times = [first + timedelta(hours=h) for h in range(72)]
+    batches = [pa.record_batch({"ts": pa.array(times[i : i + 10], kind)}) for i in range(0, 72, 10)]
+    trained = _times(in_window(batches, "ts", cut, feed=False, naive_zone=zone))
+    fed = _times(in_window(batches, "ts", cut, feed=True, naive_zone=zone))
+    assert trained == times[: times.index(last_trained) + 1]
+    assert fed == times[times.index(last_trained) + 1 :]
+    # a date cut keeps the whole day, as before
+    day = _times(in_window(batches, "ts", date(2024, 1, 2), feed=False, naive_zone=zone))
+    assert day[-1] == first + timedelta(hours=47)

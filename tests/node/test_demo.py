@@ -155,6 +155,49 @@ def test_the_report_shows_the_released_figures(trained: Trained, tmp_path: Path)
     assert "prediction.request.replayed" in html
 
 
+def strings(doc: Any) -> list[str]:
+    """Every key and string value of a JSON document."""
+    if isinstance(doc, dict):
+        return [s for k, v in doc.items() for s in [str(k), *strings(v)]]
+    if isinstance(doc, list):
+        return [s for v in doc for s in strings(v)]
+    return [doc] if isinstance(doc, str) else []
+
+
+def test_every_hex_value_in_the_json_summary_is_full_length(trained: Trained) -> None:
+    # Round-tripped as ``--json`` prints it: addresses 20 bytes, hashes and ids 32 bytes.
+    text = strings(json.loads(json.dumps(trained.doc)))
+    values = [m for s in text for m in re.findall(r"0x[0-9a-fA-F]+", s)]
+    assert values and {len(v) for v in values} <= {42, 66}
+    assert not [s for s in text if re.search(r"[0-9a-fA-F]…", s)]
+    view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
+    assert view.model_commitment is not None
+    committed = [e["fields"] for e in trained.doc["events"] if e["event"] == "ModelCommitted"]
+    assert [f["commitment"] for f in committed] == ["0x" + view.model_commitment.hex()] * 2
+
+
+def test_the_report_shows_the_analysis_runtimes_metrics_digest(
+    trained: Trained, tmp_path: Path
+) -> None:
+    view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
+    assert view.metrics_digest is not None and any(view.metrics_digest)
+    digest = "0x" + view.metrics_digest.hex()
+    analysis = next(
+        e
+        for e in trained.report.events
+        if e.event == "ModelCommitted" and e.fields["kind"] == "analysis"
+    )
+    assert analysis.fields["metrics_digest"] == digest
+    path = tmp_path / "report.html"
+    write_report(path, trained.report, task_name="chicago-ridership-14d")
+    html = " ".join(re.sub(r"<[^>]+>", " ", path.read_text()).split())
+    assert (
+        f"metrics digest (on chain) {digest} (the analysis runtime's ModelCommitted, "
+        f"block {analysis.block})"
+    ) in html
+    assert "matches the committed model" in html
+
+
 def test_report_matches_an_independent_read_of_the_chain(trained: Trained) -> None:
     report, chain = trained.report, trained.chain
     assert report.chain == chain_stats(chain)

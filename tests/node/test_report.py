@@ -49,6 +49,10 @@ CUTOFFS = [
     "2016-08-14T00:00:00",
 ]
 HEX_SERIES = "3f9a0c1be2d47a65c0ffee1234567890abcdef"
+DIGEST = "0x42266a3f0d5b9b1e6f3c1d2e4a5b6c7d8e9f00112233445566778899aabbccdd"
+ZERO32 = "0x" + "00" * 32
+ANALYSIS_RT = "0x" + "a1" * 20
+PREDICTION_RT = "0x" + "b2" * 20
 
 
 def metrics(mase: float, smape: float, rmse: float, coverage: float | None) -> dict[str, Any]:
@@ -142,6 +146,24 @@ def release(
     return doc
 
 
+def model_committed(block: int, kind: str, commitment: str, digest: str = ZERO32) -> TimelineEntry:
+    """As the demo reads the contract's ModelCommitted back (full-length values)."""
+    runtime = ANALYSIS_RT if kind == "analysis" else PREDICTION_RT
+    return TimelineEntry(
+        block,
+        "0x" + f"{block:02x}" * 32,
+        f"{kind} runtime",
+        "ModelCommitted",
+        {
+            "task_id": "0x" + TASK_ID.hex(),
+            "kind": kind,
+            "component": runtime,
+            "commitment": commitment,
+            "metrics_digest": digest,
+        },
+    )
+
+
 def events(extra: dict[str, Any] | None = None) -> list[TimelineEntry]:
     tx = "0x" + "ab" * 32
     return [
@@ -151,15 +173,14 @@ def events(extra: dict[str, Any] | None = None) -> list[TimelineEntry]:
             tx,
             "transit",
             "TaskApproved",
-            {"task_id": "0x9d50219c…", "org": "transit", "approvals": "1/3", "relayed": False},
+            {
+                "task_id": "0x" + TASK_ID.hex(),
+                "org": "transit",
+                "approvals": "1/3",
+                "relayed": False,
+            },
         ),
-        TimelineEntry(
-            30,
-            tx,
-            "analysis runtime",
-            "ModelCommitted",
-            {"task_id": "0x9d50219c…", "commitment": "0x5fb24b0b…", "metrics_digest": "0x42266…"},
-        ),
+        model_committed(30, "analysis", MODEL, DIGEST),
         *([TimelineEntry(31, tx, "events", "Note", extra)] if extra else []),
     ]
 
@@ -381,6 +402,40 @@ def test_names_and_event_fields_are_escaped() -> None:
     assert "&lt;b&gt;O&#39;Brien &amp; Co $5&lt;/b&gt;" in html
     assert "memo=&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert [row[0] for row in parse(html).table("party")[1:3]] == ["transit", odd]
+
+
+def facts(html: str) -> dict[str, str]:
+    """The header's ``<dt>``/``<dd>`` pairs as text."""
+    pairs = re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", html, flags=re.S)
+    return {text_of(k): text_of(v) for k, v in pairs}
+
+
+def test_the_header_shows_the_analysis_digest_and_the_prediction_match_apart() -> None:
+    # As on chain: the analysis runtime commits model and digest (block 30), the prediction
+    # runtime later logs the model it loaded with an empty digest (block 34).
+    report = demo_report()
+    report.events.append(model_committed(34, "prediction", MODEL))
+    header = facts(render_report(report))
+    assert header["metrics digest (on chain)"] == (
+        f"{DIGEST} (the analysis runtime's ModelCommitted, block 30)"
+    )
+    assert header["prediction runtime's model"] == (
+        f"{MODEL} (ModelCommitted, block 34): matches the committed model"
+    )
+
+
+def test_the_header_says_when_the_prediction_runtime_loaded_another_model() -> None:
+    report = demo_report()
+    report.events.append(model_committed(34, "prediction", "0x" + "ee" * 32))
+    header = facts(render_report(report))
+    assert header["metrics digest (on chain)"].startswith(DIGEST)
+    assert header["prediction runtime's model"].endswith("does NOT match the committed model")
+
+
+def test_the_event_table_shortens_hashes_for_people_only() -> None:
+    page = parse(render_report(demo_report()))
+    fields = next(row[-1] for row in page.table("block") if "ModelCommitted" in row)
+    assert f"commitment={MODEL[:10]}…" in fields and MODEL not in fields
 
 
 def test_demo_report_option_writes_the_page(

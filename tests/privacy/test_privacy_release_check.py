@@ -149,3 +149,18 @@ def test_the_release_check_handles_empty_and_large_batches(n: int) -> None:
     assert _outcome(rule, before, rounded) is None
     if n:
         assert _outcome(rule, before, before) == _reference(rule, before, before)
+
+
+def test_pseudonyms_leave_with_two_byte_indices_when_the_batch_allows() -> None:
+    # two bytes a row less to hash, encrypt and send on both ends; a batch with more distinct
+    # values than int16 holds keeps int32 indices, and the values are the same either way
+    key = bytes(range(32))
+    few = pseudonymize(pa.array([f"m{i % 300}" for i in range(5000)]), key, PseudonymMemo(), "e")
+    assert few.type.index_type == pa.int16()
+    many = [f"m{i}" for i in range(40_000)]
+    wide = pseudonymize(pa.array(many), key, PseudonymMemo(), "e")
+    assert wide.type.index_type == pa.int32()
+    assert (
+        wide.to_pylist()[:5000]
+        == pseudonymize(pa.array(many[:5000]), key, PseudonymMemo(), "e").to_pylist()
+    )

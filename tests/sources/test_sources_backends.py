@@ -120,6 +120,31 @@ def test_stored_order_is_the_files_and_reproducible(
     assert resumed == first[5:]
 
 
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_reads_that_share_one_engine_give_what_fresh_ones_give(
+    backend: str, open_table: OpenTable
+) -> None:
+    # A source keeps the engine of a read that ended cleanly for the next one (the survey,
+    # then the stream); a read abandoned half-way, a sorted read after a stored one, and two
+    # reads open at once must each see what a source of their own sees.
+    columns = REQUESTS["transit"]
+    fresh_stored = [ipc_bytes(b) for b in open_table(backend, "transit").batches(
+        columns, batch_rows=500, order="stored")]  # fmt: skip
+    fresh_sorted = [ipc_bytes(b) for b in open_table(backend, "transit").batches(
+        columns, batch_rows=500)]  # fmt: skip
+    source = open_table(backend, "transit")
+    assert source.schema().names  # a first read, kept as the idle engine
+    abandoned = source.batches(columns, batch_rows=500, order="stored")
+    assert ipc_bytes(next(abandoned)) == fresh_stored[0]
+    other = source.batches(columns, batch_rows=500)  # while the first is still open
+    assert [ipc_bytes(b) for b in other] == fresh_sorted
+    abandoned.close()
+    assert [ipc_bytes(b) for b in source.batches(columns, batch_rows=500, order="stored")] == (
+        fresh_stored
+    )
+    assert [ipc_bytes(b) for b in source.batches(columns, batch_rows=500)] == fresh_sorted
+
+
 @pytest.mark.integration
 def test_postgresql_offers_no_stored_order(open_table: OpenTable) -> None:
     source = open_table("postgresql", "transit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,64 @@ def test_holidays_need_true_dates(example_task: Path) -> None:
     for ds in raw["datasets"]:
         ds["policy"]["time_shift"] = {"max_days": 30}
     assert "secret offset" in _problems(raw)["model.holidays"]
+
+
+JFK_TASK = Path(__file__).resolve().parents[1] / "data" / "jfk" / "task.toml"
+
+
+def _hourly() -> dict[str, Any]:
+    return tomllib.loads(JFK_TASK.read_text())
+
+
+def _until(raw: dict[str, Any], toml_value: str) -> dict[str, Any]:
+    """``raw`` with ``data_until`` as TOML reads the literal ``toml_value``."""
+    raw = copy.deepcopy(raw)
+    raw["task"]["data_until"] = tomllib.loads(f"v = {toml_value}")["v"]
+    return raw
+
+
+def test_data_until_is_a_date_on_a_daily_task(example_task: Path) -> None:
+    raw = _raw(example_task)
+    assert parse_spec(_until(raw, "2016-08-14")).task.data_until == dt.date(2016, 8, 14)
+    for literal in ('"2016-08-14"', "2016-08-14T00:00:00Z", "2016-08-14T23:00:00", "12:00:00"):
+        assert "task.data_until" in _problems(_until(raw, literal)), literal
+    assert "sub-daily" in _problems(_until(raw, "2016-08-14T00:00:00Z"))["task.data_until"]
+    assert "not a str" in _problems(_until(raw, '"2016-08-14"'))["task.data_until"]
+
+
+def test_an_hourly_task_takes_a_time_with_zone_on_its_grid() -> None:
+    raw = _hourly()
+    spec = parse_spec(raw)
+    assert spec.task.data_until == dt.datetime(2013, 12, 28, 12, tzinfo=dt.UTC)
+    assert spec.task.training_end() == spec.task.data_until
+    # the same instant written in another zone is the same task
+    moved = _until(raw, "2013-12-28T07:00:00-05:00")
+    assert parse_spec(moved).task.data_until == spec.task.data_until
+    assert _resolved(moved) == _resolved(raw)
+    assert parse_spec(_until(raw, "2013-12-28")).task.training_end() == dt.datetime(
+        2013, 12, 29, tzinfo=dt.UTC
+    )
+    assert "zone" in _problems(_until(raw, "2013-12-28T12:00:00"))["task.data_until"]
+    assert "grid" in _problems(_until(raw, "2013-12-28T12:30:00Z"))["task.data_until"]
+
+
+def test_a_half_hourly_grid_is_read_in_the_naive_times_zone() -> None:
+    raw = _hourly()
+    for ds in raw["datasets"]:
+        ds["frequency"] = "30min"
+    assert parse_spec(_until(raw, "2013-12-28T12:30:00Z")).task.data_until is not None
+    raw["join"]["naive_timezone"] = "Asia/Kolkata"  # UTC+05:30: 12:00Z is 17:30 there
+    assert parse_spec(_until(raw, "2013-12-28T12:00:00Z")).task.data_until is not None
+    for ds in raw["datasets"]:
+        ds["frequency"] = "h"
+    assert "grid" in _problems(_until(raw, "2013-12-28T12:00:00Z"))["task.data_until"]
+
+
+def test_the_training_window_ends_before_the_deadline(example_task: Path) -> None:
+    raw = _raw(example_task)
+    raw["task"]["deadline"] = dt.datetime(2016, 8, 15, tzinfo=dt.UTC)
+    assert parse_spec(_until(raw, "2016-08-14")).task.data_until == dt.date(2016, 8, 14)
+    assert "deadline" in _problems(_until(raw, "2016-08-15"))["task.data_until"]
+    hourly = _hourly()
+    hourly["task"]["deadline"] = dt.datetime(2013, 12, 28, 12, tzinfo=dt.UTC)
+    assert "deadline" in _problems(hourly)["task.data_until"]

@@ -93,10 +93,6 @@ CHECKS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _short(value: str, n: int = 10) -> str:
-    return value if len(value) <= n + 2 else value[: n + 2] + "…"
-
-
 def _n(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
@@ -138,7 +134,7 @@ class _World:
         return self.key_org.get(address.lower()) == org
 
     def name(self, org: str) -> str:
-        return self.names.get(org, _short(org))
+        return self.names.get(org, org)
 
     def actor(self, address: str) -> str:
         org = self.key_org.get(address.lower())
@@ -195,7 +191,7 @@ class _Pin:
             tee = TeeType(self.tee).name.lower()
         except ValueError:
             tee = str(self.tee)
-        return f"{kind}/{tee}/{_short(self.digest)}"
+        return f"{kind}/{tee}/{self.digest}"
 
 
 @dataclass
@@ -301,7 +297,7 @@ class _Replay:
         return None
 
     def where(self, ev: ChainEvent) -> str:
-        return f"block {ev.block_number} ({ev.name}, tx {_short(ev.tx_hash)})"
+        return f"block {ev.block_number} ({ev.name}, tx {ev.tx_hash})"
 
     def use(self, pin: _Pin | None, pos: int, ev: ChainEvent, what: str) -> None:
         """A component acted under ``pin`` at ``pos``: the measurement must be usable then."""
@@ -454,8 +450,8 @@ class _Replay:
             if actual.lower() != claimed.lower():
                 self.fail(
                     "audit.history",
-                    f"the history puts task events in block {number} {_short(claimed)}, but "
-                    f"the chain's block {number} is {_short(actual)}",
+                    f"the history puts task events in block {number} {claimed}, but "
+                    f"the chain's block {number} is {actual}",
                 )
 
     def starts_at_deployment(self, events: Sequence[ChainEvent]) -> bool:
@@ -691,8 +687,8 @@ class _Replay:
         what = ComponentKind(kind).name.lower()
         self.item(
             ev,
-            f"{what} runtime {_short(component)} posted its attestation "
-            f"({pin.label() if pin else 'unpinned'}, evidence {_short(evidence)})",
+            f"{what} runtime {component} posted its attestation "
+            f"({pin.label() if pin else 'unpinned'}, evidence {evidence})",
             actor=f"{what} runtime",
         )
 
@@ -722,7 +718,7 @@ class _Replay:
                 self.use(self.pin_of(self.analysis), pos, ev, "the analysis runtime's hand-over")
             self.item(
                 ev,
-                f"the analysis runtime acknowledged the prediction runtime {_short(key[1])}",
+                f"the analysis runtime acknowledged the prediction runtime {key[1]}",
                 actor="analysis runtime",
             )
             return
@@ -786,7 +782,7 @@ class _Replay:
                 self.fail("audit.prediction", "a second prediction runtime was bound")
             self.prediction = record
         what = ComponentKind(kind).name.lower()
-        self.item(ev, f"{what} runtime {_short(record.component)} bound to the task", actor="chain")
+        self.item(ev, f"{what} runtime {record.component} bound to the task", actor="chain")
 
     def on_DataCommitmentPosted(self, pos: int, ev: ChainEvent) -> None:
         a = ev.args
@@ -801,9 +797,7 @@ class _Replay:
                 self.fail("audit.commitments", f"{name}'s gateway committed twice")
             self.gateway_commit[org] = commitment
             self.use_gateway(pos, ev, f"{name}'s gateway commitment")
-            self.item(
-                ev, f"the {name} gateway committed what it sent: {_short(commitment)}", actor=name
-            )
+            self.item(ev, f"the {name} gateway committed what it sent: {commitment}", actor=name)
         else:
             if self.analysis is None or ev.actor.lower() != self.analysis.component.lower():
                 self.fail(
@@ -818,8 +812,7 @@ class _Replay:
             self.runtime_commit[org] = commitment
             self.item(
                 ev,
-                f"the analysis runtime committed what it received from {name}: "
-                f"{_short(commitment)}",
+                f"the analysis runtime committed what it received from {name}: {commitment}",
                 actor="analysis runtime",
             )
 
@@ -841,8 +834,8 @@ class _Replay:
         self.mismatched.add(org)
         self.fail(
             "audit.commitments",
-            f"{name}'s gateway committed {_short(str(ev.args['gateway']))} but the runtime "
-            f"received {_short(str(ev.args['runtime']))}: the data differ, the task is disputed",
+            f"{name}'s gateway committed {ev.args['gateway']} but the runtime "
+            f"received {ev.args['runtime']}: the data differ, the task is disputed",
         )
         self.item(ev, f"the commitments for {name} DIFFER", actor="chain")
 
@@ -868,7 +861,7 @@ class _Replay:
             self.model, self.metrics = commitment, str(a["metrics_digest"])
             self.item(
                 ev,
-                f"model committed {_short(commitment)}, released metrics {_short(self.metrics)}",
+                f"model committed {commitment}, released metrics {self.metrics}",
                 actor="analysis runtime",
             )
             return
@@ -883,12 +876,12 @@ class _Replay:
         if self.model is None or not hmac.compare_digest(commitment.lower(), self.model.lower()):
             self.fail(
                 "audit.prediction",
-                f"the prediction runtime loaded {_short(commitment)}, "
-                f"not the committed model {_short(self.model or 'none')}",
+                f"the prediction runtime loaded {commitment}, "
+                f"not the committed model {self.model or 'none'}",
             )
         self.item(
             ev,
-            f"the prediction runtime loaded model {_short(commitment)}",
+            f"the prediction runtime loaded model {commitment}",
             actor="prediction runtime",
         )
 
@@ -930,7 +923,7 @@ class _Replay:
         self.audited += count
         self.item(
             ev,
-            f"audit batch {batch}: {count} requests, root {_short(str(a['root']))}",
+            f"audit batch {batch}: {count} requests, root {a['root']}",
             actor="prediction runtime",
         )
 
@@ -964,9 +957,8 @@ def _verdicts(
         "audit.revocations": "no use after a revocation",
         "audit.attestations": f"{len(replay.acked)} of {len(providers)} providers acknowledged",
         "audit.commitments": f"{len(replay.matched)} of {len(providers)} providers matched",
-        "audit.model": f"model {_short(replay.model or 'none')}",
-        "audit.prediction": "prediction runtime loaded "
-        + _short(replay.prediction_model or "none"),
+        "audit.model": f"model {replay.model or 'none'}",
+        "audit.prediction": "prediction runtime loaded " + (replay.prediction_model or "none"),
         "audit.audit_roots": f"{_n(replay.batches, 'batch', 'batches')}, "
         f"{_n(replay.audited, 'audit record')}",
         "audit.receipts": _n(len(receipts), "receipt") + " checked",

@@ -5,8 +5,8 @@ and post it on chain; the contract compares them per party. The chain learns not
 the data: every leaf mixes in a random 32-byte salt that travels only inside the attested
 channel, so even a low-entropy batch cannot be confirmed by guessing.
 
-    leaf_i = SHA-256(0x00 ‖ "chronoseal.commitment.v1" ‖ lp16(task) ‖ lp16(party) ‖ u64 i ‖
-                     salt_i ‖ SHA-256(batch_i))
+    leaf_i = SHA-256(0x00 ‖ "chronoseal.commitment.v2" ‖ lp16(task) ‖ lp16(party) ‖ u64 i ‖
+                     salt_i ‖ BLAKE2b-512(batch_i))
     node   = SHA-256(0x01 ‖ left ‖ right)          (RFC 6962 split: largest power of two < n)
     root   = SHA-256(0x02 ‖ u64 n ‖ tree(leaves))  (the count is committed; n = 0 allowed)
 """
@@ -18,27 +18,34 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives import hashes
+
 from chronoseal.channel._wire import U64, lp16
 from chronoseal.errors import StreamIntegrityError
 
 SALT_LEN = 32
-_LEAF = b"\x00chronoseal.commitment.v1"
+_LEAF = b"\x00chronoseal.commitment.v2"
 _NODE = b"\x01"
 _ROOT = b"\x02"
 
 
-def leaf_hash(task_id: bytes, party: str, index: int, salt: bytes, payload_sha256: bytes) -> bytes:
+def payload_digest(payload: bytes) -> bytes:
+    """The digest of a batch's bytes in its leaf. Both ends hash every byte sent, so its
+    speed is the commitment's cost: BLAKE2b runs at one speed on any 64-bit core (~1.4 GB/s
+    on the bench machine), SHA-256 at ~2 GB/s only with the CPU's SHA extensions and
+    ~0.7 GB/s without them (bench/README.md)."""
+    digest = hashes.Hash(hashes.BLAKE2b(64))
+    digest.update(payload)
+    return digest.finalize()
+
+
+def leaf_hash(task_id: bytes, party: str, index: int, salt: bytes, batch_digest: bytes) -> bytes:
     if len(salt) != SALT_LEN:
         raise StreamIntegrityError(
             f"a batch salt must be {SALT_LEN} bytes, got {len(salt)}", id="channel.commitment.salt"
         )
     return hashlib.sha256(
-        _LEAF
-        + lp16(task_id)
-        + lp16(party.encode("utf-8"))
-        + U64.pack(index)
-        + salt
-        + payload_sha256
+        _LEAF + lp16(task_id) + lp16(party.encode("utf-8")) + U64.pack(index) + salt + batch_digest
     ).digest()
 
 
@@ -69,7 +76,7 @@ class BatchCommitment:
                 f"batch {index} arrived where batch {len(self.leaves)} was expected",
                 id="channel.stream.reordered",
             )
-        leaf = leaf_hash(self.task_id, self.party, index, salt, hashlib.sha256(payload).digest())
+        leaf = leaf_hash(self.task_id, self.party, index, salt, payload_digest(payload))
         self.leaves.append(leaf)
         return leaf
 

@@ -341,16 +341,20 @@ class PartyIntake:
         return leaf
 
     def table(self) -> pa.Table:
-        """Every batch received, dictionary-encoded columns (pseudonyms) as plain values."""
+        """Every batch received, dictionary-encoded columns (pseudonyms) as plain values
+        (decoded batch by batch: their index widths may differ)."""
         if not self.batches:
             return pa.table({})
-        table = pa.Table.from_batches(self.batches)
-        for i, column in enumerate(table.columns):
-            if pa.types.is_dictionary(column.type):
-                table = table.set_column(
-                    i, table.field(i).name, column.cast(column.type.value_type)
-                )
-        return table
+        return pa.Table.from_batches([_plain(b) for b in self.batches])
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(pa.types.is_dictionary(t) for t in batch.schema.types):
+        return batch
+    columns = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def serve_intake(

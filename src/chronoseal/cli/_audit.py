@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from chronoseal._hex import short_hex
 from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.ledger import Consortium, JsonRpcChain
@@ -29,7 +30,7 @@ def audit_table(audit: TaskAudit) -> Table:
     table.add_column("verdict")
     table.add_column("what the chain shows", overflow="fold")
     for c in audit.checks:
-        table.add_row(escape(c.id), _STYLE[c.verdict], escape(c.detail))
+        table.add_row(escape(c.id), _STYLE[c.verdict], escape(short_hex(c.detail)))
     return table
 
 
@@ -42,7 +43,7 @@ def audit_timeline(audit: TaskAudit) -> Table:
     table.add_column("what happened", overflow="fold")
     for item in audit.timeline:
         when = datetime.fromtimestamp(item.time, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(item.block), when, escape(item.actor), escape(item.summary))
+        table.add_row(str(item.block), when, escape(item.actor), escape(short_hex(item.summary)))
     return table
 
 

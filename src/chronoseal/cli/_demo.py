@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from chronoseal._hex import short_hex
 from chronoseal.errors import ChronosealError
 from chronoseal.ledger import ChainBackend, EmbeddedChain
 from chronoseal.node import Scenario, Stage, bundled_scenario, load_scenario
@@ -337,4 +338,4 @@ def _timeline(report: DemoReport) -> Table:
 
 def _fields(fields: dict[str, Any]) -> str:
     # The task id is in the summary line; repeating it on every row only adds noise.
-    return " ".join(f"{k}={v}" for k, v in fields.items() if k != "task_id")
+    return short_hex(" ".join(f"{k}={v}" for k, v in fields.items() if k != "task_id"))

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chronoseal._hex import short_hex
 from chronoseal.errors import ChainUnavailable, ChronosealError, LedgerError
 from chronoseal.explorer import _read
 from chronoseal.explorer._cache import EventCache
@@ -65,6 +66,7 @@ class Explorer:
             lstrip_blocks=True,
         )
         self.templates.filters["short"] = _short
+        self.templates.filters["short_hex"] = short_hex
 
     def read(self, builder: Builder, *args: Any) -> dict[str, Any]:
         """Catch up the cache, then build one page; the lock keeps one reader at a time."""

@@ -146,10 +146,9 @@ def _state(value: int) -> str:
     return TaskState(value).name.capitalize() if 0 <= value <= 8 else str(value)
 
 
-def _short(value: str | None) -> str:
-    if value is None:
-        return "—"
-    return value if len(value) <= 20 else value[:12] + "…" + value[-6:]
+def _whole(value: str | None) -> str:
+    # Whole: the /api serves these sentences; the pages shorten them with ``short_hex``.
+    return "—" if value is None else value
 
 
 def _role_names(role: Role) -> list[str]:
@@ -199,17 +198,17 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
     if name == "AttestationPosted":
         return "attestation", (
             f"{_kind(a['kind'])} runtime {a['component']} posted its attestation: "
-            f"{_tee(a['tee'])} measurement {_short(a['measurement'])}, evidence "
-            f"{_short(a['evidence'])}, TLS key {_short(a['tls_key'])}"
+            f"{_tee(a['tee'])} measurement {_whole(a['measurement'])}, evidence "
+            f"{_whole(a['evidence'])}, TLS key {_whole(a['tls_key'])}"
         )
     if name == "AttestationAcknowledged":
         if a["kind"] == ComponentKind.PREDICTION:
             return "attestation", (
                 "the analysis runtime acknowledged the prediction runtime's attestation "
-                f"(evidence {_short(a['evidence'])}) and handed the model over"
+                f"(evidence {_whole(a['evidence'])}) and handed the model over"
             )
         return "attestation", (
-            f"{org} acknowledged the analysis attestation (evidence {_short(a['evidence'])}, "
+            f"{org} acknowledged the analysis attestation (evidence {_whole(a['evidence'])}, "
             f"{a['acks']}/{a['required']})"
         )
     if name == "ComponentBound":
@@ -217,27 +216,27 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
     if name == "DataCommitmentPosted":
         side = "gateway" if a["kind"] == ComponentKind.GATEWAY else "runtime"
         return "commitment", (
-            f"{org}: {side} side data commitment {_short(a['commitment'])} "
+            f"{org}: {side} side data commitment {_whole(a['commitment'])} "
             f"(posted by {index.actor(a['actor'])})"
         )
     if name == "CommitmentMatched":
         return "commitment", f"{org}: gateway and runtime commitments match"
     if name == "CommitmentMismatched":
         return "dispute", (
-            f"{org}: commitments differ — gateway {_short(a['gateway'])}, runtime "
-            f"{_short(a['runtime'])}: the task is disputed"
+            f"{org}: commitments differ — gateway {_whole(a['gateway'])}, runtime "
+            f"{_whole(a['runtime'])}: the task is disputed"
         )
     if name == "ModelCommitted":
         if a["kind"] == ComponentKind.PREDICTION:
-            return "model", (f"prediction runtime took over model {_short(a['commitment'])}")
+            return "model", (f"prediction runtime took over model {_whole(a['commitment'])}")
         return "model", (
-            f"model commitment {_short(a['commitment'])}, released metrics digest "
-            f"{_short(a['metrics_digest'])}"
+            f"model commitment {_whole(a['commitment'])}, released metrics digest "
+            f"{_whole(a['metrics_digest'])}"
         )
     if name == "AuditRootPosted":
         return "audit", (
             f"prediction audit batch #{a['batch']}: {a['count']} predictions, root "
-            f"{_short(a['root'])}"
+            f"{_whole(a['root'])}"
         )
     if name == "ComponentAborted":
         return "abort", f"{_kind(a['kind'])} runtime {a['component']} aborted: {a['reason']}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -176,26 +177,49 @@ def _no_repeated_key_in_time_order(
 
 
 def in_window(
-    batches: Iterable[pa.RecordBatch], time: str, until: dt.date | None, *, feed: bool
+    batches: Iterable[pa.RecordBatch],
+    time: str,
+    until: dt.date | dt.datetime | None,
+    *,
+    feed: bool,
+    naive_zone: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """The rows a training stream sends (time up to the end of ``until``, UTC) or, for a
-    feature feed, the rows after it. With no ``until`` training takes every row and a feed
-    none of these (its rows are the ones that appear later)."""
+    """The rows a training stream sends or, for a feature feed, the rows after them: the
+    one cut of ``[task] data_until`` that streams, resumes and feeds all use. A date keeps
+    the rows up to the end of that day; a time (UTC) keeps the rows up to and at it, naive
+    times read in ``naive_zone`` (UTC without one), as the join reads them. With no
+    ``until`` training takes every row and a feed none of these (its rows are the ones that
+    appear later)."""
     for batch in batches:
         if until is None:
             if not feed:
                 yield batch
             continue
         column = batch.column(time)
-        kind = column.type
-        if pa.types.is_date32(kind) or pa.types.is_date64(kind):
-            bound = pa.scalar(until, type=kind)
-            keep = pc.greater(column, bound) if feed else pc.less_equal(column, bound)
-        else:
-            zone = dt.UTC if getattr(kind, "tz", None) else None
-            end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-            bound = pa.scalar(end, type=kind)
-            keep = pc.greater_equal(column, bound) if feed else pc.less(column, bound)
+        keep = (
+            _after(column, until, naive_zone)
+            if feed
+            else pc.invert(_after(column, until, naive_zone))
+        )
         chosen = batch.filter(keep)
         if chosen.num_rows:
             yield chosen
+
+
+def _after(column: pa.Array, until: dt.date | dt.datetime, naive_zone: str | None) -> pa.Array:
+    """Which times fall after the training window."""
+    kind = column.type
+    if pa.types.is_date32(kind) or pa.types.is_date64(kind):
+        # a date labels its day from midnight (UTC), as the join reads dates
+        day = until.date() if isinstance(until, dt.datetime) else until
+        return pc.greater(column, pa.scalar(day, type=kind))
+    aware = getattr(kind, "tz", None) is not None
+    if isinstance(until, dt.datetime):
+        last = until
+        if not aware:
+            clock = last.astimezone(ZoneInfo(naive_zone)) if naive_zone else last
+            last = clock.replace(tzinfo=None)
+        return pc.greater(column, pa.scalar(last, type=kind))
+    zone = dt.UTC if aware else None
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return pc.greater_equal(column, pa.scalar(end, type=kind))

@@ -118,7 +118,13 @@ def window_batches(
     training window or, ``feed``, those after it."""
     raw = source.batches(dataset.columns(), batch_rows=batch_rows, order=order)
     checked = checked_batches(raw, dataset, spec, order)
-    return in_window(checked, dataset.time_column, spec.task.data_until, feed=feed)
+    return in_window(
+        checked,
+        dataset.time_column,
+        spec.task.data_until,
+        feed=feed,
+        naive_zone=spec.join.naive_timezone,
+    )
 
 
 Progress = Callable[[int, int], None]

@@ -686,6 +686,4 @@ def _field(world: DemoConsortium, key: str, value: Any) -> Any:
         return ComponentKind(value).name.lower()
     if key == "tee" and isinstance(value, int):
         return TeeType(value).name.lower().replace("_", "-")
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
-        return value[:10] + "…"
     return value

@@ -10,6 +10,7 @@ this module leaves matplotlib's global backend alone.
 from __future__ import annotations
 
 import base64
+import hmac
 import io
 import math
 import os
@@ -27,7 +28,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from ._demo import DemoReport
+from chronoseal._hex import short_hex
+
+from ._demo import DemoReport, TimelineEntry
 
 #: The report plots at most this many series of the back-test sample.
 MAX_SERIES = 6
@@ -93,6 +96,7 @@ def render_report(report: DemoReport, *, task_name: str | None = None) -> str:
         + sorted(set(doc) - _ENVELOPE - set(_SECTIONS)),
         "nothing_released": _nothing_released(report, doc),
         "digest": _digest_event(report),
+        "loaded": _prediction_model_event(report),
         "forecast": _forecast_section(report, doc, level),
         "backtest": _backtest_section(report, doc, level),
         "contribution": _contribution_section(doc),
@@ -195,11 +199,37 @@ def _nothing_released(report: DemoReport, doc: Mapping[str, Any]) -> str | None:
     return f"The task's release rules name no release for {report.target_party or 'this party'}."
 
 
+def _model_event(report: DemoReport, kind: str) -> TimelineEntry | None:
+    # Both runtimes log ModelCommitted; only the analysis runtime's carries a metrics digest.
+    return next(
+        (
+            e
+            for e in reversed(report.events)
+            if e.event == "ModelCommitted" and e.fields.get("kind") == kind
+        ),
+        None,
+    )
+
+
 def _digest_event(report: DemoReport) -> dict[str, Any] | None:
-    for e in reversed(report.events):
-        if e.event == "ModelCommitted":
-            return {"block": e.block, "digest": e.fields.get("metrics_digest")}
-    return None
+    """The metrics digest the releases were checked against: the analysis runtime's."""
+    e = _model_event(report, "analysis")
+    return None if e is None else {"block": e.block, "digest": e.fields.get("metrics_digest")}
+
+
+def _prediction_model_event(report: DemoReport) -> dict[str, Any] | None:
+    """The model the prediction runtime loaded, and whether it is the one committed."""
+    e = _model_event(report, "prediction")
+    if e is None:
+        return None
+    loaded = str(e.fields.get("commitment", ""))
+    analysis = _model_event(report, "analysis")
+    committed = str(analysis.fields.get("commitment", "")) if analysis else ""
+    return {
+        "block": e.block,
+        "commitment": loaded,
+        "matched": bool(committed) and hmac.compare_digest(loaded.lower(), committed.lower()),
+    }
 
 
 def _level(doc: Mapping[str, Any]) -> int | None:
@@ -739,7 +769,7 @@ def _plain(text: str) -> str:
 
 def _fields(fields: Mapping[str, Any]) -> str:
     # As the CLI prints them: the task id is in the header, not on every row.
-    return " ".join(f"{k}={v}" for k, v in fields.items() if k != "task_id")
+    return short_hex(" ".join(f"{k}={v}" for k, v in fields.items() if k != "task_id"))
 
 
 # --- template -------------------------------------------------------------------------
@@ -813,7 +843,12 @@ blocks, {{ chain.transactions }} transactions, {{ "{:,}".format(chain.gas_used) 
 {% if model_commitment %}<dt>model commitment</dt><dd><code>{{ model_commitment }}</code></dd>
 {% endif %}
 {% if digest %}<dt>metrics digest (on chain)</dt><dd><code>{{ digest.digest }}</code>
-(ModelCommitted, block {{ digest.block }})</dd>
+(the analysis runtime's ModelCommitted, block {{ digest.block }})</dd>
+{% endif %}
+{% if loaded %}<dt>prediction runtime's model</dt><dd><code>{{ loaded.commitment }}</code>
+(ModelCommitted, block {{ loaded.block }}): \
+{% if loaded.matched %}matches the committed model{% else %}\
+<strong>does NOT match the committed model</strong>{% endif %}</dd>
 {% endif %}
 <dt>released to {{ party }}</dt><dd>{% if released %}{{ released | join("; ") }}\
 {% else %}nothing{% endif %}</dd>
@@ -1015,7 +1050,7 @@ Anyone with read access to a chain node gets the same with
 <tr><td><code>{{ c.id }}</code><br><span class="note">{{ c.title }}</span></td>
 <td>{% if c.verdict == "pass" %}<span class="ok">pass</span>{% elif c.verdict == "fail" %}\
 <span class="bad">FAIL</span>{% else %}<span class="note">not reached</span>{% endif %}</td>
-<td>{{ c.detail }}</td></tr>
+<td>{{ c.detail|short_hex }}</td></tr>
 {% endfor %}
 </tbody>
 </table>
@@ -1026,7 +1061,7 @@ Anyone with read access to a chain node gets the same with
 <tbody>
 {% for t in audit.timeline %}
 <tr><td class="num" title="{{ t.tx }}">{{ t.block }}</td><td class="nowrap">{{ t.time }}</td>
-<td>{{ t.actor }}</td><td>{{ t.summary }}</td></tr>
+<td>{{ t.actor }}</td><td>{{ t.summary|short_hex }}</td></tr>
 {% endfor %}
 </tbody>
 </table>
@@ -1071,4 +1106,5 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+_ENV.filters["short_hex"] = short_hex
 _TEMPLATE = _ENV.from_string(_PAGE)

@@ -133,8 +133,22 @@ def pseudonymize(values: pa.Array, key: bytes, memo: PseudonymMemo, column: str)
         memo.add(unseen, base32_lower(digests))
         positions = memo.positions(distinct)
     # The indices come from dictionary_encode over ``distinct``, one pseudonym per entry.
+    return narrow_indices(
+        pa.DictionaryArray.from_arrays(
+            encoded.indices, pc.take(memo.pseudonyms, positions), safe=False
+        )
+    )
+
+
+def narrow_indices(values: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same values with int16 indices when the dictionary has at most 32,767 entries
+    (the common case: a batch of 65,536 rows rarely holds more entities), else int32: two
+    bytes a row less to hash, encrypt and send on both ends. Determined by the values alone,
+    so a re-read batch is byte for byte the batch sent."""
+    if len(values.dictionary) > np.iinfo(np.int16).max or values.type.index_type == pa.int16():
+        return values
     return pa.DictionaryArray.from_arrays(
-        encoded.indices, pc.take(memo.pseudonyms, positions), safe=False
+        values.indices.cast(pa.int16()), values.dictionary, safe=False
     )
 
 

@@ -41,6 +41,7 @@ from ._columns import (
     decoded,
     generalize,
     mask,
+    narrow_indices,
     pseudonymize,
     round_values,
     truncate,
@@ -275,7 +276,7 @@ class Desensitizer:
             if isinstance(self._rules[name], Pseudonymize) and not pa.types.is_dictionary(
                 values.type
             ):
-                columns[name] = values.dictionary_encode()
+                columns[name] = narrow_indices(values.dictionary_encode())
         return pa.RecordBatch.from_arrays([columns[c] for c in self._output], names=self._output)
 
     def _entity_table(self, columns: dict[str, pa.Array], extra: dict[str, pa.Array]) -> pa.Table:

@@ -7,7 +7,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._policy import DatasetPolicy
 
@@ -51,10 +51,39 @@ class TaskInfo(_Strict):
     description: str = Field(default="", max_length=4096)
     # TOML gives a datetime; a JSON copy of a spec gives its RFC 3339 string
     deadline: Annotated[dt.datetime, Field(strict=False)]
-    #: The last day the model trains on: gateways stream rows up to it (inclusive, UTC), and
-    #: their feature feeds to the prediction runtime carry the rows after it. None: all rows
-    #: train, and feeds carry what appears later.
-    data_until: Annotated[dt.date | None, Field(strict=False)] = None
+    #: The end of the training window (:meth:`training_end`). A date: the last day the model
+    #: trains on, up to the end of that day (UTC). On a task whose every dataset is sub-daily,
+    #: an RFC 3339 time with zone on the task's grid: the last time trained on (held in UTC).
+    #: Gateways stream the rows up to it; their feature feeds to the prediction runtime carry
+    #: the rows after it. None: all rows train, and feeds carry what appears later.
+    data_until: dt.datetime | dt.date | None = None
+
+    @field_validator("data_until", mode="before")
+    @classmethod
+    def _a_date_or_a_zoned_time(cls, value: object) -> object:
+        # Strict: a TOML date or offset date-time only; a string, a local date-time (no zone)
+        # or a time of day is refused rather than read in some zone.
+        if value is None or type(value) is dt.date:
+            return value
+        if isinstance(value, dt.datetime):
+            if value.utcoffset() is None:
+                raise ValueError(
+                    "a time needs its zone (RFC 3339, e.g. 2024-03-08T23:00:00Z); "
+                    "for a whole day write a date (2024-03-08)"
+                )
+            return value.astimezone(dt.UTC)
+        raise ValueError(
+            "must be a TOML date (data_until = 2024-03-08) or, on a sub-daily task, a time "
+            f"with zone (data_until = 2024-03-08T23:00:00Z), not a {type(value).__name__}"
+        )
+
+    def training_end(self) -> dt.datetime | None:
+        """The first instant (UTC) after the training window: the day after a date cut, the
+        time itself for a time cut (which the window holds), None without a cut."""
+        until = self.data_until
+        if until is None or isinstance(until, dt.datetime):
+            return until
+        return dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
 class Participant(_Strict):

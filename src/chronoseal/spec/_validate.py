@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,6 +60,65 @@ def _names(spec: TaskSpec) -> Iterator[SpecProblem]:
         yield SpecProblem("task.name", _bad_name(spec.task.name))
     if spec.task.deadline.tzinfo is None:
         yield SpecProblem("task.deadline", "give a time zone (e.g. 2027-01-31T00:00:00Z)")
+    yield from _data_until(spec)
+
+
+#: Seconds per step of the sub-daily frequency units (a frequency alias's suffix).
+_SUB_DAILY = {"s": 1, "min": 60, "h": 3600}
+
+
+def _step_seconds(freq: str) -> int | None:
+    """The step of a sub-daily frequency alias (``30min`` -> 1800), None for a day or more."""
+    m = re.fullmatch(r"([1-9][0-9]*)?(s|min|h)", freq)
+    return None if m is None else int(m.group(1) or 1) * _SUB_DAILY[m.group(2)]
+
+
+def _data_until(spec: TaskSpec) -> Iterator[SpecProblem]:
+    """A time cut only on a task whose every dataset is sub-daily, on every dataset's grid
+    (in the clock its naive times are read in); any cut ends before the deadline."""
+    until, deadline = spec.task.data_until, spec.task.deadline
+    if until is None:
+        return
+    if isinstance(until, dt.datetime):
+        daily = [
+            ds.name
+            for ds in spec.datasets
+            if _step_seconds(ds.frequency) is None
+            or _step_seconds(ds.effective_frequency()) is None
+        ]
+        if daily:
+            yield SpecProblem(
+                "task.data_until",
+                f"a time cut needs sub-daily data, but {', '.join(map(repr, daily))} "
+                f"{'is' if len(daily) == 1 else 'are'} daily or coarser: give the last day "
+                f"as a date ({until.date().isoformat()})",
+            )
+            return
+        zone = spec.join.naive_timezone
+        clock = until.astimezone(ZoneInfo(zone)) if zone and _is_zone(zone) else until
+        wall = int((clock.replace(tzinfo=None) - dt.datetime(1970, 1, 1)).total_seconds())
+        for freq in sorted(
+            {f for ds in spec.datasets for f in (ds.frequency, ds.effective_frequency())}
+        ):
+            step = _step_seconds(freq)
+            if step is not None and (wall % step or until.microsecond):
+                yield SpecProblem(
+                    "task.data_until",
+                    f"{until.isoformat().replace('+00:00', 'Z')} is not on the task's "
+                    f"{freq!r} grid: give a time the data hold (a whole step of every "
+                    "dataset's frequency)",
+                )
+                break
+        late = deadline.tzinfo is not None and until >= deadline
+    else:
+        end = spec.task.training_end()
+        late = deadline.tzinfo is not None and end is not None and end > deadline
+    if late:
+        yield SpecProblem(
+            "task.data_until",
+            f"the training window ends after the task's deadline ({deadline.isoformat()}): "
+            "the model must be trained on data from before it",
+        )
 
 
 def _bad_name(name: str) -> str:
