@@ -6,12 +6,14 @@ window's cutoff and one forecast of the horizon after it, exactly what the libra
 every candidate (the joint model, the baselines, each coalition) is one job, planned up
 front, and the jobs run on as many processes as the runtime has cores.
 
-Processes, not threads: statsforecast's models hold the GIL while they fit. Spawned, not
-forked: the runtime holds TLS server threads and OpenMP pools that a fork would copy
-half-alive. Each worker receives the joined panel once, over its own pipe at start (never
-through shared memory: under Gramine, ``/dev/shm`` is the untrusted host's), and LightGBM in
-a worker trains on ``cores // workers`` threads, so the runtime never runs more threads than
-it has cores.
+Processes, not threads: statsforecast's models hold the GIL while they fit. Forked from a
+fork server, not from the runtime: the runtime holds TLS server threads and OpenMP pools that
+a fork would copy half-alive, while the fork server is a fresh single-threaded process that
+imported the forecasting stack once (:func:`warm_up`, at the runtime's start), so a worker
+starts in milliseconds and no user script's ``__main__`` is re-imported. Each worker receives
+the joined panel once, over its own pipe at start (never through shared memory: under
+Gramine, ``/dev/shm`` is the untrusted host's), and LightGBM in a worker trains on
+``cores // workers`` threads, so the runtime never runs more threads than it has cores.
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ def run_window(
 
 
 _worker: dict[str, Any] = {}
+#: What the fork server imports once, so that every worker forked from it starts warm.
+_PRELOAD = ["chronoseal.model._lightgbm", "chronoseal.model._statsforecast", __name__]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def warm_up() -> None:
+    """Start the fork server now (it imports the forecasting stack), not at the first
+    back-test: a runtime calls this when it starts, while the parties' streams arrive."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
 
 
 def _init_worker(frame: pd.DataFrame, freq: str, threads: int) -> None:
@@ -118,7 +137,7 @@ class WindowPool:
             return
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=_context(),
             initializer=_init_worker,
             initargs=(self.frame, self.grid.alias, self.threads_per_job),
         )

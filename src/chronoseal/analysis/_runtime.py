@@ -51,6 +51,7 @@ from chronoseal.spec import Component, TaskSpec, task_id
 
 from ._analyse import JOINT, AnalysisResult, Progress, analyse
 from ._join import join_tables
+from ._pool import warm_up
 from ._release import build_releases
 
 log = logging.getLogger("chronoseal.analysis")
@@ -189,6 +190,9 @@ class AnalysisRuntime:
         accept = threading.Thread(target=self._accept_loop, args=(server,), daemon=True)
         accept.start()
         self._threads.append(accept)
+        # The back-test's worker processes fork from a warm server: start it while the
+        # parties' streams arrive.
+        threading.Thread(target=warm_up, name="analysis-warm-up", daemon=True).start()
 
     def _accept_loop(self, server: ChannelServer) -> None:
         assert self._socket is not None
