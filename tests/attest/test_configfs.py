@@ -246,9 +246,9 @@ def test_cert_table_parser_raises_only_attestation_error(data: bytes) -> None:
 # --- TEEs that are named but not implemented -----------------------------------------------
 
 
-@pytest.mark.parametrize("tee", ["csv", "cca", "trustzone"])
+@pytest.mark.parametrize("tee", ["trustzone"])
 def test_unsupported_tees_refuse_with_what_they_would_need(tee: str) -> None:
-    """configfs-tsm may one day list a CCA provider; until then these refuse, never fake."""
+    """TrustZone-A defines no attestation: it refuses, never fakes."""
     with pytest.raises(UnsupportedTee) as generated:
         generate_unsupported(tee, bytes(64))
     with pytest.raises(UnsupportedTee) as verified:
