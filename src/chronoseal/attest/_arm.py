@@ -431,7 +431,7 @@ def verify_cca_token(token: bytes, cpak_pem: bytes) -> VerifiedClaims:
                 WARN_CCA_FIRMWARE: (
                     "the platform token is signed by the CPAK given as collateral and binds "
                     "this realm's RAK; its software components and lifecycle were not compared "
-                    "with the vendor's reference values (pin platform_sw_components for that)"
+                    "with the vendor's reference values"
                 )
             }
         ),
