@@ -260,16 +260,19 @@ def test_naive_now_is_a_programming_error(
 # --- registry -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tee", ["csv", "cca"])
-def test_unsupported_tees(
+@pytest.mark.parametrize("tee", ["csv", "cca", "psa"])
+def test_csv_cca_psa_without_their_collateral_name_what_is_missing(
     tee: TeeType, simulated_policy: AppraisalPolicy, report_data: bytes
 ) -> None:
     evidence = Evidence(tee, ANALYSIS, b"report")
     assert _appraise(simulated_policy, evidence, report_data).failures == (
-        "attest.tee.unsupported",
+        "attest.collateral.missing",
     )
+
+
+def test_psa_devices_do_not_run_components() -> None:
     with pytest.raises(UnsupportedTee):
-        get_backend(tee).attester(ANALYSIS)
+        get_backend("psa").attester(ANALYSIS)
 
 
 def test_registry_names() -> None:

@@ -172,7 +172,7 @@ def test_evidence_for_other_report_data_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_is_refused(tmp_path: Path) -> None:
-    kernel = FakeTsmKernel(tmp_path / "report", "arm_cca_guest", b"\0" * 64)
+    kernel = FakeTsmKernel(tmp_path / "report", "riscv_cove_guest", b"\0" * 64)
     with pytest.raises(AttestationError) as caught:
         generate_tsm_report(bytes(64), root=kernel.root, fs=kernel)
     assert caught.value.id == "attest.configfs.unknown_provider"

@@ -24,8 +24,9 @@ HSK.kid.
 
 Reports are the 4,096-byte page ``/dev/csv-guest`` fills, after the guest restored the
 PEK and serial (as csv-rs does), optionally behind the 20-byte wrapper header (16-byte
-magic, u32 flags) that tells V1 from V2: all-zero magic, or ``ATTESTATION_EXT`` with flags
-0, is V1; ``ATTESTATION_EXT`` with flags 1 is V2. V1 signs only its first 180 bytes, and
+magic, u32 flags) that tells V1 from V2: all-zero magic, or ``ATTESTATION_EXT``, with flags
+0 is V1 (csv-rs ignores the flags under a zero magic; here they must be 0, so that a report
+has one encoding); ``ATTESTATION_EXT`` with flags 1 is V2. V1 signs only its first 180 bytes, and
 its fields are XOR-masked with the 4-byte ANONCE, which is *not* signed: changing ANONCE
 changes every unmasked field by the same pattern, so V1 claims are meaningful only together
 with the report-data binding and measurement checks (which the appraisal makes; a verdict
@@ -481,7 +482,7 @@ def parse_csv_report(raw: bytes) -> CsvReport:
             id="attest.report.malformed",
             context={"length": len(raw)},
         )
-    if magic == V1_MAGIC or (magic == EXT_MAGIC and flags == 0):
+    if flags == 0 and magic in (V1_MAGIC, EXT_MAGIC):
         version, info_size, signed_size, sig_offset = 1, V1_TEE_INFO, V1_SIGNED, V1_SIG
         anonce = data[V1_ANONCE : V1_ANONCE + 4]
     elif magic == EXT_MAGIC and flags == 1:

@@ -455,9 +455,7 @@ def _collateral_provider(evidence: Evidence, paths: list[Path]) -> CollateralPro
             raise typer.BadParameter(
                 "csv takes HSK || CEK (one file) or the HSK and the CEK", param_hint="--collateral"
             )
-        blobs = sorted(
-            (_read_capped(path, "a CSV certificate") for path in paths), key=len
-        )
+        blobs = sorted((_read_capped(path, "a CSV certificate") for path in paths), key=len)
         return _constant(b"".join(blobs))
     if evidence.tee in ("cca", "psa"):
         if len(paths) != 1:
