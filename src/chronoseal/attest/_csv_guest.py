@@ -35,6 +35,7 @@ import ctypes
 import fcntl
 import hmac
 import os
+import re
 import secrets
 import struct
 from pathlib import Path
@@ -53,6 +54,7 @@ from chronoseal.attest._csv import (
     V1_ANONCE,
     V1_TEE_INFO,
     csv_report_wrapper,
+    parse_csv_report,
 )
 from chronoseal.attest._evidence import ComponentKind, Evidence
 from chronoseal.errors import AttestationError
@@ -60,6 +62,7 @@ from chronoseal.errors import AttestationError
 __all__ = [
     "CSV_GET_REPORT",
     "CSV_GUEST_DEVICE",
+    "HSK_CEK_DIR",
     "CsvGuestAttester",
     "CsvGuestDevice",
     "OsCsvGuest",
@@ -68,6 +71,8 @@ __all__ = [
 ]
 
 CSV_GUEST_DEVICE: Final = Path("/dev/csv-guest")
+HSK_CEK_DIR: Final = Path("/opt/hygon/csv/hsk_cek")
+_CHIP_ID: Final = re.compile(r"[A-Za-z0-9]{1,64}")
 _IOC_READ_WRITE: Final = 3
 _REQUEST_STRUCT: Final = struct.Struct("<QI4x")  # {u64 addr; u32 len;} with C padding
 CSV_GET_REPORT: Final = (
@@ -174,16 +179,25 @@ def generate_csv_report(
 
 
 class CsvGuestAttester:
-    """A component inside a Hygon CSV guest; HSK/CEK come from the verifier's collateral."""
+    """A component inside a Hygon CSV guest.
+
+    When the host provisioned this chip's HSK || CEK where Trustee's verifier looks for
+    them offline (``/opt/hygon/csv/hsk_cek/<chip serial>/hsk_cek.cert``), they travel with
+    the evidence (as SEV-SNP's VCEK does in the auxblob); otherwise the verifier's
+    collateral provider must fetch them from Hygon's KDS. Either way the verifier checks
+    them against the pinned HRK: carrying them gives a host nothing to forge.
+    """
 
     def __init__(
         self,
         component: ComponentKind,
         *,
         device: CsvGuestDevice | None = None,
+        hsk_cek_dir: Path = HSK_CEK_DIR,
     ) -> None:
         self._component = component
         self._device = device
+        self._hsk_cek_dir = hsk_cek_dir
 
     @property
     def tee(self) -> TeeType:
@@ -195,4 +209,11 @@ class CsvGuestAttester:
 
     def attest(self, report_data: bytes) -> Evidence:
         report = generate_csv_report(report_data, device=self._device)
-        return Evidence("csv", self._component, report)
+        chip = parse_csv_report(report).chip_id
+        certificates: tuple[bytes, ...] = ()
+        # The serial is unsigned: use it as a path component only when it is plainly one.
+        if _CHIP_ID.fullmatch(chip):
+            cached = self._hsk_cek_dir / chip / "hsk_cek.cert"
+            if cached.is_file():
+                certificates = (cached.read_bytes(),)
+        return Evidence("csv", self._component, report, certificates)
