@@ -193,11 +193,11 @@ class CsvGuestAttester:
         component: ComponentKind,
         *,
         device: CsvGuestDevice | None = None,
-        hsk_cek_dir: Path = HSK_CEK_DIR,
+        hsk_cek_dir: Path | None = None,
     ) -> None:
         self._component = component
         self._device = device
-        self._hsk_cek_dir = hsk_cek_dir
+        self._hsk_cek_dir = HSK_CEK_DIR if hsk_cek_dir is None else hsk_cek_dir
 
     @property
     def tee(self) -> TeeType:
