@@ -62,6 +62,7 @@ __all__ = [
     "cca_realm_challenge",
     "cca_token",
     "load_ec_public_key",
+    "token_instance_id",
     "verify_cca_token",
     "verify_cose_sign1",
     "verify_psa_token",
@@ -296,6 +297,27 @@ def cca_realm_challenge(token: bytes) -> bytes:
     if not isinstance(claims, dict):
         raise _malformed("the realm token payload is not a claims map")
     return _bytes(claims, R_CHALLENGE, "the realm challenge", (64,))
+
+
+def token_instance_id(tee: str, token: bytes) -> bytes:
+    """The (unverified) instance id of a CCA platform token or PSA token: the key under
+    which a verifier's endorsement store files the CPAK / attestation key that must then
+    verify it."""
+    signed: Any = bytes(token)
+    if tee == "cca":
+        collection = _loads(signed, "CCA token")
+        parts = collection.value if isinstance(collection, cbor2.CBORTag) else None
+        signed = parts.get(CCA_PLATFORM) if isinstance(parts, dict) else None
+        if not isinstance(signed, bytes):
+            raise _malformed("the CCA token collection holds no platform token")
+    _, payload, _, _ = _sign1_parts(signed, f"{tee} token")
+    claims = _loads(payload, f"{tee} token payload")
+    if not isinstance(claims, dict):
+        raise _malformed("the token payload is not a claims map")
+    value = claims.get(P_INSTANCE_ID, claims.get(_PSA_KEYS[PSA_PROFILE_1]["instance_id"]))
+    if not isinstance(value, bytes) or len(value) != 33:
+        raise _malformed("the token carries no 33-byte instance id")
+    return value
 
 
 def _hash(name: str, data: bytes) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from chronoseal.attest._arm import verify_cca_token, verify_psa_token
+from chronoseal.attest._arm import token_instance_id, verify_cca_token, verify_psa_token
 from chronoseal.attest._claims import TeeType, VerifiedClaims
 from chronoseal.attest._configfs import (
     PROVIDER_CCA,
@@ -47,6 +47,10 @@ per chip serial). cca: the CPAK as PEM; psa: the attestation public key as PEM.
 """
 
 MISSING_COLLATERAL: Final = "attest.collateral.missing"
+ENDORSEMENTS_DIR: Final = Path("/etc/chronoseal/endorsements")
+"""A verifier's endorsement store: ``cca/<instance id hex>.pem`` holds the CPAK the silicon
+vendor endorsed for that platform, ``psa/<instance id hex>.pem`` a PSA device's key. Used
+when no collateral provider is configured (the node's appraisers configure none)."""
 
 
 class Backend(Protocol):
@@ -118,14 +122,14 @@ class TsmAttester:
         tee: TeeType,
         component: ComponentKind,
         *,
-        root: Path = TSM_REPORT_ROOT,
+        root: Path | None = None,
         fs: PseudoFilesystem | None = None,
     ) -> None:
         if tee not in self._PROVIDERS:
             raise UnsupportedTee(f"configfs-tsm does not produce {tee} evidence")
         self._tee = tee
         self._component = component
-        self._root = root
+        self._root = TSM_REPORT_ROOT if root is None else root
         self._fs = fs
 
     @property
@@ -336,11 +340,9 @@ class _ArmBackend:
             )
         what = "CPAK" if self._tee == "cca" else "PSA attestation key"
         if collateral is None:
-            raise AttestationError(
-                f"{self._tee} evidence needs the {what} (PEM) and no provider was configured",
-                id=MISSING_COLLATERAL,
-            )
-        key = collateral(evidence)
+            key: Collateral = self._endorsed_key(evidence, what)
+        else:
+            key = collateral(evidence)
         if not isinstance(key, bytes):
             raise AttestationError(
                 f"{self._tee} collateral must be the {what} as PEM bytes",
@@ -349,6 +351,18 @@ class _ArmBackend:
         if self._tee == "cca":
             return verify_cca_token(evidence.raw, key)
         return verify_psa_token(evidence.raw, key)
+
+    def _endorsed_key(self, evidence: Evidence, what: str) -> bytes:
+        instance = token_instance_id(self._tee, evidence.raw).hex()
+        path = ENDORSEMENTS_DIR / self._tee / f"{instance}.pem"
+        if not path.is_file():
+            raise AttestationError(
+                f"{self._tee} evidence needs the {what} (PEM): no collateral provider is "
+                f"configured and the endorsement store has no {path}",
+                id=MISSING_COLLATERAL,
+                context={"instance_id": instance},
+            )
+        return path.read_bytes()
 
     def attester(self, component: ComponentKind) -> Attester:
         if self._tee == "cca":
