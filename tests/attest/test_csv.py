@@ -343,3 +343,20 @@ def test_sm2_keys_from_libcrypto_sign_what_they_verify() -> None:
     signature = key.sign(b"message", user_id=b"HYGON-SSD-PEK")
     assert sm2_verify(key.public_xy, signature, b"message", user_id=b"HYGON-SSD-PEK")
     assert not sm2_verify(key.public_xy, signature, b"message", user_id=b"HYGON-SSD-CEK")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=5000), size=st.sampled_from([832, 2084, 2916, 4096, 4116]))
+def test_arbitrary_bytes_are_refused_with_an_id(data: bytes, size: int) -> None:
+    blob = (data * (size // max(len(data), 1) + 1))[:size] if data else bytes(size)
+    for parse in (
+        parse_ca_certificate,
+        parse_csv_certificate,
+        parse_csv_report,
+        verify_csv_chain,
+        lambda raw: verify_csv_report(raw, vector_bytes("hygon-csv/hsk_cek.cert")),
+    ):
+        try:
+            parse(blob)
+        except AttestationError as exc:
+            assert exc.id.startswith("attest.")
