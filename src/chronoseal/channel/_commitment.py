@@ -9,49 +9,81 @@ channel, so even a low-entropy batch cannot be confirmed by guessing.
                      salt_i ‖ SHA-256(batch_i))
     node   = SHA-256(0x01 ‖ left ‖ right)          (RFC 6962 split: largest power of two < n)
     root   = SHA-256(0x02 ‖ u64 n ‖ tree(leaves))  (the count is committed; n = 0 allowed)
+
+Under the GM/T suite (a task's ``crypto = "gmt"``) every SHA-256 above is SM3 and the leaf
+label is ``"chronoseal.commitment.sm3.v1"``: same shape, 32-byte roots, so the contract
+compares them unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives import hashes
+
+from chronoseal.channel._framing import Suite
 from chronoseal.channel._wire import U64, lp16
 from chronoseal.errors import StreamIntegrityError
 
 SALT_LEN = 32
 _LEAF = b"\x00chronoseal.commitment.v1"
+_LEAF_SM3 = b"\x00chronoseal.commitment.sm3.v1"
 _NODE = b"\x01"
 _ROOT = b"\x02"
 
 
-def leaf_hash(task_id: bytes, party: str, index: int, salt: bytes, payload_sha256: bytes) -> bytes:
+def _sm3(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize()
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def digest_for(suite: Suite) -> Callable[[bytes], bytes]:
+    """The suite's 32-byte hash: SHA-256, or SM3 for ``gmt``."""
+    return _sm3 if suite == "gmt" else _sha256
+
+
+def leaf_hash(
+    task_id: bytes,
+    party: str,
+    index: int,
+    salt: bytes,
+    payload_sha256: bytes,
+    suite: Suite = "standard",
+) -> bytes:
+    """A batch's leaf; ``payload_sha256`` is the batch's hash under ``suite`` (SM3 for gmt)."""
     if len(salt) != SALT_LEN:
         raise StreamIntegrityError(
             f"a batch salt must be {SALT_LEN} bytes, got {len(salt)}", id="channel.commitment.salt"
         )
-    return hashlib.sha256(
-        _LEAF
+    return digest_for(suite)(
+        (_LEAF_SM3 if suite == "gmt" else _LEAF)
         + lp16(task_id)
         + lp16(party.encode("utf-8"))
         + U64.pack(index)
         + salt
         + payload_sha256
-    ).digest()
+    )
 
 
-def _tree(leaves: Sequence[bytes]) -> bytes:
+def _tree(leaves: Sequence[bytes], digest: Callable[[bytes], bytes]) -> bytes:
     if len(leaves) == 1:
         return leaves[0]
     split = 1 << ((len(leaves) - 1).bit_length() - 1)
-    return hashlib.sha256(_NODE + _tree(leaves[:split]) + _tree(leaves[split:])).digest()
+    return digest(_NODE + _tree(leaves[:split], digest) + _tree(leaves[split:], digest))
 
 
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    body = _tree(leaves) if leaves else b""
-    return hashlib.sha256(_ROOT + U64.pack(len(leaves)) + body).digest()
+def merkle_root(leaves: Sequence[bytes], suite: Suite = "standard") -> bytes:
+    digest = digest_for(suite)
+    body = _tree(leaves, digest) if leaves else b""
+    return digest(_ROOT + U64.pack(len(leaves)) + body)
 
 
 @dataclass
@@ -61,6 +93,7 @@ class BatchCommitment:
     task_id: bytes
     party: str
     leaves: list[bytes] = field(default_factory=list)
+    suite: Suite = "standard"
 
     def add(self, index: int, salt: bytes, payload: bytes) -> bytes:
         """Append batch ``index`` (it must be the next one) and return its leaf."""
@@ -69,12 +102,13 @@ class BatchCommitment:
                 f"batch {index} arrived where batch {len(self.leaves)} was expected",
                 id="channel.stream.reordered",
             )
-        leaf = leaf_hash(self.task_id, self.party, index, salt, hashlib.sha256(payload).digest())
+        payload_digest = digest_for(self.suite)(payload)
+        leaf = leaf_hash(self.task_id, self.party, index, salt, payload_digest, self.suite)
         self.leaves.append(leaf)
         return leaf
 
     def root(self) -> bytes:
-        return merkle_root(self.leaves)
+        return merkle_root(self.leaves, self.suite)
 
     def matches(self, root: bytes) -> bool:
         return hmac.compare_digest(self.root(), root)

@@ -55,6 +55,12 @@ class TaskInfo(_Strict):
     #: their feature feeds to the prediction runtime carry the rows after it. None: all rows
     #: train, and feeds carry what appears later.
     data_until: Annotated[dt.date | None, Field(strict=False)] = None
+    #: The crypto suite of the data plane every party agrees to with the task: "standard"
+    #: (AES-256-GCM frames, SHA-256 commitments) or "gmt" (SM4-GCM frames, SM3 commitments
+    #: and leaves: GM/T 0002/0004). TLS stays TLS 1.3 either way (the OpenSSL here has no SM
+    #: cipher suites). Left out of the canonical JSON when "standard", so existing task ids
+    #: do not change.
+    crypto: Literal["standard", "gmt"] = "standard"
 
 
 class Participant(_Strict):
