@@ -1,7 +1,8 @@
 """Benchmark the attested channel on loopback: what attestation and framing cost.
 
-Throughput of the same payload (1 MiB Arrow IPC record batches) three ways: the framed,
-HPKE-keyed AES-256-GCM stream over mutual RA-TLS 1.3; plain TLS 1.3; plain TCP. Then the
+Throughput of the same payload (1 MiB Arrow IPC record batches) four ways: the framed,
+HPKE-keyed AES-256-GCM stream over mutual RA-TLS 1.3; the same under the GM/T suite (SM4-GCM
+frames, ``framed_gmt``); plain TLS 1.3; plain TCP. Then the
 latency of a full mutual handshake with appraisal on both sides (simulated TEE), and, when
 the shared vectors are present, the verification time of real SGX/TDX (DCAP), SEV-SNP,
 Hygon CSV (chain and report signature), Arm CCA and PSA evidence. Each receiver runs in its
@@ -44,6 +45,7 @@ from chronoseal.channel import (
     StreamContext,
     connect,
 )
+from chronoseal.channel._framing import Suite
 from chronoseal.channel._tls import client_context, server_context
 
 MIB = 1024 * 1024
@@ -116,8 +118,9 @@ def receiver(
             connection = listener.accept()[0]
             if mode == "handshake":
                 server.accept(connection).close()
-            elif mode == "framed":
+            elif mode in ("framed", "framed_gmt"):
                 with server.accept(connection) as channel:
+                    channel.use_suite("gmt" if mode == "framed_gmt" else "standard")
                     for context in stream_contexts(streams):
                         channel.receive_stream(context)
                     channel.send_stream(ACK, [b"k"])
@@ -196,12 +199,13 @@ def tls_sender(batches: list[bytes]) -> Sender:
     return send
 
 
-def framed_sender(batches: list[bytes], client: RaTlsIdentity) -> Sender:
+def framed_sender(batches: list[bytes], client: RaTlsIdentity, suite: Suite = "standard") -> Sender:
     groups = [batches[i : i + STREAM_BATCHES] for i in range(0, len(batches), STREAM_BATCHES)]
     contexts = stream_contexts(len(groups))
 
     def send(address: tuple[str, int], server: Appraiser) -> float:
         with open_channel(address, client, server) as channel:
+            channel.use_suite(suite)
             start = time.perf_counter()
             for context, group in zip(contexts, groups, strict=True):
                 channel.send_stream(context, group)
@@ -314,6 +318,7 @@ def main() -> None:
         "tcp": tcp_sender(batches),
         "tls": tls_sender(batches),
         "framed": framed_sender(batches, client_identity),
+        "framed_gmt": framed_sender(batches, client_identity, "gmt"),
     }
     throughput = interleaved(runs, batches, senders)
     for name, rate in throughput.items():
@@ -334,6 +339,7 @@ def main() -> None:
         "throughput_mib_s": throughput,
         "ratio_framed_over_tls": round(throughput["framed"] / throughput["tls"], 3),
         "ratio_framed_over_tcp": round(throughput["framed"] / throughput["tcp"], 3),
+        "ratio_framed_gmt_over_framed": round(throughput["framed_gmt"] / throughput["framed"], 3),
         "handshake_ms": {
             "n": shakes,
             "median": round(statistics.median(samples) * 1000, 2),
