@@ -322,7 +322,7 @@ def main() -> None:
     }
     throughput = interleaved(runs, batches, senders)
     for name, rate in throughput.items():
-        print(f"{name:>7}: {rate:8.1f} MiB/s (median of {runs}, {payload_mib:.0f} MiB)")
+        print(f"{name:>10}: {rate:8.1f} MiB/s (median of {runs}, {payload_mib:.0f} MiB)")
 
     shake = handshake_sender(client_identity)
     with receiver_process("handshake", shakes, batches) as (address, server_appraiser):
