@@ -260,16 +260,54 @@ def test_naive_now_is_a_programming_error(
 # --- registry -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tee", ["csv", "cca"])
-def test_unsupported_tees(
-    tee: TeeType, simulated_policy: AppraisalPolicy, report_data: bytes
+@pytest.mark.parametrize(
+    ("tee", "vector"),
+    [
+        ("csv", "hygon-csv/csv_evidence.json"),
+        ("cca", "arm-cca/cca_token.cbor"),
+        ("psa", "arm-psa/psa-2_0_0_sign1.bin"),
+    ],
+)
+def test_csv_cca_psa_without_their_collateral_name_what_is_missing(
+    tee: TeeType,
+    vector: str,
+    simulated_policy: AppraisalPolicy,
+    report_data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    evidence = Evidence(tee, ANALYSIS, b"report")
+    """No HSK/CEK in the evidence, no provider, and (CCA/PSA) an empty endorsement store."""
+    from chronoseal.attest import _backends
+
+    monkeypatch.setattr(_backends, "ENDORSEMENTS_DIR", tmp_path)
+    raw = vector_bytes(vector) if tee != "csv" else b"report"
+    evidence = Evidence(tee, ANALYSIS, raw)
     assert _appraise(simulated_policy, evidence, report_data).failures == (
-        "attest.tee.unsupported",
+        "attest.collateral.missing",
     )
+
+
+def test_cca_and_psa_keys_come_from_the_endorsement_store_by_instance_id(
+    simulated_policy: AppraisalPolicy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chronoseal.attest import _backends
+    from chronoseal.attest._arm import token_instance_id
+
+    monkeypatch.setattr(_backends, "ENDORSEMENTS_DIR", tmp_path)
+    token = vector_bytes("arm-cca/cca_token.cbor")
+    (tmp_path / "cca").mkdir()
+    (tmp_path / "cca" / f"{token_instance_id('cca', token).hex()}.pem").write_bytes(
+        vector_bytes("arm-cca/cca_platform.pub")
+    )
+    claims = get_backend("cca").verify(
+        Evidence("cca", ANALYSIS, token), now=utc("2026-01-01"), collateral=None, max_age=None
+    )
+    assert claims.report_data == b"\xab" * 64
+
+
+def test_psa_devices_do_not_run_components() -> None:
     with pytest.raises(UnsupportedTee):
-        get_backend(tee).attester(ANALYSIS)
+        get_backend("psa").attester(ANALYSIS)
 
 
 def test_registry_names() -> None:

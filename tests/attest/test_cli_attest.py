@@ -291,12 +291,18 @@ def test_measure_hardware_explains_and_combines(app: typer.Typer) -> None:
         ("--tee", "sgx", "--register", "isvprodid=x"),
         ("--tee", "sev-snp", "--register", "measurement=00"),
         ("--tee", "simulated", "--register", "code=00"),
-        (
-            "--tee",
-            "csv",
-        ),
+        ("--tee", "trustzone"),
+        ("--tee", "csv", "--register", "measure=00"),
     ],
-    ids=["foreign-register", "no-value", "bad-int", "short-register", "simulated", "csv"],
+    ids=[
+        "foreign-register",
+        "no-value",
+        "bad-int",
+        "short-register",
+        "simulated",
+        "unknown-tee",
+        "csv-short-register",
+    ],
 )
 def test_measure_usage_errors(app: typer.Typer, args: tuple[str, ...]) -> None:
     assert _run(app, "measure", "--component", "gateway", *args).exit_code == 2
@@ -546,3 +552,139 @@ def test_measure_register_errors_carry_an_id(app: typer.Typer) -> None:
     assert partial.exit_code == 2
     assert "[config.measurement.incomplete]" in partial.stderr
     assert "rtmr0" in partial.stderr
+
+
+# --- Hygon CSV, Arm CCA, PSA ----------------------------------------------------------------
+
+
+def test_csv_chain_only_accepts_the_real_hsk_cek(app: typer.Typer) -> None:
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        vector_path("hygon-csv/hsk_cek.cert"),
+        "--tee",
+        "csv",
+        "--chain-only",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["accepted"] is True
+    assert summary["hsk_key_id"] == "6e1009311eb0e448f7320da5ce2d4d47"
+
+
+def test_csv_chain_only_refuses_a_one_byte_tamper(app: typer.Typer, tmp_path: Path) -> None:
+    tampered = bytearray(vector_bytes("hygon-csv/hsk_cek.cert"))
+    tampered[832 + 30] ^= 1
+    path = tmp_path / "hsk_cek.cert"
+    path.write_bytes(bytes(tampered))
+    result = _run(app, "attest", "verify", path, "--tee", "csv", "--chain-only")
+    assert result.exit_code == 1
+    assert "attest.chain.invalid" in result.stderr
+
+
+def test_chain_only_is_for_csv(app: typer.Typer) -> None:
+    result = _run(app, "attest", "verify", vector_path(TDX_QUOTE), "--tee", "tdx", "--chain-only")
+    assert result.exit_code == 2
+
+
+def test_csv_evidence_json_with_another_chips_cek_exits_1(app: typer.Typer) -> None:
+    """Trustee's real report against csv-rs's real (other chip's) HSK and CEK, as two files."""
+    result = _run(
+        app,
+        "attest",
+        "verify",
+        vector_path("hygon-csv/csv_evidence.json"),
+        "--tee",
+        "csv",
+        "--collateral",
+        vector_path("hygon-csv/cek.cert"),
+        "--collateral",
+        vector_path("hygon-csv/hsk.cert"),
+        "--json",
+    )
+    assert result.exit_code == 1
+    assert _ear(result)["submods"]["analysis"]["chronoseal.failures"] == ["attest.csv.cek_mismatch"]
+
+
+def test_csv_without_hsk_cek_exits_1_naming_the_missing_collateral(app: typer.Typer) -> None:
+    result = _run(
+        app, "attest", "verify", vector_path("hygon-csv/csv_evidence.json"), "--tee", "csv"
+    )
+    assert result.exit_code == 1
+    assert "attest.collateral.missing" in result.stderr
+
+
+def _cca(app: typer.Typer, token: Path, key: str, *extra: str) -> Result:
+    return _run(
+        app, "attest", "verify", token, "--tee", "cca", "--collateral", vector_path(key), *extra
+    )
+
+
+def test_the_real_cca_token_is_accepted_with_its_challenge_bound(app: typer.Typer) -> None:
+    result = _cca(
+        app,
+        vector_path("arm-cca/cca_token.cbor"),
+        "arm-cca/cca_platform.pub",
+        "--report-data",
+        "ab" * 64,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    submod = _ear(result)["submods"]["analysis"]
+    assert submod["chronoseal.failures"] == []
+    assert submod["ear.trustworthiness-vector"]["instance-identity"] == 2
+
+
+def test_a_cca_token_whose_nonce_is_not_the_rak_hash_exits_1(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    from test_arm import _cpak_private, _parts, _payload, sign1
+
+    from chronoseal.attest._arm import cca_token
+
+    platform, realm = _parts()
+    claims = _payload(platform)
+    claims[10] = bytes(32)
+    path = tmp_path / "forged.cbor"
+    path.write_bytes(cca_token(sign1(claims, _cpak_private(), -35), realm))
+    result = _cca(app, path, "arm-cca/cca_platform.pub")
+    assert result.exit_code == 1
+    assert "attest.cca.rak_not_bound" in result.stderr
+
+
+def test_the_real_psa_token_is_accepted_and_refused_under_another_key(app: typer.Typer) -> None:
+    token = vector_path("arm-psa/psa-2_0_0_sign1.bin")
+    accepted = _run(
+        app,
+        "attest", "verify", token, "--tee", "psa",
+        "--collateral", vector_path("arm-psa/public.pem"),
+    )  # fmt: skip
+    assert accepted.exit_code == 0, accepted.output
+    assert "PsaTokenVerified" in accepted.stdout
+    refused = _run(
+        app,
+        "attest", "verify", token, "--tee", "psa",
+        "--collateral", vector_path("arm-cca/cca_platform.pub"),
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "attest.signature.invalid" in refused.stderr
+
+
+def test_cca_needs_its_key_as_collateral(app: typer.Typer) -> None:
+    result = _run(app, "attest", "verify", vector_path("arm-cca/cca_token.cbor"), "--tee", "cca")
+    assert result.exit_code == 2
+
+
+def test_measure_csv_digest_from_the_launch_measurement(app: typer.Typer) -> None:
+    measure_hex = "ae2a2cf1f41a485fa37bf9ae92f678783c59fbc79de7b5d237743d58f5538034"
+    result = _run(
+        app, "measure", "--component", "analysis", "--tee", "csv",
+        "--register", f"measure={measure_hex}",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = hashlib.sha256(
+        b"chronoseal/measurement/csv/v1\x00" + bytes.fromhex(measure_hex)
+    ).hexdigest()
+    assert result.stdout.strip() == expected

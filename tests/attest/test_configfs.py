@@ -172,7 +172,7 @@ def test_evidence_for_other_report_data_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_is_refused(tmp_path: Path) -> None:
-    kernel = FakeTsmKernel(tmp_path / "report", "arm_cca_guest", b"\0" * 64)
+    kernel = FakeTsmKernel(tmp_path / "report", "riscv_cove_guest", b"\0" * 64)
     with pytest.raises(AttestationError) as caught:
         generate_tsm_report(bytes(64), root=kernel.root, fs=kernel)
     assert caught.value.id == "attest.configfs.unknown_provider"
@@ -246,9 +246,9 @@ def test_cert_table_parser_raises_only_attestation_error(data: bytes) -> None:
 # --- TEEs that are named but not implemented -----------------------------------------------
 
 
-@pytest.mark.parametrize("tee", ["csv", "cca", "trustzone"])
+@pytest.mark.parametrize("tee", ["trustzone"])
 def test_unsupported_tees_refuse_with_what_they_would_need(tee: str) -> None:
-    """configfs-tsm may one day list a CCA provider; until then these refuse, never fake."""
+    """TrustZone-A defines no attestation: it refuses, never fakes."""
     with pytest.raises(UnsupportedTee) as generated:
         generate_unsupported(tee, bytes(64))
     with pytest.raises(UnsupportedTee) as verified:
@@ -267,3 +267,30 @@ def test_unknown_tee_name_is_not_unsupported_but_unknown() -> None:
         verify_unsupported("sgx2000", b"", now=utc("2026-01-01"))
     assert not isinstance(caught.value, UnsupportedTee)
     assert caught.value.id == "attest.tee.unknown"
+
+
+# --- Arm CCA through the arm_cca_guest provider ---------------------------------------------
+
+
+def test_a_cca_token_comes_through_configfs_tsm_and_verifies(tmp_path: Path) -> None:
+    """The kernel hands back the real tf-rmm token, whose realm challenge is our inblob."""
+    from chronoseal.attest import ComponentKind, TsmAttester, get_backend
+
+    token = vector_bytes("arm-cca/cca_token.cbor")
+    kernel = FakeTsmKernel(tmp_path / "tsm" / "report", "arm_cca_guest", token)
+    attester = TsmAttester("cca", ComponentKind.ANALYSIS, root=kernel.root, fs=kernel)
+    evidence = attester.attest(b"\xab" * 64)
+    assert evidence.tee == "cca" and evidence.raw == token
+    cpak = vector_bytes("arm-cca/cca_platform.pub")
+    claims = get_backend("cca").verify(
+        evidence, now=utc("2026-01-01"), collateral=lambda _: cpak, max_age=None
+    )
+    assert claims.report_data == b"\xab" * 64
+
+
+def test_a_cca_token_over_other_data_is_refused_by_the_attester(tmp_path: Path) -> None:
+    token = vector_bytes("arm-cca/cca_token.cbor")
+    kernel = FakeTsmKernel(tmp_path / "tsm" / "report", "arm_cca_guest", token)
+    with pytest.raises(AttestationError) as caught:
+        generate_tsm_report(bytes(64), root=kernel.root, fs=kernel)
+    assert caught.value.id == "attest.configfs.report_data_mismatch"

@@ -27,7 +27,8 @@ from chronoseal.attest import (
     TsmAttester,
     attester_for,
 )
-from chronoseal.errors import AttestationError, UnsupportedTee
+from chronoseal.attest._csv_guest import CsvGuestAttester
+from chronoseal.errors import AttestationError
 from chronoseal.ledger import read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 from chronoseal.node._agents import serve_analysis
@@ -50,9 +51,11 @@ def test_a_tee_this_host_lacks_is_refused_with_what_is_missing(tee: str) -> None
 
 
 @pytest.mark.parametrize("tee", ["csv", "cca"])
-def test_named_but_unimplemented_tees_say_so(tee: str) -> None:
-    with pytest.raises(UnsupportedTee):
+def test_csv_and_cca_pins_refuse_on_a_host_without_their_device(tee: str) -> None:
+    with pytest.raises(AttestationError) as info:
         attester_for(tee, ComponentKind.ANALYSIS)
+    assert info.value.id == "attest.tee.not_available"
+    assert info.value.context["device"] in ("/dev/csv-guest", "/sys/kernel/config/tsm/report")
 
 
 def test_the_registry_picks_the_vendor_attesters() -> None:
@@ -61,6 +64,8 @@ def test_the_registry_picks_the_vendor_attesters() -> None:
     assert isinstance(get_backend("tdx").attester(ComponentKind.ANALYSIS), TsmAttester)
     assert isinstance(get_backend("sev-snp").attester(ComponentKind.ANALYSIS), TsmAttester)
     assert isinstance(get_backend("sgx").attester(ComponentKind.ANALYSIS), GramineAttester)
+    assert isinstance(get_backend("cca").attester(ComponentKind.ANALYSIS), TsmAttester)
+    assert isinstance(get_backend("csv").attester(ComponentKind.ANALYSIS), CsvGuestAttester)
 
 
 def _tdx_scenario(tmp_path: Path) -> Path:

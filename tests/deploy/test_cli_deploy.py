@@ -73,17 +73,18 @@ def test_a_bad_target_is_a_usage_error(tmp_path: Path) -> None:
     assert "nomad" in result.output
 
 
-def test_an_unsupported_tee_exits_2_with_its_id(
+def test_a_csv_task_renders_the_csv_runtime_class(
     make_scenario: Callable[..., Path], tmp_path: Path
 ) -> None:
     scenario = make_scenario(analysis="csv")
+    out = tmp_path / "o"
     result = runner.invoke(
         app,
-        ["deploy", "render", "--target", "k8s", "--out", str(tmp_path / "o"),
-         "--scenario", str(scenario)],
-    )  # fmt: skip
-    assert result.exit_code == 2
-    assert "[deploy.tee.unsupported]" in result.output
+        ["deploy", "render", "--target", "k8s", "--out", str(out), "--scenario", str(scenario)],
+    )
+    assert result.exit_code == 0, result.output
+    rendered = "".join(path.read_text() for path in out.rglob("*.yaml"))
+    assert "runtimeClassName: kata-qemu-csv" in rendered
 
 
 def test_gramine_for_a_simulated_task_exits_2(tmp_path: Path) -> None:

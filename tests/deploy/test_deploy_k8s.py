@@ -21,6 +21,7 @@ from chronoseal.deploy import (
     K8sOptions,
     render_k8s,
 )
+from chronoseal.deploy._tee import placement
 from chronoseal.errors import DeployError
 
 K8S_VERSION = "1.31"
@@ -176,15 +177,21 @@ def test_simulated_components_have_no_runtime_class_and_say_so_loudly(
     assert "SIMULATED TEE" in rendered.files["README.txt"]
 
 
-@pytest.mark.parametrize("tee", ["csv", "cca"])
-def test_a_tee_chronoseal_cannot_deploy_is_refused_with_its_id(
-    tee: str, make_scenario: Callable[..., Path], load_input: Loader
+def test_csv_and_cca_pins_pick_their_confidential_containers_runtime_class(
+    make_scenario: Callable[..., Path], load_input: Loader, tmp_path: Path
 ) -> None:
-    inp = load_input(make_scenario(prediction=tee))
+    inp = load_input(make_scenario(analysis="csv", prediction="cca"))
+    w = workloads(written_docs(tmp_path, inp, options()))
+    assert pod_spec(w["analysis"])["runtimeClassName"] == "kata-qemu-csv"
+    assert pod_spec(w["prediction"])["runtimeClassName"] == "kata-qemu-cca"
+    assert w["prediction"]["spec"]["template"]["metadata"]["labels"]["chronoseal.io/tee"] == "cca"
+
+
+def test_a_tee_chronoseal_cannot_deploy_is_refused_with_its_id() -> None:
     with pytest.raises(DeployError) as caught:
-        render_k8s(inp, options())
+        placement("trustzone", "prediction")
     assert caught.value.id == "deploy.tee.unsupported"
-    assert "prediction" in caught.value.message and tee in caught.value.message
+    assert "prediction" in caught.value.message and "trustzone" in caught.value.message
 
 
 def test_no_secret_values_only_references(simulated: DeployInput, tmp_path: Path) -> None:

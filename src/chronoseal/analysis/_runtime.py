@@ -215,7 +215,10 @@ class AnalysisRuntime:
         with self.state.lock:
             if party not in self.state.parties:
                 self.state.parties[party] = PartyIntake(
-                    self.task_id, party, expected_columns(self.spec, party)
+                    self.task_id,
+                    party,
+                    expected_columns(self.spec, party),
+                    suite=self.spec.task.crypto,
                 )
             return self.state.parties[party]
 
@@ -233,6 +236,7 @@ class AnalysisRuntime:
                     on_batch=self._on_batch,
                     release_for=self._release_for,
                     on_released=self._released_to_party,
+                    suite=self.spec.task.crypto,
                 )
             if intake is None:
                 return

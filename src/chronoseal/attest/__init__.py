@@ -27,6 +27,11 @@ Typical use (attester side, then verifier side)::
 chain, and :func:`register_digest` the raw registers a vendor tool prints.
 :func:`parse_expected_measurement` reads an operator's expectation in either form (see
 ``docs/attestation-backends.md``). Failure ids are listed in ``docs/trust-model.md``.
+
+Hardware backends: SGX/TDX (DCAP), SEV-SNP, Hygon CSV (SM2 through libcrypto, Hygon's root
+pinned), Arm CCA and PSA tokens; attesters: :class:`GramineAttester`, :class:`TsmAttester`
+(TDX, SEV-SNP, CCA through configfs-tsm), :class:`CsvGuestAttester` (``/dev/csv-guest``),
+chosen from the pinned TEE by :func:`attester_for`.
 """
 
 from chronoseal.attest._appraisal import (
@@ -48,6 +53,7 @@ from chronoseal.attest._backends import (
 )
 from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
 from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._csv_guest import CsvGuestAttester
 from chronoseal.attest._evidence import Attester, ComponentKind, Evidence
 from chronoseal.attest._expected import ExpectedMeasurement, parse_expected_measurement
 from chronoseal.attest._measure import (
@@ -71,6 +77,7 @@ __all__ = [
     "Collateral",
     "CollateralProvider",
     "ComponentKind",
+    "CsvGuestAttester",
     "Evidence",
     "ExpectedMeasurement",
     "GramineAttester",

@@ -18,9 +18,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
+from chronoseal.attest._arm import TCB_STATUS_CCA_VERIFIED, TCB_STATUS_PSA_VERIFIED
 from chronoseal.attest._backends import CollateralProvider, get_backend
 from chronoseal.attest._binding import binding_matches
 from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._csv import TCB_STATUS_CSV_CHAIN_VERIFIED
 from chronoseal.attest._evidence import ComponentKind, Evidence, component_kind, tee_type
 from chronoseal.attest._measure import DIGEST_REGISTERS, measurement_digest
 from chronoseal.attest._snp import TCB_STATUS_VCEK_MATCHED
@@ -38,6 +40,11 @@ DEFAULT_ACCEPTED_TCB: Final = frozenset(
         # SEV-SNP's only status: authentic, REPORTED_TCB is the VCEK's. Its claims carry
         # attest.snp.tcb_not_checked_against_latest, so the verdict is at best a warning.
         TCB_STATUS_VCEK_MATCHED,
+        # CSV, CCA, PSA: authentic up to the vendor's root or the given key; their claims
+        # carry a warning saying the firmware was not compared with the vendor's latest.
+        TCB_STATUS_CSV_CHAIN_VERIFIED,
+        TCB_STATUS_CCA_VERIFIED,
+        TCB_STATUS_PSA_VERIFIED,
     }
 )
 DEFAULT_WARN_TCB: Final = frozenset(
@@ -97,6 +104,9 @@ class AppraisalPolicy:
     for ``isvprodid``) when the operator has the vendor's values rather than the digest. A
     mismatch fails ``attest.measurement.register_mismatch``; covering fewer registers than
     the digest does gives the warning ``attest.measurement.partial``, never a match.
+
+    ``allow_migration`` accepts evidence whose TEE policy lets the host migrate the guest
+    (``VerifiedClaims.migratable``); by default that fails ``attest.migration.enabled``.
     """
 
     measurements: MeasurementSource | None
@@ -107,6 +117,7 @@ class AppraisalPolicy:
     max_evidence_age: timedelta | None = DEFAULT_MAX_EVIDENCE_AGE
     collateral: CollateralProvider | None = None
     registers: Mapping[str, bytes | int] | None = None
+    allow_migration: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +183,8 @@ class Appraisal:
             return vector
         if "attest.binding.unchecked" not in self.warnings:
             vector["instance-identity"] = 96 if "attest.binding.mismatch" in failed else 2
-        vector["configuration"] = 96 if "attest.debug.enabled" in failed else 2
+        misconfigured = {"attest.debug.enabled", "attest.migration.enabled"}
+        vector["configuration"] = 96 if failed & misconfigured else 2
         unapproved = {
             "attest.measurement.not_approved",
             "attest.measurement.not_pinned",
@@ -264,6 +276,12 @@ class _Run:
         self._registers(self.claims)
         if self.claims.debug:
             self.fail("attest.debug.enabled", f"the {self.claims.tee} TEE runs in debug mode")
+        if self.claims.migratable and not self.policy.allow_migration:
+            self.fail(
+                "attest.migration.enabled",
+                f"the {self.claims.tee} guest policy lets the host migrate it (and its memory "
+                "key) to another platform, and the policy does not allow migration",
+            )
         self._tcb(self.claims)
         self._binding(self.claims, expected_report_data)
 
@@ -399,6 +417,7 @@ def _claims_json(claims: VerifiedClaims) -> dict[str, Any]:
         "measurements": {name: value.hex() for name, value in sorted(claims.measurements.items())},
         "report_data": claims.report_data.hex(),
         "debug": claims.debug,
+        "migratable": claims.migratable,
         "tcb_status": claims.tcb_status,
         "advisory_ids": list(claims.advisory_ids),
         "svn": dict(sorted(claims.svn.items())),

@@ -16,8 +16,10 @@ from typing import Any, Final, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from chronoseal.attest._arm import token_instance_id, verify_cca_token, verify_psa_token
 from chronoseal.attest._claims import TeeType, VerifiedClaims
 from chronoseal.attest._configfs import (
+    PROVIDER_CCA,
     PROVIDER_SEV,
     PROVIDER_TDX,
     TSM_REPORT_ROOT,
@@ -25,12 +27,13 @@ from chronoseal.attest._configfs import (
     generate_tsm_report,
     parse_snp_cert_table,
 )
+from chronoseal.attest._csv import verify_csv_report
+from chronoseal.attest._csv_guest import CSV_GUEST_DEVICE, CsvGuestAttester
 from chronoseal.attest._dcap import verify_dcap_quote
 from chronoseal.attest._evidence import Attester, ComponentKind, Evidence, tee_type
 from chronoseal.attest._gramine import GRAMINE_ATTESTATION_ROOT, generate_gramine_quote
 from chronoseal.attest._simulated import SimulatedAttester, verify_simulated
 from chronoseal.attest._snp import verify_snp_report
-from chronoseal.attest._unsupported import generate_unsupported, verify_unsupported
 from chronoseal.errors import AttestationError, UnsupportedTee
 
 Collateral = bytes | Mapping[str, Any]
@@ -39,9 +42,15 @@ CollateralProvider = Callable[[Evidence], Collateral]
 
 sgx/tdx: the DCAP collateral JSON (bytes or mapping, the shape ``../shared/vectors`` uses).
 sev-snp, only when the evidence carries no certificates: ``{"vcek": DER, "chain": PEM}``.
+csv, only when the evidence carries no HSK || CEK: those 2,916 bytes (Hygon's KDS serves them
+per chip serial). cca: the CPAK as PEM; psa: the attestation public key as PEM.
 """
 
 MISSING_COLLATERAL: Final = "attest.collateral.missing"
+ENDORSEMENTS_DIR: Final = Path("/etc/chronoseal/endorsements")
+"""A verifier's endorsement store: ``cca/<instance id hex>.pem`` holds the CPAK the silicon
+vendor endorsed for that platform, ``psa/<instance id hex>.pem`` a PSA device's key. Used
+when no collateral provider is configured (the node's appraisers configure none)."""
 
 
 class Backend(Protocol):
@@ -94,28 +103,33 @@ class GramineAttester:
 
 
 class TsmAttester:
-    """TDX or SEV-SNP guests through configfs-tsm.
+    """TDX, SEV-SNP or Arm CCA guests through configfs-tsm.
 
-    TDX evidence is the quote. SEV-SNP evidence is the report plus, when the host installed
+    TDX evidence is the quote; CCA evidence is the CCA token (tag 399) the arm-cca-guest
+    provider returns. SEV-SNP evidence is the report plus, when the host installed
     them in the auxblob, the VCEK (DER) and the ASK/ARK chain (PEM); without them the
     verifier's collateral provider must fetch both from AMD KDS.
     """
 
-    _PROVIDERS: Final[Mapping[str, str]] = {"tdx": PROVIDER_TDX, "sev-snp": PROVIDER_SEV}
+    _PROVIDERS: Final[Mapping[str, str]] = {
+        "tdx": PROVIDER_TDX,
+        "sev-snp": PROVIDER_SEV,
+        "cca": PROVIDER_CCA,
+    }
 
     def __init__(
         self,
         tee: TeeType,
         component: ComponentKind,
         *,
-        root: Path = TSM_REPORT_ROOT,
+        root: Path | None = None,
         fs: PseudoFilesystem | None = None,
     ) -> None:
         if tee not in self._PROVIDERS:
             raise UnsupportedTee(f"configfs-tsm does not produce {tee} evidence")
         self._tee = tee
         self._component = component
-        self._root = root
+        self._root = TSM_REPORT_ROOT if root is None else root
         self._fs = fs
 
     @property
@@ -134,8 +148,8 @@ class TsmAttester:
                 id="attest.configfs.unknown_provider",
                 context={"provider": report.provider},
             )
-        if self._tee == "tdx":
-            return Evidence("tdx", self._component, report.outblob)
+        if self._tee in ("tdx", "cca"):
+            return Evidence(self._tee, self._component, report.outblob)
         table = parse_snp_cert_table(report.auxblob)
         certificates: tuple[bytes, ...] = ()
         if table.vcek is not None and table.ask is not None and table.ark is not None:
@@ -256,8 +270,53 @@ class _SnpBackend:
         return TsmAttester("sev-snp", component)
 
 
-class _UnsupportedBackend:
-    """Named TEEs without an implementation: always a precise ``attest.tee.unsupported``."""
+class _CsvBackend:
+    """Hygon CSV: raw = report (wrapper), certificates = (HSK || CEK,) or from collateral."""
+
+    @property
+    def tee(self) -> TeeType:
+        return "csv"
+
+    def verify(
+        self,
+        evidence: Evidence,
+        *,
+        now: datetime,
+        collateral: CollateralProvider | None,
+        max_age: timedelta | None,
+    ) -> VerifiedClaims:
+        if len(evidence.certificates) == 1:
+            hsk_cek = evidence.certificates[0]
+        elif evidence.certificates:
+            raise AttestationError(
+                "csv evidence carries HSK || CEK as one certificate, or nothing",
+                id="attest.evidence.malformed",
+            )
+        elif collateral is None:
+            raise AttestationError(
+                "csv evidence has no HSK/CEK and no collateral provider is configured (fetch "
+                "HSK || CEK for the chip serial from Hygon's key distribution service)",
+                id=MISSING_COLLATERAL,
+            )
+        else:
+            fetched = collateral(evidence)
+            if not isinstance(fetched, bytes):
+                raise AttestationError(
+                    "csv collateral must be the HSK || CEK bytes", id="attest.collateral.invalid"
+                )
+            hsk_cek = fetched
+        return verify_csv_report(evidence.raw, hsk_cek)
+
+    def attester(self, component: ComponentKind) -> Attester:
+        return CsvGuestAttester(component)
+
+
+class _ArmBackend:
+    """Arm CCA and PSA tokens: raw = the token; the CPAK / attestation key is collateral.
+
+    The key must come from the verifier's side (the silicon vendor's endorsement), never
+    from the evidence, so there is no certificate slot to fall back on.
+    """
 
     def __init__(self, tee: TeeType) -> None:
         self._tee = tee
@@ -274,11 +333,45 @@ class _UnsupportedBackend:
         collateral: CollateralProvider | None,
         max_age: timedelta | None,
     ) -> VerifiedClaims:
-        verify_unsupported(self._tee, evidence.raw, now=now)
+        if evidence.certificates:
+            raise AttestationError(
+                f"{self._tee} evidence carries no certificates: the key is collateral",
+                id="attest.evidence.malformed",
+            )
+        what = "CPAK" if self._tee == "cca" else "PSA attestation key"
+        if collateral is None:
+            key: Collateral = self._endorsed_key(evidence, what)
+        else:
+            key = collateral(evidence)
+        if not isinstance(key, bytes):
+            raise AttestationError(
+                f"{self._tee} collateral must be the {what} as PEM bytes",
+                id="attest.collateral.invalid",
+            )
+        if self._tee == "cca":
+            return verify_cca_token(evidence.raw, key)
+        return verify_psa_token(evidence.raw, key)
+
+    def _endorsed_key(self, evidence: Evidence, what: str) -> bytes:
+        instance = token_instance_id(self._tee, evidence.raw).hex()
+        path = ENDORSEMENTS_DIR / self._tee / f"{instance}.pem"
+        if not path.is_file():
+            raise AttestationError(
+                f"{self._tee} evidence needs the {what} (PEM): no collateral provider is "
+                f"configured and the endorsement store has no {path}",
+                id=MISSING_COLLATERAL,
+                context={"instance_id": instance},
+            )
+        return path.read_bytes()
 
     def attester(self, component: ComponentKind) -> Attester:
-        # Refuse when the attester is asked for, not later when evidence is first needed.
-        generate_unsupported(self._tee, b"")
+        if self._tee == "cca":
+            return TsmAttester("cca", component)
+        raise UnsupportedTee(
+            "chronoseal components do not run on PSA devices (microcontrollers): PSA tokens "
+            "are verified only",
+            context={"tee": "psa", "action": "generate"},
+        )
 
 
 _BACKENDS: Final[Mapping[str, Backend]] = {
@@ -286,8 +379,9 @@ _BACKENDS: Final[Mapping[str, Backend]] = {
     "sgx": _DcapBackend("sgx"),
     "tdx": _DcapBackend("tdx"),
     "sev-snp": _SnpBackend(),
-    "csv": _UnsupportedBackend("csv"),
-    "cca": _UnsupportedBackend("cca"),
+    "csv": _CsvBackend(),
+    "cca": _ArmBackend("cca"),
+    "psa": _ArmBackend("psa"),
 }
 
 
@@ -298,15 +392,18 @@ def get_backend(tee: TeeType | str) -> Backend:
 
 def attester_for(tee: TeeType | str, component: ComponentKind) -> Attester:
     """The attester a component runs with for the TEE its task pins (claim 4: the same
-    command on an SGX/Gramine, TDX or SEV-SNP host produces that host's evidence).
+    command on an SGX/Gramine, TDX, SEV-SNP, Hygon CSV or Arm CCA host produces that host's
+    evidence).
 
     Refuses at once, with ``attest.tee.not_available`` naming what is missing, when this host
     cannot produce the pinned TEE's evidence; never falls back to another TEE.
     """
     attester = get_backend(tee).attester(component)
-    device = {GramineAttester: GRAMINE_ATTESTATION_ROOT, TsmAttester: TSM_REPORT_ROOT}.get(
-        type(attester)
-    )
+    device = {
+        GramineAttester: GRAMINE_ATTESTATION_ROOT,
+        TsmAttester: TSM_REPORT_ROOT,
+        CsvGuestAttester: CSV_GUEST_DEVICE,
+    }.get(type(attester))
     if device is not None and not device.exists():
         raise AttestationError(
             f"the task pins {tee} for the {component.value}, but this host cannot produce "

@@ -1,8 +1,9 @@
 """Claims a verifier extracted from authentic evidence (RATS: the verifier's output before policy).
 
-Backends (sgx, tdx, sev-snp, simulated) turn raw evidence into :class:`VerifiedClaims` only after
-the platform signature chain, collateral and freshness checks passed; the appraisal policy
-(measurement approved on chain, debug off, TCB status acceptable, key binding) runs on these.
+Backends (sgx, tdx, sev-snp, csv, cca, psa, simulated) turn raw evidence into
+:class:`VerifiedClaims` only after the platform signature chain, collateral and freshness
+checks passed; the appraisal policy (measurement approved on chain, debug off, TCB status
+acceptable, key binding) runs on these.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-TeeType = Literal["sgx", "tdx", "sev-snp", "simulated", "csv", "cca"]
+TeeType = Literal["sgx", "tdx", "sev-snp", "simulated", "csv", "cca", "psa"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,10 @@ class VerifiedClaims:
     ``warnings`` maps warning ids to why: what the backend could not verify although the
     evidence is authentic (e.g. ``attest.snp.tcb_not_checked_against_latest``). The
     appraisal repeats them, so a verdict never says more than was checked.
+
+    ``migratable`` is true when the TEE's policy lets the host move the guest (and its memory
+    key) to another platform (Hygon CSV: POLICY.NOSEND clear); the appraisal refuses it
+    unless the policy allows migration.
     """
 
     tee: TeeType
@@ -39,3 +44,4 @@ class VerifiedClaims:
     svn: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
     platform: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
     warnings: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    migratable: bool = False

@@ -1,4 +1,5 @@
-"""Produce TDX quotes and SEV-SNP reports through Linux configfs-tsm, and read SNP cert tables.
+"""Produce TDX quotes, SEV-SNP reports and Arm CCA tokens through Linux configfs-tsm, and read
+SNP cert tables.
 
 Public surface::
 
@@ -22,7 +23,8 @@ Failure ids (``AttestationError.id``):
 * ``attest.configfs.unavailable``    no configfs-tsm here (no directory, mkdir refused)
 * ``attest.configfs.failed``         the kernel refused a write or read (errno in context)
 * ``attest.configfs.race``           ``generation`` moved by other than our writes
-* ``attest.configfs.unknown_provider`` the provider is neither ``tdx_guest`` nor ``sev_guest``
+* ``attest.configfs.unknown_provider`` the provider is not ``tdx_guest``, ``sev_guest`` or
+  ``arm_cca_guest``
 * ``attest.configfs.report_data_mismatch`` the evidence does not carry the written report data
 * ``attest.snp.cert_table_malformed`` the auxblob is not a well-formed GHCB certificate table
 """
@@ -40,6 +42,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Protocol
 
+from chronoseal.attest._arm import cca_realm_challenge
 from chronoseal.attest._dcap import parse_quote
 from chronoseal.attest._snp import parse_snp_report
 from chronoseal.errors import AttestationError
@@ -59,6 +62,9 @@ REPORT_DATA_SIZE: Final = 64
 OUTBLOB_MAX: Final = 32 * 1024
 PROVIDER_TDX: Final = "tdx_guest"
 PROVIDER_SEV: Final = "sev_guest"
+#: drivers/virt/coco/arm-cca-guest registers under its module name; the outblob is the CCA
+#: token (tag 399) whose realm challenge is the inblob.
+PROVIDER_CCA: Final = "arm_cca_guest"
 ENTRY_PREFIX: Final = "chronoseal-"
 
 CERT_ENTRY_SIZE: Final = 24
@@ -108,7 +114,8 @@ class OsFilesystem:
 
 @dataclass(frozen=True, slots=True)
 class TsmReport:
-    """What configfs-tsm returned: ``outblob`` is a DCAP quote (TDX) or an SNP report."""
+    """What configfs-tsm returned: ``outblob`` is a DCAP quote (TDX), an SNP report or a CCA
+    token."""
 
     provider: str
     outblob: bytes
@@ -163,6 +170,8 @@ def _read_generation(fs: PseudoFilesystem, entry: Path) -> int:
 def _embedded_report_data(provider: str, outblob: bytes) -> bytes:
     if provider == PROVIDER_TDX:
         return parse_quote(outblob).body.report_data
+    if provider == PROVIDER_CCA:
+        return cca_realm_challenge(outblob)
     return parse_snp_report(outblob).report_data
 
 
@@ -186,9 +195,10 @@ def _collect(fs: PseudoFilesystem, entry: Path, report_data: bytes) -> TsmReport
             id="attest.configfs.race",
             context={"before": before, "after": after},
         )
-    if provider not in (PROVIDER_TDX, PROVIDER_SEV):
+    if provider not in (PROVIDER_TDX, PROVIDER_SEV, PROVIDER_CCA):
         raise AttestationError(
-            f"configfs-tsm provider {provider!r} is not supported (tdx_guest or sev_guest)",
+            f"configfs-tsm provider {provider!r} is not supported (tdx_guest, sev_guest or "
+            "arm_cca_guest)",
             id="attest.configfs.unknown_provider",
             context={"provider": provider},
         )

@@ -11,6 +11,9 @@ where nothing else has that size), and a register is named with a prefix::
     mrtd:<96 hex>, rtmr0..3: tdx registers
     mrenclave:<64 hex>, mrsigner:<64 hex>, isvprodid:<int>:   sgx registers
     code:<64 hex>            simulated code measurement (is the digest)
+    measure:<64 hex>         csv MEASURE (the launch digest)
+    rim:<64 hex>             cca realm initial measurement (SHA-256 realms)
+    implementation_id:<64 hex>, sw_components:<64 hex>:   psa registers
 
 ``NAME=VALUE`` is accepted as well, as ``chronoseal measure --register`` spells it. When the
 registers given are all the digest covers, the digest is computed from them (through

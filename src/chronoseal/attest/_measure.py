@@ -32,6 +32,9 @@ _DIGEST_TAGS: Final = {
     "sgx": b"chronoseal/measurement/sgx/v1\x00",
     "tdx": b"chronoseal/measurement/tdx/v1\x00",
     "sev-snp": b"chronoseal/measurement/sev-snp/v1\x00",
+    "csv": b"chronoseal/measurement/csv/v1\x00",
+    "cca": b"chronoseal/measurement/cca/v1\x00",
+    "psa": b"chronoseal/measurement/psa/v1\x00",
 }
 DIGEST_REGISTERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
@@ -39,6 +42,9 @@ DIGEST_REGISTERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "sgx": ("mrenclave", "mrsigner", "isvprodid"),
         "tdx": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"),
         "sev-snp": ("measurement",),
+        "csv": ("measure",),
+        "cca": ("rim",),
+        "psa": ("implementation_id", "sw_components"),
     }
 )
 """The registers each TEE's chain digest covers, in the order :func:`measurement_digest`
@@ -54,6 +60,10 @@ REGISTER_SIZES: Final[Mapping[str, int]] = MappingProxyType(
         "rtmr2": 48,
         "rtmr3": 48,
         "measurement": 48,
+        "measure": 32,
+        "rim": 32,
+        "implementation_id": 32,
+        "sw_components": 32,
     }
 )
 """Byte size of every byte-valued digest register (``isvprodid`` is an integer, u16)."""
@@ -201,7 +211,10 @@ def measurement_digest(claims: VerifiedClaims) -> bytes:
 
     simulated: the code measurement itself. sgx: SHA-256(tag || MRENCLAVE || MRSIGNER ||
     ISVPRODID as u16 LE). tdx: SHA-256(tag || MRTD || RTMR0 || RTMR1 || RTMR2 || RTMR3).
-    sev-snp: SHA-256(tag || MEASUREMENT). Every tag is ``chronoseal/measurement/<tee>/v1\\0``
+    sev-snp: SHA-256(tag || MEASUREMENT). csv: SHA-256(tag || MEASURE) (the launch digest;
+    V2's RTMRs are claims, not part of it). cca: SHA-256(tag || len(RIM) as one byte || RIM).
+    psa: SHA-256(tag || IMPLEMENTATION_ID || SHA-256 of the software components, see
+    ``_arm.sw_components_digest``). Every tag is ``chronoseal/measurement/<tee>/v1\\0``
     and every register has its fixed size, so the concatenation is unambiguous.
     """
     if claims.tee == "simulated":
@@ -223,6 +236,14 @@ def measurement_digest(claims: VerifiedClaims) -> bytes:
         registers = b"".join(_register(claims, name, 48) for name in DIGEST_REGISTERS["tdx"])
     elif claims.tee == "sev-snp":
         registers = _register(claims, "measurement", 48)
+    elif claims.tee == "csv":
+        registers = _register(claims, "measure", 32)
+    elif claims.tee == "cca":
+        registers = _cca_rim(claims)
+    elif claims.tee == "psa":
+        registers = _register(claims, "implementation_id", 32) + _register(
+            claims, "sw_components", 32
+        )
     else:
         raise AttestationError(
             f"no measurement digest is defined for {claims.tee}", id="attest.tee.unsupported"
@@ -250,6 +271,18 @@ def register_digest(tee: TeeType | str, registers: Mapping[str, bytes | int]) ->
         ),
     )
     return measurement_digest(claims)
+
+
+def _cca_rim(claims: VerifiedClaims) -> bytes:
+    """The RIM's size follows the realm's hash algorithm (32, 48 or 64 bytes): prefix it."""
+    rim = claims.measurements.get("rim")
+    if rim is None or len(rim) not in (32, 48, 64):
+        raise AttestationError(
+            "cca claims lack a 32-, 48- or 64-byte rim",
+            id="attest.measurement.missing",
+            context={"register": "rim"},
+        )
+    return bytes([len(rim)]) + rim
 
 
 def _register(claims: VerifiedClaims, name: str, size: int) -> bytes:

@@ -1,12 +1,14 @@
-"""TEEs chronoseal names (patent claim 4) but cannot attest yet: Hygon CSV, Arm CCA, TrustZone.
+"""TEEs chronoseal names (patent claim 4) but cannot attest: Arm TrustZone without PSA tokens.
 
 Public surface::
 
-    UNSUPPORTED_TEES: Mapping[str, UnsupportedTeeInfo]    # "csv", "cca", "trustzone"
+    UNSUPPORTED_TEES: Mapping[str, UnsupportedTeeInfo]    # "trustzone"
     generate_unsupported(tee: str, report_data: bytes) -> NoReturn
     verify_unsupported(tee: str, raw: bytes, *, now: datetime) -> NoReturn
 
-They are registered so that configurations and on-chain records can name them and get a
+Hygon CSV, Arm CCA and PSA tokens (TrustZone-M's attestation) have verifiers now (``_csv``,
+``_arm``); what remains is TrustZone-A, which defines no attestation of its own. It is
+registered so that configurations and on-chain records can name them and get a
 precise refusal, never a fake success: both functions always raise :class:`UnsupportedTee`
 (id ``attest.tee.unsupported``) whose message says what an implementation would need. An
 unknown name raises :class:`AttestationError` with id ``attest.tee.unknown``.
@@ -41,36 +43,11 @@ class UnsupportedTeeInfo:
 
 UNSUPPORTED_TEES: Final[Mapping[str, UnsupportedTeeInfo]] = MappingProxyType(
     {
-        "csv": UnsupportedTeeInfo(
-            title="Hygon CSV",
-            generation_needs=(
-                "the /dev/csv-guest GET_ATTESTATION_REPORT ioctl (or the KVM_HC_VM_ATTESTATION "
-                "hypercall) inside a CSV guest; there is no configfs-tsm provider for CSV"
-            ),
-            verification_needs=(
-                "parsing the report (fields XOR-masked with ANONCE), SM2/SM3 signature checks "
-                "of PEK <- CEK <- HSK <- HRK with Hygon's root pinned, HSK/CEK fetched from "
-                "Hygon's key server by chip id, and real CSV reports to test against (no "
-                "public vectors were found)"
-            ),
-        ),
-        "cca": UnsupportedTeeInfo(
-            title="Arm CCA",
-            generation_needs=(
-                "a Realm with the RSI attestation-token call (or a configfs-tsm provider for "
-                "CCA) returning the CCA attestation token"
-            ),
-            verification_needs=(
-                "CBOR/COSE parsing of the platform and realm tokens, the realm token's RAK "
-                "bound to the platform token, the platform token checked against the CPAK "
-                "endorsed by the silicon vendor, and real tokens to test against"
-            ),
-        ),
         "trustzone": UnsupportedTeeInfo(
             title="Arm TrustZone",
             generation_needs=(
-                "a vendor trusted application (e.g. an OP-TEE PTA producing a PSA attestation "
-                "token or an fTPM quote); TrustZone itself defines no remote attestation"
+                "a vendor trusted application (e.g. an OP-TEE PTA producing an fTPM quote); "
+                "TrustZone itself defines no remote attestation (PSA tokens: use tee psa)"
             ),
             verification_needs=(
                 "that vendor's token format and its endorsed attestation keys, i.e. a "

@@ -9,56 +9,93 @@ channel, so even a low-entropy batch cannot be confirmed by guessing.
                      salt_i ‖ BLAKE2b-512(batch_i))
     node   = SHA-256(0x01 ‖ left ‖ right)          (RFC 6962 split: largest power of two < n)
     root   = SHA-256(0x02 ‖ u64 n ‖ tree(leaves))  (the count is committed; n = 0 allowed)
+
+Under the GM/T suite (a task's ``crypto = "gmt"``) every SHA-256 and BLAKE2b above is SM3
+and the leaf label is ``"chronoseal.commitment.sm3.v1"``: same shape, 32-byte roots, so the
+contract compares them unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
 
+from chronoseal.channel._framing import Suite
 from chronoseal.channel._wire import U64, lp16
 from chronoseal.errors import StreamIntegrityError
 
 SALT_LEN = 32
 _LEAF = b"\x00chronoseal.commitment.v2"
+_LEAF_SM3 = b"\x00chronoseal.commitment.sm3.v1"
 _NODE = b"\x01"
 _ROOT = b"\x02"
 
 
-def payload_digest(payload: bytes) -> bytes:
+def _sm3(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize()
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def digest_for(suite: Suite) -> Callable[[bytes], bytes]:
+    """The suite's 32-byte hash for leaves, nodes and the root: SHA-256, or SM3 for ``gmt``."""
+    return _sm3 if suite == "gmt" else _sha256
+
+
+def payload_digest(payload: bytes, suite: Suite = "standard") -> bytes:
     """The digest of a batch's bytes in its leaf. Both ends hash every byte sent, so its
     speed is the commitment's cost: BLAKE2b runs at one speed on any 64-bit core (~1.4 GB/s
     on the bench machine), SHA-256 at ~2 GB/s only with the CPU's SHA extensions and
-    ~0.7 GB/s without them (bench/README.md)."""
+    ~0.7 GB/s without them (bench/README.md). Under ``gmt``: SM3."""
+    if suite == "gmt":
+        return _sm3(payload)
     digest = hashes.Hash(hashes.BLAKE2b(64))
     digest.update(payload)
     return digest.finalize()
 
 
-def leaf_hash(task_id: bytes, party: str, index: int, salt: bytes, batch_digest: bytes) -> bytes:
+def leaf_hash(
+    task_id: bytes,
+    party: str,
+    index: int,
+    salt: bytes,
+    batch_digest: bytes,
+    suite: Suite = "standard",
+) -> bytes:
+    """A batch's leaf; ``batch_digest`` is :func:`payload_digest` of the batch."""
     if len(salt) != SALT_LEN:
         raise StreamIntegrityError(
             f"a batch salt must be {SALT_LEN} bytes, got {len(salt)}", id="channel.commitment.salt"
         )
-    return hashlib.sha256(
-        _LEAF + lp16(task_id) + lp16(party.encode("utf-8")) + U64.pack(index) + salt + batch_digest
-    ).digest()
+    return digest_for(suite)(
+        (_LEAF_SM3 if suite == "gmt" else _LEAF)
+        + lp16(task_id)
+        + lp16(party.encode("utf-8"))
+        + U64.pack(index)
+        + salt
+        + batch_digest
+    )
 
 
-def _tree(leaves: Sequence[bytes]) -> bytes:
+def _tree(leaves: Sequence[bytes], digest: Callable[[bytes], bytes]) -> bytes:
     if len(leaves) == 1:
         return leaves[0]
     split = 1 << ((len(leaves) - 1).bit_length() - 1)
-    return hashlib.sha256(_NODE + _tree(leaves[:split]) + _tree(leaves[split:])).digest()
+    return digest(_NODE + _tree(leaves[:split], digest) + _tree(leaves[split:], digest))
 
 
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    body = _tree(leaves) if leaves else b""
-    return hashlib.sha256(_ROOT + U64.pack(len(leaves)) + body).digest()
+def merkle_root(leaves: Sequence[bytes], suite: Suite = "standard") -> bytes:
+    digest = digest_for(suite)
+    body = _tree(leaves, digest) if leaves else b""
+    return digest(_ROOT + U64.pack(len(leaves)) + body)
 
 
 @dataclass
@@ -68,6 +105,7 @@ class BatchCommitment:
     task_id: bytes
     party: str
     leaves: list[bytes] = field(default_factory=list)
+    suite: Suite = "standard"
 
     def add(self, index: int, salt: bytes, payload: bytes) -> bytes:
         """Append batch ``index`` (it must be the next one) and return its leaf."""
@@ -76,12 +114,14 @@ class BatchCommitment:
                 f"batch {index} arrived where batch {len(self.leaves)} was expected",
                 id="channel.stream.reordered",
             )
-        leaf = leaf_hash(self.task_id, self.party, index, salt, payload_digest(payload))
+        leaf = leaf_hash(
+            self.task_id, self.party, index, salt, payload_digest(payload, self.suite), self.suite
+        )
         self.leaves.append(leaf)
         return leaf
 
     def root(self) -> bytes:
-        return merkle_root(self.leaves)
+        return merkle_root(self.leaves, self.suite)
 
     def matches(self, root: bytes) -> bool:
         return hmac.compare_digest(self.root(), root)

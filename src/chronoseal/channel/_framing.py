@@ -6,26 +6,37 @@ Wire format (all integers big-endian)::
     frame  = u8 flags (0 data, 1 final) ‖ u64 index ‖ u32 len ‖ AES-256-GCM(ciphertext ‖ tag)
 
 The 32-byte stream key arrives HPKE-sealed in the header. HKDF-SHA256 turns it into the
-AES-256-GCM key and a 12-byte base IV; a frame's nonce is the base IV XOR its index (as in
-TLS 1.3), so nonces never repeat under a key. The AAD is the fixed-width, length-prefixed
-``label ‖ task ‖ party ‖ stream ‖ u64 index ‖ u8 final``. The opener authenticates with the
-index *it expects*, never the one on the wire, which only serves to name the failure.
+AES-256-GCM key and a 12-byte base IV (suite ``standard``); under the GM/T suite (``gmt``, a
+task's ``crypto = "gmt"``) HKDF-SM3 turns it into an SM4 key (SM4 is a 128-bit cipher) and
+the base IV, frames are SM4-GCM (16-byte tag, GM/T 0002 with the GCM mode of NIST SP
+800-38D, through ``cryptography``'s OpenSSL), the header's magic is ``CSG1`` and the AAD
+label names SM4, so a stream of one suite never opens as the other. A frame's nonce is the
+base IV XOR its index (as in TLS 1.3), so nonces never repeat under a key. The AAD is the
+fixed-width, length-prefixed ``label ‖ task ‖ party ‖ stream ‖ u64 index ‖ u8 final``. The
+opener authenticates with the index *it expects*, never the one on the wire, which only
+serves to name the failure.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Final, Literal, get_args
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from chronoseal.channel._wire import U8, U32, U64, ByteSource, lp16, read_exact, read_exact_into
 from chronoseal.errors import StreamIntegrityError
 
+Suite = Literal["standard", "gmt"]
+"""``standard``: AES-256-GCM, SHA-256. ``gmt``: SM4-GCM, SM3 (GM/T 0002, 0004)."""
+SUITES: Final[tuple[str, ...]] = get_args(Suite)
 MAGIC = b"CSS1"
+MAGIC_GMT = b"CSG1"
 STREAM_KEY_LEN = 32
 TAG_LEN = 16
 FLAG_DATA = 0
@@ -33,6 +44,7 @@ FLAG_FINAL = 1
 FRAME_HEAD_LEN = 1 + 8 + 4
 MAX_INDEX = 2**63
 _AAD_LABEL = b"chronoseal.channel.frame.v1"
+_AAD_LABEL_GMT = b"chronoseal.channel.frame.sm4-gcm.v1"
 _INFO_LABEL = b"chronoseal.channel.stream-key.v1"
 
 
@@ -67,15 +79,51 @@ def new_stream_key() -> bytes:
     return os.urandom(STREAM_KEY_LEN)
 
 
-def _derive(stream_key: bytes, label: bytes, length: int) -> bytes:
-    return HKDF(hashes.SHA256(), length, salt=None, info=label).derive(stream_key)
+def magic_for(suite: Suite) -> bytes:
+    """The stream header's magic: it names the suite, so a mismatch fails at the header."""
+    return MAGIC_GMT if suite == "gmt" else MAGIC
+
+
+def _derive(stream_key: bytes, label: bytes, length: int, suite: Suite = "standard") -> bytes:
+    digest: hashes.HashAlgorithm = hashes.SM3() if suite == "gmt" else hashes.SHA256()
+    return HKDF(digest, length, salt=None, info=label).derive(stream_key)
+
+
+class Sm4Gcm:
+    """SM4-GCM with AESGCM's calling convention (ciphertext ‖ 16-byte tag)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def encrypt_into(self, nonce: bytes, data: bytes, aad: bytes, out: memoryview) -> None:
+        encryptor = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(aad)
+        sealed = encryptor.update(data) + encryptor.finalize()
+        out[: len(sealed)] = sealed
+        out[len(sealed) : len(sealed) + TAG_LEN] = encryptor.tag
+
+    def decrypt(self, nonce: bytes, data: bytes | memoryview, aad: bytes) -> bytes:
+        if len(data) < TAG_LEN:
+            raise InvalidTag
+        body, tag = data[: len(data) - TAG_LEN], bytes(data[len(data) - TAG_LEN :])
+        decryptor = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, tag)).decryptor()
+        decryptor.authenticate_additional_data(aad)
+        return decryptor.update(body) + decryptor.finalize()
 
 
 class _FrameCipher:
-    def __init__(self, stream_key: bytes, context: StreamContext) -> None:
-        self._aead = AESGCM(_derive(stream_key, b"chronoseal.channel.aes-key.v1", 32))
-        self._iv = int.from_bytes(_derive(stream_key, b"chronoseal.channel.iv.v1", 12), "big")
-        self._aad_prefix = _AAD_LABEL + context.encoded()
+    def __init__(self, stream_key: bytes, context: StreamContext, suite: Suite) -> None:
+        self._aead: AESGCM | Sm4Gcm
+        if suite == "gmt":
+            self._aead = Sm4Gcm(_derive(stream_key, b"chronoseal.channel.sm4-key.v1", 16, suite))
+            iv = _derive(stream_key, b"chronoseal.channel.sm4-iv.v1", 12, suite)
+            label = _AAD_LABEL_GMT
+        else:
+            self._aead = AESGCM(_derive(stream_key, b"chronoseal.channel.aes-key.v1", 32))
+            iv = _derive(stream_key, b"chronoseal.channel.iv.v1", 12)
+            label = _AAD_LABEL
+        self._iv = int.from_bytes(iv, "big")
+        self._aad_prefix = label + context.encoded()
 
     def _nonce(self, index: int) -> bytes:
         return (self._iv ^ index).to_bytes(12, "big")
@@ -112,8 +160,10 @@ def frame_size(chunk_len: int) -> int:
 class FrameSealer(_FrameCipher):
     """Produces frames in order; refuses to go on after the final frame."""
 
-    def __init__(self, stream_key: bytes, context: StreamContext) -> None:
-        super().__init__(stream_key, context)
+    def __init__(
+        self, stream_key: bytes, context: StreamContext, suite: Suite = "standard"
+    ) -> None:
+        super().__init__(stream_key, context, suite)
         self._index = 0
         self.finished = False
 
@@ -144,8 +194,9 @@ class FrameOpener(_FrameCipher):
         *,
         max_chunk: int,
         buffer: FrameBuffer | None = None,
+        suite: Suite = "standard",
     ) -> None:
-        super().__init__(stream_key, context)
+        super().__init__(stream_key, context, suite)
         self._expected = 0
         self._max_chunk = max_chunk
         self._buffer = buffer if buffer is not None else FrameBuffer()

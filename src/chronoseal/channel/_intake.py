@@ -49,7 +49,7 @@ from typing import Any
 import pyarrow as pa
 
 from chronoseal.channel._commitment import SALT_LEN, BatchCommitment
-from chronoseal.channel._framing import StreamContext
+from chronoseal.channel._framing import StreamContext, Suite
 from chronoseal.channel._session import AttestedChannel, ChannelStreamReader
 from chronoseal.channel._wire import U64
 from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
@@ -173,9 +173,11 @@ class GatewayIntake:
         own_fingerprint: bytes,
         sign: PartySigner,
         window: int = DEFAULT_WINDOW,
+        suite: Suite = "standard",
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
+        channel.use_suite(suite)
         self._ch = channel
         self._task = task_id
         self._party = party
@@ -185,7 +187,7 @@ class GatewayIntake:
         self._unacked: deque[tuple[int, bytes]] = deque()
         self._acks: ChannelStreamReader | None = None
         self._held_leaves: list[bytes] = []
-        self.commitment = BatchCommitment(task_id, party)
+        self.commitment = BatchCommitment(task_id, party, suite=suite)
 
     def _ctx(self, stream: str) -> StreamContext:
         return StreamContext(self._task, self._party, stream)
@@ -321,9 +323,10 @@ class PartyIntake:
     commitment: BatchCommitment = field(init=False)
     rows: int = 0
     payload_bytes: int = 0
+    suite: Suite = "standard"
 
     def __post_init__(self) -> None:
-        self.commitment = BatchCommitment(self.task_id, self.party)
+        self.commitment = BatchCommitment(self.task_id, self.party, suite=self.suite)
 
     def accept(self, index: int, salt: bytes, payload: bytes) -> bytes:
         batch = decode_batch(payload)
@@ -368,14 +371,17 @@ def serve_intake(
     on_batch: Callable[[PartyIntake], None] | None = None,
     release_for: Callable[[str], bytes] | None = None,
     on_released: Callable[[str], None] | None = None,
+    suite: Suite = "standard",
 ) -> PartyIntake | None:
     """Run the runtime's end for one gateway connection; returns that party's intake.
 
     ``intake_for(party)`` returns the (possibly partly filled, after a reconnect) intake of a
     party the task names as a data provider, or raises :class:`PeerRefused`.
     ``verify_party`` checks the hello signature against the chain's key registry. Nothing
-    from a party is accepted before both pass.
+    from a party is accepted before both pass. ``suite`` is the task's ``crypto``: every
+    stream of this connection is framed with it, and the intake's commitment uses its hash.
     """
+    channel.use_suite(suite)
     hello = _unjson(
         _one(channel.receive_stream(StreamContext(task_id, ANY_PARTY, "hello")).chunks, "hello"),
         "hello",

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chronoseal.attest import Appraiser, ComponentKind
-from chronoseal.channel._framing import FrameBuffer, StreamContext
+from chronoseal.channel._framing import SUITES, FrameBuffer, StreamContext, Suite
 from chronoseal.channel._memory import retain_freed_memory
 from chronoseal.channel._ratls import (
     AttestedPeer,
@@ -153,7 +153,16 @@ class AttestedChannel:
         # One stream at a time in each direction: whole streams reuse these for their frames.
         self._send_buffer = FrameBuffer()
         self._receive_buffer = FrameBuffer()
+        self.suite: Suite = "standard"
         retain_freed_memory()  # streams reuse the memory of the last one (see _memory)
+
+    def use_suite(self, suite: Suite) -> None:
+        """Frame every later stream with ``suite`` (the task's ``crypto``): both ends take it
+        from the spec the task id commits to; a peer on the other suite fails at the first
+        stream header (``channel.stream.suite_mismatch``). TLS stays TLS 1.3 either way."""
+        if suite not in SUITES:
+            raise ChannelError(f"unknown crypto suite {suite!r}", id="channel.suite.unknown")
+        self.suite = suite
 
     @property
     def local_fingerprint(self) -> bytes:
@@ -171,6 +180,7 @@ class AttestedChannel:
             context,
             self.peer.hpke_public_key,
             max_chunk_bytes=max_chunk_bytes,
+            suite=self.suite,
         )
 
     def send_stream(self, context: StreamContext, chunks: Iterable[bytes]) -> StreamReceipt:
@@ -181,6 +191,7 @@ class AttestedChannel:
                 context,
                 self.peer.hpke_public_key,
                 buffer=self._send_buffer,
+                suite=self.suite,
             )
             for chunk in chunks:
                 writer.write(chunk)
@@ -193,7 +204,11 @@ class AttestedChannel:
         for streams whose every frame is a self-contained message)."""
         return ChannelStreamReader(
             SecureStreamReader(
-                self._reader, context, self._identity.hpke, max_chunk_bytes=max_chunk_bytes
+                self._reader,
+                context,
+                self._identity.hpke,
+                max_chunk_bytes=max_chunk_bytes,
+                suite=self.suite,
             )
         )
 
@@ -217,6 +232,7 @@ class AttestedChannel:
                 max_chunk_bytes=max_chunk_bytes,
                 max_stream_bytes=max_stream_bytes,
                 buffer=self._receive_buffer,
+                suite=self.suite,
             )
 
     def close(self) -> None:

@@ -21,11 +21,14 @@ from types import TracebackType
 
 from chronoseal.channel._framing import (
     MAGIC,
+    MAGIC_GMT,
     FrameBuffer,
     FrameOpener,
     FrameSealer,
     StreamContext,
+    Suite,
     frame_size,
+    magic_for,
     new_stream_key,
 )
 from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
@@ -75,17 +78,18 @@ class SecureStreamWriter:
         *,
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
         buffer: FrameBuffer | None = None,
+        suite: Suite = "standard",
     ) -> None:
         stream_key = new_stream_key()
         self._sink = sink
-        self._sealer = FrameSealer(stream_key, context)
+        self._sealer = FrameSealer(stream_key, context, suite)
         self._max_chunk = max_chunk_bytes
         self._chunks = 0
         self._bytes = 0
         self._out = buffer if buffer is not None else FrameBuffer()
         self._fill = 0
         enc = recipient.seal(stream_key, info=context.hpke_info())
-        header = MAGIC + U8.pack(recipient.kem.wire_id) + context.encoded() + lp16(enc)
+        header = magic_for(suite) + U8.pack(recipient.kem.wire_id) + context.encoded() + lp16(enc)
         self._out.reserve(len(header))[: len(header)] = header
         self._fill = len(header)
 
@@ -155,11 +159,13 @@ class SecureStreamReader:
         recipient: HpkePrivateKey,
         *,
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
+        suite: Suite = "standard",
     ) -> None:
         self._source = source
         self._context = context
         self._recipient = recipient
         self._max_chunk = max_chunk_bytes
+        self._suite: Suite = suite
         self._opener: FrameOpener | None = None
         self.finished = False
 
@@ -170,8 +176,10 @@ class SecureStreamReader:
                 "the stream already ended", id="channel.stream.read_after_final"
             )
         if self._opener is None:
-            stream_key = _read_header(self._source, self._context, self._recipient)
-            self._opener = FrameOpener(stream_key, self._context, max_chunk=self._max_chunk)
+            stream_key = _read_header(self._source, self._context, self._recipient, self._suite)
+            self._opener = FrameOpener(
+                stream_key, self._context, max_chunk=self._max_chunk, suite=self._suite
+            )
         plaintext, final = self._opener.next_frame(self._source)
         if final:
             if plaintext:
@@ -190,11 +198,12 @@ def open_sender(
     *,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
     buffer: FrameBuffer | None = None,
+    suite: Suite = "standard",
 ) -> SecureStreamWriter:
     """Start a stream to ``recipient`` (an attested peer's HPKE key); the header goes out with
     the first write."""
     return SecureStreamWriter(
-        sink, context, recipient, max_chunk_bytes=max_chunk_bytes, buffer=buffer
+        sink, context, recipient, max_chunk_bytes=max_chunk_bytes, buffer=buffer, suite=suite
     )
 
 
@@ -206,6 +215,7 @@ def read_secure_stream(
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK,
     max_stream_bytes: int = DEFAULT_MAX_STREAM,
     buffer: FrameBuffer | None = None,
+    suite: Suite = "standard",
 ) -> ReceivedStream:
     """Read one whole stream for ``context``; returns nothing unless every frame authenticated.
 
@@ -213,8 +223,8 @@ def read_secure_stream(
     reordering, truncation, oversize, or a stream of another task, party or stream.
     ``buffer`` holds each frame's ciphertext (reused across streams by a channel).
     """
-    stream_key = _read_header(source, context, recipient)
-    opener = FrameOpener(stream_key, context, max_chunk=max_chunk_bytes, buffer=buffer)
+    stream_key = _read_header(source, context, recipient, suite)
+    opener = FrameOpener(stream_key, context, max_chunk=max_chunk_bytes, buffer=buffer, suite=suite)
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -235,10 +245,22 @@ def read_secure_stream(
     return ReceivedStream(tuple(chunks), StreamReceipt(len(chunks), total))
 
 
-def _read_header(source: ByteSource, context: StreamContext, recipient: HpkePrivateKey) -> bytes:
-    """Check the header against ``context`` and return the opened stream key."""
+def _read_header(
+    source: ByteSource,
+    context: StreamContext,
+    recipient: HpkePrivateKey,
+    suite: Suite = "standard",
+) -> bytes:
+    """Check the header against ``context`` and ``suite``; return the opened stream key."""
     fixed = _need(source, len(MAGIC) + 1)
-    if fixed[: len(MAGIC)] != MAGIC:
+    magic = fixed[: len(MAGIC)]
+    if magic != magic_for(suite):
+        if magic in (MAGIC, MAGIC_GMT):
+            other = "gmt" if magic == MAGIC_GMT else "standard"
+            raise StreamIntegrityError(
+                f"the stream uses the {other} crypto suite, this end expects {suite}",
+                id="channel.stream.suite_mismatch",
+            )
         raise StreamIntegrityError("not a chronoseal stream header", id="channel.stream.malformed")
     fields = [_need(source, int(U16.unpack(_need(source, 2))[0])) for _ in range(4)]
     task, party, stream, enc = fields

@@ -40,6 +40,7 @@ from chronoseal.attest import (
     parse_expected_measurement,
 )
 from chronoseal.attest._backends import Collateral, CollateralProvider
+from chronoseal.attest._csv import csv_report_wrapper, verify_csv_chain
 from chronoseal.attest._evidence import tee_type
 from chronoseal.errors import AttestationError, ConfigError
 
@@ -59,6 +60,9 @@ class Tee(StrEnum):
     SGX = "sgx"
     TDX = "tdx"
     SEV_SNP = "sev-snp"
+    CSV = "csv"
+    CCA = "cca"
+    PSA = "psa"
     SIMULATED = "simulated"
 
 
@@ -69,7 +73,8 @@ def verify(
         typer.Argument(
             exists=True,
             dir_okay=False,
-            help="raw quote/report (binary or hex text), or a chronoseal evidence envelope",
+            help="raw quote/report/token (binary or hex text), a chronoseal evidence envelope, "
+            "Trustee's CSV evidence JSON; with --chain-only the HSK || CEK certificates",
             show_default=False,
         ),
     ],
@@ -82,9 +87,25 @@ def verify(
             exists=True,
             dir_okay=False,
             help="sgx/tdx: DCAP collateral JSON; sev-snp: the VCEK (DER) and the ASK/ARK "
-            "chain (PEM), unless the envelope carries them",
+            "chain (PEM), unless the envelope carries them; csv: HSK || CEK as Hygon's KDS "
+            "serves them (or the HSK and the CEK as two files); cca: the CPAK, psa: the "
+            "attestation key, as a PEM public key",
         ),
     ] = None,
+    chain_only: Annotated[
+        bool,
+        typer.Option(
+            "--chain-only",
+            help="csv: EVIDENCE is HSK || CEK; check it against the built-in Hygon root only",
+        ),
+    ] = False,
+    allow_migration: Annotated[
+        bool,
+        typer.Option(
+            "--allow-migration",
+            help="accept a guest whose policy lets the host migrate it (csv: NOSEND clear)",
+        ),
+    ] = False,
     now: Annotated[
         str | None,
         typer.Option(
@@ -116,6 +137,9 @@ def verify(
     json_out: Annotated[bool, typer.Option("--json", help="print the EAR as JSON")] = False,
 ) -> None:
     """Verify EVIDENCE; exit 0 if it is authentic (and matches the given measurement)."""
+    if chain_only:
+        _verify_csv_chain_only(tee, evidence, json_out)
+        return
     moment = _parse_now(now)
     expected = _expected_measurement(tee, measurement or [])
     expected_binding = _hex_option(report_data, "--report-data", 64)
@@ -131,6 +155,7 @@ def verify(
         allow_simulated=loaded.tee == "simulated",
         collateral=provider,
         registers=expected.registers if expected is not None and digest is None else None,
+        allow_migration=allow_migration,
     )
     appraisal = Appraiser(policy).appraise(
         loaded, component=kind, expected_report_data=expected_binding, now=moment
@@ -228,6 +253,26 @@ _HOW_TO_MEASURE: Final[Mapping[Tee, Mapping[str, Any]]] = MappingProxyType(
             "combination": 'SHA-256("chronoseal/measurement/sev-snp/v1\\0" || MEASUREMENT '
             "(48 bytes))",
         },
+        Tee.CSV: {
+            "registers": ("measure",),
+            "tool": "the launch digest Hygon's hag / csv-rs tools compute for the guest image "
+            "(MEASURE of the report)",
+            "combination": 'SHA-256("chronoseal/measurement/csv/v1\\0" || MEASURE (32 bytes))',
+        },
+        Tee.CCA: {
+            "registers": ("rim",),
+            "tool": "the realm initial measurement from the realm's image (e.g. veraison's "
+            "cca-realm-measurements / kvmtool's RIM calculation)",
+            "combination": 'SHA-256("chronoseal/measurement/cca/v1\\0" || len(RIM) as one '
+            "byte || RIM)",
+        },
+        Tee.PSA: {
+            "registers": ("implementation_id", "sw_components"),
+            "tool": "the device vendor's reference values: implementation id and the firmware "
+            "images' measurements (e.g. from TF-M's build)",
+            "combination": 'SHA-256("chronoseal/measurement/psa/v1\\0" || IMPLEMENTATION_ID '
+            "|| SW_COMPONENTS digest)",
+        },
     }
 )
 
@@ -307,6 +352,52 @@ def _read_capped(path: Path, what: str) -> bytes:
     return data
 
 
+def _verify_csv_chain_only(tee: Tee, path: Path, json_out: bool) -> None:
+    """``--chain-only``: HSK || CEK against the pinned HRK, the check a KDS download needs."""
+    if tee is not Tee.CSV:
+        raise typer.BadParameter("--chain-only checks a Hygon HSK/CEK chain", param_hint="--tee")
+    try:
+        chain = verify_csv_chain(_read_capped(path, "HSK || CEK certificates"))
+    except AttestationError as exc:
+        if json_out:
+            typer.echo(json.dumps({"accepted": False, "failures": [exc.id]}, indent=2))
+        err_console.print(
+            f"[bold red]refused[/] {escape(f'[{exc.id}] {exc.message}')}", highlight=False
+        )
+        raise typer.Exit(EXIT_ATTESTATION) from exc
+    summary = {
+        "accepted": True,
+        "failures": [],
+        "hrk_key_id": chain.hrk.key_id.hex(),
+        "hsk_key_id": chain.hsk.key_id.hex(),
+        "cek_firmware": f"{chain.cek.firmware[0]}.{chain.cek.firmware[1]}",
+        "cek_public_key": chain.cek.public_xy.hex(),
+    }
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    table = Table(title="Hygon CSV chain HRK -> HSK -> CEK", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in summary.items():
+        if name not in ("accepted", "failures"):
+            _row(table, name.replace("_", " "), str(value))
+    console.print(table)
+    console.print("verdict: [bold green]chain verified[/] (HRK pinned by hash)", highlight=False)
+
+
+def _csv_from_json(data: bytes) -> bytes | None:
+    """Trustee's CSV evidence JSON (``attestation_report`` {magic, flags, data}) -> wrapper."""
+    try:
+        document = json.loads(data)
+        report = document["attestation_report"]
+        return csv_report_wrapper(
+            bytes(report["data"]), magic=bytes(report["magic"]), flags=int(report["flags"])
+        )
+    except (ValueError, KeyError, TypeError, AttestationError):
+        return None
+
+
 def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) -> Evidence:
     data = _read_capped(path, "evidence")
     if data.startswith(_ENVELOPE_MAGIC):
@@ -326,6 +417,11 @@ def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) ->
         raise typer.BadParameter(
             "simulated evidence is only meaningful in its chronoseal envelope", param_hint="--tee"
         )
+    if tee == "csv" and data.lstrip().startswith(b"{"):
+        wrapper = _csv_from_json(data)
+        if wrapper is None:
+            raise typer.BadParameter(f"{path} is not Trustee's CSV evidence JSON")
+        return Evidence(tee, component or ComponentKind.ANALYSIS, wrapper)
     return Evidence(tee, component or ComponentKind.ANALYSIS, _maybe_hex(data))
 
 
@@ -352,6 +448,22 @@ def _collateral_provider(evidence: Evidence, paths: list[Path]) -> CollateralPro
                 f"{evidence.tee} needs exactly one DCAP collateral JSON", param_hint="--collateral"
             )
         return _constant(_read_capped(paths[0], "DCAP collateral"))
+    if evidence.tee == "csv":
+        if not paths:
+            return None
+        if len(paths) > 2:
+            raise typer.BadParameter(
+                "csv takes HSK || CEK (one file) or the HSK and the CEK", param_hint="--collateral"
+            )
+        blobs = sorted((_read_capped(path, "a CSV certificate") for path in paths), key=len)
+        return _constant(b"".join(blobs))
+    if evidence.tee in ("cca", "psa"):
+        if len(paths) != 1:
+            what = "the CPAK" if evidence.tee == "cca" else "the PSA attestation key"
+            raise typer.BadParameter(
+                f"{evidence.tee} needs {what} as one PEM public key", param_hint="--collateral"
+            )
+        return _constant(_read_capped(paths[0], "a PEM public key"))
     if not paths:
         return None
     return _constant(_snp_collateral(paths))

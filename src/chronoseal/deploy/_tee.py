@@ -8,8 +8,15 @@ from typing import Final
 
 from chronoseal.errors import DeployError
 
-#: Confidential Containers (kata-containers) runtime classes for confidential VMs.
-COCO_RUNTIME_CLASSES: Final = {"tdx": "kata-qemu-tdx", "sev-snp": "kata-qemu-snp"}
+#: Confidential Containers (kata-containers) runtime classes for confidential VMs, named as
+#: kata-deploy names them (kata-<hypervisor>-<tee>): Hygon CSV guests and Arm CCA realms run
+#: under QEMU like TDX and SEV-SNP; the cluster must have installed that class.
+COCO_RUNTIME_CLASSES: Final = {
+    "tdx": "kata-qemu-tdx",
+    "sev-snp": "kata-qemu-snp",
+    "csv": "kata-qemu-csv",
+    "cca": "kata-qemu-cca",
+}
 SIMULATED: Final = "simulated"
 SGX: Final = "sgx"
 #: A party agent is no TEE component: it runs in the party's own domain, like its TSDB.
@@ -57,8 +64,7 @@ def placement(tee: str, component: str) -> Placement:
     raise DeployError(
         f"the task pins {component} to tee = {tee!r}, which chronoseal cannot deploy: "
         f"supported are {', '.join(SUPPORTED_TEES)}; pin one of them in the task's "
-        "[measurements] (Hygon CSV and Arm CCA have no Confidential Containers runtime class "
-        "chronoseal knows yet)",
+        "[measurements]",
         id="deploy.tee.unsupported",
         context={"component": component, "tee": tee},
     )

@@ -294,6 +294,7 @@ class Gateway:
             party=self.name,
             own_fingerprint=identity.fingerprint,
             sign=self._sign,
+            suite=self.spec.task.crypto,
         )
         welcome = intake.hello()
         desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
@@ -437,6 +438,7 @@ class Gateway:
                 party=self.name,
                 own_fingerprint=identity.fingerprint,
                 sign=self._sign,
+                suite=self.spec.task.crypto,
             )
             payload = intake.fetch_release()
         return verify_release(

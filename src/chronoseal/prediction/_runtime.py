@@ -511,7 +511,9 @@ class PredictionRuntime:
                     "served yet, so forecasts needing it are refused rather than mis-aligned",
                     id="prediction.feed.keyed",
                 )
-            return PartyIntake(self.task_id, party, ds.released_columns())
+            return PartyIntake(
+                self.task_id, party, ds.released_columns(), suite=self.spec.task.crypto
+            )
 
         intake = serve_intake(
             channel,
@@ -520,6 +522,7 @@ class PredictionRuntime:
             task_key=self._task_key,
             intake_for=intake_for,
             verify_party=self._verify_party,
+            suite=self.spec.task.crypto,
         )
         if intake is None:
             return

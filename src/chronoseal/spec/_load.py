@@ -148,6 +148,8 @@ def canonical_json(spec: TaskSpec) -> bytes:
             ],
         )
     doc = spec.model_dump(mode="json")
+    if doc["task"].get("crypto") == "standard":
+        del doc["task"]["crypto"]
     for pin in doc["measurements"].values():
         pin["value"] = pin["value"].lower().removeprefix("0x")
     return rfc8785.dumps(doc)

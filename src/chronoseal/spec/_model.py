@@ -85,6 +85,13 @@ class TaskInfo(_Strict):
             return until
         return dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
+    #: The crypto suite of the data plane every party agrees to with the task: "standard"
+    #: (AES-256-GCM frames, SHA-256/BLAKE2b commitments) or "gmt" (SM4-GCM frames, SM3 commitments
+    #: and leaves: GM/T 0002/0004). TLS stays TLS 1.3 either way (the OpenSSL here has no SM
+    #: cipher suites). Left out of the canonical JSON when "standard", so existing task ids
+    #: do not change.
+    crypto: Literal["standard", "gmt"] = "standard"
+
 
 class Participant(_Strict):
     org: str
