@@ -66,4 +66,4 @@ def test_audit_command_refuses_a_malformed_receipt_file(tmp_path: Path) -> None:
         ],
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "config.file.invalid" in result.output  # refused before the node is asked
+    assert "prediction.receipt.malformed" in result.output  # refused before the node is asked

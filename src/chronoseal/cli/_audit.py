@@ -14,7 +14,7 @@ from rich.table import Table
 from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.ledger import Consortium, JsonRpcChain
-from chronoseal.prediction import Receipt
+from chronoseal.prediction import Receipt, read_receipts
 
 from ._output import EXIT_ATTESTATION, console, fail, write_json
 
@@ -50,11 +50,9 @@ def _receipts(paths: list[Path]) -> list[Receipt]:
     out = []
     for path in paths:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            out += read_receipts(path)
+        except OSError as exc:
             fail(ConfigError(f"cannot read receipt {path}: {exc}", id="config.file.invalid"))
-        items = doc if isinstance(doc, list) else [doc]
-        out += [Receipt.from_json(item) for item in items]
     return out
 
 

@@ -78,7 +78,7 @@ from ._wire import (
     REQUEST_STREAM,
     RESPONSE_STREAM,
     PartyVerifier,
-    decode_json,
+    decode_request,
     encode_json,
     party_key_verifier,
     request_digest,
@@ -586,7 +586,7 @@ class PredictionRuntime:
         party = ""
         epochs: dict[str, int] = {}
         try:
-            request = decode_json(body, "request")
+            request = decode_request(body)
             party = str(request.get("party", ""))
             signature = bytes.fromhex(str(request.get("signature", "")))
             signed = signing_digest(

@@ -14,6 +14,7 @@ from ._load import (
     load_spec,
     parse_spec,
     read_config_text,
+    read_config_toml,
     resolve_measurements,
     task_id,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "read_config_text",
+    "read_config_toml",
     "resolve_measurements",
     "review_task",
     "task_id",
