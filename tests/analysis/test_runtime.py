@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from eth_account import Account
 
+from chronoseal.analysis import AnalysisRuntime
+from chronoseal.attest import attester_for
 from chronoseal.errors import AnalysisError, ChronosealError, DataError, PeerRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import TaskState, org_id, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.spec import Component
 
 TableEdit = Callable[[pa.Table], pa.Table]
 
@@ -242,3 +248,51 @@ def test_an_anomaly_task_flags_points_outside_the_back_tested_interval(tmp_path:
     contribution = report.releases["weather"]["contribution"]
     assert contribution["method"] == "not-applicable"
     assert contribution["delta_mase"]["weather"] == 0.0
+
+
+class _SlowTraining(DemoConsortium):
+    """Short-lived runtime identities and a training that outlasts the first of them."""
+
+    validity = timedelta(seconds=8)
+
+    def start_runtime(self, attester=None):  # type: ignore[no-untyped-def]
+        runtime_key = Account.create()
+        self.chain.fund(runtime_key.address, 10**20)
+        runtime = AnalysisRuntime(
+            self.consortium,
+            self.spec,
+            attester=attester_for(self.spec.measurements.analysis.tee, Component.ANALYSIS),
+            chain_key=runtime_key.key,
+            identity_validity=self.validity,
+        )
+        runtime.start()
+        self.identities = [runtime.identity]
+        return runtime
+
+    def train(self, runtime, gateways):  # type: ignore[no-untyped-def]
+        releases = super().train(runtime, gateways)
+        self.identities.append(runtime.identity)
+        return releases
+
+
+def test_a_release_fetched_after_a_training_longer_than_the_identity_works(
+    tmp_path: Path,
+) -> None:
+    slept: list[float] = []
+
+    def slow(stage: str, done: int, total: int) -> None:
+        if not slept:  # the training takes longer than the runtime's first certificate
+            slept.append(_SlowTraining.validity.total_seconds() + 2)
+            time.sleep(slept[0])
+
+    world = _SlowTraining(
+        load_scenario(_variant(tmp_path, spec=lambda t: t.replace("windows = 13", "windows = 2"))),
+        lambda _: None,
+        analysis_progress=slow,
+    )
+    report = world.run("trained")
+    assert slept
+    assert world.consortium.task_state(world.task_id) is TaskState.TRAINED
+    assert set(report.releases) == {p.org for p in world.spec.participants}
+    first, last = world.identities
+    assert first is not None and last is not None and first.fingerprint != last.fingerprint
