@@ -174,10 +174,15 @@ def test_a_party_with_no_rows_in_the_training_window_is_refused(tmp_path: Path) 
         days = pc.add(t.column("date").cast(pa.int32()), 40 * 365)
         return t.set_column(0, "date", days.cast(pa.int32()).cast(pa.date32()))
 
-    world, error = _run(_variant(tmp_path, weather=later))
-    assert error.id == "analysis.join.no_rows"
+    world, error = _refused_by_a_gateway(_variant(tmp_path, weather=later))
+    assert error.id == "data.source.empty"
     assert error.context["dataset"] == "weather"
-    _assert_aborted_with(world, error.id)
+    assert world.consortium.task(world.task_id).state is TaskState.ABORTED
+    # Refused at the party's own gateway, before it acknowledged any runtime.
+    acknowledged = [
+        e.args["org"] for e in read_events(world.consortium) if e.name == "AttestationAcknowledged"
+    ]
+    assert "0x" + org_id("weather").hex() not in acknowledged
 
 
 def test_a_refused_task_has_no_release_for_anyone(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chronoseal.audit import TaskAudit, audit_task
+from chronoseal.audit import TaskAudit, audit_task, parse_task_id
 from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.ledger import Consortium, JsonRpcChain
 from chronoseal.prediction import Receipt, read_receipts
@@ -73,7 +73,8 @@ def audit(
     """Rebuild the task's life from chain events and re-verify every step; exit 1 if any
     check fails (2 if the audit cannot start: unknown task, unreachable node)."""
     try:
-        receipts = _receipts(receipt or [])  # bad input is refused before any network call
+        parse_task_id(task)  # bad input is refused before any network call
+        receipts = _receipts(receipt or [])
         consortium = Consortium.at(JsonRpcChain(rpc), contract, deploy_block=from_block)
         result = audit_task(consortium, task, receipts=receipts)
     except ChronosealError as exc:

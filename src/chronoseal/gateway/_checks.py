@@ -199,3 +199,26 @@ def in_window(
         chosen = batch.filter(keep)
         if chosen.num_rows:
             yield chosen
+
+
+def refuse_empty_window(source: Source, dataset: Dataset, until: dt.date | None) -> None:
+    """Refuse a dataset with no row in the training window, before any channel opens or any
+    chain action: reads the time column alone, and only up to the first row in the window."""
+    order: ReadOrder = "stored" if source.stored_order_reproducible else "sorted"
+    batches = source.batches([dataset.time_column], batch_rows=_SURVEY_ROWS, order=order)
+    try:
+        if any(b.num_rows for b in in_window(batches, dataset.time_column, until, feed=False)):
+            return
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    window = "" if until is None else f" up to data_until {until.isoformat()}"
+    raise _refuse(
+        f"dataset {dataset.name!r}: the source holds no row in the training window{window}; "
+        "nothing is sent",
+        "data.source.empty",
+        dataset,
+        dataset.time_column,
+        0,
+    )

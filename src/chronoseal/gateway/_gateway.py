@@ -58,7 +58,7 @@ from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deploym
 from chronoseal.sources import ReadOrder, Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
-from ._checks import checked_batches, in_window, read_order
+from ._checks import checked_batches, in_window, read_order, refuse_empty_window
 from ._pipeline import prefetch
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -243,6 +243,7 @@ class Gateway:
         dataset = self.dataset()
         try:
             source, order = self._open_source(dataset)
+            refuse_empty_window(source, dataset, self.spec.task.data_until)
             self._charge_budget(dataset)
         except DataError as exc:
             self._give_up(exc)
