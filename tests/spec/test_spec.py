@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,11 @@ def test_holidays_need_true_dates(example_task: Path) -> None:
     for ds in raw["datasets"]:
         ds["policy"]["time_shift"] = {"max_days": 30}
     assert "secret offset" in _problems(raw)["model.holidays"]
+
+
+def test_a_fifo_in_place_of_a_task_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "task.toml"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    with pytest.raises(SpecError) as refused:
+        load_spec(fifo)
+    assert refused.value.id == "spec.file.not_regular"
