@@ -365,3 +365,47 @@ def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Pat
     refusals = seen["stats"].refusals
     for refusal in ("prediction.feed.stale", "prediction.input.digest"):
         assert refusals[refusal] == 1
+
+
+def test_an_older_sealed_feed_copied_back_is_refused_on_restart(tmp_path: Path) -> None:
+    """The host keeps a copy of the sealed weather feed at epoch 0, lets epoch 1 arrive,
+    stops the runtime and puts the old file back: the restarted runtime refuses to serve
+    from it (the journal, checked against the chain, records epoch 1)."""
+    seen: dict[str, Any] = {}
+    state = tmp_path / "state"
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        key = Account.create()
+        world.chain.fund(key.address, 10**20)
+        attester = attester_for(world.spec.measurements.prediction.tee, Component.PREDICTION)
+
+        def runtime() -> PredictionRuntime:
+            return PredictionRuntime(
+                world.consortium, world.spec, attester=attester, chain_key=key.key,
+                state_dir=state,
+            )  # fmt: skip
+
+        first = runtime()
+        first.start()
+        try:
+            analysis.hand_over(first.address("handover"))
+            assert first.wait_serving(60)
+            _feed(first, gateways, "weather", "events")
+            old = (state / "feed-weather.sealed").read_bytes()
+            next(g for g in gateways if g.name == "weather").send_feed(first.address("feeds"))
+            deadline = time.monotonic() + 30
+            while first.feed_epochs.get("weather") != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert first.feed_epochs["weather"] == 1
+            first.audit.flush()
+        finally:
+            first.stop()
+        (state / "feed-weather.sealed").write_bytes(old)
+        again = runtime()
+        with pytest.raises(ChronosealError) as refused:
+            again.start()
+        again.stop()
+        seen["refused"] = refused.value.id
+
+    _world(tmp_path, lambda t: t, probe)
+    assert seen["refused"] == "prediction.sealed.rolled_back"

@@ -71,7 +71,7 @@ from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
 from ._input import MAX_INPUT_BYTES, input_dataset, observation_rows
-from ._sealed import SealedStore
+from ._sealed import SealedStateError, SealedStore
 from ._wire import (
     INPUT_KEY,
     MODEL_STREAM,
@@ -440,6 +440,7 @@ class PredictionRuntime:
             if e.name == "AuditRootPosted" and e.args.get("task_id") == "0x" + self.task_id.hex()
         ]
         pending = self.audit.restore(journal, batches)
+        self._refuse_rolled_back_feeds(journal)
         with self._lock:
             self.model, self._task_key = model, task_key
         self.resumed = ResumeReport(leaves=len(journal), pending=pending, feeds=feeds)
@@ -452,6 +453,27 @@ class PredictionRuntime:
             pending,
         )
         self._ready.set()
+
+    def _refuse_rolled_back_feeds(self, journal: list[AuditLeaf]) -> None:
+        """Every feed epoch is an audit leaf, journaled before it is posted and checked
+        against the chain's roots on restore: a sealed feed older than the newest epoch the
+        journal holds was copied back by the host (a crash between sealing a feed and
+        journaling it leaves the feed one epoch *ahead*, which is fine)."""
+        newest: dict[str, int] = {}
+        for leaf in journal:
+            if leaf.outcome == "feed.received":
+                for name, epoch in leaf.feed_epochs.items():
+                    newest[name] = max(newest.get(name, -1), int(epoch))
+        for name, epoch in sorted(newest.items()):
+            sealed = self.feed_epochs.get(name)
+            if sealed is None or sealed < epoch:
+                raise SealedStateError(
+                    f"the sealed feed {name!r} is "
+                    f"{'missing' if sealed is None else f'at epoch {sealed}'}, but the audit "
+                    f"log (anchored on chain) records epoch {epoch}: older sealed state was put "
+                    "back; restore the newest state directory",
+                    id="prediction.sealed.rolled_back",
+                )
 
     def _serve_handover(self, channel: AttestedChannel) -> None:
         view = self.consortium.task(self.task_id)
