@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -248,11 +249,15 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
     tmp_path: Path,
 ) -> None:
     """Clients accept evidence bound to one of the last 64 blocks: past that, only a
-    runtime that re-attested is reachable; open sessions keep working meanwhile."""
+    runtime that re-attested is reachable; open sessions keep working meanwhile. On a quiet
+    chain it re-attests before its certificate's validity ends all the same."""
     seen: dict[str, Any] = {}
+    validity = timedelta(seconds=6)
 
     def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
-        runtime = world.prediction(reattest_blocks=8, audit_max_leaves=1000)
+        runtime = world.prediction(
+            reattest_blocks=8, audit_max_leaves=1000, identity_validity=validity
+        )
         try:
             analysis.hand_over(runtime.address("handover"))
             assert runtime.wait_serving(60)
@@ -270,6 +275,12 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
             with world.client("events") as fresh:
                 fresh.open(runtime.address("forecasts"))  # stale_nonce without re-attesting
                 seen["new_session"] = fresh.forecast().refused
+            quiet = runtime.identity
+            time.sleep(validity.total_seconds() + 1)  # past the certificate, hardly a block
+            with world.client("events") as later:
+                later.open(runtime.address("forecasts"))  # certificate_expired otherwise
+                seen["after_validity"] = later.forecast().refused
+            seen["rotated_by_time"] = runtime.identity is not quiet
             runtime.audit.flush()
             seen["refreshed"] = sum(
                 1
@@ -283,7 +294,8 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
     _world(tmp_path, lambda t: t, probe)
     assert seen["open_session"] is None
     assert seen["new_session"] is None
-    assert seen["refreshed"] >= 1
+    assert seen["after_validity"] is None and seen["rotated_by_time"]
+    assert seen["refreshed"] >= 2
 
 
 def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, sealing_key
 from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, ChannelServer, RaTlsIdentity
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import PartyIntake, serve_intake
+from chronoseal.channel._ratls import DEFAULT_VALIDITY
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
 from chronoseal.ledger import (
     ComponentKind,
@@ -159,6 +161,7 @@ class PredictionRuntime:
         state_dir: Path | None = None,
         reattest_blocks: int = REATTEST_BLOCKS,
         audit_retain_leaves: int = 1_000_000,
+        identity_validity: timedelta = DEFAULT_VALIDITY,
     ) -> None:
         self.consortium = consortium
         self.spec = spec
@@ -189,6 +192,8 @@ class PredictionRuntime:
         self._servers: list[ChannelServer] = []
         self._reattest_blocks = reattest_blocks
         self._identity_block = 0
+        self._validity = identity_validity
+        self._identity_at = 0.0
         self.resumed: ResumeReport | None = None
         self.stats = ServingStats()
         self._store: SealedStore | None = None
@@ -362,15 +367,24 @@ class PredictionRuntime:
     def _new_identity(self, blocks: RecentBlocks) -> None:
         """Fresh evidence bound to the newest block and this runtime's chain key."""
         self.identity = RaTlsIdentity.generate(
-            self.attester, blocks.latest(), chain_address=self.session.address
+            self.attester,
+            blocks.latest(),
+            chain_address=self.session.address,
+            validity=self._validity,
         )
         self._identity_block = self.consortium.chain.block_number()
+        self._identity_at = time.monotonic()
 
     def _reattest(self) -> None:
         """Re-attest before the evidence ages out of the clients' freshness window (the
         last blocks): new sessions get the new identity, open ones keep theirs; the
-        refreshed evidence's hash goes into the audit log, so it reaches the chain."""
-        if self.consortium.chain.block_number() - self._identity_block < self._reattest_blocks:
+        refreshed evidence's hash goes into the audit log, so it reaches the chain. On a
+        quiet chain it re-attests at half the certificate's validity all the same."""
+        if not self._ready.is_set():
+            return  # until hand-over, the analysis runtime looks for the evidence posted
+        aged = time.monotonic() - self._identity_at >= self._validity.total_seconds() / 2
+        behind = self.consortium.chain.block_number() - self._identity_block
+        if not aged and behind < self._reattest_blocks:
             return
         self._new_identity(RecentBlocks(self.consortium))
         assert self.identity is not None
