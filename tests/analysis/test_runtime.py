@@ -301,3 +301,27 @@ def test_a_release_fetched_after_a_training_longer_than_the_identity_works(
     assert set(report.releases) == {p.org for p in world.spec.participants}
     first, last = world.identities
     assert first is not None and last is not None and first.fingerprint != last.fingerprint
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "parquet:../data/no-such-file.parquet",  # missing
+        "parquet:../data/garbage.parquet",  # not Parquet
+        "parquet:../../../outside.parquet",  # outside the party's directory
+    ],
+)
+def test_a_party_whose_source_is_unusable_is_named_with_its_own_id(
+    tmp_path: Path, source: str
+) -> None:
+    """Not the knock-on ``gateway.task.not_running`` of the other gateways, stopped by this
+    party's abort of the task: the refusal of weather's own source."""
+    scenario = _variant(tmp_path)
+    (scenario.parent / "data" / "garbage.parquet").write_bytes(b"not parquet" * 100)
+    config = scenario.parent / "parties" / "weather.toml"
+    config.write_text(config.read_text().replace("parquet:../data/weather.parquet", source))
+    world = _Recorder(load_scenario(scenario), lambda _: None)
+    with pytest.raises(ChronosealError) as info:
+        world.run("trained")
+    assert info.value.id != "gateway.task.not_running"
+    assert info.value.id.startswith(("data.", "source.", "sources.")), info.value
