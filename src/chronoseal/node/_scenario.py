@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chronoseal._decode import DocumentRefused
 from chronoseal.errors import ConfigError, SpecError
 from chronoseal.spec import (
     PartyConfig,
@@ -88,7 +90,7 @@ def load_scenario(path: Path) -> Scenario:
         raise ConfigError(
             exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
         raise ConfigError(f"cannot read scenario {path}: {exc}", id="config.file.invalid") from None
     except ValidationError as exc:
         where = describe_validation_error(exc)

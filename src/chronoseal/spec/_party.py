@@ -6,10 +6,12 @@ a proposed task against before approving it on chain.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chronoseal._decode import DocumentRefused
 from chronoseal.errors import ConfigError, SpecError
 
 from ._load import describe_validation_error, read_config_toml
@@ -69,7 +71,7 @@ def load_party_config(path: str | Path) -> PartyConfig:
         raise ConfigError(
             exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
         raise ConfigError(
             f"cannot read party config {p}: {exc}", id="config.file.invalid"
         ) from None
