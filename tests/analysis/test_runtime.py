@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from eth_account import Account
 
+from chronoseal.analysis import AnalysisRuntime
+from chronoseal.attest import attester_for
 from chronoseal.errors import AnalysisError, ChronosealError, DataError, PeerRefused
 from chronoseal.gateway import Gateway
 from chronoseal.ledger import TaskState, org_id, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.spec import Component
 
 TableEdit = Callable[[pa.Table], pa.Table]
 
@@ -168,10 +174,15 @@ def test_a_party_with_no_rows_in_the_training_window_is_refused(tmp_path: Path) 
         days = pc.add(t.column("date").cast(pa.int32()), 40 * 365)
         return t.set_column(0, "date", days.cast(pa.int32()).cast(pa.date32()))
 
-    world, error = _run(_variant(tmp_path, weather=later))
-    assert error.id == "analysis.join.no_rows"
+    world, error = _refused_by_a_gateway(_variant(tmp_path, weather=later))
+    assert error.id == "data.source.empty"
     assert error.context["dataset"] == "weather"
-    _assert_aborted_with(world, error.id)
+    assert world.consortium.task(world.task_id).state is TaskState.ABORTED
+    # Refused at the party's own gateway, before it acknowledged any runtime.
+    acknowledged = [
+        e.args["org"] for e in read_events(world.consortium) if e.name == "AttestationAcknowledged"
+    ]
+    assert "0x" + org_id("weather").hex() not in acknowledged
 
 
 def test_a_refused_task_has_no_release_for_anyone(tmp_path: Path) -> None:
@@ -242,3 +253,75 @@ def test_an_anomaly_task_flags_points_outside_the_back_tested_interval(tmp_path:
     contribution = report.releases["weather"]["contribution"]
     assert contribution["method"] == "not-applicable"
     assert contribution["delta_mase"]["weather"] == 0.0
+
+
+class _SlowTraining(DemoConsortium):
+    """Short-lived runtime identities and a training that outlasts the first of them."""
+
+    validity = timedelta(seconds=8)
+
+    def start_runtime(self, attester=None):  # type: ignore[no-untyped-def]
+        runtime_key = Account.create()
+        self.chain.fund(runtime_key.address, 10**20)
+        runtime = AnalysisRuntime(
+            self.consortium,
+            self.spec,
+            attester=attester_for(self.spec.measurements.analysis.tee, Component.ANALYSIS),
+            chain_key=runtime_key.key,
+            identity_validity=self.validity,
+        )
+        runtime.start()
+        self.identities = [runtime.identity]
+        return runtime
+
+    def train(self, runtime, gateways):  # type: ignore[no-untyped-def]
+        releases = super().train(runtime, gateways)
+        self.identities.append(runtime.identity)
+        return releases
+
+
+def test_a_release_fetched_after_a_training_longer_than_the_identity_works(
+    tmp_path: Path,
+) -> None:
+    slept: list[float] = []
+
+    def slow(stage: str, done: int, total: int) -> None:
+        if not slept:  # the training takes longer than the runtime's first certificate
+            slept.append(_SlowTraining.validity.total_seconds() + 2)
+            time.sleep(slept[0])
+
+    world = _SlowTraining(
+        load_scenario(_variant(tmp_path, spec=lambda t: t.replace("windows = 13", "windows = 2"))),
+        lambda _: None,
+        analysis_progress=slow,
+    )
+    report = world.run("trained")
+    assert slept
+    assert world.consortium.task_state(world.task_id) is TaskState.TRAINED
+    assert set(report.releases) == {p.org for p in world.spec.participants}
+    first, last = world.identities
+    assert first is not None and last is not None and first.fingerprint != last.fingerprint
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "parquet:../data/no-such-file.parquet",  # missing
+        "parquet:../data/garbage.parquet",  # not Parquet
+        "parquet:../../../outside.parquet",  # outside the party's directory
+    ],
+)
+def test_a_party_whose_source_is_unusable_is_named_with_its_own_id(
+    tmp_path: Path, source: str
+) -> None:
+    """Not the knock-on ``gateway.task.not_running`` of the other gateways, stopped by this
+    party's abort of the task: the refusal of weather's own source."""
+    scenario = _variant(tmp_path)
+    (scenario.parent / "data" / "garbage.parquet").write_bytes(b"not parquet" * 100)
+    config = scenario.parent / "parties" / "weather.toml"
+    config.write_text(config.read_text().replace("parquet:../data/weather.parquet", source))
+    world = _Recorder(load_scenario(scenario), lambda _: None)
+    with pytest.raises(ChronosealError) as info:
+        world.run("trained")
+    assert info.value.id != "gateway.task.not_running"
+    assert info.value.id.startswith(("data.", "source.", "sources.")), info.value

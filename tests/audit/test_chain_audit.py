@@ -138,17 +138,33 @@ def test_an_approval_by_a_removed_member_fails_the_approvals_check(world: World)
 def test_a_measurement_revoked_during_running_and_used_after_fails_revocations(
     world: World,
 ) -> None:
-    """The contract lets a bound runtime post commitments after its measurement was revoked;
-    the audit does not."""
-    tid = world.ready["running"]
+    """The contract refuses a commitment from a bound runtime whose measurement was
+    revoked; a history that shows one anyway (an older contract, a forged event order)
+    fails the audit."""
+    running = world.ready["running"]
+    tid = world.trained_task()
     world.orgs["gamma"].revoke_measurement(
         ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
     )
-    for name in PROVIDERS:
-        world.commit_data(tid, name)
-    world.analysis.post_model_commitment(tid, digest("model"), digest("metrics"))
-    audit = audit_task(world.consortium, tid)
-    assert failed(audit) == {"audit.revocations"}
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.analysis.post_runtime_commitment(running, PROVIDERS[0], digest("d")),
+        running,
+    )
+    events = events_of(world)
+    revoked = next(e for e in reversed(events) if e.name == "MeasurementRevoked")
+    i = index_of(events, "ModelCommitted", tid, kind=int(ComponentKind.ANALYSIS))
+    model = events[i]
+    moved = dataclasses.replace(revoked, block_number=model.block_number, log_index=model.log_index)
+    rest = [
+        dataclasses.replace(e, log_index=e.log_index + 1)
+        if e.block_number == model.block_number
+        else e
+        for e in events[i:]
+        if e is not revoked
+    ]
+    audit = audit_task(world.consortium, tid, events=[*events[:i], moved, *rest])
+    assert "audit.revocations" in failed(audit)
     assert any("revoked pinned" in t.summary for t in audit.timeline)
 
 

@@ -66,4 +66,13 @@ def test_audit_command_refuses_a_malformed_receipt_file(tmp_path: Path) -> None:
         ],
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "config.file.invalid" in result.output  # refused before the node is asked
+    assert "prediction.receipt.malformed" in result.output  # refused before the node is asked
+
+
+def test_audit_command_refuses_a_task_id_that_is_not_hex(tmp_path: Path) -> None:
+    for task in ("0xzz", "0x" + "1" * 63, "0x" + "11" * 31):
+        result = CliRunner().invoke(
+            app, ["audit", task, "--rpc", "http://127.0.0.1:9", "--contract", "0x" + "22" * 20]
+        )
+        assert result.exit_code == 2
+        assert "audit.task.bad_id" in result.output  # refused before the node is asked

@@ -13,12 +13,14 @@ import yaml
 
 from chronoseal.deploy import (
     ANALYSIS_INTAKE_PORT,
+    DEFAULT_RESOURCES,
     HEALTH_PORT,
     PREDICTION_FEEDS_PORT,
     PREDICTION_FORECASTS_PORT,
     PREDICTION_HANDOVER_PORT,
     DeployInput,
     K8sOptions,
+    Resources,
     render_k8s,
 )
 from chronoseal.deploy._tee import placement
@@ -267,6 +269,9 @@ def test_a_file_source_outside_the_mounted_data_directory_is_refused(
         ({"contract": "0x1234"}, "deploy.contract.invalid"),
         ({"chain_url": "rpc.example:8545"}, "deploy.chain.invalid"),
         ({"storage": "lots"}, "deploy.resources.invalid"),
+        ({"storage": "9" * 40}, "deploy.resources.invalid"),
+        ({"storage": "0"}, "deploy.resources.out_of_range"),
+        ({"storage": "999999Ti"}, "deploy.resources.out_of_range"),
         ({"image": "bad image"}, "deploy.image.invalid"),
     ],
 )
@@ -455,3 +460,22 @@ def test_every_namespace_denies_by_default_and_allows_dns_and_the_chain(
             for rule in doc["spec"].get("egress", []) + doc["spec"].get("ingress", []):
                 assert rule.get("to") or rule.get("from")
                 assert rule["ports"]
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "error_id"),
+    [
+        ("0", "1Gi", "deploy.resources.out_of_range"),
+        ("100000", "1Gi", "deploy.resources.out_of_range"),
+        ("1", "0", "deploy.resources.out_of_range"),
+        ("1", "999999999999Ti", "deploy.resources.out_of_range"),
+        ("1" * 30, "1Gi", "deploy.resources.invalid"),
+    ],
+)
+def test_resource_quantities_are_bounded(
+    cpu: str, memory: str, error_id: str, simulated: DeployInput
+) -> None:
+    resources = {kind: Resources(cpu, memory, cpu, memory) for kind in DEFAULT_RESOURCES}
+    with pytest.raises(DeployError) as caught:
+        render_k8s(simulated, options(resources=resources))
+    assert caught.value.id == error_id

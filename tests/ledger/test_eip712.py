@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils import keccak
 from ledger_world import World, digest
 
+from chronoseal.errors import LedgerError
 from chronoseal.ledger import ComponentKind, TaskState, TeeType
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -87,3 +89,12 @@ def test_relayed_measurement_approval(world: World) -> None:
         ),
     )
     assert world.consortium.measurement(kind, tee, second).approvals == 1
+
+
+def test_a_signature_of_the_wrong_length_is_refused_with_the_ledger_id(world: World) -> None:
+    task_id = world.ready["proposed"]
+    good = world.orgs["beta"].sign_task_approval(task_id)
+    for signature in (good[:10], good + b"\x00", b""):
+        with pytest.raises(LedgerError) as refused:
+            world.outsider.relay_task_approval(task_id, "beta", signature)
+        assert refused.value.id == "ledger.signature.invalid"

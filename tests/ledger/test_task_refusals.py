@@ -296,3 +296,55 @@ def test_a_front_run_attestation_record_neither_blocks_nor_binds(world: World) -
         lambda: thief.post_runtime_commitment(task_id, "alpha", digest("data-alpha")),
         task_id,
     )
+
+
+def test_nothing_is_taken_from_a_bound_runtime_whose_measurement_was_revoked(
+    world: World,
+) -> None:
+    """What the audit flags is refused on chain: a runtime commitment, a model commitment,
+    a hand-over and a served model's commitment from a revoked runtime."""
+    running = world.running_task()
+    world.orgs[PROVIDERS[0]].post_gateway_commitment(running, digest(f"data-{PROVIDERS[0]}"))
+    trained = world.trained_task()
+    evidence = world.attest_prediction(trained)
+    to_serve = world.trained_task()
+    bound = world.attest_prediction(to_serve)
+    world.analysis.acknowledge_prediction(to_serve, bound, world.prediction.address)
+    world.orgs["gamma"].revoke_measurement(
+        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+    )
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.analysis.post_runtime_commitment(
+            running, PROVIDERS[0], digest(f"data-{PROVIDERS[0]}")
+        ),
+        running,
+    )
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.analysis.acknowledge_prediction(trained, evidence, world.prediction.address),
+        trained,
+    )
+    world.orgs["gamma"].revoke_measurement(
+        ComponentKind.PREDICTION, TeeType.SIMULATED, world.m_prediction
+    )
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.prediction.post_prediction_model_commitment(to_serve, digest("model")),
+        to_serve,
+    )
+
+
+def test_a_model_commitment_from_a_revoked_analysis_runtime_is_refused(world: World) -> None:
+    task_id = world.running_task()
+    for name in PROVIDERS:
+        world.commit_data(task_id, name)
+    world.orgs["gamma"].revoke_measurement(
+        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+    )
+    world.refused(
+        "ledger.measurement.revoked",
+        lambda: world.analysis.post_model_commitment(task_id, digest("model"), digest("m")),
+        task_id,
+    )
+    assert world.consortium.task_state(task_id) is TaskState.RUNNING

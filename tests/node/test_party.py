@@ -6,6 +6,7 @@ restart neither misses nor repeats a decision."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -187,3 +188,16 @@ def test_an_unusable_spec_file_is_reported_and_the_others_still_reviewed(
     reviewer = agent(proposed, "transit", log, specs=spec_directory(specs, log))
     assert [d.action for d in reviewer.step()] == ["approved"]
     assert any("broken.toml is unusable" in m for _, m in log.seen)
+
+
+def test_the_reviewer_skips_what_is_not_a_regular_file_in_its_spec_directory(
+    tmp_path: Path,
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(bundled_scenario().parent / "task.toml", specs / "task.toml")
+    os.mkfifo(specs / "blocked.toml")
+    (specs / "dir.toml").mkdir()
+    logged: list[str | None] = []
+    found = spec_directory(specs, lambda _m, event=None: logged.append(event))()
+    assert len(found) == 1 and logged == []

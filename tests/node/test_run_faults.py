@@ -285,3 +285,25 @@ def _client(world: DemoConsortium, key_file: Path, env: dict[str, str]) -> Forec
         sign=sign,
         attester=attester_for(world.spec.measurements.gateway.tee, Component.GATEWAY),
     )
+
+
+def test_a_party_whose_source_is_garbage_is_named_with_its_own_refusal(
+    anvil_url: str, tmp_path: Path
+) -> None:
+    """Weather's data file is not Parquet: the run ends naming weather's gateway and its
+    source's refusal, not the other gateways stopped by weather's abort of the task."""
+    scenario = _small_scenario(tmp_path)
+    (scenario.parent / "data" / "weather.parquet").write_bytes(b"not parquet at all" * 64)
+    proc = subprocess.run(
+        [
+            *_cli_argv(),
+            "run", str(scenario), "--rpc", anvil_url, "--work", str(tmp_path / "work"),
+            "--timeout", "300",
+        ],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    headline = next(line for line in output.splitlines() if "exited with code" in line)
+    assert "gateway-weather" in headline, output[-3000:]
+    assert "data." in output.split(headline, 1)[1], output[-3000:]

@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -248,11 +249,15 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
     tmp_path: Path,
 ) -> None:
     """Clients accept evidence bound to one of the last 64 blocks: past that, only a
-    runtime that re-attested is reachable; open sessions keep working meanwhile."""
+    runtime that re-attested is reachable; open sessions keep working meanwhile. On a quiet
+    chain it re-attests before its certificate's validity ends all the same."""
     seen: dict[str, Any] = {}
+    validity = timedelta(seconds=6)
 
     def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
-        runtime = world.prediction(reattest_blocks=8, audit_max_leaves=1000)
+        runtime = world.prediction(
+            reattest_blocks=8, audit_max_leaves=1000, identity_validity=validity
+        )
         try:
             analysis.hand_over(runtime.address("handover"))
             assert runtime.wait_serving(60)
@@ -270,6 +275,12 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
             with world.client("events") as fresh:
                 fresh.open(runtime.address("forecasts"))  # stale_nonce without re-attesting
                 seen["new_session"] = fresh.forecast().refused
+            quiet = runtime.identity
+            time.sleep(validity.total_seconds() + 1)  # past the certificate, hardly a block
+            with world.client("events") as later:
+                later.open(runtime.address("forecasts"))  # certificate_expired otherwise
+                seen["after_validity"] = later.forecast().refused
+            seen["rotated_by_time"] = runtime.identity is not quiet
             runtime.audit.flush()
             seen["refreshed"] = sum(
                 1
@@ -283,7 +294,8 @@ def test_the_runtime_re_attests_as_blocks_pass_so_new_sessions_still_open(
     _world(tmp_path, lambda t: t, probe)
     assert seen["open_session"] is None
     assert seen["new_session"] is None
-    assert seen["refreshed"] >= 1
+    assert seen["after_validity"] is None and seen["rotated_by_time"]
+    assert seen["refreshed"] >= 2
 
 
 def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Path) -> None:
@@ -365,3 +377,47 @@ def test_a_holders_newest_observations_move_its_forecast_past_them(tmp_path: Pat
     refusals = seen["stats"].refusals
     for refusal in ("prediction.feed.stale", "prediction.input.digest"):
         assert refusals[refusal] == 1
+
+
+def test_an_older_sealed_feed_copied_back_is_refused_on_restart(tmp_path: Path) -> None:
+    """The host keeps a copy of the sealed weather feed at epoch 0, lets epoch 1 arrive,
+    stops the runtime and puts the old file back: the restarted runtime refuses to serve
+    from it (the journal, checked against the chain, records epoch 1)."""
+    seen: dict[str, Any] = {}
+    state = tmp_path / "state"
+
+    def probe(world: _Probing, analysis: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        key = Account.create()
+        world.chain.fund(key.address, 10**20)
+        attester = attester_for(world.spec.measurements.prediction.tee, Component.PREDICTION)
+
+        def runtime() -> PredictionRuntime:
+            return PredictionRuntime(
+                world.consortium, world.spec, attester=attester, chain_key=key.key,
+                state_dir=state,
+            )  # fmt: skip
+
+        first = runtime()
+        first.start()
+        try:
+            analysis.hand_over(first.address("handover"))
+            assert first.wait_serving(60)
+            _feed(first, gateways, "weather", "events")
+            old = (state / "feed-weather.sealed").read_bytes()
+            next(g for g in gateways if g.name == "weather").send_feed(first.address("feeds"))
+            deadline = time.monotonic() + 30
+            while first.feed_epochs.get("weather") != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert first.feed_epochs["weather"] == 1
+            first.audit.flush()
+        finally:
+            first.stop()
+        (state / "feed-weather.sealed").write_bytes(old)
+        again = runtime()
+        with pytest.raises(ChronosealError) as refused:
+            again.start()
+        again.stop()
+        seen["refused"] = refused.value.id
+
+    _world(tmp_path, lambda t: t, probe)
+    assert seen["refused"] == "prediction.sealed.rolled_back"

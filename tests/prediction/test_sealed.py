@@ -151,3 +151,29 @@ def test_a_journal_that_does_not_match_the_chain_is_refused() -> None:
     assert info.value.id == "prediction.audit.journal_mismatch"
     with pytest.raises(AuditError):  # the chain holds more leaves than the journal
         restored(leaves[:1], [(0, merkle_root([x.digest() for x in leaves[:2]]), 2)])
+
+
+def test_a_directory_in_place_of_a_sealed_file_is_refused_with_its_id(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    (tmp_path / "model.sealed").mkdir()
+    (tmp_path / "audit.sealed").mkdir()
+    for read in (lambda: s.get("model"), lambda: s.records("audit")):
+        with pytest.raises(SealedStateError) as refused:
+            read()
+        assert refused.value.id == "prediction.sealed.not_a_file"
+
+
+@pytest.mark.parametrize("size", [0, 27, 1 << 24, 0xFFFFFFFF])
+def test_a_corrupt_length_prefix_is_tampering_not_an_empty_journal(
+    tmp_path: Path, size: int
+) -> None:
+    s = store(tmp_path)
+    for i in range(3):
+        s.append("audit", b"leaf %d" % i)
+    path = tmp_path / "audit.sealed"
+    raw = bytearray(path.read_bytes())
+    raw[0:4] = size.to_bytes(4, "big")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SealedStateError) as refused:
+        store(tmp_path).records("audit")
+    assert refused.value.id == "prediction.sealed.tampered"

@@ -191,6 +191,15 @@ def test_clip_refuses_nan(release: Release) -> None:
     assert info.value.id == "data.policy.out_of_range"
 
 
+@pytest.mark.parametrize("rule", [{"digits": 1}, {"multiple": 5.0}])
+@pytest.mark.parametrize("infinite", [math.inf, -math.inf])
+def test_round_refuses_infinity(release: Release, rule: dict[str, Any], infinite: float) -> None:
+    with pytest.raises(DataError) as info:
+        release({"action": "round", **rule}, _floats([0.5, infinite, None]))
+    assert info.value.id == "data.policy.out_of_range"
+    assert info.value.context["count"] == 1
+
+
 @pytest.mark.parametrize(
     "rule",
     [

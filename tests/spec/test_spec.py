@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,11 @@ def test_the_training_window_ends_before_the_deadline(example_task: Path) -> Non
     hourly = _hourly()
     hourly["task"]["deadline"] = dt.datetime(2013, 12, 28, 12, tzinfo=dt.UTC)
     assert "deadline" in _problems(hourly)["task.data_until"]
+
+
+def test_a_fifo_in_place_of_a_task_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "task.toml"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    with pytest.raises(SpecError) as refused:
+        load_spec(fifo)
+    assert refused.value.id == "spec.file.not_regular"

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -36,6 +37,7 @@ from chronoseal.attest import (
 from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity, connect
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
+from chronoseal.channel._ratls import DEFAULT_VALIDITY
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
     ComponentSession,
@@ -55,6 +57,10 @@ from ._pool import warm_up
 from ._release import build_releases
 
 log = logging.getLogger("chronoseal.analysis")
+
+#: Blocks after which the runtime re-attests (fresh evidence for new sessions), as the
+#: prediction runtime does; it also re-attests at half its certificate's validity.
+REATTEST_BLOCKS = 32
 
 
 def expected_columns(spec: TaskSpec, party: str) -> list[str]:
@@ -118,6 +124,8 @@ class AnalysisRuntime:
         listen: tuple[str, int] = ("127.0.0.1", 0),
         on_batch: Callable[[PartyIntake], None] | None = None,
         io_timeout: float | None = DEFAULT_IO_TIMEOUT,
+        identity_validity: timedelta = DEFAULT_VALIDITY,
+        reattest_blocks: int = REATTEST_BLOCKS,
         workers: int | None = None,
     ) -> None:
         self.consortium = consortium
@@ -132,6 +140,10 @@ class AnalysisRuntime:
         self._task_key = os.urandom(TASK_KEY_LEN)
         self.state = IntakeState(spec)
         self.identity: RaTlsIdentity | None = None
+        self._validity = identity_validity
+        self._reattest_blocks = reattest_blocks
+        self._identity_at = (0.0, 0)  # monotonic time and block of the current identity
+        self._server: ChannelServer | None = None
         self._socket: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -165,9 +177,8 @@ class AnalysisRuntime:
                 id="analysis.task.not_approved",
             )
         blocks = RecentBlocks(self.consortium)
-        self.identity = RaTlsIdentity.generate(
-            self.attester, blocks.latest(), chain_address=self.session.address
-        )
+        self._new_identity(blocks)
+        assert self.identity is not None
         pins = self.spec.measurements.pins()
         evidence = self.identity.evidence.to_bytes()
         self.session.post_attestation(
@@ -185,14 +196,54 @@ class AnalysisRuntime:
             fresh_nonces=blocks,
             io_timeout=self._io_timeout,
         )
+        self._server = server
         self._socket = socket.create_server(self._listen)
         self._socket.settimeout(0.2)
         accept = threading.Thread(target=self._accept_loop, args=(server,), daemon=True)
         accept.start()
-        self._threads.append(accept)
+        refresh = threading.Thread(target=self._refresh_loop, daemon=True)
+        refresh.start()
+        self._threads += [accept, refresh]
         # The back-test's worker processes fork from a warm server: start it while the
         # parties' streams arrive.
         threading.Thread(target=warm_up, name="analysis-warm-up", daemon=True).start()
+
+    def _new_identity(self, blocks: RecentBlocks) -> None:
+        """Fresh evidence bound to the newest block and this runtime's chain key."""
+        self.identity = RaTlsIdentity.generate(
+            self.attester,
+            blocks.latest(),
+            chain_address=self.session.address,
+            validity=self._validity,
+        )
+        self._identity_at = (time.monotonic(), self.consortium.chain.block_number())
+
+    def reattest(self) -> bool:
+        """Re-attest once the identity is half its validity old or ``reattest_blocks``
+        behind (the parties' freshness window), so that a release fetched after a training
+        of hours still meets a valid, fresh identity: new sessions get the new identity,
+        open ones keep theirs. Parties then check the task's binding of the runtime's chain
+        key, which the fresh evidence carries; so it starts once the task binds the runtime
+        (Running), never while gateways acknowledge its posted evidence. Returns whether it
+        re-attested."""
+        at, block = self._identity_at
+        aged = time.monotonic() - at >= self._validity.total_seconds() / 2
+        if not aged and self.consortium.chain.block_number() - block < self._reattest_blocks:
+            return False
+        if self.consortium.task_state(self.task_id) is TaskState.APPROVED:
+            return False  # the gateways acknowledge the posted evidence: keep it until bound
+        self._new_identity(RecentBlocks(self.consortium))
+        assert self.identity is not None and self._server is not None
+        self._server.rotate(self.identity)
+        log.info("re-attested: fresh evidence for new sessions")
+        return True
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(min(1.0, self._validity.total_seconds() / 8)):
+            try:
+                self.reattest()
+            except ChronosealError as exc:
+                log.warning("re-attestation failed (retried): %s", exc)
 
     def _accept_loop(self, server: ChannelServer) -> None:
         assert self._socket is not None
@@ -229,7 +280,7 @@ class AnalysisRuntime:
                 intake = serve_intake(
                     channel,
                     task_id=self.task_id,
-                    own_fingerprint=self.identity.fingerprint,
+                    own_fingerprint=channel.local_fingerprint,
                     task_key=self._task_key,
                     intake_for=self._intake_for,
                     verify_party=verify_party_signature(self.consortium),

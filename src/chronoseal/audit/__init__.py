@@ -7,7 +7,7 @@ with the replay. It needs no component, key or data: only read access to a chain
 """
 
 from ._model import ChainAuditError, Check, TaskAudit, TimelineItem, Verdict
-from ._replay import CHECKS, LEGAL_EDGES, audit_task
+from ._replay import CHECKS, LEGAL_EDGES, audit_task, parse_task_id
 
 __all__ = [
     "CHECKS",
@@ -18,4 +18,5 @@ __all__ = [
     "TimelineItem",
     "Verdict",
     "audit_task",
+    "parse_task_id",
 ]

@@ -1054,6 +1054,21 @@ def _compare_record(replay: _Replay, consortium: Consortium, record: TaskView | 
             )
 
 
+def parse_task_id(task_id: str | bytes) -> bytes:
+    """32 bytes from ``0x`` + 64 hex digits (or 32 raw bytes), else ``audit.task.bad_id``."""
+    try:
+        tid = bytes.fromhex(task_id.removeprefix("0x")) if isinstance(task_id, str) else task_id
+    except ValueError:
+        raise ChainAuditError(
+            f"a task id is 0x and 64 hex digits, got {task_id!r:.80}", id="audit.task.bad_id"
+        ) from None
+    if len(tid) != 32:
+        raise ChainAuditError(
+            f"a task id is 32 bytes (64 hex digits), got {len(tid)}", id="audit.task.bad_id"
+        )
+    return tid
+
+
 def audit_task(
     consortium: Consortium,
     task_id: bytes | str,
@@ -1068,11 +1083,7 @@ def audit_task(
     here when not given); ``receipts`` are prediction receipts a requester holds. Raises
     :class:`ChainAuditError` (``audit.task.unknown``) for a task the history never proposed.
     """
-    tid = bytes.fromhex(task_id.removeprefix("0x")) if isinstance(task_id, str) else task_id
-    if len(tid) != 32:
-        raise ChainAuditError(
-            f"a task id is 32 bytes (64 hex digits), got {len(tid)}", id="audit.task.bad_id"
-        )
+    tid = parse_task_id(task_id)
     task_hex = "0x" + tid.hex()
     history = list(read_events(consortium) if events is None else events)
     if not any(e.name == "TaskProposed" and e.args.get("task_id") == task_hex for e in history):

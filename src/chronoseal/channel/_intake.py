@@ -48,6 +48,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chronoseal._decode import loads_json
 from chronoseal.channel._commitment import SALT_LEN, BatchCommitment
 from chronoseal.channel._framing import StreamContext, Suite
 from chronoseal.channel._session import AttestedChannel, ChannelStreamReader
@@ -117,9 +118,13 @@ def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
+#: A hello, welcome, end or refusal message is a few fields.
+_MAX_MESSAGE = 1 << 20
+
+
 def _unjson(data: bytes, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
+        obj = loads_json(data, max_bytes=_MAX_MESSAGE, what=f"{what} message")
     except (ValueError, UnicodeDecodeError) as exc:
         raise StreamIntegrityError(
             f"malformed {what} message", id="channel.intake.bad_message"

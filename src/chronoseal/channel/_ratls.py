@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from eth_utils.address import to_checksum_address
 
+from chronoseal._decode import loads_json
 from chronoseal.attest import (
     Appraisal,
     Appraiser,
@@ -359,10 +360,12 @@ def _claims_of(certificate: x509.Certificate) -> tuple[Evidence, bytes, HpkePubl
     ):
         raise PeerRefused("the CMW extension is unusable", id="channel.peer.bad_evidence")
     try:
-        media_type, value = json.loads(decode_der(str, extension.value))
+        media_type, value = loads_json(
+            decode_der(str, extension.value), max_bytes=_MAX_EXTENSION, what="CMW"
+        )
         if media_type != CMW_MEDIA_TYPE:
             raise ValueError(f"unexpected CMW media type {media_type!r}")
-        claims = json.loads(_unb64u(value))
+        claims = loads_json(_unb64u(value), max_bytes=_MAX_EXTENSION, what="CMW claims")
         hpke_public_key = HpkePublicKey(
             HpkeKem(claims["hpke_kem"]), _unb64u(claims["hpke_public_key"])
         )

@@ -12,10 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from chronoseal._hex import short_hex
-from chronoseal.audit import TaskAudit, audit_task
+from chronoseal.audit import TaskAudit, audit_task, parse_task_id
 from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.ledger import Consortium, JsonRpcChain
-from chronoseal.prediction import Receipt
+from chronoseal.prediction import Receipt, read_receipts
 
 from ._output import EXIT_ATTESTATION, console, fail, write_json
 
@@ -51,11 +51,9 @@ def _receipts(paths: list[Path]) -> list[Receipt]:
     out = []
     for path in paths:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            out += read_receipts(path)
+        except OSError as exc:
             fail(ConfigError(f"cannot read receipt {path}: {exc}", id="config.file.invalid"))
-        items = doc if isinstance(doc, list) else [doc]
-        out += [Receipt.from_json(item) for item in items]
     return out
 
 
@@ -76,7 +74,8 @@ def audit(
     """Rebuild the task's life from chain events and re-verify every step; exit 1 if any
     check fails (2 if the audit cannot start: unknown task, unreachable node)."""
     try:
-        receipts = _receipts(receipt or [])  # bad input is refused before any network call
+        parse_task_id(task)  # bad input is refused before any network call
+        receipts = _receipts(receipt or [])
         consortium = Consortium.at(JsonRpcChain(rpc), contract, deploy_block=from_block)
         result = audit_task(consortium, task, receipts=receipts)
     except ChronosealError as exc:

@@ -4,7 +4,6 @@ receipt against the chain alone."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from rich.table import Table
 
 from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.node import query_forecast, serve_prediction
-from chronoseal.prediction import Receipt, verify_receipt
+from chronoseal.prediction import read_receipts, verify_receipt
 
 from ._output import console, fail, write_json
 from ._serve import (
@@ -177,12 +176,18 @@ def predict_verify_receipt(
 ) -> None:
     """Check an audit receipt against the chain alone; exit 0 if it is there, 1 if not."""
     try:
-        text = receipt.read_text(encoding="utf-8")
-        doc = json.loads(text)
-    except (OSError, ValueError) as exc:
+        receipts = read_receipts(receipt)
+    except OSError as exc:
         fail(ConfigError(f"cannot read {receipt}: {exc}", id="prediction.receipt.malformed"))
+    except ChronosealError as exc:
+        console.print(
+            f"[red]not verified[/] {escape(f'[{exc.id}] {exc.message}')}", highlight=False
+        )
+        raise typer.Exit(1) from None
+    if len(receipts) != 1:
+        fail(ConfigError(f"{receipt} holds no single receipt", id="prediction.receipt.malformed"))
+    parsed = receipts[0]
     try:
-        parsed = Receipt.from_json(doc)
         verify_receipt(parsed, attach_consortium(chain, contract))
     except ChronosealError as exc:
         console.print(

@@ -29,7 +29,34 @@ from ._tee import (
 
 Doc = dict[str, Any]
 
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_QUANTITY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_SUFFIX |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+#: What a node can give one container or volume: a CPU count from a millicore to 1024
+#: cores, memory from 1 MiB to 16 TiB, a state volume from 1 MiB to 64 TiB.
+_CPU = (1e-3, 1024.0)
+_MEMORY = (2.0**20, 2.0**44)
+_STORAGE = (2.0**20, 2.0**46)
+
+
+def _quantity(value: str, what: str, bounds: tuple[float, float], example: str) -> None:
+    """A Kubernetes quantity within ``bounds`` (in cores or bytes), else a refusal."""
+    match = _QUANTITY.fullmatch(value)
+    if match is None:
+        raise DeployError(
+            f"{what} {value!r} is not a Kubernetes quantity (e.g. {example})",
+            id="deploy.resources.invalid",
+        )
+    amount = float(value[: match.start(2)] if match.group(2) else value)
+    amount *= _SUFFIX.get(match.group(2) or "", 1.0)
+    low, high = bounds
+    if not low <= amount <= high:
+        raise DeployError(
+            f"{what} {value!r} is outside what a node can give a component",
+            id="deploy.resources.out_of_range",
+        )
+
+
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _UID = 10001
@@ -48,12 +75,10 @@ class Resources:
     memory_limit: str
 
     def check(self) -> None:
-        for value in (self.cpu_request, self.memory_request, self.cpu_limit, self.memory_limit):
-            if not _QUANTITY.fullmatch(value):
-                raise DeployError(
-                    f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 4Gi)",
-                    id="deploy.resources.invalid",
-                )
+        for value in (self.cpu_request, self.cpu_limit):
+            _quantity(value, "CPU", _CPU, "500m, 2")
+        for value in (self.memory_request, self.memory_limit):
+            _quantity(value, "memory", _MEMORY, "512Mi, 4Gi")
 
 
 DEFAULT_RESOURCES: Mapping[Kind, Resources] = {
@@ -96,11 +121,7 @@ class K8sOptions:
                 id="deploy.contract.invalid",
             )
         chain_port(self.chain_url)
-        if not _QUANTITY.fullmatch(self.storage):
-            raise DeployError(
-                f"--storage {self.storage!r} is not a Kubernetes quantity (e.g. 1Gi)",
-                id="deploy.resources.invalid",
-            )
+        _quantity(self.storage, "--storage", _STORAGE, "1Gi")
         for resources in self.resources.values():
             resources.check()
 

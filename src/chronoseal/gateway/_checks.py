@@ -223,3 +223,32 @@ def _after(column: pa.Array, until: dt.date | dt.datetime, naive_zone: str | Non
     zone = dt.UTC if aware else None
     end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     return pc.greater_equal(column, pa.scalar(end, type=kind))
+
+
+def refuse_empty_window(
+    source: Source,
+    dataset: Dataset,
+    until: dt.date | dt.datetime | None,
+    naive_zone: str | None = None,
+) -> None:
+    """Refuse a dataset with no row in the training window, before any channel opens or any
+    chain action: reads the time column alone, and only up to the first row in the window."""
+    order: ReadOrder = "stored" if source.stored_order_reproducible else "sorted"
+    batches = source.batches([dataset.time_column], batch_rows=_SURVEY_ROWS, order=order)
+    try:
+        rows = in_window(batches, dataset.time_column, until, feed=False, naive_zone=naive_zone)
+        if any(b.num_rows for b in rows):
+            return
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    window = "" if until is None else f" up to data_until {until.isoformat()}"
+    raise _refuse(
+        f"dataset {dataset.name!r}: the source holds no row in the training window{window}; "
+        "nothing is sent",
+        "data.source.empty",
+        dataset,
+        dataset.time_column,
+        0,
+    )

@@ -58,7 +58,7 @@ from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deploym
 from chronoseal.sources import ReadOrder, Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 
-from ._checks import checked_batches, in_window, read_order
+from ._checks import checked_batches, in_window, read_order, refuse_empty_window
 from ._pipeline import prefetch
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -249,6 +249,9 @@ class Gateway:
         dataset = self.dataset()
         try:
             source, order = self._open_source(dataset)
+            refuse_empty_window(
+                source, dataset, self.spec.task.data_until, self.spec.join.naive_timezone
+            )
             self._charge_budget(dataset)
         except DataError as exc:
             self._give_up(exc)
@@ -431,7 +434,7 @@ class Gateway:
                 f"task 0x{self.task_id.hex()} is {view.state.name}: no model is committed",
                 id="gateway.release.not_trained",
             )
-        with self._runtime_channel(runtime) as (channel, _record, identity):
+        with self._bound_runtime_channel(runtime) as (channel, identity):
             intake = GatewayIntake(
                 channel,
                 task_id=self.task_id,
@@ -504,6 +507,33 @@ class Gateway:
             )
             self._match_chain_record(record, peer.fingerprint, peer.evidence)
             yield channel, record, identity
+
+    @contextmanager
+    def _bound_runtime_channel(
+        self, runtime: tuple[str, int]
+    ) -> Iterator[tuple[AttestedChannel, RaTlsIdentity]]:
+        """An attested channel to the runtime the task binds, as it is attested *now*: its
+        fresh evidence (pinned code, approved) binds the chain key the task bound. A long
+        training outlives the identity the runtime started with, so it re-attests, and its
+        newer evidence is not the record the parties acknowledged."""
+        blocks = RecentBlocks(self.consortium)
+        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
+        with connect(
+            runtime,
+            identity,
+            appraiser=self._runtime_appraiser(),
+            peer_component=Component.ANALYSIS,
+            fresh_nonces=blocks,
+            io_timeout=self.party.io_timeout,
+        ) as channel:
+            if not self.consortium.task(self.task_id).binds(
+                ComponentKind.ANALYSIS, channel.peer.chain_address
+            ):
+                raise PeerRefused(
+                    "this attested runtime is not the one the chain bound to the task",
+                    id="gateway.runtime.not_on_chain",
+                )
+            yield channel, identity
 
     def _runtime_appraiser(self) -> Appraiser:
         pins = self.spec.measurements.pins()

@@ -6,6 +6,7 @@ process; ``JsonRpcChain`` talks to any EVM node. Contract refusals surface as
 ``chronoseal.errors.ChainRevert`` with the contract's stable id.
 """
 
+from chronoseal._decode import restore_recursion_limit
 from chronoseal.ledger._bridge import (
     OnChainMeasurements,
     RecentBlocks,
@@ -50,6 +51,9 @@ from chronoseal.ledger._types import (
     TaskView,
     TeeType,
 )
+
+# py-evm and py_ecc raise the recursion limit to 100,000 on import: put it back.
+restore_recursion_limit()
 
 __all__ = [
     "AttestationView",

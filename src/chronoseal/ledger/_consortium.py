@@ -655,5 +655,8 @@ class ComponentSession(Session):
 def _split_signature(signature: bytes) -> tuple[int, bytes, bytes]:
     """65-byte r‖s‖v as produced by eth-account; the contract checks v and s itself."""
     if len(signature) != 65:
-        raise ValueError(f"an EIP-712 signature is 65 bytes, got {len(signature)}")
+        raise LedgerError(
+            f"an EIP-712 signature is 65 bytes, got {len(signature)}",
+            id="ledger.signature.invalid",
+        )
     return signature[64], signature[:32], signature[32:64]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import json
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import pandas as pd
 import rfc8785
 
+from chronoseal._decode import loads_json
 from chronoseal.errors import ModelError
 
 from ._families import Fitted, arrow_bytes, from_arrow, quiet_libraries
@@ -233,7 +233,7 @@ def _split(bundle: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
     if size > MAX_MANIFEST or at + size > len(bundle):
         raise ModelError("the bundle's manifest is truncated", id="model.bundle.malformed")
     try:
-        manifest = json.loads(bundle[at : at + size])
+        manifest = loads_json(bundle[at : at + size], max_bytes=MAX_MANIFEST, what="manifest")
     except ValueError as exc:
         raise ModelError("the bundle's manifest is not JSON", id="model.bundle.malformed") from exc
     at += size

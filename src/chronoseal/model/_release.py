@@ -17,7 +17,11 @@ from typing import Any
 
 import rfc8785
 
+from chronoseal._decode import loads_json
 from chronoseal.errors import AnalysisError
+
+#: A release holds metrics and contributions, never data: far below this.
+MAX_RELEASE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def verify_release(
 ) -> dict[str, Any]:
     """A party's check of what it received against the chain; returns its document."""
     try:
-        body = json.loads(payload)
+        body = loads_json(payload, max_bytes=MAX_RELEASE_BYTES, what="release")
         document, manifest = body["document"], body["manifest"]
     except (ValueError, KeyError, TypeError) as exc:
         raise AnalysisError("the release is malformed", id="analysis.release.malformed") from exc

@@ -665,7 +665,7 @@ def serve_party(
                 health.beat()
             if end is not None and time.monotonic() >= end:
                 break
-            stop.wait(poll)
+            stop.wait(poll if end is None else min(poll, max(0.0, end - time.monotonic())))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

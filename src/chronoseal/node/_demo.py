@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import Attester, attester_for, installed_measurement
 from chronoseal.audit import TaskAudit, audit_task
-from chronoseal.errors import LedgerError, ReviewRefused
+from chronoseal.errors import ChronosealError, LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway, StreamReport
 from chronoseal.ledger import (
     ChainBackend,
@@ -84,6 +84,11 @@ class PartyReport:
     bytes_sent: int
     commitment: str
     commitment_matched: bool
+
+
+def _knock_on(exc: BaseException) -> bool:
+    """A gateway stopped by another party's abort of the task, not by a cause of its own."""
+    return isinstance(exc, ChronosealError) and exc.id == "gateway.task.not_running"
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,9 @@ class DemoConsortium:
                 gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
                 with ThreadPoolExecutor(len(gateways)) as pool:
                     futures = [pool.submit(self._streamed, gw, runtime) for gw in gateways]
+                    failed = [e for e in (f.exception() for f in futures) if e is not None]
+                    if failed:  # the party whose own check refused, not its abort's knock-on
+                        raise next((e for e in failed if not _knock_on(e)), failed[0])
                     reports = [f.result() for f in futures]
                 if not runtime.wait(timeout=60):
                     raise LedgerError(

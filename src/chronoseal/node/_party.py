@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,12 @@ def spec_directory(path: Path, log: Log) -> SpecSource:
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         for file in files:
             try:
-                mtime = file.stat().st_mtime
+                st = file.stat()
             except OSError:
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a FIFO or device named *.toml is no spec, and reading it blocks
+            mtime = st.st_mtime
             if file not in cache or cache[file][0] != mtime:
                 try:
                     cache[file] = (mtime, load_task(file))

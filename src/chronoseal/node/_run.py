@@ -130,6 +130,10 @@ class Anvil:
             self.proc.kill()
 
 
+#: What a gateway logs when another party's abort stopped it: a knock-on, not a cause.
+_KNOCK_ON = "gateway.task.not_running"
+
+
 @dataclass
 class _Proc:
     name: str
@@ -166,16 +170,27 @@ class _Fleet:
         self.procs[name] = _Proc(name, proc, log_path, out)
         return self.procs[name]
 
-    def check(self) -> None:
-        """Any process that exited with an error ends the run, with its last log lines."""
-        for p in self.procs.values():
-            code = p.proc.poll()
-            if code not in (None, 0):
-                raise RunError(
-                    f"{p.name} exited with code {code}; its last log lines:\n{p.tail()}",
-                    id="run.component.failed",
-                    context={"component": p.name, "log": str(p.log_path)},
-                )
+    def _failed(self) -> list[_Proc]:
+        return [p for p in self.procs.values() if p.proc.poll() not in (None, 0)]
+
+    def check(self, settle: float = 3.0) -> None:
+        """Any process that exited with an error ends the run, with its last log lines: the
+        one whose own check refused, not a gateway stopped because that party aborted the
+        task (``gateway.task.not_running``), which may exit a moment before it."""
+        failed = self._failed()
+        deadline = time.monotonic() + settle
+        while failed and all(_KNOCK_ON in p.tail() for p in failed):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+            failed = self._failed()
+        if failed:
+            p = next((p for p in failed if _KNOCK_ON not in p.tail()), failed[0])
+            raise RunError(
+                f"{p.name} exited with code {p.proc.poll()}; its last log lines:\n{p.tail()}",
+                id="run.component.failed",
+                context={"component": p.name, "log": str(p.log_path)},
+            )
 
     def wait(self, names: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout

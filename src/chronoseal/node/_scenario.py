@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chronoseal._decode import DocumentRefused
 from chronoseal.errors import ConfigError, SpecError
 from chronoseal.spec import (
     PartyConfig,
@@ -20,7 +21,7 @@ from chronoseal.spec import (
     describe_validation_error,
     load_party_config,
     load_spec,
-    read_config_text,
+    read_config_toml,
 )
 
 #: How far a scenario runs: approved, running (data streamed), trained, serving.
@@ -81,12 +82,15 @@ def bundled_scenario() -> Path:
 
 def load_scenario(path: Path) -> Scenario:
     try:
-        raw = _ScenarioFile.model_validate(tomllib.loads(read_config_text(path, "scenario")))
+        raw = _ScenarioFile.model_validate(read_config_toml(path, "scenario"))
     except FileNotFoundError:
         raise ConfigError(f"no scenario file at {path}", id="config.file.missing") from None
     except SpecError as exc:
-        raise ConfigError(exc.message, id="config.file.too_large") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        too_large = exc.id == "spec.file.too_large"
+        raise ConfigError(
+            exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
         raise ConfigError(f"cannot read scenario {path}: {exc}", id="config.file.invalid") from None
     except ValidationError as exc:
         where = describe_validation_error(exc)

@@ -18,6 +18,7 @@ from ._audit import (
     audit_root_poster,
     inclusion_proof,
     merkle_root,
+    read_receipts,
     verify_inclusion,
     verify_receipt,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "input_dataset",
     "merkle_root",
     "party_signer",
+    "read_receipts",
     "verify_inclusion",
     "verify_receipt",
 ]

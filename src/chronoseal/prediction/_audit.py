@@ -34,10 +34,12 @@ import time
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import rfc8785
 
+from chronoseal._decode import loads_json
 from chronoseal.errors import ChronosealError, LedgerError
 from chronoseal.ledger import ChainEvent, ComponentSession, Consortium, read_events
 
@@ -363,6 +365,24 @@ class Receipt:
             if exc.id == "prediction.receipt.malformed":
                 raise
             raise _as_receipt_error(exc) from exc
+
+
+#: A receipt is under a kilobyte and a file of them lists one per request kept.
+MAX_RECEIPT_FILE = 16 << 20
+
+
+def read_receipts(path: Path) -> list[Receipt]:
+    """The receipt or JSON list of receipts in ``path``, read within MAX_RECEIPT_FILE and the
+    bounded decoder's depth; ``OSError`` if it cannot be read, else ``receipt.malformed``."""
+    with path.open("rb") as f:
+        data = f.read(MAX_RECEIPT_FILE + 1)
+    try:
+        doc = loads_json(data, max_bytes=MAX_RECEIPT_FILE, what=f"receipt file {path}")
+    except ValueError as exc:
+        raise AuditError(
+            f"{path} is not a receipt: {exc}", id="prediction.receipt.malformed"
+        ) from None
+    return [Receipt.from_json(item) for item in (doc if isinstance(doc, list) else [doc])]
 
 
 def _audit_events(

@@ -144,7 +144,7 @@ class ForecastClient:
         chunks = channel.receive_stream(StreamContext(self.task_id, "*", RESPONSE_STREAM)).chunks
         if not chunks:
             raise PeerRefused("empty answer", id="prediction.answer.malformed")
-        return decode_json(chunks[0], "answer"), chunks[1:]
+        return decode_json(chunks[0], "answer", id="prediction.answer.malformed"), chunks[1:]
 
     def _open_channel(self) -> AttestedChannel:
         if self._channel is None:

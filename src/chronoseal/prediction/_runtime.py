@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, sealing_key
 from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, ChannelServer, RaTlsIdentity
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import PartyIntake, serve_intake
+from chronoseal.channel._ratls import DEFAULT_VALIDITY
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
 from chronoseal.ledger import (
     ComponentKind,
@@ -71,14 +73,14 @@ from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
 from ._input import MAX_INPUT_BYTES, input_dataset, observation_rows
-from ._sealed import SealedStore
+from ._sealed import SealedStateError, SealedStore
 from ._wire import (
     INPUT_KEY,
     MODEL_STREAM,
     REQUEST_STREAM,
     RESPONSE_STREAM,
     PartyVerifier,
-    decode_json,
+    decode_request,
     encode_json,
     party_key_verifier,
     request_digest,
@@ -159,6 +161,7 @@ class PredictionRuntime:
         state_dir: Path | None = None,
         reattest_blocks: int = REATTEST_BLOCKS,
         audit_retain_leaves: int = 1_000_000,
+        identity_validity: timedelta = DEFAULT_VALIDITY,
     ) -> None:
         self.consortium = consortium
         self.spec = spec
@@ -189,6 +192,8 @@ class PredictionRuntime:
         self._servers: list[ChannelServer] = []
         self._reattest_blocks = reattest_blocks
         self._identity_block = 0
+        self._validity = identity_validity
+        self._identity_at = 0.0
         self.resumed: ResumeReport | None = None
         self.stats = ServingStats()
         self._store: SealedStore | None = None
@@ -362,15 +367,24 @@ class PredictionRuntime:
     def _new_identity(self, blocks: RecentBlocks) -> None:
         """Fresh evidence bound to the newest block and this runtime's chain key."""
         self.identity = RaTlsIdentity.generate(
-            self.attester, blocks.latest(), chain_address=self.session.address
+            self.attester,
+            blocks.latest(),
+            chain_address=self.session.address,
+            validity=self._validity,
         )
         self._identity_block = self.consortium.chain.block_number()
+        self._identity_at = time.monotonic()
 
     def _reattest(self) -> None:
         """Re-attest before the evidence ages out of the clients' freshness window (the
         last blocks): new sessions get the new identity, open ones keep theirs; the
-        refreshed evidence's hash goes into the audit log, so it reaches the chain."""
-        if self.consortium.chain.block_number() - self._identity_block < self._reattest_blocks:
+        refreshed evidence's hash goes into the audit log, so it reaches the chain. On a
+        quiet chain it re-attests at half the certificate's validity all the same."""
+        if not self._ready.is_set():
+            return  # until hand-over, the analysis runtime looks for the evidence posted
+        aged = time.monotonic() - self._identity_at >= self._validity.total_seconds() / 2
+        behind = self.consortium.chain.block_number() - self._identity_block
+        if not aged and behind < self._reattest_blocks:
             return
         self._new_identity(RecentBlocks(self.consortium))
         assert self.identity is not None
@@ -440,6 +454,7 @@ class PredictionRuntime:
             if e.name == "AuditRootPosted" and e.args.get("task_id") == "0x" + self.task_id.hex()
         ]
         pending = self.audit.restore(journal, batches)
+        self._refuse_rolled_back_feeds(journal)
         with self._lock:
             self.model, self._task_key = model, task_key
         self.resumed = ResumeReport(leaves=len(journal), pending=pending, feeds=feeds)
@@ -452,6 +467,27 @@ class PredictionRuntime:
             pending,
         )
         self._ready.set()
+
+    def _refuse_rolled_back_feeds(self, journal: list[AuditLeaf]) -> None:
+        """Every feed epoch is an audit leaf, journaled before it is posted and checked
+        against the chain's roots on restore: a sealed feed older than the newest epoch the
+        journal holds was copied back by the host (a crash between sealing a feed and
+        journaling it leaves the feed one epoch *ahead*, which is fine)."""
+        newest: dict[str, int] = {}
+        for leaf in journal:
+            if leaf.outcome == "feed.received":
+                for name, epoch in leaf.feed_epochs.items():
+                    newest[name] = max(newest.get(name, -1), int(epoch))
+        for name, epoch in sorted(newest.items()):
+            sealed = self.feed_epochs.get(name)
+            if sealed is None or sealed < epoch:
+                raise SealedStateError(
+                    f"the sealed feed {name!r} is "
+                    f"{'missing' if sealed is None else f'at epoch {sealed}'}, but the audit "
+                    f"log (anchored on chain) records epoch {epoch}: older sealed state was put "
+                    "back; restore the newest state directory",
+                    id="prediction.sealed.rolled_back",
+                )
 
     def _serve_handover(self, channel: AttestedChannel) -> None:
         view = self.consortium.task(self.task_id)
@@ -589,7 +625,7 @@ class PredictionRuntime:
         party = ""
         epochs: dict[str, int] = {}
         try:
-            request = decode_json(body, "request")
+            request = decode_request(body)
             party = str(request.get("party", ""))
             signature = bytes.fromhex(str(request.get("signature", "")))
             signed = signing_digest(

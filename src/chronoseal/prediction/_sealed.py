@@ -23,7 +23,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from chronoseal.errors import ChronosealError
 
 _NONCE = 12
+_TAG = 16
 _MAGIC = b"chronoseal-sealed-v1"
+#: A journal record is one audit leaf (well under a kilobyte); a length beyond this, or too
+#: short to hold a nonce and a tag, is a damaged prefix, not a write a crash cut short.
+MAX_RECORD = 1 << 20
 
 
 class SealedStateError(ChronosealError):
@@ -51,6 +55,12 @@ class SealedStore:
             raise ValueError(f"not a sealed-state name: {name!r}")
         return self.directory / f"{name}.sealed"
 
+    def _not_a_file(self, name: str) -> SealedStateError:
+        return SealedStateError(
+            f"{self._path(name)} is a directory, not sealed state: the host replaced it",
+            id="prediction.sealed.not_a_file",
+        )
+
     def put(self, name: str, data: bytes) -> None:
         """Seal ``data`` as ``name``, replacing it atomically (never half written)."""
         nonce = os.urandom(_NONCE)
@@ -69,6 +79,8 @@ class SealedStore:
             blob = self._path(name).read_bytes()
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise self._not_a_file(name) from None
         try:
             return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], self._aad(name))
         except (InvalidTag, ValueError):
@@ -104,12 +116,19 @@ class SealedStore:
             raw = self._path(name).read_bytes()
         except FileNotFoundError:
             return [], 0
+        except IsADirectoryError:
+            raise self._not_a_file(name) from None
         out: list[bytes] = []
         pos = 0
         while pos < len(raw):
             if pos + 4 > len(raw):
                 break  # a length cut short: the write that crashed
             (size,) = struct.unpack(">I", raw[pos : pos + 4])
+            if not _NONCE + _TAG <= size <= MAX_RECORD:
+                raise SealedStateError(
+                    f"record {len(out)} of the sealed journal {name!r} has a length of {size} "
+                    "bytes, which no sealed record has: the journal was tampered with"
+                )
             if pos + 4 + size > len(raw):
                 break
             sealed = raw[pos + 4 : pos + 4 + size]

@@ -25,6 +25,7 @@ from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 from web3 import Web3
 
+from chronoseal._decode import loads_json
 from chronoseal.errors import PeerRefused
 from chronoseal.ledger import Consortium
 
@@ -43,14 +44,50 @@ def encode_json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def decode_json(data: bytes, what: str) -> dict[str, Any]:
+#: A request or answer header is a few fields; the observations travel in their own chunk.
+MAX_HEADER_BYTES = 1 << 20
+#: Every field a request may carry; anything else is refused, not carried along unread.
+REQUEST_KEYS = frozenset(
+    {"party", "request_id", "series", "horizon", "input", "want", "seq", "signature"}
+)
+
+
+def decode_json(
+    data: bytes, what: str, *, id: str = "prediction.request.malformed"
+) -> dict[str, Any]:
+    """A JSON object within MAX_HEADER_BYTES and the decoder's depth, or ``PeerRefused``."""
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PeerRefused(f"malformed {what}", id="prediction.request.malformed") from exc
+        obj = loads_json(data, max_bytes=MAX_HEADER_BYTES, what=what)
+    except ValueError as exc:
+        raise PeerRefused(f"malformed {what}: {exc}", id=id) from exc
     if not isinstance(obj, dict):
-        raise PeerRefused(f"malformed {what}", id="prediction.request.malformed")
+        raise PeerRefused(f"malformed {what}: not a JSON object", id=id)
     return obj
+
+
+def decode_request(data: bytes) -> dict[str, Any]:
+    """A forecast request of known fields only, each of its type, before its signature is
+    checked (so nothing unchecked is carried into the signing digest or the runtime)."""
+    request = decode_json(data, "request")
+    unknown = sorted(set(request) - REQUEST_KEYS)
+    if unknown:
+        raise PeerRefused(
+            f"the request carries unknown fields {', '.join(map(repr, unknown[:5]))}",
+            id="prediction.request.malformed",
+        )
+    for key in ("party", "request_id", "signature", "want"):
+        if key in request and not isinstance(request[key], str):
+            raise PeerRefused(
+                f"the request's {key} is not a string", id="prediction.request.malformed"
+            )
+    series = request.get("series")
+    if series is not None and (
+        not isinstance(series, list) or not all(isinstance(x, str) for x in series)
+    ):
+        raise PeerRefused(
+            "the request's series is not a list of names", id="prediction.request.malformed"
+        )
+    return request
 
 
 def request_digest(body: bytes) -> bytes:
@@ -83,8 +120,9 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes:
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     v = signature[64] - 27 if signature[64] >= 27 else signature[64]
-    if v not in (0, 1) or not 0 < r < _SECP256K1_N or not 0 < s < _SECP256K1_N:
-        raise ValueError("the signature's r, s or v is out of range")
+    # High s is the malleable twin of a valid signature: refused, as the contract refuses it.
+    if v not in (0, 1) or not 0 < r < _SECP256K1_N or not 0 < s <= _SECP256K1_N // 2:
+        raise ValueError("the signature's r, s or v is out of range (s must be low)")
     message = keccak(_EIP191_32 + digest)
     public = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), message, hasher=None)
     return keccak(public.format(compressed=False)[1:])[-20:]

@@ -242,8 +242,17 @@ def _generalize_mapping(
 
 
 def round_values(values: pa.Array, rule: Round, column: str) -> pa.Array:
-    """Round half to even, to ``digits`` decimals or to a ``multiple``."""
+    """Round half to even, to ``digits`` decimals or to a ``multiple``; an infinity is
+    refused (it is on no grid, and would leave as it came), as clip refuses NaN."""
     numbers = as_numbers(values, column, "round")
+    x = _floats(numbers)
+    if len(x) and np.isinf(x).any():
+        infinite = int(np.count_nonzero(np.isinf(x)))
+        raise DataError(
+            f"column {column!r}: {infinite} values are infinite and cannot be rounded",
+            id="data.policy.out_of_range",
+            context={"column": column, "count": infinite},
+        )
     try:
         if rule.digits is not None:
             return pc.round(numbers, ndigits=rule.digits, round_mode="half_to_even")

@@ -22,6 +22,7 @@ from ._load import (
     load_spec,
     parse_spec,
     read_config_text,
+    read_config_toml,
     resolve_measurements,
     task_id,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "permutations",
     "planned_fits",
     "read_config_text",
+    "read_config_toml",
     "resolve_measurements",
     "review_task",
     "task_id",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import rfc8785
 from pydantic import ValidationError
 
+from chronoseal._decode import DocumentRefused, loads_toml
 from chronoseal.errors import SpecError, SpecProblem
 
 from ._model import Component, MeasurementPin, TaskSpec
@@ -55,12 +58,25 @@ MAX_FILE_BYTES = 1 << 20
 
 def read_config_text(path: Path, what: str) -> str:
     """A small UTF-8 config file, or a refusal naming why; never more than MAX_FILE_BYTES."""
-    with path.open("rb") as f:
+    # Non-blocking, so a FIFO or device in place of a file is refused, not waited on.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SpecError(
+                f"{path} is not a regular file: not a {what}", id="spec.file.not_regular"
+            )
+        os.set_blocking(fd, True)
         data = f.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         message = f"{path} is larger than {MAX_FILE_BYTES} bytes: not a {what}"
         raise SpecError(message, id="spec.file.too_large")
     return data.decode("utf-8")
+
+
+def read_config_toml(path: Path, what: str) -> dict[str, Any]:
+    """A config file's TOML document, read and decoded within the bounded decoder's size and
+    depth; a ``DocumentRefused`` or ``TOMLDecodeError`` (both ``ValueError``) if it is not."""
+    return loads_toml(read_config_text(path, what), max_bytes=MAX_FILE_BYTES, what=f"{what} {path}")
 
 
 def _unrepresentable(node: Any, loc: tuple[int | str, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -111,12 +127,12 @@ def load_spec(path: str | Path) -> TaskSpec:
     """Read and validate a TOML task file."""
     p = Path(path)
     try:
-        raw = tomllib.loads(read_config_text(p, "task spec"))
+        raw = read_config_toml(p, "task spec")
     except FileNotFoundError:
         raise SpecError(f"no task file at {p}", id="spec.file.missing") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read {p}: {exc}", id="spec.file.unreadable") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, DocumentRefused) as exc:
         raise SpecError(
             f"{p} is not valid TOML",
             id="spec.toml.invalid",

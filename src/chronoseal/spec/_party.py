@@ -11,9 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chronoseal._decode import DocumentRefused
 from chronoseal.errors import ConfigError, SpecError
 
-from ._load import describe_validation_error, read_config_text
+from ._load import describe_validation_error, read_config_toml
 from ._policy import ColumnPolicy
 
 
@@ -61,13 +62,16 @@ class PartyConfig(_Strict):
 def load_party_config(path: str | Path) -> PartyConfig:
     p = Path(path)
     try:
-        raw = tomllib.loads(read_config_text(p, "party config"))
+        raw = read_config_toml(p, "party config")
         return PartyConfig.model_validate(raw)
     except FileNotFoundError:
         raise ConfigError(f"no party config at {p}", id="config.file.missing") from None
     except SpecError as exc:
-        raise ConfigError(exc.message, id="config.file.too_large") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        too_large = exc.id == "spec.file.too_large"
+        raise ConfigError(
+            exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
         raise ConfigError(
             f"cannot read party config {p}: {exc}", id="config.file.invalid"
         ) from None

@@ -770,6 +770,23 @@ def _record(evidence: bytes32, component: address) -> bytes32:
     return keccak256(concat(evidence, convert(component, bytes20)))
 
 
+@view
+@internal
+def _from_bound(task_id: bytes32, kind: uint8):
+    # The sender is the runtime the task binds as ``kind``, and what the audit flags is
+    # refused here: nothing is taken from it once its attested measurement is revoked.
+    t: Task = self.tasks[task_id]
+    bound: address = t.analysis
+    evidence: bytes32 = t.analysis_evidence
+    if kind == KIND_PREDICTION:
+        bound = t.prediction
+        evidence = t.prediction_evidence
+    assert msg.sender == bound, "ledger.component.not_bound"
+    a: Attestation = self.attestations[task_id][self._record(evidence, bound)]
+    mid: bytes32 = self._measurement_id(kind, a.tee, a.measurement)
+    assert self.measurements[mid].status != M_REVOKED, "ledger.measurement.revoked"
+
+
 @internal
 def _attestation(task_id: bytes32, record: bytes32, kind: uint8) -> Attestation:
     a: Attestation = self.attestations[task_id][record]
@@ -831,7 +848,7 @@ def post_gateway_commitment(task_id: bytes32, commitment: bytes32):
 @external
 def post_runtime_commitment(task_id: bytes32, party: bytes32, commitment: bytes32):
     assert self._state(task_id) == S_RUNNING, "ledger.task.bad_state"
-    assert msg.sender == self.tasks[task_id].analysis, "ledger.component.not_bound"
+    self._from_bound(task_id, KIND_ANALYSIS)
     assert self.task_roles[task_id][party] & ROLE_DATA_PROVIDER != 0, "ledger.task.not_data_provider"
     assert commitment != empty(bytes32), "ledger.commitment.empty"
     assert self.runtime_commitments[task_id][party] == empty(bytes32), "ledger.commitment.exists"
@@ -845,7 +862,7 @@ def post_runtime_commitment(task_id: bytes32, party: bytes32, commitment: bytes3
 @external
 def post_model_commitment(task_id: bytes32, commitment: bytes32, metrics_digest: bytes32):
     assert self._state(task_id) == S_RUNNING, "ledger.task.bad_state"
-    assert msg.sender == self.tasks[task_id].analysis, "ledger.component.not_bound"
+    self._from_bound(task_id, KIND_ANALYSIS)
     assert self.tasks[task_id].matched == self.tasks[task_id].providers, "ledger.commitment.pending"
     assert commitment != empty(bytes32), "ledger.commitment.empty"
     self.tasks[task_id].model_commitment = commitment
@@ -860,10 +877,11 @@ def post_model_commitment(task_id: bytes32, commitment: bytes32, metrics_digest:
 @external
 def acknowledge_prediction(task_id: bytes32, evidence: bytes32, component: address):
     assert self._state(task_id) == S_TRAINED, "ledger.task.bad_state"
-    assert msg.sender == self.tasks[task_id].analysis, "ledger.component.not_bound"
+    self._from_bound(task_id, KIND_ANALYSIS)
     record: bytes32 = self._record(evidence, component)
     a: Attestation = self._attestation(task_id, record, KIND_PREDICTION)
     assert self.tasks[task_id].prediction == empty(address), "ledger.attestation.already_acknowledged"
+    assert self.measurements[self._measurement_id(KIND_PREDICTION, a.tee, a.measurement)].status != M_REVOKED, "ledger.measurement.revoked"
     self.attestations[task_id][record].acks = 1
     self.tasks[task_id].prediction = a.component
     self.tasks[task_id].prediction_evidence = evidence
@@ -877,7 +895,7 @@ def acknowledge_prediction(task_id: bytes32, evidence: bytes32, component: addre
 @external
 def post_prediction_model_commitment(task_id: bytes32, commitment: bytes32):
     assert self._state(task_id) == S_TRAINED, "ledger.task.bad_state"
-    assert msg.sender == self.tasks[task_id].prediction, "ledger.component.not_bound"
+    self._from_bound(task_id, KIND_PREDICTION)
     log ModelCommitted(
         task_id=task_id, kind=KIND_PREDICTION, component=msg.sender, commitment=commitment,
         metrics_digest=empty(bytes32),
