@@ -14,6 +14,7 @@ import pytest
 
 from chronoseal.ledger import TaskState
 from chronoseal.node import DemoConsortium, load_scenario
+from chronoseal.spec import planned_fits
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -117,3 +118,22 @@ def test_an_hourly_cut_trains_up_to_its_hour_and_serves_from_the_next() -> None:
     first = pd.Timestamp(frame["ds"].min())
     assert first.tz_localize(first.tz or "UTC") == pd.Timestamp("2013-12-28T13:00:00Z")
     assert pd.Timestamp(frame["ds"].max()).tz_localize(None) == pd.Timestamp("2013-12-29T12:00")
+
+
+def test_a_year_of_half_hourly_data_with_default_fields_reaches_serving() -> None:
+    """Issue 18's case: a year of half-hourly demand, every optional field at its default.
+    The task ends Serving; the release says which model and window each baseline used and
+    what each phase cost, with exactly the fits the spec announced."""
+    world = DemoConsortium(
+        load_scenario(DATA / "elecdemand" / "scenario-year.toml"), lambda _: None
+    )
+    report = world.run("serving")
+    assert report.state == "Serving"
+    doc = report.to_json()
+    assert doc["audit"]["verified"]
+    baselines = {b["name"]: b for b in report.released("baselines")}
+    assert set(baselines) == {"own", "MSTL", "SeasonalNaive"}
+    assert baselines["MSTL"]["input_size"] == 960 and baselines["own"]["input_size"] is None
+    cost = doc["cost"]
+    assert cost["fits"] == planned_fits(world.spec)
+    assert set(cost["seconds"]) >= {"join", "differences", "back-test", "fit", "seal"}

@@ -110,11 +110,16 @@ class Cost:
     workers: int
     threads: int
     cores: int
+    #: CPU seconds: of the runtime's process per phase, of the workers per group.
+    phases_cpu: dict[str, float] = field(default_factory=dict)
+    work_cpu: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "seconds": {k: round(v, 3) for k, v in self.phases.items()},
+            "cpu_seconds": {k: round(v, 3) for k, v in self.phases_cpu.items()},
             "worker_seconds": {k: round(v, 3) for k, v in self.work.items()},
+            "worker_cpu_seconds": {k: round(v, 3) for k, v in self.work_cpu.items()},
             "fits": dict(self.fits),
             "workers": self.workers,
             "threads_per_worker": self.threads,
@@ -309,13 +314,25 @@ class _Clock:
     def __init__(self) -> None:
         self.phases: dict[str, float] = {}
         self.work: dict[str, float] = {}
+        self.phases_cpu: dict[str, float] = {}
+        self.work_cpu: dict[str, float] = {}
+        self._cpu: dict[float, float] = {}
         self.fits: dict[str, int] = {}
+
+    def start(self) -> float:
+        """A phase's start; its CPU seconds are this process's (every thread)."""
+        now = time.perf_counter()
+        self._cpu[now] = time.process_time()
+        return now
 
     def timed(self, phase: str, start: float) -> None:
         self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
+        cpu = time.process_time() - self._cpu.pop(start, time.process_time())
+        self.phases_cpu[phase] = self.phases_cpu.get(phase, 0.0) + cpu
 
-    def job(self, group: str, seconds: float) -> None:
+    def job(self, group: str, seconds: float, cpu: float) -> None:
         self.work[group] = self.work.get(group, 0.0) + seconds
+        self.work_cpu[group] = self.work_cpu.get(group, 0.0) + cpu
         self.fits[group] = self.fits.get(group, 0) + 1
 
 
@@ -353,10 +370,10 @@ class _Backtest:
         jobs = self.jobs()
         done = 0
 
-        def on_done(job: WindowJob, seconds: float) -> None:
+        def on_done(job: WindowJob, seconds: float, cpu: float) -> None:
             nonlocal done
             done += 1
-            self.clock.job(job.group, seconds)
+            self.clock.job(job.group, seconds, cpu)
             if progress is not None:
                 progress("back-test", done, len(jobs))
 
@@ -438,7 +455,7 @@ def analyse(
     providers = [p for p in spec.data_providers() if p != target]
     with WindowPool(panel.frame, panel.grid, workers=workers, cores=cores) as pool:
         pool.start()  # the workers boot while the differences are chosen
-        started = time.perf_counter()
+        started = clock.start()
         recipe = _prepared(spec, recipe, pool, clock)
         clock.timed("differences", started)
         own_recipe = Recipe.from_json({**own_recipe.to_json(), "differences": recipe.differences})
@@ -457,10 +474,10 @@ def analyse(
             value = _ValuePlan(spec, panel, recipe, providers)
             for candidate in value.candidates():
                 backtest.add(candidate, "coalitions")
-        started = time.perf_counter()
+        started = clock.start()
         backtest.run(progress)
         clock.timed("back-test", started)
-    started = time.perf_counter()
+    started = clock.start()
     frames = [backtest.frame(c) for c, _ in plan]
     merged = _merge(frames)
     metrics = list(dict.fromkeys(["mase", *spec.evaluation.metrics]))
@@ -492,7 +509,7 @@ def analyse(
     clock.timed("score", started)
     if progress is not None:
         progress("fit", 0, 1)
-    started = time.perf_counter()
+    started = clock.start()
     fitted = fit(panel.frame, recipe, panel.grid, JOINT, threads=cores)
     clock.timed("fit", started)
     clock.fits["final"] = 1
@@ -518,6 +535,8 @@ def analyse(
             phases=dict(clock.phases),
             work=dict(clock.work),
             fits=dict(clock.fits),
+            phases_cpu=dict(clock.phases_cpu),
+            work_cpu=dict(clock.work_cpu),
             workers=pool.workers,
             threads=pool.threads_per_job,
             cores=cores,
@@ -543,7 +562,7 @@ def _prepared(spec: TaskSpec, recipe: Recipe, pool: WindowPool, clock: _Clock) -
         WindowJob(f"trial-{i}", "differences", Candidate("trial", t, intervals=False), 0, back)
         for i, t in enumerate(trials)
     ]
-    frames = pool.run(jobs, lambda job, seconds: clock.job(job.group, seconds))
+    frames = pool.run(jobs, lambda job, seconds, cpu: clock.job(job.group, seconds, cpu))
     errors = [holdout_error(frames[job.key, 0], "trial") for job in jobs]
     return family.choose(recipe, trials, errors)
 

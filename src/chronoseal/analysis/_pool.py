@@ -34,7 +34,8 @@ from chronoseal.model import DS, ID, Candidate, Grid, cross_validate
 
 log = logging.getLogger("chronoseal.analysis")
 
-JobDone = Callable[["WindowJob", float], None]
+JobDone = Callable[["WindowJob", float, float], None]
+"""(job, wall seconds, CPU seconds of the process that ran it)."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,10 @@ def _init_worker(frame: pd.DataFrame, freq: str, threads: int) -> None:
     _worker.update(frame=frame, from_end=_from_end(frame), grid=Grid.parse(freq), threads=threads)
 
 
-def _run_in_worker(job: WindowJob) -> tuple[pd.DataFrame, float]:
-    start = time.perf_counter()
+def _run_in_worker(job: WindowJob) -> tuple[pd.DataFrame, float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     cv = run_window(_worker["frame"], _worker["from_end"], _worker["grid"], job, _worker["threads"])
-    return cv, time.perf_counter() - start
+    return cv, time.perf_counter() - start, time.process_time() - cpu
 
 
 class WindowPool:
@@ -154,7 +155,7 @@ class WindowPool:
             return self._run_here(jobs, on_done)
         self.start()
         assert self._executor is not None
-        pending: dict[Future[tuple[pd.DataFrame, float]], WindowJob] = {
+        pending: dict[Future[tuple[pd.DataFrame, float, float]], WindowJob] = {
             self._executor.submit(_run_in_worker, job): job for job in jobs
         }
         out: dict[tuple[str, int], pd.DataFrame] = {}
@@ -163,10 +164,10 @@ class WindowPool:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = pending.pop(future)
-                    cv, seconds = future.result()
+                    cv, seconds, cpu = future.result()
                     out[job.key, job.window] = cv
                     if on_done is not None:
-                        on_done(job, seconds)
+                        on_done(job, seconds, cpu)
         except BrokenProcessPool as exc:
             raise AnalysisError(
                 "a back-test worker process died (out of memory, or killed); nothing is "
@@ -185,12 +186,12 @@ class WindowPool:
             self._from_end = _from_end(self.frame)
         out: dict[tuple[str, int], pd.DataFrame] = {}
         for job in jobs:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             out[job.key, job.window] = run_window(
                 self.frame, self._from_end, self.grid, job, self.cores
             )
             if on_done is not None:
-                on_done(job, time.perf_counter() - start)
+                on_done(job, time.perf_counter() - start, time.process_time() - cpu)
         return out
 
     def close(self) -> None:
