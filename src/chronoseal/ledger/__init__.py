@@ -50,6 +50,14 @@ from chronoseal.ledger._types import (
     TaskView,
     TeeType,
 )
+from chronoseal.ledger._validators import (
+    Validator,
+    ValidatorError,
+    ValidatorNetwork,
+    clique_genesis,
+    find_ethereumjs,
+)
+from chronoseal.ledger._validators import run_network as run_validator_network
 
 __all__ = [
     "AttestationView",
@@ -77,14 +85,20 @@ __all__ = [
     "TaskState",
     "TaskView",
     "TeeType",
+    "Validator",
+    "ValidatorError",
+    "ValidatorNetwork",
     "attestation_record",
     "chain_stats",
+    "clique_genesis",
     "component_kind",
+    "find_ethereumjs",
     "map_chain_errors",
     "measurement_id",
     "onchain_task",
     "org_id",
     "read_events",
+    "run_validator_network",
     "spec_participants",
     "spec_pins",
     "task_timeline",
