@@ -360,7 +360,7 @@ class ValidatorNetwork:
             "--rpc", "--rpcAddr", "127.0.0.1", "--rpcPort", str(v.rpc_port),
             "--mine", "--unlock", str(self.directory / "keys" / f"validator-{v.index}.key"),
             "--discDns", "false", "--discV4", "false",
-            "--logFile", "false", "--logLevel", "info",
+            "--logLevel", "info",
         ]  # fmt: skip
         if peers:
             cmd += ["--bootnodes", ",".join(peers)]
@@ -381,6 +381,7 @@ class ValidatorNetwork:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                cwd=v.datadir,
                 start_new_session=True,
             )
         v.down = False
