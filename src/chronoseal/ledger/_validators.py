@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_keys import keys as eth_keys
+from eth_keys.datatypes import PrivateKey
 
 from chronoseal.errors import LedgerError
 
@@ -125,6 +125,28 @@ _GOSSIP_JS = """
 import { FullSynchronizer } from '__FULLSYNC__';
 import { Miner } from '__MINER__';
 import { Event } from '__TYPES__';
+import { BlockBuilder } from '__VM__';
+import { createSealedCliqueBlock } from '__BLOCK__';
+// The Clique miner builds each transaction's context block without extra-data, which the
+// header refuses on a Clique chain: every transaction is skipped and no block carries one.
+// Seal that throwaway header with the same key (runTx credits the fees to its signer, as
+// every node does on the final block) and drop it again before the real seal.
+const addTransaction = BlockBuilder.prototype.addTransaction;
+BlockBuilder.prototype.addTransaction = async function (tx, opts) {
+  const signer = this.blockOpts.cliqueSigner;
+  if (signer === undefined || this.headerData.extraData !== undefined) {
+    return addTransaction.call(this, tx, opts);
+  }
+  // the header addTransaction will build (gasUsed so far included), so the seal recovers
+  const header = { ...this.headerData, gasUsed: this.gasUsed };
+  const probe = createSealedCliqueBlock({ header }, signer, this.blockOpts);
+  this.headerData.extraData = probe.header.extraData;
+  try {
+    return await addTransaction.call(this, tx, opts);
+  } finally {
+    delete this.headerData.extraData;
+  }
+};
 // Seal only once peered: at genesis with every other validator (else each seals its own
 // block 1 and the network splits), later with one peer and the sync quiet for 3 s.
 const startMiner = Miner.prototype.start;
@@ -236,6 +258,7 @@ class ValidatorNetwork:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     restarts: int = 0
+    log_level: str = "info"
 
     @classmethod
     def create(
@@ -273,7 +296,7 @@ class ValidatorNetwork:
             signer = Account.create()
             _write_secret(directory / "keys" / f"validator-{i}.key", signer.key.hex())
             node_key = secrets.token_bytes(32)
-            node_id = eth_keys.PrivateKey(node_key).public_key.to_bytes().hex()
+            node_id = PrivateKey(node_key).public_key.to_bytes().hex()
             datadir = directory / f"node-{i}"
             _seed_node_key(found, datadir / GENESIS_NAME / "config", node_key.hex())
             alloc[signer.address] = VALIDATOR_WEI
@@ -345,6 +368,10 @@ class ValidatorNetwork:
         text = _GOSSIP_JS.replace("__FULLSYNC__", (src / "sync" / "fullsync.js").as_uri())
         text = text.replace("__MINER__", (src / "miner" / "miner.js").as_uri())
         text = text.replace("__TYPES__", (src / "types.js").as_uri())
+        vm = prefix / "@ethereumjs" / "vm" / "dist" / "esm" / "index.js"
+        text = text.replace("__VM__", vm.as_uri())
+        block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
+        text = text.replace("__BLOCK__", block.as_uri())
         if not patch.exists() or patch.read_text() != text:
             patch.write_text(text)
         return patch
@@ -360,7 +387,7 @@ class ValidatorNetwork:
             "--rpc", "--rpcAddr", "127.0.0.1", "--rpcPort", str(v.rpc_port),
             "--mine", "--unlock", str(self.directory / "keys" / f"validator-{v.index}.key"),
             "--discDns", "false", "--discV4", "false",
-            "--logLevel", "info",
+            "--logLevel", self.log_level,
         ]  # fmt: skip
         if peers:
             cmd += ["--bootnodes", ",".join(peers)]
