@@ -89,6 +89,7 @@ class ChainBackend(Protocol):
 
     kind: str
     confirmations: int
+    evm_version: str | None  # the contract build to deploy; None: the source's own target
 
     @property
     def w3(self) -> Web3: ...
@@ -120,6 +121,7 @@ class _Web3Chain:
 
     kind = "abstract"
     confirmations = 0  # blocks on top before a transaction or an event counts
+    evm_version: str | None = None
 
     def __init__(self, w3: Web3) -> None:
         self._w3 = w3
@@ -414,9 +416,12 @@ def _detect_confirmations(w3: Web3) -> int:
         return int(explicit)
     with map_chain_errors("eth_getBlockByNumber"):
         genesis = w3.eth.get_block(0)
-    # web3's proof-of-authority middleware moves the long extra-data aside
+    return CLIQUE_CONFIRMATIONS if _is_clique(genesis) else 0
+
+
+def _is_clique(genesis: Any) -> bool:
     extra = bytes(HexBytes(genesis.get("proofOfAuthorityData", genesis.get("extraData", b""))))
-    return CLIQUE_CONFIRMATIONS if len(extra) >= 32 + 20 + 65 else 0
+    return len(extra) >= 32 + 20 + 65
 
 
 class JsonRpcChain(_Web3Chain):
@@ -453,6 +458,9 @@ class JsonRpcChain(_Web3Chain):
             self.confirmations = (
                 _detect_confirmations(self._w3) if confirmations is None else confirmations
             )
+            with map_chain_errors("eth_getBlockByNumber"):
+                # the members' Clique validators run London (see _build.EVM_VARIANTS)
+                self.evm_version = "london" if _is_clique(self._w3.eth.get_block(0)) else None
         except LedgerError as exc:
             raise ChainUnavailable(
                 f"no EVM JSON-RPC node answers at {', '.join(urls)}: {exc.message}"

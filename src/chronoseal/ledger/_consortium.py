@@ -135,7 +135,7 @@ class Consortium:
         simulated_tee_allowed: bool = True,
     ) -> Consortium:
         """Deploy a new consortium whose founders are ``(org name, first key address)``."""
-        artifact = load_artifact()
+        artifact = load_artifact(evm_version=chain.evm_version)
         account = account_from_key(deployer_key)
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         names = [name for name, _ in founders]

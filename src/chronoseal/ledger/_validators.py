@@ -37,6 +37,7 @@ CLIQUE_CHAIN_ID = 4242
 GENESIS_NAME = "consortium"  # the client names its network after the genesis file
 FAUCET_WEI = 10**27
 VALIDATOR_WEI = 10**21
+MAX_CODE_SIZE = 32_768  # bytes of runtime code a contract may have on the members' chain
 _VANITY = b"\x00" * 32
 _SEAL = b"\x00" * 65
 
@@ -126,7 +127,27 @@ import { FullSynchronizer } from '__FULLSYNC__';
 import { Miner } from '__MINER__';
 import { Event } from '__TYPES__';
 import { BlockBuilder } from '__VM__';
-import { createSealedCliqueBlock } from '__BLOCK__';
+import { EVM } from '__EVM__';
+import { cliqueSigner, createSealedCliqueBlock } from '__BLOCK__';
+import { Common } from '__COMMON__';
+// A consortium chain parameter, as Quorum's `maxCodeSize` and Besu's `contractSizeLimit`:
+// the consortium contract built for London is a little over EIP-170's 24 KiB.
+const maxCodeSize = BigInt(process.env.CHRONOSEAL_CLIQUE_MAX_CODE_SIZE ?? '24576');
+const param = Common.prototype.param;
+Common.prototype.param = function (name) {
+  return name === 'maxCodeSize' ? maxCodeSize : param.call(this, name);
+};
+// The client builds its EVMs without the `cliqueSigner` option, which the interpreter
+// demands on a Clique chain before it runs any contract code (COINBASE is the block's
+// signer there): every contract call fails, and a failed call inside block building
+// leaves the state half-changed. Give every EVM the library's own signer recovery.
+Object.defineProperty(EVM.prototype, '_optsCached', {
+  configurable: true,
+  get() { return this._chronosealOpts; },
+  set(opts) {
+    this._chronosealOpts = opts && opts.cliqueSigner === undefined ? { ...opts, cliqueSigner } : opts;
+  },
+});
 // The Clique miner builds each transaction's context block without extra-data, which the
 // header refuses on a Clique chain: every transaction is skipped and no block carries one.
 // Seal that throwaway header with the same key (runTx credits the fees to its signer, as
@@ -146,6 +167,24 @@ BlockBuilder.prototype.addTransaction = async function (tx, opts) {
   } finally {
     delete this.headerData.extraData;
   }
+};
+// The miner builds on the newest block as soon as it arrives, but the client executes
+// received blocks asynchronously: building on a parent whose state is not there yet throws
+// outside any handler and the node exits. Wait for the parent's state instead.
+const assembleBlock = Miner.prototype.assembleBlock;
+Miner.prototype.assembleBlock = async function () {
+  const parent = this.service.chain.blocks.latest;
+  let ready = false;
+  try {
+    ready = await this.execution.vm.stateManager.hasStateRoot(parent.header.stateRoot);
+  } catch {
+    ready = false;
+  }
+  if (!ready) {
+    if (this.running) setTimeout(() => void this.assembleBlock(), 200);
+    return;
+  }
+  return assembleBlock.call(this);
 };
 // Seal only once peered: at genesis with every other validator (else each seals its own
 // block 1 and the network splits), later with one peer and the sync quiet for 3 s.
@@ -370,6 +409,10 @@ class ValidatorNetwork:
         text = text.replace("__TYPES__", (src / "types.js").as_uri())
         vm = prefix / "@ethereumjs" / "vm" / "dist" / "esm" / "index.js"
         text = text.replace("__VM__", vm.as_uri())
+        evm = prefix / "@ethereumjs" / "evm" / "dist" / "esm" / "index.js"
+        text = text.replace("__EVM__", evm.as_uri())
+        common = prefix / "@ethereumjs" / "common" / "dist" / "esm" / "index.js"
+        text = text.replace("__COMMON__", common.as_uri())
         block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
         text = text.replace("__BLOCK__", block.as_uri())
         if not patch.exists() or patch.read_text() != text:
@@ -400,7 +443,11 @@ class ValidatorNetwork:
             return
         log_path = self.directory / "logs" / f"validator-{index}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CHRONOSEAL_CLIQUE_PEERS": str(len(self.validators) - 1)}
+        env = {
+            **os.environ,
+            "CHRONOSEAL_CLIQUE_PEERS": str(len(self.validators) - 1),
+            "CHRONOSEAL_CLIQUE_MAX_CODE_SIZE": str(MAX_CODE_SIZE),
+        }
         with log_path.open("ab") as out:
             v.proc = subprocess.Popen(
                 self._command(v),
@@ -483,6 +530,13 @@ class ValidatorNetwork:
             return []
         best = max(heads.values())
         restarted = []
+        for v in self.validators:
+            if not v.down and v.proc is not None and v.proc.poll() is not None:
+                self.log(f"validator {v.index} exited with code {v.proc.returncode}: restarting")
+                self.start_node(v.index)
+                self.restarts += 1
+                self._heads[v.index] = _Head(-1, now + stall)
+                return [v.index]
         for index, number in heads.items():
             seen = self._heads.get(index)
             if seen is None or seen.number != number:
