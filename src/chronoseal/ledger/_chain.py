@@ -33,6 +33,7 @@ PRIORITY_FEE_WEI = 1_000_000_000
 RECEIPT_TIMEOUT_S = 60.0
 LOGS_CHUNK_BLOCKS = 2_000
 RESEND_AFTER_S = 6.0
+TRANSIENT_WAIT_S = 10.0
 CLIQUE_CONFIRMATIONS = 2
 CONFIRMATIONS_ENV = "CHRONOSEAL_CONFIRMATIONS"
 FAUCET_ENV = "CHRONOSEAL_FAUCET_KEY_FILE"
@@ -391,21 +392,39 @@ class FailoverProvider(JSONBaseProvider):
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         failure: Exception | None = None
         start = self._current
-        for step in range(len(self._providers)):
-            index = (start + step) % len(self._providers)
-            try:
-                response = self._providers[index].make_request(method, params)
-            except OSError as exc:  # requests' connection errors and timeouts
-                failure = exc
-                continue
-            with self._lock:
-                self._current = index
-            return response
-        assert failure is not None
-        raise failure
+        deadline = time.monotonic() + TRANSIENT_WAIT_S
+        while True:
+            response: RPCResponse | None = None
+            for step in range(len(self._providers)):
+                index = (start + step) % len(self._providers)
+                try:
+                    response = self._providers[index].make_request(method, params)
+                except OSError as exc:  # requests' connection errors and timeouts
+                    failure = exc
+                    continue
+                if _transient(response) and time.monotonic() < deadline:
+                    continue  # this node has the block but not its state yet: ask another
+                with self._lock:
+                    self._current = index
+                return response
+            if response is None and failure is not None:
+                raise failure
+            time.sleep(0.2)  # every node answered "not yet": wait for their execution
 
     def is_connected(self, show_traceback: bool = False) -> bool:
         return any(p.is_connected(show_traceback) for p in self._providers)
+
+
+# Answers of a node that has imported the newest block but not executed it yet (the
+# EthereumJS client executes received blocks asynchronously): the same call succeeds a
+# moment later or on another node.
+_TRANSIENT_ERRORS = ("State trie does not contain state root", "not found in DB")
+
+
+def _transient(response: Any) -> bool:
+    error = response.get("error") if isinstance(response, dict) else None
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    return any(m in message for m in _TRANSIENT_ERRORS)
 
 
 def _detect_confirmations(w3: Web3) -> int:

@@ -145,7 +145,8 @@ Object.defineProperty(EVM.prototype, '_optsCached', {
   configurable: true,
   get() { return this._chronosealOpts; },
   set(opts) {
-    this._chronosealOpts = opts && opts.cliqueSigner === undefined ? { ...opts, cliqueSigner } : opts;
+    const missing = opts && opts.cliqueSigner === undefined;
+    this._chronosealOpts = missing ? { ...opts, cliqueSigner } : opts;
   },
 });
 // The Clique miner builds each transaction's context block without extra-data, which the

@@ -1,5 +1,5 @@
-"""``chronoseal run SCENARIO --rpc URL[,URL...]``: the scenario with one OS process per component and
-per party, coordinated only through the chain.
+"""``chronoseal run SCENARIO --rpc URL[,URL...]``: the scenario with one OS process per
+component and per party, coordinated only through the chain.
 
 The runner founds the consortium (deploys the contract for the scenario's members, has
 each register and approve the pinned measurements, proposes the task for the proposer) —
