@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -295,6 +296,7 @@ class ValidatorNetwork:
     chain_id: int
     log: Log = field(default=lambda _msg: None)
     _heads: dict[int, _Head] = field(default_factory=dict)
+    _stuck_at: dict[int, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     restarts: int = 0
@@ -547,14 +549,26 @@ class ValidatorNetwork:
             behind = number < best
             halted = now - seen.since > 3 * stall
             if (behind and now - seen.since > stall) or halted:
-                self.log(f"validator {index} stuck at block {number} (best {best}): restarting")
+                again = self._stuck_at.get(index) == number and behind
+                self._stuck_at[index] = number
+                action = "re-syncing it from its peers" if again else "restarting"
+                self.log(f"validator {index} stuck at block {number} (best {best}): {action}")
                 self.stop_node(index)
+                if again:  # a restart did not help: it sits on a fork the client never leaves
+                    self.wipe_chain(index)
                 self.start_node(index)
                 self.restarts += 1
                 restarted.append(index)
                 self._heads[index] = _Head(number, now + stall)  # give it time to sync
                 break  # one at a time: a restart changes everyone's view
         return restarted
+
+    def wipe_chain(self, index: int) -> None:
+        """Drop a stopped node's blocks and state (not its node key): it syncs anew."""
+        network_dir = self.validators[index].datadir / GENESIS_NAME
+        for part in ("chain", "state", "meta", "invalidPayloads"):
+            shutil.rmtree(network_dir / part, ignore_errors=True)
+        self._stuck_at.pop(index, None)
 
     def start_supervisor(self, interval: float = 1.0) -> None:
         """Watch the nodes in a background thread until ``stop``."""
