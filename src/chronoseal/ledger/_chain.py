@@ -187,7 +187,13 @@ class _Web3Chain:
         receipt = self._settled_receipt(bytes(signed.raw_transaction), hex_hash, function)
         if receipt["status"] != 1:
             raise self._replay_failure(fields, int(receipt["blockNumber"]), function, hex_hash)
-        return Receipt(hex_hash, int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+        created = receipt.get("contractAddress")
+        return Receipt(
+            hex_hash,
+            int(receipt["blockNumber"]),
+            int(receipt["gasUsed"]),
+            str(created) if created else None,
+        )
 
     def _receipt(self, tx_hash: str, function: str) -> Any:
         with map_chain_errors(function, tx_hash):

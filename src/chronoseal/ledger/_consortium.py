@@ -144,10 +144,12 @@ class Consortium:
         receipt = chain.transact(
             account, cast(TxParams, {"data": data}), gas=DEPLOY_GAS, function="deploy"
         )
-        with map_chain_errors("deploy", receipt.tx_hash):
-            address = chain.w3.eth.get_transaction_receipt(cast(HexBytes, receipt.tx_hash))[
-                "contractAddress"
-            ]
+        address = receipt.contract_address  # from the settled receipt: no second lookup
+        if address is None:
+            with map_chain_errors("deploy", receipt.tx_hash):
+                address = chain.w3.eth.get_transaction_receipt(cast(HexBytes, receipt.tx_hash))[
+                    "contractAddress"
+                ]
         if address is None:
             raise LedgerError(f"deployment {receipt.tx_hash} created no contract")
         return cls(chain, str(address), deploy_block=receipt.block_number, artifact=artifact)
