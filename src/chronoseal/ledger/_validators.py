@@ -297,6 +297,7 @@ class ValidatorNetwork:
     log: Log = field(default=lambda _msg: None)
     _heads: dict[int, _Head] = field(default_factory=dict)
     _stuck_at: dict[int, int] = field(default_factory=dict)
+    _strikes: dict[int, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     restarts: int = 0
@@ -521,7 +522,9 @@ class ValidatorNetwork:
     def supervise_once(self, now: float | None = None) -> list[int]:
         """Restart the running nodes that lag the best head for too long; return them."""
         now = time.monotonic() if now is None else now
-        stall = max(8.0, 4.0 * self.period)
+        # generous: a node importing or executing a batch does not move its head for a
+        # while, and a restart in the middle of a sync only sets it back
+        stall = max(20.0, 10.0 * self.period)
         heads: dict[int, int] = {}
         for v in self.validators:
             if v.down or not v.running:
@@ -549,8 +552,11 @@ class ValidatorNetwork:
             behind = number < best
             halted = now - seen.since > 3 * stall
             if (behind and now - seen.since > stall) or halted:
-                again = self._stuck_at.get(index) == number and behind
-                self._stuck_at[index] = number
+                strikes = (
+                    self._strikes.get(index, 0) + 1 if self._stuck_at.get(index) == number else 1
+                )
+                self._stuck_at[index], self._strikes[index] = number, strikes
+                again = strikes >= 3 and behind
                 action = "re-syncing it from its peers" if again else "restarting"
                 self.log(f"validator {index} stuck at block {number} (best {best}): {action}")
                 self.stop_node(index)
@@ -559,7 +565,7 @@ class ValidatorNetwork:
                 self.start_node(index)
                 self.restarts += 1
                 restarted.append(index)
-                self._heads[index] = _Head(number, now + stall)  # give it time to sync
+                self._heads[index] = _Head(number, now + 2 * stall)  # time to sync
                 break  # one at a time: a restart changes everyone's view
         return restarted
 
@@ -569,6 +575,7 @@ class ValidatorNetwork:
         for part in ("chain", "state", "meta", "invalidPayloads"):
             shutil.rmtree(network_dir / part, ignore_errors=True)
         self._stuck_at.pop(index, None)
+        self._strikes.pop(index, None)
 
     def start_supervisor(self, interval: float = 1.0) -> None:
         """Watch the nodes in a background thread until ``stop``."""
