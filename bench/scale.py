@@ -45,8 +45,9 @@ does); ``overhead_joint`` = chronoseal's CPU seconds for the joint model in the 
 (its differencing trials and back-test windows on the workers, its final fit: the runtime's
 own ``cost``) / the plain CPU seconds — the joint model's windows run beside the baselines'
 and coalitions' on the workers, so its wall seconds are not separable;
-``overhead_joint_wall`` keeps the wall-clock ratio of the joint's summed job seconds. An untimed warm-up run keeps library set-up
-(imports, numba compilation, OpenMP start) out of every figure.
+``overhead_joint_wall`` keeps the wall-clock ratio of the joint's summed job seconds. An
+untimed warm-up run keeps library set-up (imports, numba compilation, OpenMP start) out of
+every figure.
 
     python bench/scale.py --quick   # series 1-16, length 1k-4k, providers 1-3, 1 window
     python bench/scale.py           # the full ladders, 4 windows
