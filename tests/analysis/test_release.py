@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def _spec(example_task: Path, edit: Any = None) -> TaskSpec:
     spec = load_spec(example_task)
     if edit is None:
         return spec
-    raw = spec.model_dump(mode="json")
+    raw = tomllib.loads(example_task.read_text())  # the document as its parties wrote it
     edit(raw)
     return parse_spec(raw)
 

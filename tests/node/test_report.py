@@ -310,6 +310,7 @@ def test_tables_show_the_released_values_as_displayed() -> None:
         "model",
         "family",
         "data of",
+        "history fitted on (periods per series)",
         "MASE",
         "sMAPE",
         "RMSE",
@@ -319,16 +320,17 @@ def test_tables_show_the_released_values_as_displayed() -> None:
         "joint",
         "mlforecast-lightgbm",
         "transit, weather, events",
+        "all",
         "0.6044",
         "0.03133",
         "0.9562",
         "0.6374",
     ]
     assert backtest[2][0] == "own (best single-party baseline)"
-    assert backtest[2][3:] == ["0.6039", "0.03042", "0.9824", "0.6484"]
+    assert backtest[2][4:] == ["0.6039", "0.03042", "0.9824", "0.6484"]
     assert backtest[3][:3] == ["AutoETS", "statsforecast-autoets", "transit"]
-    assert backtest[3][3:] == ["1.057", "0.04644", "1.743", "—"], "a null metric shows as —"
-    assert backtest[4][3:] == ["1.088", "0.04953", "2.185", "0.9286"]
+    assert backtest[3][4:] == ["1.057", "0.04644", "1.743", "—"], "a null metric shows as —"
+    assert backtest[4][4:] == ["1.088", "0.04953", "2.185", "0.9286"]
     # The best per column is bold: own's MASE and sMAPE, the joint RMSE, and the coverage
     # closest to the nominal 80 %.
     for best in ("0.6039", "0.03042", "0.9562", "0.9286"):
@@ -367,7 +369,7 @@ def test_a_party_without_a_sample_or_contributions_is_told_so() -> None:
     text = text_of(html)
     assert "Not released to transit: the back-test sample (forecast vs actual)." in text
     assert "Not released to transit: the value of each party's data (contribution)." in text
-    assert page.table("model")[1][3] == "0.6044", "what was released is still shown"
+    assert page.table("model")[1][4] == "0.6044", "what was released is still shown"
 
 
 def test_a_task_that_released_nothing_still_renders() -> None:
