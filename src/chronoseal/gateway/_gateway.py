@@ -609,7 +609,20 @@ class Gateway:
             return
         earlier = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
         if earlier == bytes(32):
-            self.session.acknowledge_attestation(self.task_id, record.evidence, record.component)
+            try:
+                self.session.acknowledge_attestation(
+                    self.task_id, record.evidence, record.component
+                )
+            except ChainRevert as exc:
+                state = self.consortium.task_state(self.task_id)
+                if exc.id != "ledger.task.bad_state" or state is TaskState.APPROVED:
+                    raise
+                # another party aborted between the state check and this transaction
+                raise LedgerError(
+                    f"the task left Approved for {state.name} before this gateway's "
+                    "acknowledgement landed",
+                    id="gateway.task.not_running",
+                ) from exc
         elif not hmac.compare_digest(
             earlier, attestation_record(record.evidence, record.component)
         ):

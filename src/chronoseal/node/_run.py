@@ -130,8 +130,22 @@ class Anvil:
             self.proc.kill()
 
 
-#: What a gateway logs when another party's abort stopped it: a knock-on, not a cause.
-_KNOCK_ON = "gateway.task.not_running"
+#: What a component logs when another party's abort stopped it: a knock-on, not a cause
+#: (the task left Approved under it, its acknowledgement reverted on the aborted task, the
+#: analysis runtime it was connecting to stopped with the task, or it found the task ended
+#: while it waited for a later state).
+_KNOCK_ONS = (
+    "gateway.task.not_running",
+    "ledger.task.bad_state",
+    "channel.transport.failed",
+    "node.task.final",
+    "node.task.aborted",
+    "analysis.task.aborted",
+)
+
+
+def _knock_on(tail: str) -> bool:
+    return any(k in tail for k in _KNOCK_ONS)
 
 
 @dataclass
@@ -179,13 +193,13 @@ class _Fleet:
         task (``gateway.task.not_running``), which may exit a moment before it."""
         failed = self._failed()
         deadline = time.monotonic() + settle
-        while failed and all(_KNOCK_ON in p.tail() for p in failed):
+        while failed and all(_knock_on(p.tail()) for p in failed):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)
             failed = self._failed()
         if failed:
-            p = next((p for p in failed if _KNOCK_ON not in p.tail()), failed[0])
+            p = next((p for p in failed if not _knock_on(p.tail())), failed[0])
             raise RunError(
                 f"{p.name} exited with code {p.proc.poll()}; its last log lines:\n{p.tail()}",
                 id="run.component.failed",
