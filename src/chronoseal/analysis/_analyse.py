@@ -316,19 +316,16 @@ class _Clock:
         self.work: dict[str, float] = {}
         self.phases_cpu: dict[str, float] = {}
         self.work_cpu: dict[str, float] = {}
-        self._cpu: dict[float, float] = {}
         self.fits: dict[str, int] = {}
 
-    def start(self) -> float:
-        """A phase's start; its CPU seconds are this process's (every thread)."""
-        now = time.perf_counter()
-        self._cpu[now] = time.process_time()
-        return now
+    def start(self) -> tuple[float, float]:
+        """A phase's start: wall clock and this process's CPU time (every thread)."""
+        return time.perf_counter(), time.process_time()
 
-    def timed(self, phase: str, start: float) -> None:
-        self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
-        cpu = time.process_time() - self._cpu.pop(start, time.process_time())
-        self.phases_cpu[phase] = self.phases_cpu.get(phase, 0.0) + cpu
+    def timed(self, phase: str, start: tuple[float, float]) -> None:
+        wall, cpu = start
+        self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - wall
+        self.phases_cpu[phase] = self.phases_cpu.get(phase, 0.0) + time.process_time() - cpu
 
     def job(self, group: str, seconds: float, cpu: float) -> None:
         self.work[group] = self.work.get(group, 0.0) + seconds

@@ -9,7 +9,7 @@ import typer
 
 from chronoseal.errors import ChronosealError
 from chronoseal.node import load_task
-from chronoseal.spec import load_spec, planned_fits, task_id
+from chronoseal.spec import GLOBAL_FAMILIES, load_spec, planned_fits, task_id
 
 from ._output import console, fail
 
@@ -30,7 +30,7 @@ def check(file: FileArg) -> None:
         f"{len(spec.participants)} participants, {len(spec.datasets)} datasets"
     )
     fits = planned_fits(spec)
-    local = "" if spec.model.family == "mlforecast-lightgbm" else " (one model per series each)"
+    local = "" if spec.model.family in GLOBAL_FAMILIES else " (one model per series each)"
     console.print(
         f"the analysis will run {sum(fits.values()):,} fits{local}, "
         f"{spec.evaluation.windows} back-test windows for each model and coalition: "

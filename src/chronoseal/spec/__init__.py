@@ -8,6 +8,7 @@ but :mod:`chronoseal.errors`.
 """
 
 from ._cost import (
+    GLOBAL_FAMILIES,
     SAMPLED_PERMUTATIONS,
     SAMPLING_SEED,
     SHAPLEY_MAX_PLAYERS,
@@ -64,6 +65,7 @@ from ._validate import EXOGENOUS_FAMILIES, METRICS, MODEL_FAMILIES
 
 __all__ = [
     "EXOGENOUS_FAMILIES",
+    "GLOBAL_FAMILIES",
     "METRICS",
     "MODEL_FAMILIES",
     "SAMPLED_PERMUTATIONS",
