@@ -221,8 +221,8 @@ def _present(
 
 #: What each analysis progress stage counts, as its bar says it.
 ANALYSIS_STAGES = {
-    "back-test": "back-test fits (every window of every model and coalition)",
-    "fit": "fit of the released model",
+    "back-test": "back-test fits",
+    "fit": "released model fit",
 }
 
 
