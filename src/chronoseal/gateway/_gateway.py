@@ -14,8 +14,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
-from chronoseal.channel import AttestedChannel, RaTlsIdentity, connect
+from chronoseal.channel import AttestedChannel, AttestedPeer, RaTlsIdentity, connect
 from chronoseal.channel._intake import GatewayIntake, Welcome, encode_batch
 from chronoseal.errors import (
     ChainRevert,
@@ -47,6 +47,7 @@ from chronoseal.ledger import (
     OrgSession,
     RecentBlocks,
     TaskState,
+    TaskView,
     attestation_record,
     onchain_task,
     org_id,
@@ -86,7 +87,7 @@ def encoded_batches(
     *,
     order: ReadOrder,
     feed: bool = False,
-) -> Iterator[tuple[int, bytes]]:
+) -> Generator[tuple[int, bytes], None, None]:
     """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
     the sender; deterministic order and boundaries (a restarted gateway reproduces them).
     ``order`` is :func:`read_order`'s survey, made before any channel opens. With the task's
@@ -333,18 +334,21 @@ class Gateway:
         payloads = encoded_batches(
             source, dataset, desensitizer, self.batch_rows, self.spec, order=order
         )
-        rows = 0
-        for index, salt in welcome.held:
-            batch_rows, payload = next(payloads, (0, b""))
-            intake.replay(index, salt, payload)
-            rows += batch_rows
-        sent_bytes = 0
-        for batch_rows, payload in payloads:
-            intake.send(payload)
-            rows += batch_rows
-            sent_bytes += len(payload)
-            if progress is not None:
-                progress(rows, sent_bytes)
+        # closed however the stream ends (a cut, a refusal), so the read-ahead thread and
+        # the source's files are released now, not whenever the generator is collected
+        with closing(payloads):
+            rows = 0
+            for index, salt in welcome.held:
+                batch_rows, payload = next(payloads, (0, b""))
+                intake.replay(index, salt, payload)
+                rows += batch_rows
+            sent_bytes = 0
+            for batch_rows, payload in payloads:
+                intake.send(payload)
+                rows += batch_rows
+                sent_bytes += len(payload)
+                if progress is not None:
+                    progress(rows, sent_bytes)
         return rows, sent_bytes
 
     def committed_earlier(self) -> StreamReport:
@@ -502,11 +506,48 @@ class Gateway:
             io_timeout=self.party.io_timeout,
         ) as channel:
             peer = channel.peer
-            record = runtime_record(
-                self.consortium, self.task_id, peer.evidence, peer.chain_address
-            )
-            self._match_chain_record(record, peer.fingerprint, peer.evidence)
+            view = self.consortium.task(self.task_id)
+            if view.analysis is not None:
+                record = self._bound_record(view, peer)
+            else:
+                record = runtime_record(
+                    self.consortium, self.task_id, peer.evidence, peer.chain_address
+                )
+                self._match_chain_record(record, peer.fingerprint, peer.evidence)
             yield channel, record, identity
+
+    def _bound_record(self, view: TaskView, peer: AttestedPeer) -> AttestationView:
+        """A reconnect once the task binds its runtime (a resumed stream): the record the
+        chain bound must be the one this party acknowledged on chain, and the peer that
+        runtime — the very identity of the record or, re-attested since (its certificate
+        ages), fresh evidence of the pinned code binding the chain key the task binds, a key
+        that never leaves the runtime's TEE. A re-attested runtime is thus resumed on, never
+        taken on its address alone."""
+        bound_evidence = view.analysis_evidence
+        if (
+            view.analysis is None
+            or bound_evidence is None
+            or not view.binds(ComponentKind.ANALYSIS, peer.chain_address)
+        ):
+            raise PeerRefused(
+                "this attested runtime is not the one the chain bound to the task",
+                id="gateway.runtime.not_on_chain",
+            )
+        ours = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
+        if not hmac.compare_digest(ours, attestation_record(bound_evidence, view.analysis)):
+            raise PeerRefused(
+                f"the chain binds a runtime record {self.name} did not acknowledge",
+                id="gateway.runtime.acknowledged_other",
+            )
+        record = self.consortium.attestation(self.task_id, bound_evidence, view.analysis)
+        if record is None:
+            raise LedgerError(
+                f"the bound runtime's attestation for task 0x{self.task_id.hex()} is not on chain",
+                id="gateway.runtime.not_attested",
+            )
+        if hmac.compare_digest(hashlib.sha256(peer.evidence.to_bytes()).digest(), bound_evidence):
+            self._match_chain_record(record, peer.fingerprint, peer.evidence)
+        return record
 
     @contextmanager
     def _bound_runtime_channel(

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
         past_only_lags,
         series_ids,
     )
-    from ._grid import Grid, as_float, is_aware, is_time, to_utc
+    from ._grid import Grid, LocalTimeError, TimeRangeError, as_float, is_time, to_utc
     from ._registry import Family, families, family_of
+    from ._zones import ZoneTimeError, apply_zone_rule, is_aware, is_date_grid
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -76,8 +77,9 @@ __getattr__, __dir__ = lazy_exports(
             "past_only_lags",
             "series_ids",
         ],
-        "_grid": ["Grid", "as_float", "is_aware", "is_time", "to_utc"],
+        "_grid": ["Grid", "LocalTimeError", "TimeRangeError", "as_float", "is_time", "to_utc"],
         "_registry": ["Family", "families", "family_of"],
+        "_zones": ["ZoneTimeError", "apply_zone_rule", "is_aware", "is_date_grid"],
     },
 )
 
@@ -91,9 +93,13 @@ __all__ = [
     "Grid",
     "HolidayFeature",
     "LoadedModel",
+    "LocalTimeError",
     "Recipe",
     "ReleaseSet",
+    "TimeRangeError",
     "Y",
+    "ZoneTimeError",
+    "apply_zone_rule",
     "as_float",
     "available_cores",
     "cgroup_cpu_limit",
@@ -107,6 +113,7 @@ __all__ = [
     "fit",
     "holdout_error",
     "is_aware",
+    "is_date_grid",
     "is_global",
     "is_time",
     "manifest_digest",

@@ -20,6 +20,7 @@ from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentit
 from chronoseal.channel._framing import StreamContext
 from chronoseal.errors import DataError, LedgerError, PeerRefused
 from chronoseal.ledger import ComponentKind, Consortium, OnChainMeasurements, RecentBlocks
+from chronoseal.model import ZoneTimeError, apply_zone_rule
 from chronoseal.privacy import Desensitizer, dataset_cost
 from chronoseal.spec import Component, TaskSpec, task_id
 
@@ -233,6 +234,7 @@ class ForecastClient:
                 "rows sent with each request, so observations of it cannot be sent",
                 id="prediction.input.policy",
             )
+        observations = _zoned(observations, dataset.time_column, dataset.frequency)
         if self._task_key is None:
             header, _ = self._ask({"want": INPUT_KEY, "request_id": os.urandom(12).hex()})
             if "refused" in header:
@@ -271,3 +273,20 @@ class ForecastClient:
                     id="prediction.receipt.pending",
                 )
             time.sleep(0.2)
+
+
+def _zoned(table: pa.Table, time: str, frequency: str) -> pa.Table:
+    """Our observations' times under the zone rule the gateway applies to training rows
+    (:func:`~chronoseal.model.apply_zone_rule`), before the policy shifts or buckets them:
+    a local midnight on a grid of dates is its own date, whatever the zone."""
+    if time not in table.column_names:
+        return table  # the runtime names the missing column
+    try:
+        ruled = apply_zone_rule(table.column(time), frequency)
+    except ZoneTimeError as exc:
+        raise DataError(
+            f"column {time!r}: {exc}",
+            id="prediction.input.not_local_midnight",
+            context={"column": time, "rows": exc.count},
+        ) from None
+    return table.set_column(table.schema.get_field_index(time), time, ruled)

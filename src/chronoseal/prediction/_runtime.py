@@ -62,6 +62,7 @@ from chronoseal.model import (
     ID,
     Grid,
     LoadedModel,
+    ZoneTimeError,
     as_float,
     combine_repeated,
     commitment,
@@ -877,13 +878,13 @@ def _feed_frame(spec: TaskSpec, ds: Dataset, table: pa.Table) -> pd.DataFrame:
             **{c: pd.Series([], dtype="float64") for c in columns}
         )
     column = table.column(ds.time_column)
+    grid = Grid.parse(spec.target_dataset().effective_frequency())
     try:
-        times = to_utc(column, spec.join.naive_timezone)
-    except (TimeRangeError, LocalTimeError) as exc:
+        times = to_utc(column, spec.join.naive_timezone, grid.alias)
+    except (TimeRangeError, LocalTimeError, ZoneTimeError) as exc:
         raise PeerRefused(f"the {ds.name} feed: {exc}", id="prediction.feed.time") from None
     if int(times.isna().sum()):
         raise PeerRefused(f"the {ds.name} feed has rows without a time", id="prediction.feed.time")
-    grid = Grid.parse(spec.target_dataset().effective_frequency())
     snapped = grid.snap(times)
     if spec.join.off_grid == "refuse" and bool((snapped != times).any()):
         raise PeerRefused(
