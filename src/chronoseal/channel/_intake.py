@@ -90,12 +90,21 @@ def hello_digest(task_id: bytes, party: str, gateway_fp: bytes, runtime_fp: byte
     ).digest()
 
 
-def encode_batch(batch: pa.RecordBatch) -> bytes:
-    """Arrow IPC stream bytes of one batch: deterministic for equal batches."""
-    sink = pa.BufferOutputStream()
+def encode_batch(batch: pa.RecordBatch) -> bytearray:
+    """Arrow IPC stream bytes of one batch: deterministic for equal batches.
+
+    Written once, into memory of exactly its size (a counting pass first): a growing
+    buffer and a copy out of it would move every byte three times."""
+    counted = pa.MockOutputStream()
+    _write_stream(counted, batch)
+    payload = bytearray(counted.size())
+    _write_stream(pa.FixedSizeBufferWriter(pa.py_buffer(payload)), batch)
+    return payload
+
+
+def _write_stream(sink: pa.NativeFile, batch: pa.RecordBatch) -> None:
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 def decode_batch(payload: bytes) -> pa.RecordBatch:
