@@ -88,8 +88,10 @@ def encoded_batches(
     order: ReadOrder,
     feed: bool = False,
 ) -> Generator[tuple[int, bytes], None, None]:
-    """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
-    the sender; deterministic order and boundaries (a restarted gateway reproduces them).
+    """Desensitized batches as Arrow IPC with their row counts, produced ahead of the sender
+    in two stages, each on its own thread (the source's read; desensitizing and encoding),
+    so that neither waits for the other nor for the sender; deterministic order and
+    boundaries (a restarted gateway reproduces them).
     ``order`` is :func:`read_order`'s survey, made before any channel opens. With the task's
     ``spec``, the raw rows are checked first (:func:`checked_batches`) and only those of the
     training window (or, ``feed``, of the feed after it) are sent."""
@@ -100,7 +102,7 @@ def encoded_batches(
         return window_batches(source, dataset, spec, order, batch_rows, feed=feed)
 
     def produce() -> Iterator[tuple[int, bytes]]:
-        for batch in desensitizer.run(read):
+        for batch in desensitizer.run(lambda: prefetch(read())):
             yield batch.num_rows, encode_batch(batch)
 
     return prefetch(produce())
