@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from eth_account import Account
@@ -59,7 +59,9 @@ from chronoseal.spec import (
 )
 
 from ._party import PartyAgent
-from ._scenario import Scenario, Stage
+
+if TYPE_CHECKING:
+    from ._scenario import Scenario, Stage
 
 FUNDING_WEI = 10**20
 
@@ -115,6 +117,8 @@ class DemoReport:
     audit: TaskAudit | None = None
     #: Wall-clock seconds of each stage the run went through, in order.
     stages: dict[str, float] = field(default_factory=dict)
+    #: The receipt of every request the parties made, each checked against the chain.
+    receipts: list[Receipt] = field(default_factory=list)
 
     def released(self, key: str) -> Any:
         """A released item as the parties received it (every recipient gets the same)."""
@@ -337,6 +341,7 @@ class DemoConsortium:
             with_input=self.served.with_input if self.served is not None else {},
             audit=audit,
             stages=dict(self.stages),
+            receipts=self.served.receipts if self.served is not None else [],
         )
 
     def audit(self, events: list[ChainEvent]) -> TaskAudit:
