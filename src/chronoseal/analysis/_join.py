@@ -26,6 +26,8 @@ from chronoseal.model import (
     DS,
     ID,
     Grid,
+    LocalTimeError,
+    TimeRangeError,
     Y,
     as_float,
     combine_repeated,
@@ -34,7 +36,6 @@ from chronoseal.model import (
     series_ids,
     to_utc,
 )
-from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Availability, Dataset, TaskSpec
 
 log = logging.getLogger("chronoseal.analysis")

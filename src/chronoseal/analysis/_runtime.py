@@ -34,10 +34,17 @@ from chronoseal.attest import (
     Appraiser,
     Attester,
 )
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity, connect
-from chronoseal.channel._framing import StreamContext
-from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
-from chronoseal.channel._ratls import DEFAULT_VALIDITY
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    DEFAULT_VALIDITY,
+    TASK_KEY_LEN,
+    ChannelServer,
+    PartyIntake,
+    RaTlsIdentity,
+    StreamContext,
+    connect,
+    serve_intake,
+)
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
     ComponentSession,

@@ -27,8 +27,14 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
-from chronoseal.channel import AttestedChannel, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, Welcome, encode_batch
+from chronoseal.channel import (
+    AttestedChannel,
+    GatewayIntake,
+    RaTlsIdentity,
+    Welcome,
+    connect,
+    encode_batch,
+)
 from chronoseal.errors import (
     ChainRevert,
     ChronosealError,

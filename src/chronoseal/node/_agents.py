@@ -22,7 +22,7 @@ import pyarrow as pa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import attester_for, installed_measurement
+from chronoseal.attest import attester_for
 from chronoseal.errors import (
     AnalysisError,
     ChainUnavailable,
@@ -52,13 +52,11 @@ from chronoseal.spec import (
     PartyConfig,
     TaskSpec,
     load_party_config,
-    load_spec,
-    resolve_measurements,
     task_id,
 )
 
 from ._health import Health, Log
-from ._party import PartyAgent, spec_directory
+from ._party import PartyAgent, load_task, spec_directory
 
 if TYPE_CHECKING:
     from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -66,11 +64,6 @@ if TYPE_CHECKING:
 
 PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
 POLL_SECONDS = 0.5
-
-
-def load_task(spec_path: Path) -> TaskSpec:
-    """A task file with its ``installed`` pins resolved: what its id is computed from."""
-    return resolve_measurements(load_spec(spec_path), installed_measurement)
 
 
 def new_keystore(path: Path) -> str:

@@ -16,8 +16,13 @@ import pandas as pd
 import pyarrow as pa
 
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentity, connect
-from chronoseal.channel._framing import StreamContext
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    AttestedChannel,
+    RaTlsIdentity,
+    StreamContext,
+    connect,
+)
 from chronoseal.errors import DataError, LedgerError, PeerRefused
 from chronoseal.ledger import ComponentKind, Consortium, OnChainMeasurements, RecentBlocks
 from chronoseal.privacy import Desensitizer, dataset_cost

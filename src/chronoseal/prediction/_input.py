@@ -20,8 +20,19 @@ import pandas as pd
 import pyarrow as pa
 
 from chronoseal.errors import PeerRefused
-from chronoseal.model import DS, ID, Grid, LoadedModel, Y, as_float, is_time, series_ids, to_utc
-from chronoseal.model._grid import LocalTimeError, TimeRangeError
+from chronoseal.model import (
+    DS,
+    ID,
+    Grid,
+    LoadedModel,
+    LocalTimeError,
+    TimeRangeError,
+    Y,
+    as_float,
+    is_time,
+    series_ids,
+    to_utc,
+)
 from chronoseal.spec import Dataset, TaskSpec
 
 #: The most an input may carry: observations since training, not a second training set.

@@ -40,10 +40,16 @@ import pyarrow as pa
 from eth_account import Account
 
 from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, sealing_key
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, ChannelServer, RaTlsIdentity
-from chronoseal.channel._framing import StreamContext
-from chronoseal.channel._intake import PartyIntake, serve_intake
-from chronoseal.channel._ratls import DEFAULT_VALIDITY
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    DEFAULT_VALIDITY,
+    AttestedChannel,
+    ChannelServer,
+    PartyIntake,
+    RaTlsIdentity,
+    StreamContext,
+    serve_intake,
+)
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
 from chronoseal.ledger import (
     ComponentKind,
@@ -62,13 +68,14 @@ from chronoseal.model import (
     ID,
     Grid,
     LoadedModel,
+    LocalTimeError,
+    TimeRangeError,
     as_float,
     combine_repeated,
     commitment,
     open_bundle,
     to_utc,
 )
-from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Component, Dataset, TaskSpec, task_id
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
