@@ -24,7 +24,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
-from chronoseal.attest import Attester, attester_for, installed_measurement
+from chronoseal.attest import Attester, installed_measurement
 from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import ChronosealError, LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway, StreamReport
@@ -57,6 +57,7 @@ from chronoseal.spec import (
     resolve_measurements,
     task_id,
 )
+from chronoseal.trust import pinned_attester
 
 from ._party import PartyAgent
 
@@ -370,8 +371,7 @@ class DemoConsortium:
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
-            attester=attester
-            or attester_for(self.spec.measurements.analysis.tee, Component.ANALYSIS),
+            attester=attester or pinned_attester(self.spec, Component.ANALYSIS),
             chain_key=runtime_key.key,
         )
         runtime.start()
@@ -465,7 +465,7 @@ class DemoConsortium:
         prediction = PredictionRuntime(
             self.consortium,
             spec,
-            attester=attester_for(spec.measurements.prediction.tee, Component.PREDICTION),
+            attester=pinned_attester(spec, Component.PREDICTION),
             chain_key=key.key,
         )
         prediction.start()
@@ -590,7 +590,7 @@ class DemoConsortium:
             self.spec,
             party=org,
             sign=self._signer(org),
-            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
+            attester=pinned_attester(self.spec, Component.GATEWAY),
         )
 
     def _signer(self, org: str) -> Callable[[bytes], bytes]:
@@ -603,7 +603,7 @@ class DemoConsortium:
             self.scenario.parties[org],
             self.spec,
             config_dir=self.scenario.party_dirs[org],
-            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
+            attester=pinned_attester(self.spec, Component.GATEWAY),
             org_key=self._keys[org],
             state_dir=state / org,
         )
