@@ -30,19 +30,22 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from chronoseal.attest import (
-    AppraisalPolicy,
-    Appraiser,
     Attester,
 )
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity, connect
-from chronoseal.channel._framing import StreamContext
-from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
-from chronoseal.channel._ratls import DEFAULT_VALIDITY
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    DEFAULT_VALIDITY,
+    TASK_KEY_LEN,
+    ChannelServer,
+    PartyIntake,
+    RaTlsIdentity,
+    StreamContext,
+    serve_intake,
+)
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
     ComponentSession,
     Consortium,
-    OnChainMeasurements,
     RecentBlocks,
     TaskState,
     component_kind,
@@ -50,6 +53,7 @@ from chronoseal.ledger import (
 )
 from chronoseal.model import ReleaseSet, commitment, seal
 from chronoseal.spec import Component, TaskSpec, task_id
+from chronoseal.trust import TaskTrust
 
 from ._analyse import JOINT, AnalysisResult, Progress, analyse
 from ._join import join_tables
@@ -134,9 +138,16 @@ class AnalysisRuntime:
         self.task_id = task_id(spec)
         self.attester = attester
         self.session: ComponentSession = consortium.as_component(chain_key)
+        self.trust = TaskTrust(
+            consortium,
+            spec,
+            Component.ANALYSIS,
+            attester,
+            chain_address=self.session.address,
+            io_timeout=io_timeout,
+        )
         self._listen = listen
         self._on_batch = on_batch
-        self._io_timeout = io_timeout
         self._task_key = os.urandom(TASK_KEY_LEN)
         self.state = IntakeState(spec)
         self.identity: RaTlsIdentity | None = None
@@ -161,13 +172,6 @@ class AnalysisRuntime:
         host, port = self._socket.getsockname()[:2]
         return str(host), int(port)
 
-    def _policy(self, pinned: dict[Component, bytes]) -> AppraisalPolicy:
-        return AppraisalPolicy(
-            measurements=OnChainMeasurements(self.consortium),
-            pinned=pinned,
-            allow_simulated=self.consortium.simulated_tee_allowed(),
-        )
-
     def start(self) -> None:
         """Attest, post the attestation for the task, and start accepting gateways."""
         view = self.consortium.task(self.task_id)
@@ -189,13 +193,7 @@ class AnalysisRuntime:
             hashlib.sha256(evidence).digest(),
             self.identity.fingerprint,
         )
-        server = ChannelServer(
-            self.identity,
-            appraiser=Appraiser(self._policy({Component.GATEWAY: pins[Component.GATEWAY].digest})),
-            peer_component=Component.GATEWAY,
-            fresh_nonces=blocks,
-            io_timeout=self._io_timeout,
-        )
+        server = self.trust.server(self.identity, Component.GATEWAY, blocks)
         self._server = server
         self._socket = socket.create_server(self._listen)
         self._socket.settimeout(0.2)
@@ -210,12 +208,7 @@ class AnalysisRuntime:
 
     def _new_identity(self, blocks: RecentBlocks) -> None:
         """Fresh evidence bound to the newest block and this runtime's chain key."""
-        self.identity = RaTlsIdentity.generate(
-            self.attester,
-            blocks.latest(),
-            chain_address=self.session.address,
-            validity=self._validity,
-        )
+        self.identity = self.trust.identity(blocks, validity=self._validity)
         self._identity_at = (time.monotonic(), self.consortium.chain.block_number())
 
     def reattest(self) -> bool:
@@ -419,20 +412,8 @@ class AnalysisRuntime:
         trained = self.trained
         if trained is None:
             raise AnalysisError("there is no trained model to hand over", id="analysis.not_trained")
-        pins = self.spec.measurements.pins()
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(
-            self.attester, blocks.latest(), chain_address=self.session.address
-        )
-        policy = self._policy({Component.PREDICTION: pins[Component.PREDICTION].digest})
-        with connect(
-            prediction,
-            identity,
-            appraiser=Appraiser(policy),
-            peer_component=Component.PREDICTION,
-            fresh_nonces=blocks,
-            io_timeout=self._io_timeout,
-        ) as channel:
+        channel, _ = self.trust.connect(prediction, Component.PREDICTION)
+        with channel:
             peer = channel.peer
             if peer.chain_address is None:
                 raise PeerRefused(

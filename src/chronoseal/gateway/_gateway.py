@@ -26,9 +26,15 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
-from chronoseal.channel import AttestedChannel, AttestedPeer, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, Welcome, encode_batch
+from chronoseal.attest import Attester, Evidence
+from chronoseal.channel import (
+    AttestedChannel,
+    AttestedPeer,
+    GatewayIntake,
+    RaTlsIdentity,
+    Welcome,
+    encode_batch,
+)
 from chronoseal.errors import (
     ChainRevert,
     ChronosealError,
@@ -43,9 +49,7 @@ from chronoseal.ledger import (
     ChainEvent,
     ComponentKind,
     Consortium,
-    OnChainMeasurements,
     OrgSession,
-    RecentBlocks,
     TaskState,
     TaskView,
     attestation_record,
@@ -58,6 +62,7 @@ from chronoseal.model import verify_release
 from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deployment_id
 from chronoseal.sources import ReadOrder, Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
+from chronoseal.trust import TaskTrust
 
 from ._checks import checked_batches, in_window, read_order, refuse_empty_window
 from ._pipeline import prefetch
@@ -198,6 +203,9 @@ class Gateway:
         self.task_id = task_id(spec)
         self.config_dir = config_dir
         self.attester = attester
+        self.trust = TaskTrust(
+            consortium, spec, Component.GATEWAY, attester, io_timeout=party.io_timeout
+        )
         self._key = org_key
         self.session: OrgSession = consortium.as_org(self.name, org_key.key)
         self.state_dir = state_dir
@@ -382,22 +390,8 @@ class Gateway:
         dataset = self.dataset()
         source, order = self._open_source(dataset)
         self._charge_feed(dataset)
-        pins = self.spec.measurements.pins()
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        policy = AppraisalPolicy(
-            measurements=OnChainMeasurements(self.consortium),
-            pinned={Component.PREDICTION: pins[Component.PREDICTION].digest},
-            allow_simulated=self.consortium.simulated_tee_allowed(),
-        )
-        with connect(
-            prediction,
-            identity,
-            appraiser=Appraiser(policy),
-            peer_component=Component.PREDICTION,
-            fresh_nonces=blocks,
-            io_timeout=self.party.io_timeout,
-        ) as channel:
+        channel, identity = self.trust.connect(prediction, Component.PREDICTION)
+        with channel:
             view = self.consortium.task(self.task_id)
             peer = channel.peer
             if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
@@ -497,16 +491,8 @@ class Gateway:
                 f"no analysis runtime has posted an attestation for task 0x{self.task_id.hex()}",
                 id="gateway.runtime.not_attested",
             )
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        with connect(
-            runtime,
-            identity,
-            appraiser=self._runtime_appraiser(),
-            peer_component=Component.ANALYSIS,
-            fresh_nonces=blocks,
-            io_timeout=self.party.io_timeout,
-        ) as channel:
+        channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
+        with channel:
             peer = channel.peer
             view = self.consortium.task(self.task_id)
             if view.analysis is not None:
@@ -559,16 +545,8 @@ class Gateway:
         fresh evidence (pinned code, approved) binds the chain key the task bound. A long
         training outlives the identity the runtime started with, so it re-attests, and its
         newer evidence is not the record the parties acknowledged."""
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        with connect(
-            runtime,
-            identity,
-            appraiser=self._runtime_appraiser(),
-            peer_component=Component.ANALYSIS,
-            fresh_nonces=blocks,
-            io_timeout=self.party.io_timeout,
-        ) as channel:
+        channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
+        with channel:
             if not self.consortium.task(self.task_id).binds(
                 ComponentKind.ANALYSIS, channel.peer.chain_address
             ):
@@ -577,16 +555,6 @@ class Gateway:
                     id="gateway.runtime.not_on_chain",
                 )
             yield channel, identity
-
-    def _runtime_appraiser(self) -> Appraiser:
-        pins = self.spec.measurements.pins()
-        return Appraiser(
-            AppraisalPolicy(
-                measurements=OnChainMeasurements(self.consortium),
-                pinned={Component.ANALYSIS: pins[Component.ANALYSIS].digest},
-                allow_simulated=self.consortium.simulated_tee_allowed(),
-            )
-        )
 
     def planned_rows(self) -> int | None:
         """Rows the party's source holds for this task (before any suppression), if cheap."""

@@ -15,14 +15,18 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentity, connect
-from chronoseal.channel._framing import StreamContext
+from chronoseal.attest import Attester
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    AttestedChannel,
+    StreamContext,
+)
 from chronoseal.errors import DataError, LedgerError, PeerRefused
-from chronoseal.ledger import ComponentKind, Consortium, OnChainMeasurements, RecentBlocks
+from chronoseal.ledger import ComponentKind, Consortium
 from chronoseal.model import ZoneTimeError, apply_zone_rule
 from chronoseal.privacy import Desensitizer, dataset_cost
 from chronoseal.spec import Component, TaskSpec, task_id
+from chronoseal.trust import TaskTrust
 
 from ._audit import Receipt
 from ._input import input_dataset
@@ -73,31 +77,16 @@ class ForecastClient:
         self.task_id = task_id(spec)
         self.party = party
         self._sign = sign
-        self._attester = attester
-        self._io_timeout = io_timeout
+        self._trust = TaskTrust(
+            consortium, spec, Component.GATEWAY, attester, io_timeout=io_timeout
+        )
         self._channel: AttestedChannel | None = None
         self._own_fp = b""
         self._task_key: bytes | None = None
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect, appraise the runtime, and check it is the one the chain binds."""
-        pins = self.spec.measurements.pins()
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self._attester, blocks.latest())
-        channel = connect(
-            address,
-            identity,
-            appraiser=Appraiser(
-                AppraisalPolicy(
-                    measurements=OnChainMeasurements(self.consortium),
-                    pinned={Component.PREDICTION: pins[Component.PREDICTION].digest},
-                    allow_simulated=self.consortium.simulated_tee_allowed(),
-                )
-            ),
-            peer_component=Component.PREDICTION,
-            fresh_nonces=blocks,
-            io_timeout=self._io_timeout,
-        )
+        channel, identity = self._trust.connect(address, Component.PREDICTION)
         # The evidence appraised just now (pinned code, approved, fresh) binds the chain key
         # the task binds: the bound runtime, attested for this session. It may be newer than
         # the record posted at hand-over: the runtime re-attests as blocks pass and after a
