@@ -896,7 +896,8 @@ class _Replay:
             )
         if not reason:
             self.fail("audit.transitions", f"{self.where(ev)}: a component abort without reason")
-        what = ComponentKind(kind).name.lower() if kind in (2, 3) else "unknown"
+        runtimes = (ComponentKind.ANALYSIS, ComponentKind.PREDICTION)
+        what = ComponentKind(kind).name.lower() if kind in runtimes else "unknown"
         self.item(ev, f"the {what} runtime aborted the task: {reason}", actor=f"{what} runtime")
 
     def on_AuditRootPosted(self, pos: int, ev: ChainEvent) -> None:

@@ -75,7 +75,11 @@ class Index:
             self.key_orgs[args["key"]] = args["org"]
             self.membership.append(event)
         elif event.name == "AttestationPosted":
-            label = "analysis runtime" if args["kind"] == 2 else "prediction runtime"
+            label = (
+                "analysis runtime"
+                if args["kind"] == ComponentKind.ANALYSIS
+                else "prediction runtime"
+            )
             self.components.setdefault(args["component"], label)
         if "task_id" in args:
             task = str(args["task_id"])
