@@ -314,7 +314,11 @@ class AnalysisRuntime:
                 raise AnalysisError(
                     f"the task was {state.name.lower()} on chain while the runtime waited for "
                     "the parties' streams; nothing is trained",
-                    id=f"analysis.task.{state.name.lower()}",
+                    id=(
+                        "analysis.task.aborted"
+                        if state is TaskState.ABORTED
+                        else "analysis.task.disputed"
+                    ),
                 )
             if deadline is not None and time.monotonic() > deadline:
                 return False

@@ -49,13 +49,13 @@ def _shown(text: str) -> str:
     return repr(text[:80] + ("…" if len(text) > 80 else ""))
 
 
-def parse_hex32(text: str, what: str) -> str:
-    """``0x`` + 64 hex digits, lower-cased; anything else is a 400 with the reason."""
+def parse_hex32(text: str, what: str, refusal: str) -> str:
+    """``0x`` + 64 hex digits, lower-cased; anything else is a 400 with ``refusal`` as id."""
     if len(text) > MAX_PARAM or not _HEX32.fullmatch(text):
         raise ExplorerError(
             f"{what} must be 0x followed by 64 hex digits, got {_shown(text)} "
             f"({len(text)} characters)",
-            id=f"explorer.{what.replace(' ', '_')}.malformed",
+            id=refusal,
             status=400,
         )
     return text.lower()
