@@ -203,6 +203,25 @@ def _base_name(node: ast.expr) -> str | None:
     return None
 
 
+def _assignment(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
+    """``NAME = value`` or ``NAME: T = value`` as (NAME, value)."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target, value = stmt.targets[0], stmt.value
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        target, value = stmt.target, stmt.value
+    else:
+        return None
+    return (target.id, value) if isinstance(target, ast.Name) else None
+
+
+def _id_strings(node: ast.AST) -> Iterator[ast.Constant]:
+    """The id-shaped string constants anywhere under ``node``."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+            if ID_SHAPE.match(inner.value):
+                yield inner
+
+
 def _error_classes(trees: Mapping[str, ast.Module]) -> dict[str, str | None]:
     """Every ChronosealError subclass by name, with its ``default_id``."""
     classes: dict[str, str | None] = {}
@@ -220,16 +239,9 @@ def _error_classes(trees: Mapping[str, ast.Module]) -> dict[str, str | None]:
             continue
         default = None
         for stmt in cls.body:
-            target = stmt.target if isinstance(stmt, ast.AnnAssign) else None
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                target = stmt.targets[0]
-            value = getattr(stmt, "value", None)
-            if (
-                isinstance(target, ast.Name)
-                and target.id == "default_id"
-                and isinstance(value, ast.Constant)
-            ):
-                default = str(value.value)
+            assigned = _assignment(stmt)
+            if assigned and assigned[0] == "default_id" and isinstance(assigned[1], ast.Constant):
+                default = str(assigned[1].value)
         classes[cls.name] = default
     return classes
 
@@ -266,17 +278,10 @@ class _Walk:
     def _scan_modules(self) -> None:
         for path, tree in self.trees.items():
             for stmt in tree.body:
-                target, value = None, None
-                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                    target, value = stmt.targets[0], stmt.value
-                elif isinstance(stmt, ast.AnnAssign):
-                    target, value = stmt.target, stmt.value
-                if (
-                    isinstance(target, ast.Name)
-                    and isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)
-                ):
-                    self.constants[path][target.id] = value.value
+                assigned = _assignment(stmt)
+                if assigned is not None and isinstance(assigned[1], ast.Constant):
+                    if isinstance(assigned[1].value, str):
+                        self.constants[path][assigned[0]] = assigned[1].value
                 if isinstance(stmt, ast.ImportFrom):
                     source = _resolve_path(self.trees, _module_of(path, stmt.level, stmt.module))
                     for alias in stmt.names:
@@ -362,10 +367,11 @@ class _Walk:
     def _defaults(
         self, path: str, func: ast.FunctionDef | ast.AsyncFunctionDef, param: str, raised: str
     ) -> None:
-        positional = [*func.args.posonlyargs, *func.args.args]
-        defaults = dict(
-            zip([a.arg for a in positional][-len(func.args.defaults) :], func.args.defaults)
-        ) if func.args.defaults else {}
+        names = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
+        given = func.args.defaults
+        defaults: dict[str, ast.expr] = dict(
+            zip(names[len(names) - len(given) :], given, strict=True)
+        )
         for arg, default in zip(func.args.kwonlyargs, func.args.kw_defaults, strict=True):
             if default is not None:
                 defaults[arg.arg] = default
@@ -409,15 +415,9 @@ class _Walk:
             ]
             results = [self._evaluate(path, where, v, raised_as) for v in assigned]
             for iterable in looped:  # ids written in the loop's own table
-                written = [
-                    inner
-                    for inner in ast.walk(iterable)
-                    if isinstance(inner, ast.Constant)
-                    and isinstance(inner.value, str)
-                    and ID_SHAPE.match(inner.value)
-                ]
-                for inner in written:
-                    self._site(str(inner.value), raised_as, f"{path}:{inner.lineno}")
+                written = list(_id_strings(iterable))
+                for constant in written:
+                    self._site(str(constant.value), raised_as, f"{path}:{constant.lineno}")
                 results.append(bool(written))
             return bool(results) and all(results)
         if isinstance(expr, ast.IfExp):
@@ -427,10 +427,8 @@ class _Walk:
                     self._evaluate(path, where, expr.orelse, raised_as),
                 ]
             )
-        for inner in ast.walk(expr):
-            if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
-                if ID_SHAPE.match(inner.value):
-                    self._site(inner.value, raised_as, f"{path}:{inner.lineno}")
+        for constant in _id_strings(expr):
+            self._site(str(constant.value), raised_as, f"{path}:{constant.lineno}")
         return False
 
     def collect(self) -> None:
@@ -479,13 +477,11 @@ class _Walk:
             tree = self.trees.get(path)
             found = False
             for stmt in tree.body if tree is not None else []:
-                target = stmt.target if isinstance(stmt, ast.AnnAssign) else None
-                if isinstance(target, ast.Name) and target.id == name and stmt.value:
+                assigned = _assignment(stmt)
+                if assigned is not None and assigned[0] == name:
                     found = True
-                    for inner in ast.walk(stmt.value):
-                        if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
-                            if ID_SHAPE.match(inner.value):
-                                self._site(inner.value, raised_as, f"{path}:{inner.lineno}")
+                    for constant in _id_strings(assigned[1]):
+                        self._site(str(constant.value), raised_as, f"{path}:{constant.lineno}")
             if not found:
                 self.registry.problems.append(f"TABLES lists {path}:{name}, which is gone")
 
@@ -532,8 +528,10 @@ def collect(root: Path = PACKAGE, extra: Mapping[str, str] | None = None) -> Reg
     found = registry.ids()
     not_ids = {s for group in NOT_IDS.values() for s in group}
     for literal, where in sorted(registry.literals.items()):
-        if literal in found or literal in not_ids or literal.split(".")[0] not in _components(
-            found
+        if (
+            literal in found
+            or literal in not_ids
+            or literal.split(".")[0] not in _components(found)
         ):
             continue
         registry.problems.append(
@@ -569,7 +567,9 @@ def check(registry: Registry, descriptions: Mapping[str, Mapping[str, str]]) -> 
         missing = [f for f in ("what", "todo") if not entry.get(f, "").strip()]
         extra = sorted(set(entry) - {"what", "todo"})
         if missing or extra:
-            problems.append(f"{ident}: needs exactly 'what' and 'todo' (missing {missing}, extra {extra})")
+            problems.append(
+                f"{ident}: needs exactly 'what' and 'todo' (missing {missing}, extra {extra})"
+            )
     return problems
 
 
