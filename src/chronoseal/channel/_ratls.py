@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from eth_utils.address import to_checksum_address
 
-from chronoseal._decode import loads_json
+from chronoseal._decode import DocumentRefused, loads_json
 from chronoseal.attest import (
     Appraisal,
     Appraiser,
@@ -379,8 +379,10 @@ def _claims_of(certificate: x509.Certificate) -> tuple[Evidence, bytes, HpkePubl
             address,
         )
     except (ValueError, TypeError, KeyError, AttestationError, ChannelError) as exc:
+        # A decoder refusal is told without its own id (an appraisal's keeps its own).
+        why = exc.message if isinstance(exc, DocumentRefused) else exc
         raise PeerRefused(
-            f"the peer's CMW evidence extension does not parse: {exc}",
+            f"the peer's CMW evidence extension does not parse: {why}",
             id="channel.peer.bad_evidence",
         ) from exc
 

@@ -274,7 +274,7 @@ def _zoned(table: pa.Table, time: str, frequency: str) -> pa.Table:
         ruled = apply_zone_rule(table.column(time), frequency)
     except ZoneTimeError as exc:
         raise DataError(
-            f"column {time!r}: {exc}",
+            f"column {time!r}: {exc.message}",
             id="prediction.input.not_local_midnight",
             context={"column": time, "rows": exc.count},
         ) from None
