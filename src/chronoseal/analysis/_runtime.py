@@ -44,12 +44,12 @@ from chronoseal.channel import (
 )
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
+    ChainComponent,
+    ChainTee,
     ComponentSession,
     Consortium,
     RecentBlocks,
     TaskState,
-    component_kind,
-    tee_type,
 )
 from chronoseal.model import ReleaseSet, commitment, seal
 from chronoseal.spec import Component, TaskSpec, task_id
@@ -187,8 +187,8 @@ class AnalysisRuntime:
         evidence = self.identity.evidence.to_bytes()
         self.session.post_attestation(
             self.task_id,
-            component_kind(Component.ANALYSIS),
-            tee_type(self.attester.tee),
+            ChainComponent.ANALYSIS,
+            ChainTee.of(self.attester.tee),
             pins[Component.ANALYSIS].digest,
             hashlib.sha256(evidence).digest(),
             self.identity.fingerprint,

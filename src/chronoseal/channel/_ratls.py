@@ -39,17 +39,11 @@ from cryptography.x509.oid import NameOID
 from eth_utils.address import to_checksum_address
 
 from chronoseal._decode import DocumentRefused, loads_json
-from chronoseal.attest import (
-    Appraisal,
-    Appraiser,
-    Attester,
-    ComponentKind,
-    Evidence,
-    report_data_for,
-)
+from chronoseal.attest import Appraisal, Appraiser, Attester, Evidence, report_data_for
 from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
 from chronoseal.channel._wire import lp16
 from chronoseal.errors import AttestationError, ChannelError, PeerRefused
+from chronoseal.spec import Component
 
 CMW_OID: Final = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.35")
 CMW_MEDIA_TYPE: Final = "application/vnd.chronoseal.ra-tls.v1+json"
@@ -117,7 +111,7 @@ class RaTlsIdentity:
         tls_key: ec.EllipticCurvePrivateKey,
         certificate_der: bytes,
         hpke: HpkePrivateKey,
-        component: ComponentKind,
+        component: Component,
         evidence: Evidence,
         chain_address: str | None = None,
     ) -> None:
@@ -236,7 +230,7 @@ class RaTlsIdentity:
 class AttestedPeer:
     """A peer whose RA-TLS certificate appraised for the expected component kind."""
 
-    component: ComponentKind
+    component: Component
     certificate_der: bytes
     fingerprint: bytes
     hpke_public_key: HpkePublicKey
@@ -251,7 +245,7 @@ def appraise_certificate(
     certificate_der: bytes,
     *,
     appraiser: Appraiser,
-    component: ComponentKind,
+    component: Component,
     fresh_nonces: Collection[bytes],
     now: datetime,
 ) -> AttestedPeer:

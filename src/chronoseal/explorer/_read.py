@@ -20,12 +20,12 @@ from chronoseal.errors import ChainUnavailable, LedgerError
 from chronoseal.explorer._cache import ZERO_ORG, EventCache
 from chronoseal.explorer._errors import ExplorerError, NotConsortium
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
+    ChainRole,
+    ChainTee,
     Consortium,
-    Role,
     TaskState,
-    TeeType,
     map_chain_errors,
     measurement_id,
     org_id,
@@ -135,11 +135,15 @@ def _hex(value: bytes | None) -> str | None:
 
 
 def _kind(value: int) -> str:
-    return ComponentKind(value).name.lower() if value in (1, 2, 3) else str(value)
+    """The component's name (spec's vocabulary) for a chain code; an unknown code as is."""
+    codes = {k.value for k in ChainComponent}
+    return ChainComponent(value).component.value if value in codes else str(value)
 
 
 def _tee(value: int) -> str:
-    return TeeType(value).name.lower().replace("_", "-") if 1 <= value <= 6 else str(value)
+    """The TEE's name (spec's vocabulary) for a chain code; an unknown code as is."""
+    codes = {t.value for t in ChainTee}
+    return ChainTee(value).tee.value if value in codes else str(value)
 
 
 def _state(value: int) -> str:
@@ -151,11 +155,11 @@ def _whole(value: str | None) -> str:
     return "—" if value is None else value
 
 
-def _role_names(role: Role) -> list[str]:
+def _role_names(role: ChainRole) -> list[str]:
     out = []
-    if role & Role.DATA_PROVIDER:
+    if role & ChainRole.DATA_PROVIDER:
         out.append("data provider")
-    if role & Role.RESULT_RECIPIENT:
+    if role & ChainRole.RESULT_RECIPIENT:
         out.append("result recipient")
     return out
 
@@ -202,7 +206,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
             f"{_whole(a['evidence'])}, TLS key {_whole(a['tls_key'])}"
         )
     if name == "AttestationAcknowledged":
-        if a["kind"] == ComponentKind.PREDICTION:
+        if a["kind"] == ChainComponent.PREDICTION:
             return "attestation", (
                 "the analysis runtime acknowledged the prediction runtime's attestation "
                 f"(evidence {_whole(a['evidence'])}) and handed the model over"
@@ -214,7 +218,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
     if name == "ComponentBound":
         return "attestation", f"{_kind(a['kind'])} runtime {a['component']} bound to the task"
     if name == "DataCommitmentPosted":
-        side = "gateway" if a["kind"] == ComponentKind.GATEWAY else "runtime"
+        side = "gateway" if a["kind"] == ChainComponent.GATEWAY else "runtime"
         return "commitment", (
             f"{org}: {side} side data commitment {_whole(a['commitment'])} "
             f"(posted by {index.actor(a['actor'])})"
@@ -227,7 +231,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
             f"{_whole(a['runtime'])}: the task is disputed"
         )
     if name == "ModelCommitted":
-        if a["kind"] == ComponentKind.PREDICTION:
+        if a["kind"] == ChainComponent.PREDICTION:
             return "model", (f"prediction runtime took over model {_whole(a['commitment'])}")
         return "model", (
             f"model commitment {_whole(a['commitment'])}, released metrics digest "
@@ -338,7 +342,7 @@ def _measurement_entry(
     proposed = events[0]
     kind, tee = int(proposed.args["kind"]), int(proposed.args["tee"])
     digest = cache.digest(mid)
-    view = consortium.measurement(ComponentKind(kind), TeeType(tee), digest)
+    view = consortium.measurement(ChainComponent(kind), ChainTee(tee), digest)
     approved = [e for e in events if e.name == "MeasurementApproved"]
     revoked = next((e for e in events if e.name == "MeasurementRevoked"), None)
     approvers = {e.args["org"] for e in approved}
@@ -505,7 +509,7 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
                     {
                         "by": (
                             "analysis runtime"
-                            if x.args["kind"] == ComponentKind.PREDICTION
+                            if x.args["kind"] == ChainComponent.PREDICTION
                             else index.org(x.args["org"])
                         ),
                         "count": f"{x.args['acks']}/{x.args['required']}",
@@ -519,7 +523,7 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
     commitments = []
     posted = by_name.get("DataCommitmentPosted", [])
     for party, role in view.roles.items():
-        if not role & Role.DATA_PROVIDER:
+        if not role & ChainRole.DATA_PROVIDER:
             continue
         oid = "0x" + org_id(party).hex()
         gateway = next((e for e in posted if e.args["org"] == oid and e.args["kind"] == 1), None)
@@ -548,7 +552,7 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
             "kind": _kind(e.args["kind"]),
             "commitment": e.args["commitment"],
             "metrics_digest": (
-                e.args["metrics_digest"] if e.args["kind"] == ComponentKind.ANALYSIS else None
+                e.args["metrics_digest"] if e.args["kind"] == ChainComponent.ANALYSIS else None
             ),
             "matches": e.args["commitment"] == _hex(view.model_commitment),
             **_event_ref(e, cache),

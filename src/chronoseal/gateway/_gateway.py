@@ -46,8 +46,8 @@ from chronoseal.errors import (
 )
 from chronoseal.ledger import (
     AttestationView,
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
     Consortium,
     OrgSession,
     TaskState,
@@ -143,7 +143,7 @@ def is_analysis_attestation(event: ChainEvent, tid: bytes) -> bool:
     return (
         event.name == "AttestationPosted"
         and event.args.get("task_id") == "0x" + tid.hex()
-        and event.args.get("kind") == ComponentKind.ANALYSIS
+        and event.args.get("kind") == ChainComponent.ANALYSIS
     )
 
 
@@ -394,7 +394,7 @@ class Gateway:
         with channel:
             view = self.consortium.task(self.task_id)
             peer = channel.peer
-            if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
+            if not view.binds(ChainComponent.PREDICTION, peer.chain_address):
                 raise PeerRefused(
                     "this attested runtime is not the prediction runtime the chain binds",
                     id="gateway.feed.not_on_chain",
@@ -515,7 +515,7 @@ class Gateway:
         if (
             view.analysis is None
             or bound_evidence is None
-            or not view.binds(ComponentKind.ANALYSIS, peer.chain_address)
+            or not view.binds(ChainComponent.ANALYSIS, peer.chain_address)
         ):
             raise PeerRefused(
                 "this attested runtime is not the one the chain bound to the task",
@@ -548,7 +548,7 @@ class Gateway:
         channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
         with channel:
             if not self.consortium.task(self.task_id).binds(
-                ComponentKind.ANALYSIS, channel.peer.chain_address
+                ChainComponent.ANALYSIS, channel.peer.chain_address
             ):
                 raise PeerRefused(
                     "this attested runtime is not the one the chain bound to the task",

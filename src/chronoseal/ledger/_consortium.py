@@ -21,7 +21,9 @@ from chronoseal.ledger._chain import ChainBackend, account_from_key
 from chronoseal.ledger._errors import map_chain_errors
 from chronoseal.ledger._types import (
     AttestationView,
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     MeasurementStatus,
     MeasurementView,
     Member,
@@ -29,10 +31,8 @@ from chronoseal.ledger._types import (
     ProposalKind,
     ProposalView,
     Receipt,
-    Role,
     TaskState,
     TaskView,
-    TeeType,
 )
 
 Bytes32Like = bytes | str
@@ -82,7 +82,7 @@ def attestation_record(evidence: Bytes32Like, component: str) -> bytes:
     return bytes(Web3.keccak(as_bytes32(evidence) + bytes.fromhex(component.removeprefix("0x"))))
 
 
-def measurement_id(kind: ComponentKind | int, tee: TeeType | int, digest: Bytes32Like) -> bytes:
+def measurement_id(kind: ChainComponent | int, tee: ChainTee | int, digest: Bytes32Like) -> bytes:
     """The registry key of a measurement, as the contract computes it."""
     return bytes(
         Web3.keccak(
@@ -213,17 +213,17 @@ class Consortium:
     def simulated_tee_allowed(self) -> bool:
         return bool(self.call("simulated_tee_allowed"))
 
-    def measurement_usable(self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like) -> bool:
+    def measurement_usable(self, kind: ChainComponent, tee: ChainTee, digest: Bytes32Like) -> bool:
         return bool(self.call("measurement_usable", int(kind), int(tee), as_bytes32(digest)))
 
     def measurement(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent, tee: ChainTee, digest: Bytes32Like
     ) -> MeasurementView:
         digest32 = as_bytes32(digest)
         row = self.call("measurements", measurement_id(kind, tee, digest32))
         return MeasurementView(
-            kind=ComponentKind(kind),
-            tee=TeeType(tee),
+            kind=ChainComponent(kind),
+            tee=ChainTee(tee),
             digest=digest32,
             status=MeasurementStatus(row[3]),
             approvals=int(row[6]),
@@ -260,13 +260,14 @@ class Consortium:
         parties = [bytes(p) for p in self.call("task_participants", tid)]
         names = [self.org_name(p) for p in parties]
         roles = {
-            n: Role(self.call("task_roles", tid, p)) for n, p in zip(names, parties, strict=True)
+            n: ChainRole(self.call("task_roles", tid, p))
+            for n, p in zip(names, parties, strict=True)
         }
         approved = [
             n for n, p in zip(names, parties, strict=True) if self.call("task_approved", tid, p)
         ]
         pins = [
-            Pin(ComponentKind(k), TeeType(t), bytes(d))
+            Pin(ChainComponent(k), ChainTee(t), bytes(d))
             for k, t, d in self.call("task_measurements", tid)
         ]
         return TaskView(
@@ -303,8 +304,8 @@ class Consortium:
         if row[0] == 0:
             return None
         return AttestationView(
-            kind=ComponentKind(row[0]),
-            tee=TeeType(row[1]),
+            kind=ChainComponent(row[0]),
+            tee=ChainTee(row[1]),
             measurement=bytes(row[2]),
             evidence=bytes(row[3]),
             tls_key=bytes(row[4]),
@@ -436,8 +437,8 @@ class Session:
 
     def relay_measurement_approval(
         self,
-        kind: ComponentKind,
-        tee: TeeType,
+        kind: ChainComponent,
+        tee: ChainTee,
         digest: Bytes32Like,
         org: str,
         signature: bytes,
@@ -505,20 +506,22 @@ class OrgSession(Session):
 
     # measurements
     def propose_measurement(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent, tee: ChainTee, digest: Bytes32Like
     ) -> Receipt:
         return self._send("propose_measurement", int(kind), int(tee), as_bytes32(digest))
 
     def approve_measurement(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent, tee: ChainTee, digest: Bytes32Like
     ) -> Receipt:
         return self._send("approve_measurement", int(kind), int(tee), as_bytes32(digest))
 
-    def revoke_measurement(self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like) -> Receipt:
+    def revoke_measurement(
+        self, kind: ChainComponent, tee: ChainTee, digest: Bytes32Like
+    ) -> Receipt:
         return self._send("revoke_measurement", int(kind), int(tee), as_bytes32(digest))
 
     def sign_measurement_approval(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent, tee: ChainTee, digest: Bytes32Like
     ) -> bytes:
         """EIP-712 ``MeasurementApproval`` signature that any funded account may relay."""
         message = {
@@ -533,8 +536,8 @@ class OrgSession(Session):
     def propose_task(
         self,
         task_id: Bytes32Like,
-        participants: Sequence[tuple[str, Role | int]],
-        measurements: Sequence[tuple[ComponentKind, TeeType, Bytes32Like]],
+        participants: Sequence[tuple[str, ChainRole | int]],
+        measurements: Sequence[tuple[ChainComponent, ChainTee, Bytes32Like]],
         deadline: int,
     ) -> Receipt:
         """Propose a task; ``task_id`` is SHA-256 of the RFC 8785 canonical spec."""
@@ -590,8 +593,8 @@ class ComponentSession(Session):
     def post_attestation(
         self,
         task_id: Bytes32Like,
-        kind: ComponentKind,
-        tee: TeeType,
+        kind: ChainComponent,
+        tee: ChainTee,
         measurement: Bytes32Like,
         evidence_hash: Bytes32Like,
         tls_key_fingerprint: Bytes32Like,

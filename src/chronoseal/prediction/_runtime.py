@@ -52,16 +52,15 @@ from chronoseal.channel import (
 )
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
+    ChainTee,
     ComponentSession,
     Consortium,
     OnChainMeasurements,
     RecentBlocks,
     TaskState,
     TaskView,
-    component_kind,
     read_events,
-    tee_type,
 )
 from chronoseal.model import (
     DS,
@@ -251,7 +250,7 @@ class PredictionRuntime:
         model back from sealed state (its hash re-checked against the chain first)."""
         view = self.consortium.task(self.task_id)
         restarted = view.state is TaskState.SERVING and view.binds(
-            ComponentKind.PREDICTION, self.session.address
+            ChainComponent.PREDICTION, self.session.address
         )
         if view.state is not TaskState.TRAINED and not restarted:
             raise LedgerError(
@@ -267,8 +266,8 @@ class PredictionRuntime:
         else:
             self.session.post_attestation(
                 self.task_id,
-                component_kind(Component.PREDICTION),
-                tee_type(self.attester.tee),
+                ChainComponent.PREDICTION,
+                ChainTee.of(self.attester.tee),
                 pins[Component.PREDICTION].digest,
                 hashlib.sha256(self.identity.evidence.to_bytes()).digest(),
                 self.identity.fingerprint,
@@ -494,7 +493,7 @@ class PredictionRuntime:
         peer = channel.peer
         # Fresh evidence (appraised as the pinned analysis code) binding the chain address
         # the task is bound to: the bound runtime, re-attested for this connection.
-        if not view.binds(ComponentKind.ANALYSIS, peer.chain_address):
+        if not view.binds(ChainComponent.ANALYSIS, peer.chain_address):
             raise PeerRefused(
                 "the peer is not the analysis runtime the chain binds to this task",
                 id="prediction.handover.not_bound",
