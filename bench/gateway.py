@@ -72,8 +72,14 @@ from chronoseal.attest import (
     SimulatedAttester,
     code_measurement,
 )
-from chronoseal.channel import ChannelServer, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, PartyIntake, serve_intake
+from chronoseal.channel import (
+    ChannelServer,
+    GatewayIntake,
+    PartyIntake,
+    RaTlsIdentity,
+    connect,
+    serve_intake,
+)
 from chronoseal.channel._tls import client_context, server_context
 from chronoseal.gateway._checks import read_order
 from chronoseal.gateway._gateway import encoded_batches

@@ -5,7 +5,7 @@ unchanged in CLI output, logs, JSON reports and, where the refusal happens on ch
 contract's revert reason. Messages say what was wrong and what to do about it.
 
 Classes a single component raises are defined beside it (the module is named) and derive
-from a class here; ``tests/test_errors.py`` keeps this tree complete. Every id, with what
+from a class here; ``tests/test_error_tree.py`` keeps this tree complete. Every id, with what
 happened and what to do, is in ``docs/failure-ids.md``.
 
 ::

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-from typing import get_args
 
 import pytest
 from hypothesis import given
@@ -18,7 +17,7 @@ MALFORMED = "attest.evidence.malformed"
 
 evidences = st.builds(
     Evidence,
-    tee=st.sampled_from(get_args(Tee)),
+    tee=st.sampled_from(list(Tee)),
     component=st.sampled_from(list(Component)),
     raw=st.binary(max_size=2048),
     certificates=st.lists(st.binary(max_size=256), max_size=8).map(tuple),

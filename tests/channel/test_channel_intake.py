@@ -23,12 +23,15 @@ from hypothesis import strategies as st
 from chronoseal.channel import (
     AttestedChannel,
     ChannelServer,
+    GatewayIntake,
+    PartyIntake,
     RaTlsIdentity,
     StreamContext,
     connect,
+    encode_batch,
+    serve_intake,
 )
 from chronoseal.channel._commitment import BatchCommitment, merkle_root
-from chronoseal.channel._intake import GatewayIntake, PartyIntake, encode_batch, serve_intake
 from chronoseal.channel._wire import U64
 from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
 from chronoseal.spec import Component

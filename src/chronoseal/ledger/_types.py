@@ -37,11 +37,11 @@ class ChainComponent(IntEnum):
     PREDICTION = 3
 
     @classmethod
-    def of(cls, component: Component | str) -> ChainComponent:
-        """``Component.GATEWAY`` (or ``"gateway"``) → ``ChainComponent.GATEWAY``; a client has
-        no code (KeyError)."""
-        if isinstance(component, cls):
-            return component
+    def of(cls, component: Component | str | int) -> ChainComponent:
+        """``Component.GATEWAY`` (or ``"gateway"``, or the code 1) → ``ChainComponent.GATEWAY``;
+        a client has no code (KeyError)."""
+        if isinstance(component, int):
+            return cls(component)
         return cls[Component(component).name]
 
     @property
@@ -61,11 +61,11 @@ class ChainTee(IntEnum):
     CCA = 6
 
     @classmethod
-    def of(cls, tee: Tee | str) -> ChainTee:
-        """``Tee.SEV_SNP`` (or ``"sev-snp"``) → ``ChainTee.SEV_SNP``; KeyError for a TEE the
-        chain does not register."""
-        if isinstance(tee, cls):
-            return tee
+    def of(cls, tee: Tee | str | int) -> ChainTee:
+        """``Tee.SEV_SNP`` (or ``"sev-snp"``, or the code 4) → ``ChainTee.SEV_SNP``; KeyError
+        for a TEE the chain does not register."""
+        if isinstance(tee, int):
+            return cls(tee)
         return cls[Tee(tee).name]
 
     @property
