@@ -375,12 +375,12 @@ class _ArmBackend:
         )
 
 
-_BACKENDS: Final[Mapping[str, Backend]] = {
-    "simulated": _SimulatedBackend(),
+_BACKENDS: Final[Mapping[Tee, Backend]] = {
+    Tee.SIMULATED: _SimulatedBackend(),
     Tee.SGX: _DcapBackend(Tee.SGX),
     Tee.TDX: _DcapBackend(Tee.TDX),
-    "sev-snp": _SnpBackend(),
-    "csv": _CsvBackend(),
+    Tee.SEV_SNP: _SnpBackend(),
+    Tee.CSV: _CsvBackend(),
     Tee.CCA: _ArmBackend(Tee.CCA),
     Tee.PSA: _ArmBackend(Tee.PSA),
 }
