@@ -15,12 +15,12 @@ from typing import Any
 
 from chronoseal.errors import LedgerError
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
+    ChainTee,
     Consortium,
     EventStream,
     Pin,
-    TeeType,
     map_chain_errors,
 )
 
@@ -77,7 +77,7 @@ class Index:
         elif event.name == "AttestationPosted":
             label = (
                 "analysis runtime"
-                if args["kind"] == ComponentKind.ANALYSIS
+                if args["kind"] == ChainComponent.ANALYSIS
                 else "prediction runtime"
             )
             self.components.setdefault(args["component"], label)
@@ -166,7 +166,9 @@ class EventCache:
         with self.lock:
             if task not in self._pins:
                 rows = self.consortium.call("task_measurements", bytes.fromhex(task[2:]))
-                self._pins[task] = [Pin(ComponentKind(k), TeeType(t), bytes(d)) for k, t, d in rows]
+                self._pins[task] = [
+                    Pin(ChainComponent(k), ChainTee(t), bytes(d)) for k, t, d in rows
+                ]
             return self._pins[task]
 
     def participants(self, task: str) -> list[str]:

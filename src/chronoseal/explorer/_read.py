@@ -20,14 +20,14 @@ from chronoseal.errors import ChainUnavailable, LedgerError
 from chronoseal.explorer._cache import ZERO_ORG, EventCache
 from chronoseal.explorer._errors import ExplorerError, NotConsortium
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
+    ChainRole,
+    ChainTee,
     Consortium,
     ProposalKind,
-    Role,
     TaskState,
     TaskView,
-    TeeType,
     map_chain_errors,
     measurement_id,
     org_id,
@@ -51,13 +51,13 @@ def _shown(text: str) -> str:
     return repr(text[:80] + ("…" if len(text) > 80 else ""))
 
 
-def parse_hex32(text: str, what: str) -> str:
-    """``0x`` + 64 hex digits, lower-cased; anything else is a 400 with the reason."""
+def parse_hex32(text: str, what: str, refusal: str) -> str:
+    """``0x`` + 64 hex digits, lower-cased; anything else is a 400 with ``refusal`` as id."""
     if len(text) > MAX_PARAM or not _HEX32.fullmatch(text):
         raise ExplorerError(
             f"{what} must be 0x followed by 64 hex digits, got {_shown(text)} "
             f"({len(text)} characters)",
-            id=f"explorer.{what.replace(' ', '_')}.malformed",
+            id=refusal,
             status=400,
         )
     return text.lower()
@@ -140,17 +140,15 @@ def _hex(value: bytes | None) -> str | None:
 
 
 def _kind(value: int) -> str:
-    try:
-        return ComponentKind(value).name.lower()
-    except ValueError:
-        return str(value)
+    """The component's name (spec's vocabulary) for a chain code; an unknown code as is."""
+    codes = {k.value for k in ChainComponent}
+    return ChainComponent(value).component.value if value in codes else str(value)
 
 
 def _tee(value: int) -> str:
-    try:
-        return TeeType(value).name.lower().replace("_", "-")
-    except ValueError:
-        return str(value)
+    """The TEE's name (spec's vocabulary) for a chain code; an unknown code as is."""
+    codes = {t.value for t in ChainTee}
+    return ChainTee(value).tee.value if value in codes else str(value)
 
 
 def _state(value: int) -> str:
@@ -165,11 +163,11 @@ def _whole(value: str | None) -> str:
     return "—" if value is None else value
 
 
-def _role_names(role: Role) -> list[str]:
+def _role_names(role: ChainRole) -> list[str]:
     out = []
-    if role & Role.DATA_PROVIDER:
+    if role & ChainRole.DATA_PROVIDER:
         out.append("data provider")
-    if role & Role.RESULT_RECIPIENT:
+    if role & ChainRole.RESULT_RECIPIENT:
         out.append("result recipient")
     return out
 
@@ -216,7 +214,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
             f"{_whole(a['evidence'])}, TLS key {_whole(a['tls_key'])}"
         )
     if name == "AttestationAcknowledged":
-        if a["kind"] == ComponentKind.PREDICTION:
+        if a["kind"] == ChainComponent.PREDICTION:
             return "attestation", (
                 "the analysis runtime acknowledged the prediction runtime's attestation "
                 f"(evidence {_whole(a['evidence'])}) and handed the model over"
@@ -228,7 +226,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
     if name == "ComponentBound":
         return "attestation", f"{_kind(a['kind'])} runtime {a['component']} bound to the task"
     if name == "DataCommitmentPosted":
-        side = "gateway" if a["kind"] == ComponentKind.GATEWAY else "runtime"
+        side = "gateway" if a["kind"] == ChainComponent.GATEWAY else "runtime"
         return "commitment", (
             f"{org}: {side} side data commitment {_whole(a['commitment'])} "
             f"(posted by {index.actor(a['actor'])})"
@@ -241,7 +239,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
             f"{_whole(a['runtime'])}: the task is disputed"
         )
     if name == "ModelCommitted":
-        if a["kind"] == ComponentKind.PREDICTION:
+        if a["kind"] == ChainComponent.PREDICTION:
             return "model", (f"prediction runtime took over model {_whole(a['commitment'])}")
         return "model", (
             f"model commitment {_whole(a['commitment'])}, released metrics digest "
@@ -352,7 +350,7 @@ def _measurement_entry(
     proposed = events[0]
     kind, tee = int(proposed.args["kind"]), int(proposed.args["tee"])
     digest = cache.digest(mid)
-    view = consortium.measurement(ComponentKind(kind), TeeType(tee), digest)
+    view = consortium.measurement(ChainComponent(kind), ChainTee(tee), digest)
     approved = [e for e in events if e.name == "MeasurementApproved"]
     revoked = next((e for e in events if e.name == "MeasurementRevoked"), None)
     approvers = {e.args["org"] for e in approved}
@@ -566,7 +564,7 @@ def _attestations(by_name: dict[str, list[ChainEvent]], cache: EventCache) -> li
                     {
                         "by": (
                             "analysis runtime"
-                            if x.args["kind"] == ComponentKind.PREDICTION
+                            if x.args["kind"] == ChainComponent.PREDICTION
                             else cache.index.org(x.args["org"])
                         ),
                         "count": f"{x.args['acks']}/{x.args['required']}",
@@ -586,7 +584,7 @@ def _commitments(view: TaskView, by_name: dict[str, list[ChainEvent]]) -> list[d
     posted = by_name.get("DataCommitmentPosted", [])
 
     def first(
-        events: list[ChainEvent], oid: str, kind: ComponentKind | None = None
+        events: list[ChainEvent], oid: str, kind: ChainComponent | None = None
     ) -> ChainEvent | None:
         return next(
             (
@@ -599,11 +597,11 @@ def _commitments(view: TaskView, by_name: dict[str, list[ChainEvent]]) -> list[d
 
     commitments = []
     for party, role in view.roles.items():
-        if not role & Role.DATA_PROVIDER:
+        if not role & ChainRole.DATA_PROVIDER:
             continue
         oid = "0x" + org_id(party).hex()
-        gateway = first(posted, oid, ComponentKind.GATEWAY)
-        runtime = first(posted, oid, ComponentKind.ANALYSIS)
+        gateway = first(posted, oid, ChainComponent.GATEWAY)
+        runtime = first(posted, oid, ChainComponent.ANALYSIS)
         matched = first(by_name.get("CommitmentMatched", []), oid)
         differs = first(by_name.get("CommitmentMismatched", []), oid)
         verdict = "matched" if matched else "disputed" if differs else "pending"
@@ -627,7 +625,7 @@ def _model(e: ChainEvent, view: TaskView, cache: EventCache) -> dict[str, Any]:
         "kind": _kind(e.args["kind"]),
         "commitment": e.args["commitment"],
         "metrics_digest": (
-            e.args["metrics_digest"] if e.args["kind"] == ComponentKind.ANALYSIS else None
+            e.args["metrics_digest"] if e.args["kind"] == ChainComponent.ANALYSIS else None
         ),
         "matches": e.args["commitment"] == _hex(view.model_commitment),
         **_event_ref(e, cache),

@@ -15,8 +15,8 @@ from chronoseal.channel import AttestedChannel, AttestedPeer, RaTlsIdentity
 from chronoseal.errors import ChainRevert, LedgerError, PeerRefused
 from chronoseal.ledger import (
     AttestationView,
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
     Consortium,
     OrgSession,
     TaskState,
@@ -33,7 +33,7 @@ def is_analysis_attestation(event: ChainEvent, tid: bytes) -> bool:
     return (
         event.name == "AttestationPosted"
         and event.args.get("task_id") == "0x" + tid.hex()
-        and event.args.get("kind") == ComponentKind.ANALYSIS
+        and event.args.get("kind") == ChainComponent.ANALYSIS
     )
 
 
@@ -124,7 +124,7 @@ class RuntimeBinding:
         if (
             view.analysis is None
             or bound_evidence is None
-            or not view.binds(ComponentKind.ANALYSIS, peer.chain_address)
+            or not view.binds(ChainComponent.ANALYSIS, peer.chain_address)
         ):
             raise PeerRefused(
                 "this attested runtime is not the one the chain bound to the task",
@@ -157,7 +157,7 @@ class RuntimeBinding:
         channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
         with channel:
             if not self.consortium.task(self.task_id).binds(
-                ComponentKind.ANALYSIS, channel.peer.chain_address
+                ChainComponent.ANALYSIS, channel.peer.chain_address
             ):
                 raise PeerRefused(
                     "this attested runtime is not the one the chain bound to the task",

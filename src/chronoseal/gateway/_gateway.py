@@ -44,7 +44,7 @@ from chronoseal.errors import (
     StreamIntegrityError,
 )
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
     Consortium,
     OrgSession,
     TaskState,
@@ -349,7 +349,7 @@ class Gateway:
         with channel:
             view = self.consortium.task(self.task_id)
             peer = channel.peer
-            if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
+            if not view.binds(ChainComponent.PREDICTION, peer.chain_address):
                 raise PeerRefused(
                     "this attested runtime is not the prediction runtime the chain binds",
                     id="gateway.feed.not_on_chain",

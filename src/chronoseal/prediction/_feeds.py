@@ -248,7 +248,7 @@ def feed_frame(spec: TaskSpec, ds: Dataset, table: pa.Table) -> pd.DataFrame:
     try:
         times = to_utc(column, spec.join.naive_timezone, grid.alias)
     except (TimeRangeError, LocalTimeError, ZoneTimeError) as exc:
-        raise PeerRefused(f"the {ds.name} feed: {exc}", id="prediction.feed.time") from None
+        raise PeerRefused(f"the {ds.name} feed: {exc.message}", id="prediction.feed.time") from None
     if int(times.isna().sum()):
         raise PeerRefused(f"the {ds.name} feed has rows without a time", id="prediction.feed.time")
     snapped = grid.snap(times)

@@ -14,7 +14,7 @@ import threading
 
 from chronoseal.channel import AttestedChannel, StreamContext
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
-from chronoseal.ledger import ComponentKind, ComponentSession, Consortium, TaskView
+from chronoseal.ledger import ChainComponent, ComponentSession, Consortium, TaskView
 from chronoseal.model import LoadedModel, commitment, open_bundle
 
 from ._sealed import SealedStore
@@ -50,7 +50,7 @@ class Handover:
         peer = channel.peer
         # Fresh evidence (appraised as the pinned analysis code) binding the chain address
         # the task is bound to: the bound runtime, re-attested for this connection.
-        if not view.binds(ComponentKind.ANALYSIS, peer.chain_address):
+        if not view.binds(ChainComponent.ANALYSIS, peer.chain_address):
             raise PeerRefused(
                 "the peer is not the analysis runtime the chain binds to this task",
                 id="prediction.handover.not_bound",

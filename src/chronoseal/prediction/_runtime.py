@@ -35,15 +35,14 @@ from chronoseal.channel import (
 )
 from chronoseal.errors import ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
+    ChainTee,
     ComponentSession,
     Consortium,
     RecentBlocks,
     TaskState,
     TaskView,
-    component_kind,
     read_events,
-    tee_type,
 )
 from chronoseal.model import LoadedModel
 from chronoseal.spec import Component, TaskSpec, task_id
@@ -199,7 +198,7 @@ class PredictionRuntime:
         model back from sealed state (its hash re-checked against the chain first)."""
         view = self.consortium.task(self.task_id)
         restarted = view.state is TaskState.SERVING and view.binds(
-            ComponentKind.PREDICTION, self.session.address
+            ChainComponent.PREDICTION, self.session.address
         )
         if view.state is not TaskState.TRAINED and not restarted:
             raise LedgerError(
@@ -215,8 +214,8 @@ class PredictionRuntime:
         else:
             self.session.post_attestation(
                 self.task_id,
-                component_kind(Component.PREDICTION),
-                tee_type(self.attester.tee),
+                ChainComponent.PREDICTION,
+                ChainTee.of(self.attester.tee),
                 pins[Component.PREDICTION].digest,
                 hashlib.sha256(self.identity.evidence.to_bytes()).digest(),
                 self.identity.fingerprint,
