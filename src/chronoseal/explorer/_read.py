@@ -141,14 +141,18 @@ def _hex(value: bytes | None) -> str | None:
 
 def _kind(value: int) -> str:
     """The component's name (spec's vocabulary) for a chain code; an unknown code as is."""
-    codes = {k.value for k in ChainComponent}
-    return ChainComponent(value).component.value if value in codes else str(value)
+    try:
+        return ChainComponent(value).component.value
+    except ValueError:
+        return str(value)
 
 
 def _tee(value: int) -> str:
     """The TEE's name (spec's vocabulary) for a chain code; an unknown code as is."""
-    codes = {t.value for t in ChainTee}
-    return ChainTee(value).tee.value if value in codes else str(value)
+    try:
+        return ChainTee(value).tee.value
+    except ValueError:
+        return str(value)
 
 
 def _state(value: int) -> str:
