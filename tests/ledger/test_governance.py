@@ -134,13 +134,26 @@ def test_measurement_needs_every_member_and_revocation_is_immediate(world: World
         "ledger.measurement.unknown",
         lambda: world.orgs["gamma"].approve_measurement(kind, tee, digest("unknown")),
     )
+    # An unknown code is refused before anything is sent; the contract refuses it too, on
+    # its own, for a client that does send it.
+    block = world.chain.block_number()
+    with pytest.raises(LedgerError) as tee_info:
+        world.orgs["alpha"].propose_measurement(kind, 7, m)  # type: ignore[arg-type]
+    with pytest.raises(LedgerError) as kind_info:
+        world.orgs["alpha"].propose_measurement(4, tee, m)  # type: ignore[arg-type]
+    assert (tee_info.value.id, kind_info.value.id) == (
+        "ledger.code.bad_tee",
+        "ledger.code.bad_component",
+    )
+    assert "sev-snp" in tee_info.value.message and "gateway" in kind_info.value.message
+    assert world.chain.block_number() == block
     world.refused(
         "ledger.measurement.bad_tee",
-        lambda: world.orgs["alpha"].propose_measurement(kind, 7, m),  # type: ignore[arg-type]
+        lambda: world.orgs["alpha"]._send("propose_measurement", int(kind), 7, m),
     )
     world.refused(
         "ledger.measurement.bad_kind",
-        lambda: world.orgs["alpha"].propose_measurement(4, tee, m),  # type: ignore[arg-type]
+        lambda: world.orgs["alpha"]._send("propose_measurement", 4, int(tee), m),
     )
     stranger = world.consortium.as_org("x", world.funded().key)
     world.refused(

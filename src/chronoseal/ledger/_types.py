@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
+from chronoseal.errors import LedgerError
 from chronoseal.spec import Component, Role, Tee
 
 
@@ -39,10 +40,17 @@ class ChainComponent(IntEnum):
     @classmethod
     def of(cls, component: Component | str | int) -> ChainComponent:
         """``Component.GATEWAY`` (or ``"gateway"``, or the code 1) → ``ChainComponent.GATEWAY``;
-        a client has no code (KeyError)."""
-        if isinstance(component, int):
-            return cls(component)
-        return cls[Component(component).name]
+        refused before anything is sent for a component the chain has no code for."""
+        try:
+            if isinstance(component, int):
+                return cls(component)
+            return cls[Component(component).name]
+        except (KeyError, ValueError):
+            raise LedgerError(
+                f"{component!r} is not a component the chain registers; "
+                f"use one of {', '.join(c.component.value for c in cls)}",
+                id="ledger.code.bad_component",
+            ) from None
 
     @property
     def component(self) -> Component:
@@ -62,11 +70,18 @@ class ChainTee(IntEnum):
 
     @classmethod
     def of(cls, tee: Tee | str | int) -> ChainTee:
-        """``Tee.SEV_SNP`` (or ``"sev-snp"``, or the code 4) → ``ChainTee.SEV_SNP``; KeyError
-        for a TEE the chain does not register."""
-        if isinstance(tee, int):
-            return cls(tee)
-        return cls[Tee(tee).name]
+        """``Tee.SEV_SNP`` (or ``"sev-snp"``, or the code 4) → ``ChainTee.SEV_SNP``; refused
+        before anything is sent for a TEE the chain does not register."""
+        try:
+            if isinstance(tee, int):
+                return cls(tee)
+            return cls[Tee(tee).name]
+        except (KeyError, ValueError):
+            raise LedgerError(
+                f"{tee!r} is not a TEE the chain registers; "
+                f"use one of {', '.join(t.tee.value for t in cls)}",
+                id="ledger.code.bad_tee",
+            ) from None
 
     @property
     def tee(self) -> Tee:
