@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,8 +231,11 @@ class DemoConsortium:
         chain: ChainBackend | None = None,
         progress: StreamProgress | None = None,
         analysis_progress: AnalysisProgress | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.scenario = scenario
+        #: Where the gateways keep their state (None: a directory removed after the run).
+        self.state_dir = state_dir
         self.log = log
         self.progress = progress
         self.analysis_progress = analysis_progress
@@ -381,6 +385,11 @@ class DemoConsortium:
         runtime.start()
         return runtime
 
+    @property
+    def runtime(self) -> AnalysisRuntime | None:
+        """The analysis runtime the agent started (stopped once the run is over)."""
+        return self.analysis.runtime if self.analysis is not None else None
+
     def start_prediction(self) -> PredictionRuntime:
         """A prediction runtime with a fresh funded chain key, attested and serving."""
         key: LocalAccount = Account.create()
@@ -416,7 +425,12 @@ class DemoConsortium:
             log=self._said("analysis runtime"), progress=self.analysis_progress, train=train,
             prediction=_address_of(prediction, "handover"), stop=crew.stop, poll=AGENT_POLL,
         )  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="chronoseal-demo-") as state:
+        where: AbstractContextManager[str] = (
+            nullcontext(str(self.state_dir))
+            if self.state_dir is not None
+            else tempfile.TemporaryDirectory(prefix="chronoseal-demo-")
+        )
+        with where as state:
             self.gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
             agents = [
                 GatewayAgent(

@@ -44,8 +44,8 @@ Address = Callable[[], tuple[str, int]]
 
 #: What an agent raises when another party's abort (or the run's own stop) ended it: a
 #: knock-on, not a cause (the task left Approved under it, its acknowledgement reverted on
-#: the aborted task, the analysis runtime it was connecting to stopped with the task, or
-#: it found the task ended while it waited for a later state).
+#: the aborted task, the analysis runtime it was connecting to stopped with the task, it
+#: found the task ended while it waited for a later state, or the run stopped it).
 KNOCK_ONS = (
     "gateway.task.not_running",
     "ledger.task.bad_state",
@@ -54,6 +54,7 @@ KNOCK_ONS = (
     "node.task.aborted",
     "node.stopped",
     "analysis.task.aborted",
+    "analysis.task.disputed",
 )
 
 
