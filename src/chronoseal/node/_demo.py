@@ -349,6 +349,7 @@ class DemoConsortium:
             forecasts=self.served.forecasts if self.served is not None else {},
             with_input=self.served.with_input if self.served is not None else {},
             audit=audit,
+            tee=self.runtime.attester.tee if self.runtime is not None else pinned_tees(self.spec),
             stages=dict(self.stages),
             receipts=self.served.receipts if self.served is not None else [],
         )
@@ -667,6 +668,11 @@ class DemoConsortium:
                 else "transaction"
             )
             self.log(f"{org} reviewed the task and approved it ({how})")
+
+
+def pinned_tees(spec: TaskSpec) -> str:
+    """The TEEs the task's pins name (what its runtimes run in), for a banner or summary."""
+    return ", ".join(sorted({str(pin.tee) for pin in spec.measurements.pins().values()}))
 
 
 def _address_of(agent: PredictionAgent | None, which: str) -> Callable[[], tuple[str, int]] | None:
