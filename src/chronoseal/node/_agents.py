@@ -22,6 +22,7 @@ import pyarrow as pa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from chronoseal.attest import Attester
 from chronoseal.errors import (
     AnalysisError,
     ChainUnavailable,
@@ -48,7 +49,7 @@ from chronoseal.spec import (
 from chronoseal.trust import pinned_attester
 
 from ._health import Health, Log
-from ._lifecycle import POLL_SECONDS, AnalysisAgent, GatewayAgent, PredictionAgent
+from ._lifecycle import POLL_SECONDS, AnalysisAgent, GatewayAgent, PredictionAgent, Watch
 from ._party import PartyAgent, load_task, spec_directory
 
 if TYPE_CHECKING:
@@ -165,11 +166,9 @@ def serve_analysis(
     (``prediction``: where the prediction runtime serves hand-over)."""
     from chronoseal.analysis import AnalysisRuntime  # the forecasting stack: only here
 
-    spec = load_task(spec_path)
-    # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
-    attester = pinned_attester(spec, Component.ANALYSIS)
-    consortium = attach(chain_url, contract)
-    key = load_key(key_path)
+    spec, attester, consortium, key = _runtime_setup(
+        spec_path, Component.ANALYSIS, chain_url, contract, key_path
+    )
     _abort_if_restarted(consortium, task_id(spec), key, log)
 
     def start() -> AnalysisRuntime:
@@ -185,15 +184,21 @@ def serve_analysis(
         return runtime
 
     return AnalysisAgent(
-        consortium,
-        spec,
+        Watch(consortium, spec, timeout, log, health),
         start,
-        timeout=timeout,
-        log=log,
         progress=progress,
         prediction=(lambda: prediction) if prediction is not None else None,
-        health=health,
     ).run()
+
+
+def _runtime_setup(
+    spec_path: Path, component: Component, chain_url: str, contract: str, key_path: Path
+) -> tuple[TaskSpec, Attester, Consortium, LocalAccount]:
+    """A runtime's task, attester, chain and key. The attester comes first: a host that
+    cannot produce the pinned TEE's evidence says so before waiting for anything."""
+    spec = load_task(spec_path)
+    attester = pinned_attester(spec, component)
+    return spec, attester, attach(chain_url, contract), load_key(key_path)
 
 
 RESTART_REASON = "analysis.restart.state_lost"
@@ -263,15 +268,11 @@ def serve_gateway(
     )
     feeds = None if prediction is None else (prediction[0], prediction[1] + 1)
     return GatewayAgent(
-        consortium,
-        spec,
+        Watch(consortium, spec, timeout, log, health),
         gateway,
         lambda: runtime,
-        timeout=timeout,
-        log=log,
         progress=progress,
         feeds=(lambda: feeds) if feeds is not None else None,
-        health=health,
     ).run()
 
 
@@ -294,10 +295,9 @@ def serve_prediction(
     next, forecasts on the one after); SIGTERM ends its serving."""
     from chronoseal.prediction import PredictionRuntime  # the forecasting stack: only here
 
-    spec = load_task(spec_path)
-    attester = pinned_attester(spec, Component.PREDICTION)
-    consortium = attach(chain_url, contract)
-    key = load_key(key_path)
+    spec, attester, consortium, key = _runtime_setup(
+        spec_path, Component.PREDICTION, chain_url, contract, key_path
+    )
 
     def start() -> PredictionRuntime:
         runtime = PredictionRuntime(
@@ -315,9 +315,8 @@ def serve_prediction(
 
     stop = threading.Event()
     agent = PredictionAgent(
-        consortium, spec, start, timeout=timeout, serve_for=serve_for, log=log,
-        health=health, stop=stop,
-    )  # fmt: skip
+        Watch(consortium, spec, timeout, log, health, stop), start, serve_for=serve_for
+    )
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         return agent.run()

@@ -60,7 +60,7 @@ from chronoseal.spec import (
 )
 from chronoseal.trust import pinned_attester
 
-from ._lifecycle import KNOCK_ONS, AnalysisAgent, GatewayAgent, PredictionAgent
+from ._lifecycle import KNOCK_ONS, AnalysisAgent, GatewayAgent, PredictionAgent, Watch
 from ._party import PartyAgent
 
 if TYPE_CHECKING:
@@ -372,11 +372,16 @@ class DemoConsortium:
             )
         return audit
 
+    def _component_key(self, label: str) -> LocalAccount:
+        """A fresh funded chain key for a component, named ``label`` in the timeline."""
+        key: LocalAccount = Account.create()
+        self.chain.fund(key.address, FUNDING_WEI)
+        self._components[key.address] = label
+        return key
+
     def start_runtime(self, attester: Attester | None = None) -> AnalysisRuntime:
         """An analysis runtime with a fresh funded chain key, attested and serving."""
-        runtime_key: LocalAccount = Account.create()
-        self.chain.fund(runtime_key.address, FUNDING_WEI)
-        self._components[runtime_key.address] = "analysis runtime"
+        runtime_key = self._component_key("analysis runtime")
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
@@ -393,9 +398,7 @@ class DemoConsortium:
 
     def start_prediction(self) -> PredictionRuntime:
         """A prediction runtime with a fresh funded chain key, attested and serving."""
-        key: LocalAccount = Account.create()
-        self.chain.fund(key.address, FUNDING_WEI)
-        self._components[key.address] = "prediction runtime"
+        key = self._component_key("prediction runtime")
         runtime = PredictionRuntime(
             self.consortium,
             self.spec,
@@ -414,18 +417,26 @@ class DemoConsortium:
         (``serve``) hand the model over and feed it; then every party asks for forecasts."""
         spec = self.spec
         crew = _Crew()
+
+        def watch(who: str) -> Watch:
+            """The agent's wait on this chain; its log lines say who it is."""
+            return Watch(
+                self.consortium, spec, AGENT_TIMEOUT, lambda message: self.log(f"{who}: {message}"),
+                stop=crew.stop, poll=AGENT_POLL,
+            )  # fmt: skip
+
         prediction = None
         if serve:
             prediction = PredictionAgent(
-                self.consortium, spec, self.start_prediction, timeout=AGENT_TIMEOUT,
-                serve_for=AGENT_TIMEOUT, log=self._said("prediction runtime"),
-                stop=crew.stop, poll=AGENT_POLL,
-            )  # fmt: skip
+                watch("prediction runtime"), self.start_prediction, serve_for=AGENT_TIMEOUT
+            )
         self.analysis = AnalysisAgent(
-            self.consortium, spec, self.start_runtime, timeout=AGENT_TIMEOUT,
-            log=self._said("analysis runtime"), progress=self.analysis_progress, train=train,
-            prediction=_address_of(prediction, "handover"), stop=crew.stop, poll=AGENT_POLL,
-        )  # fmt: skip
+            watch("analysis runtime"),
+            self.start_runtime,
+            progress=self.analysis_progress,
+            train=train,
+            prediction=_address_of(prediction, "handover"),
+        )
         where: AbstractContextManager[str] = (
             nullcontext(str(self.state_dir))
             if self.state_dir is not None
@@ -435,17 +446,12 @@ class DemoConsortium:
             self.gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
             agents = [
                 GatewayAgent(
-                    self.consortium,
-                    spec,
+                    watch(f"{gw.name} gateway"),
                     gw,
                     self.analysis.address,
-                    timeout=AGENT_TIMEOUT,
-                    log=self._said(f"{gw.name} gateway"),
                     progress=self._progress_of(gw),
                     fetch=train,
                     feeds=_address_of(prediction, "feeds"),
-                    stop=crew.stop,
-                    poll=AGENT_POLL,
                 )
                 for gw in self.gateways
             ]
@@ -486,10 +492,6 @@ class DemoConsortium:
                 )
             )
         return out, {a.gateway.name: a.release for a in agents if a.fetched.is_set()}
-
-    def _said(self, who: str) -> Log:
-        """An agent's log lines in the demo's log, each with who said it."""
-        return lambda message: self.log(f"{who}: {message}")
 
     def _end_bars(self, agents: list[GatewayAgent]) -> None:
         """Each stream's bar ends at the rows it sent (the source's row count, the bar's

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chronoseal.errors import ChainUnavailable, LedgerError
@@ -147,17 +148,8 @@ def abort_reason(consortium: Consortium, tid: bytes) -> str | None:
     return None
 
 
-def wait_for_trained(
-    consortium: Consortium,
-    tid: bytes,
-    *,
-    timeout: float,
-    log: Say,
-    health: Health | None = None,
-    stop: threading.Event | None = None,
-    poll: float = POLL_SECONDS,
-) -> None:
-    """Until the model is committed; an abort by the runtime surfaces with its reason id."""
+def is_trained(consortium: Consortium, tid: bytes) -> Callable[[], bool]:
+    """The model is committed; an abort by the runtime surfaces with its reason id."""
 
     def trained() -> bool:
         state = consortium.task_state(tid)
@@ -172,15 +164,7 @@ def wait_for_trained(
             raise LedgerError(f"task 0x{tid.hex()} is {state.name}", id="node.task.final")
         return state in (TaskState.TRAINED, TaskState.SERVING)
 
-    wait_for(
-        "the model to be trained",
-        trained,
-        timeout=timeout,
-        log=log,
-        health=health,
-        stop=stop,
-        poll=poll,
-    )
+    return trained
 
 
 def logged_progress(log: Say, clock: Callable[[], float] = time.monotonic) -> AnalysisProgress:
@@ -217,29 +201,22 @@ def _is_prediction_attestation(event: ChainEvent, tid: bytes) -> bool:
     )
 
 
-class _Agent:
-    """What every agent shares: the chain, the task, how it waits and logs."""
+@dataclass(frozen=True)
+class Watch:
+    """How an agent follows the task on chain: the chain, the task, how long and how often
+    it waits, where it logs, its health probes, and the event that stops it."""
 
-    def __init__(
-        self,
-        consortium: Consortium,
-        spec: TaskSpec,
-        *,
-        timeout: float,
-        log: Say,
-        health: Health | None,
-        stop: threading.Event | None,
-        poll: float,
-    ) -> None:
-        self.consortium = consortium
-        self.spec = spec
-        self.task_id = task_id(spec)
-        self.timeout = timeout
-        self.log = log
-        self.health = health
-        self.stop = stop if stop is not None else threading.Event()
-        self.poll = poll
-        self.listening = threading.Event()
+    consortium: Consortium
+    spec: TaskSpec
+    timeout: float
+    log: Say
+    health: Health | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    poll: float = POLL_SECONDS
+
+    @property
+    def task_id(self) -> bytes:
+        return task_id(self.spec)
 
     def wait_for(self, what: str, ready: Callable[[], bool]) -> None:
         wait_for(
@@ -252,12 +229,32 @@ class _Agent:
             poll=self.poll,
         )
 
+    def within(self, what: str, done: Callable[[float], bool], poll: float | None = None) -> bool:
+        return _within(what, done, timeout=self.timeout, stop=self.stop, poll=poll or self.poll)
+
     def state_is(self, *states: TaskState) -> Callable[[], bool]:
         return state_is(self.consortium, self.task_id, *states)
 
+    def ready(self) -> None:
+        """The agent serves: its readiness probe says so."""
+        if self.health is not None:
+            self.health.set_ready(True)
+
+
+class _Agent:
+    """What every agent shares: its watch, and the moment its runtime serves."""
+
+    def __init__(self, watch: Watch) -> None:
+        self.watch = watch
+        self.consortium = watch.consortium
+        self.spec = watch.spec
+        self.task_id = watch.task_id
+        self.log = watch.log
+        self.listening = threading.Event()
+
     def _listening(self, what: str) -> None:
         """Until the runtime serves: its attestation is on chain a moment before."""
-        if not _within(what, self.listening.wait, timeout=self.timeout, stop=self.stop, poll=0.1):
+        if not self.watch.within(what, self.listening.wait, poll=0.1):
             raise _stopped(what)
 
 
@@ -269,22 +266,14 @@ class AnalysisAgent(_Agent):
 
     def __init__(
         self,
-        consortium: Consortium,
-        spec: TaskSpec,
+        watch: Watch,
         start: Callable[[], AnalysisRuntime],
         *,
-        timeout: float,
-        log: Say,
         progress: AnalysisProgress | None = None,
         train: bool = True,
         prediction: Address | None = None,
-        health: Health | None = None,
-        stop: threading.Event | None = None,
-        poll: float = POLL_SECONDS,
     ) -> None:
-        super().__init__(
-            consortium, spec, timeout=timeout, log=log, health=health, stop=stop, poll=poll
-        )
+        super().__init__(watch)
         self._start = start
         self.progress = progress
         self.train = train
@@ -301,7 +290,7 @@ class AnalysisAgent(_Agent):
         return self._address
 
     def run(self) -> AnalysisRuntime:
-        self.wait_for("the task to be approved", self.state_is(TaskState.APPROVED))
+        self.watch.wait_for("the task to be approved", self.watch.state_is(TaskState.APPROVED))
         runtime = self.runtime = self._start()
         host, port = self._address = runtime.address
         self.listening.set()
@@ -309,8 +298,7 @@ class AnalysisAgent(_Agent):
             f"attested ({runtime.attester.tee} TEE) and recorded on chain; serving gateways "
             f"over mutual RA-TLS on {host}:{port}"
         )
-        if self.health is not None:
-            self.health.set_ready(True)
+        self.watch.ready()
         try:
             self._take_streams(runtime)
             if self.train:
@@ -323,7 +311,7 @@ class AnalysisAgent(_Agent):
 
     def _take_streams(self, runtime: AnalysisRuntime) -> None:
         what = "every data provider's stream"
-        if not _within(what, runtime.wait, timeout=self.timeout, stop=self.stop, poll=self.poll):
+        if not self.watch.within(what, runtime.wait):
             raise LedgerError(
                 "not every data provider's stream arrived in time", id="analysis.intake.incomplete"
             )
@@ -336,7 +324,7 @@ class AnalysisAgent(_Agent):
             f"{spec.model.family} ({spec.evaluation.windows} windows of {spec.model.horizon}) "
             "against single-party baselines"
         )
-        with busy(self.health):
+        with busy(self.watch.health):
             trained = runtime.analyse(self.progress or logged_progress(self.log))
         self.log(
             f"model bundle sealed ({len(trained.bundle):,} bytes); commitment "
@@ -344,9 +332,7 @@ class AnalysisAgent(_Agent):
             f"serving releases to {', '.join(sorted(trained.releases.documents))}"
         )
         what = "every party to fetch its release"
-        if not _within(
-            what, runtime.wait_released, timeout=self.timeout, stop=self.stop, poll=self.poll
-        ):
+        if not self.watch.within(what, runtime.wait_released):
             missing = set(trained.releases.documents) - runtime.released_to
             self.log(f"gave up waiting for {', '.join(sorted(missing))} to fetch their releases")
         self.released.set()
@@ -354,7 +340,7 @@ class AnalysisAgent(_Agent):
     def _hand_over(self, runtime: AnalysisRuntime, prediction: Address) -> None:
         events = EventStream(self.consortium)
         tid = self.task_id
-        self.wait_for(
+        self.watch.wait_for(
             "an attested prediction runtime",
             lambda: any(_is_prediction_attestation(e, tid) for e in events.poll()),
         )
@@ -373,23 +359,15 @@ class GatewayAgent(_Agent):
 
     def __init__(
         self,
-        consortium: Consortium,
-        spec: TaskSpec,
+        watch: Watch,
         gateway: Gateway,
         runtime: Address,
         *,
-        timeout: float,
-        log: Say,
         progress: Callable[[int, int], None] | None = None,
         fetch: bool = True,
         feeds: Address | None = None,
-        health: Health | None = None,
-        stop: threading.Event | None = None,
-        poll: float = POLL_SECONDS,
     ) -> None:
-        super().__init__(
-            consortium, spec, timeout=timeout, log=log, health=health, stop=stop, poll=poll
-        )
+        super().__init__(watch)
         self.gateway = gateway
         self.runtime = runtime
         self.progress = progress
@@ -404,7 +382,7 @@ class GatewayAgent(_Agent):
         gateway, consortium = self.gateway, self.consortium
         # Running too: a gateway restarted mid-stream resumes from what the runtime holds;
         # and Trained: one restarted after its commitment only fetches its release
-        approved = self.state_is(TaskState.APPROVED, TaskState.RUNNING, TaskState.TRAINED)
+        approved = self.watch.state_is(TaskState.APPROVED, TaskState.RUNNING, TaskState.TRAINED)
         events = EventStream(consortium)  # read incrementally: each poll sees only new blocks
         attested = False
 
@@ -415,27 +393,19 @@ class GatewayAgent(_Agent):
             )
             return attested and approved()
 
-        self.wait_for("an attested analysis runtime", runtime_attested)
+        self.watch.wait_for("an attested analysis runtime", runtime_attested)
         runtime = self.runtime()
         if consortium.task_state(gateway.task_id) is TaskState.TRAINED:
             self.report = gateway.committed_earlier()
             self.log("the task was trained while this gateway was down; its stream was committed")
         else:
-            with busy(self.health):
+            with busy(self.watch.health):
                 self.report = gateway.run(runtime, self.progress)
         self.streamed.set()
         self.log("stream committed")
         if not self.fetch:
             return self.report, self.release
-        wait_for_trained(
-            consortium,
-            gateway.task_id,
-            timeout=self.timeout,
-            log=self.log,
-            health=self.health,
-            stop=self.stop,
-            poll=self.poll,
-        )
+        self.watch.wait_for("the model to be trained", is_trained(consortium, gateway.task_id))
         self.release = gateway.fetch_release(runtime)
         self.log(
             "fetched the release over the attested channel and checked it against the chain: "
@@ -443,7 +413,7 @@ class GatewayAgent(_Agent):
         )
         self.fetched.set()
         if self.feeds is not None and gateway.name in {d.party for d in self.spec.feed_datasets()}:
-            self.wait_for("the task to be Serving", self.state_is(TaskState.SERVING))
+            self.watch.wait_for("the task to be Serving", self.watch.state_is(TaskState.SERVING))
             rows = gateway.send_feed(self.feeds())
             self.log(f"fed the prediction runtime {rows} rows after the training window")
         return self.report, self.release
@@ -455,21 +425,9 @@ class PredictionAgent(_Agent):
     ``stop``), then post the last audit batch."""
 
     def __init__(
-        self,
-        consortium: Consortium,
-        spec: TaskSpec,
-        start: Callable[[], PredictionRuntime],
-        *,
-        timeout: float,
-        serve_for: float,
-        log: Say,
-        health: Health | None = None,
-        stop: threading.Event | None = None,
-        poll: float = POLL_SECONDS,
+        self, watch: Watch, start: Callable[[], PredictionRuntime], *, serve_for: float
     ) -> None:
-        super().__init__(
-            consortium, spec, timeout=timeout, log=log, health=health, stop=stop, poll=poll
-        )
+        super().__init__(watch)
         self._start = start
         self.serve_for = serve_for
         self.runtime: PredictionRuntime | None = None
@@ -483,8 +441,8 @@ class PredictionAgent(_Agent):
         return self.runtime.address(which)
 
     def run(self) -> PredictionRuntime:
-        self.wait_for(
-            "the model to be trained", self.state_is(TaskState.TRAINED, TaskState.SERVING)
+        self.watch.wait_for(
+            "the model to be trained", self.watch.state_is(TaskState.TRAINED, TaskState.SERVING)
         )
         runtime = self.runtime = self._start()
         self.listening.set()
@@ -501,12 +459,9 @@ class PredictionAgent(_Agent):
                 f"attested ({runtime.attester.tee} TEE) and recorded on chain; hand-over on "
                 f"{host}:{port}"
             )
-            taken = _within(
+            taken = self.watch.within(
                 "the model to be handed over",
                 lambda s: runtime.wait_serving(s) or runtime.refusal is not None,
-                timeout=self.timeout,
-                stop=self.stop,
-                poll=self.poll,
             )
             if not taken or runtime.refusal is not None:
                 raise runtime.refusal or LedgerError(
@@ -518,11 +473,10 @@ class PredictionAgent(_Agent):
                 "model taken over, its hash matched the commitment before loading; task "
                 f"Serving; forecasts on {host}:{port}"
             )
-            if self.health is not None:
-                self.health.set_ready(True)
+            self.watch.ready()
             self.serving.set()
-            with busy(self.health):
-                self.stop.wait(self.serve_for)
+            with busy(self.watch.health):
+                self.watch.stop.wait(self.serve_for)
         finally:
             self.lost = runtime.stop()
             if self.lost:
