@@ -24,7 +24,6 @@ from chronoseal.attest import (
     Appraisal,
     AppraisalPolicy,
     Appraiser,
-    ComponentKind,
     Evidence,
     PinnedMeasurements,
     measurement_digest,
@@ -42,6 +41,7 @@ from chronoseal.attest._csv import (
 )
 from chronoseal.attest._sm2 import Sm2PrivateKey
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -252,8 +252,8 @@ def test_changing_the_unsigned_anonce_changes_every_v1_claim(
     assert claims.report_data != report_data
     policy = AppraisalPolicy(measurements=None)
     appraisal = Appraiser(policy).appraise(
-        Evidence("csv", ComponentKind.ANALYSIS, bytes(page)),
-        component=ComponentKind.ANALYSIS,
+        Evidence("csv", Component.ANALYSIS, bytes(page)),
+        component=Component.ANALYSIS,
         expected_report_data=report_data,
         now=NOW,
     )
@@ -293,9 +293,9 @@ def trusted_platform(platform: CsvPlatform, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _appraise(raw: bytes, platform: CsvPlatform, report_data: bytes, **policy: Any) -> Appraisal:
-    evidence = Evidence("csv", ComponentKind.ANALYSIS, raw, (platform.hsk_cek,))
+    evidence = Evidence("csv", Component.ANALYSIS, raw, (platform.hsk_cek,))
     return Appraiser(AppraisalPolicy(**policy)).appraise(
-        evidence, component=ComponentKind.ANALYSIS, expected_report_data=report_data, now=NOW
+        evidence, component=Component.ANALYSIS, expected_report_data=report_data, now=NOW
     )
 
 
@@ -310,8 +310,8 @@ def test_a_production_guest_is_accepted_with_its_digest_approved(
         raw,
         platform,
         report_data,
-        measurements=PinnedMeasurements([(ComponentKind.ANALYSIS, "csv", digest)]),
-        pinned={ComponentKind.ANALYSIS: digest},
+        measurements=PinnedMeasurements([(Component.ANALYSIS, "csv", digest)]),
+        pinned={Component.ANALYSIS: digest},
     )
     assert appraisal.accepted, appraisal.failures
     assert appraisal.failures == ()

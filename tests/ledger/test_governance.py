@@ -7,11 +7,11 @@ from ledger_world import PARTIES, World, digest
 
 from chronoseal.errors import LedgerError
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
+    ChainTee,
     Consortium,
     MeasurementStatus,
     ProposalKind,
-    TeeType,
     org_id,
 )
 
@@ -59,7 +59,7 @@ def test_removing_a_member_by_unanimity(world: World) -> None:
     world.refused(
         "ledger.key.not_member",
         lambda: world.orgs["gamma"].propose_measurement(
-            ComponentKind.GATEWAY, TeeType.SGX, digest("g")
+            ChainComponent.GATEWAY, ChainTee.SGX, digest("g")
         ),
     )
     task_id = world.fresh_id()
@@ -93,12 +93,12 @@ def test_simulated_tee_flag_changes_only_by_unanimity(world: World) -> None:
     world.orgs["beta"].approve_proposal(pid)
     assert world.consortium.simulated_tee_allowed() is False
     assert not world.consortium.measurement_usable(
-        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+        ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis
     )
     world.refused(
         "ledger.tee.simulated_not_allowed",
         lambda: world.orgs["alpha"].propose_measurement(
-            ComponentKind.GATEWAY, TeeType.SIMULATED, digest("sim")
+            ChainComponent.GATEWAY, ChainTee.SIMULATED, digest("sim")
         ),
     )
     task_id = world.fresh_id()
@@ -110,7 +110,7 @@ def test_simulated_tee_flag_changes_only_by_unanimity(world: World) -> None:
 
 
 def test_measurement_needs_every_member_and_revocation_is_immediate(world: World) -> None:
-    c, kind, tee, m = world.consortium, ComponentKind.GATEWAY, TeeType.SEV_SNP, digest("gw")
+    c, kind, tee, m = world.consortium, ChainComponent.GATEWAY, ChainTee.SEV_SNP, digest("gw")
     world.orgs["beta"].propose_measurement(kind, tee, m)
     world.refused(
         "ledger.measurement.exists", lambda: world.orgs["gamma"].propose_measurement(kind, tee, m)

@@ -61,6 +61,7 @@ from typing import Final
 from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.attest._sm2 import sm2_verify
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Tee
 
 __all__ = [
     "CA_CERT_SIZE",
@@ -615,7 +616,7 @@ def _claims(report: CsvReport, pek: CsvCertificate) -> VerifiedClaims:
     else:
         platform["anonce"] = f"0x{report.anonce:08x}"
     return VerifiedClaims(
-        tee="csv",
+        tee=Tee.CSV,
         measurements=MappingProxyType(measurements),
         report_data=report.report_data,
         debug=report.policy.debug,

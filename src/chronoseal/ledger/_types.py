@@ -1,9 +1,18 @@
-"""Enums and read-side records whose values mirror the contract's constants."""
+"""Enums and read-side records whose values mirror the contract's constants.
+
+The chain stores components, TEEs and roles as integers; ``Chain*`` are those codes, and the
+ledger's edge converts them from and to the one vocabulary in :mod:`chronoseal.spec`
+(:class:`~chronoseal.spec.Component`, :class:`~chronoseal.spec.Tee`,
+:class:`~chronoseal.spec.Role`) with ``of`` and the reverse properties.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+
+from chronoseal.spec import Component, Role, Tee
 
 
 class TaskState(IntEnum):
@@ -20,16 +29,29 @@ class TaskState(IntEnum):
     DISPUTED = 8
 
 
-class ComponentKind(IntEnum):
-    """Which chronoseal component a measurement or attestation is for."""
+class ChainComponent(IntEnum):
+    """Which chronoseal component a measurement or attestation is for, as the chain codes it."""
 
     GATEWAY = 1
     ANALYSIS = 2
     PREDICTION = 3
 
+    @classmethod
+    def of(cls, component: Component | str | int) -> ChainComponent:
+        """``Component.GATEWAY`` (or ``"gateway"``, or the code 1) → ``ChainComponent.GATEWAY``;
+        a client has no code (KeyError)."""
+        if isinstance(component, int):
+            return cls(component)
+        return cls[Component(component).name]
 
-class TeeType(IntEnum):
-    """TEE families the registry knows; SIMULATED needs the consortium's on-chain consent."""
+    @property
+    def component(self) -> Component:
+        return Component[self.name]
+
+
+class ChainTee(IntEnum):
+    """TEE families the registry knows, as the chain codes them; SIMULATED needs the
+    consortium's on-chain consent. PSA has no code: it is appraised, never registered."""
 
     SIMULATED = 1
     SGX = 2
@@ -38,12 +60,36 @@ class TeeType(IntEnum):
     CSV = 5
     CCA = 6
 
+    @classmethod
+    def of(cls, tee: Tee | str | int) -> ChainTee:
+        """``Tee.SEV_SNP`` (or ``"sev-snp"``, or the code 4) → ``ChainTee.SEV_SNP``; KeyError
+        for a TEE the chain does not register."""
+        if isinstance(tee, int):
+            return cls(tee)
+        return cls[Tee(tee).name]
 
-class Role(IntFlag):
+    @property
+    def tee(self) -> Tee:
+        return Tee[self.name]
+
+
+class ChainRole(IntFlag):
     """A participant's roles in a task (bitmask, as stored on chain)."""
 
     DATA_PROVIDER = 1
     RESULT_RECIPIENT = 2
+
+    @classmethod
+    def of(cls, roles: Iterable[Role]) -> ChainRole:
+        """The bitmask of a participant's roles."""
+        mask = cls(0)
+        for role in roles:
+            mask |= cls[Role(role).name]
+        return mask
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(Role[str(r.name)] for r in ChainRole if r in self)
 
 
 class MeasurementStatus(IntEnum):
@@ -76,8 +122,8 @@ class Receipt:
 class Pin:
     """A measurement a task trusts: (component kind, TEE type, digest)."""
 
-    kind: ComponentKind
-    tee: TeeType
+    kind: ChainComponent
+    tee: ChainTee
     digest: bytes
 
 
@@ -94,8 +140,8 @@ class Member:
 class MeasurementView:
     """A measurement's registry entry."""
 
-    kind: ComponentKind
-    tee: TeeType
+    kind: ChainComponent
+    tee: ChainTee
     digest: bytes
     status: MeasurementStatus
     approvals: int
@@ -123,8 +169,8 @@ class ProposalView:
 class AttestationView:
     """An attestation record posted for a task."""
 
-    kind: ComponentKind
-    tee: TeeType
+    kind: ChainComponent
+    tee: ChainTee
     measurement: bytes
     evidence: bytes
     tls_key: bytes
@@ -140,7 +186,7 @@ class TaskView:
     state: TaskState
     proposer: str
     participants: list[str]
-    roles: dict[str, Role]
+    roles: dict[str, ChainRole]
     approvals: int
     required: int
     approved_by: list[str]
@@ -158,7 +204,7 @@ class TaskView:
     audit_batches: int
     audited_predictions: int
 
-    def binds(self, kind: ComponentKind, address: str | None) -> bool:
+    def binds(self, kind: ChainComponent, address: str | None) -> bool:
         """Whether ``address`` is the component the task binds as its ``kind`` runtime."""
-        bound = self.analysis if kind is ComponentKind.ANALYSIS else self.prediction
+        bound = self.analysis if kind is ChainComponent.ANALYSIS else self.prediction
         return bound is not None and address is not None and bound.lower() == address.lower()

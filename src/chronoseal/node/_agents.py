@@ -32,7 +32,7 @@ from chronoseal.errors import (
 )
 from chronoseal.gateway import DEFAULT_BATCH_ROWS, Gateway, StreamReport
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
     Consortium,
     JsonRpcChain,
     TaskState,
@@ -219,7 +219,7 @@ def _abort_if_restarted(
         raise
     if view.state not in (TaskState.RUNNING, TaskState.TRAINED) or view.prediction is not None:
         return
-    if not view.binds(ComponentKind.ANALYSIS, key.address):
+    if not view.binds(ChainComponent.ANALYSIS, key.address):
         return
     consortium.as_component(key.key).abort_as_component(tid, RESTART_REASON)
     log(

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from chronoseal.errors import ChainUnavailable, LedgerError
 from chronoseal.gateway import Gateway, StreamReport, is_analysis_attestation
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
     Consortium,
     EventStream,
     TaskState,
@@ -197,7 +197,7 @@ def _is_prediction_attestation(event: ChainEvent, tid: bytes) -> bool:
     return bool(
         event.name == "AttestationPosted"
         and event.args.get("task_id") == "0x" + tid.hex()
-        and event.args.get("kind") == ComponentKind.PREDICTION
+        and event.args.get("kind") == ChainComponent.PREDICTION
     )
 
 
