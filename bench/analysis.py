@@ -9,9 +9,9 @@ release), then the direct baseline in the same process:
   statsforecast's AutoETS and SeasonalNaive on the target alone (all on the same folds) and
   each data provider's contribution (Shapley value of the MASE change), as the parties
   received them;
-* **chronoseal, joint model**: a ``DemoConsortium`` subclass overrides ``train(runtime,
-  gateways)`` and times, on the runtime's own received tables, each phase the runtime runs
-  for the joint model: ``stream`` (from ``stream()`` to ``train()``: runtime attestation on
+* **chronoseal, joint model**: a ``DemoConsortium`` subclass wraps the analysis agent's
+  ``runtime.analyse`` and times, on the runtime's own received tables, each phase the runtime
+  runs for the joint model: ``stream`` (from ``stream()`` to ``analyse``: runtime attestation on
   chain, gateway verification and acknowledgement, the RA-TLS streams, both commitments per
   party on chain), ``check_matched`` (the runtime's on-chain check that every commitment
   matched), ``join`` (received batches → tables → ``join_tables``), ``joint_backtest``
@@ -63,7 +63,6 @@ from chronoseal.analysis import (
     score,
 )
 from chronoseal.analysis._analyse import ETS, JOINT, NAIVE, _first_cutoffs, base_recipe
-from chronoseal.gateway import Gateway
 from chronoseal.model import (
     DS,
     ID,
@@ -175,13 +174,35 @@ class BenchConsortium(DemoConsortium):
         self._stream_started = 0.0
         self._stream_cpu = 0.0
         self._mark: tuple[str, float] | None = None
+        self._train_started = (0.0, 0.0)
         super().__init__(scenario, log=lambda _line: None, analysis_progress=self._progress)
 
-    def stream(self, train: bool = True) -> Any:
+    def stream(self, train: bool = True, serve: bool = False) -> Any:
         self._stream_started, self._stream_cpu = time.perf_counter(), time.process_time()
-        return super().stream(train)
+        out = super().stream(train, serve)
+        # from the analysis to every party holding its release (the agents' threads joined)
+        self.clock.wall["train_and_fetch"] = time.perf_counter() - self._train_started[0]
+        self.clock.cpu["train_and_fetch"] = time.process_time() - self._train_started[1]
+        return out
 
-    def train(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> dict[str, dict[str, Any]]:
+    def start_runtime(self, attester: Any = None) -> AnalysisRuntime:
+        """The analysis agent's runtime, its ``analyse`` timed phase by phase first."""
+        runtime = super().start_runtime(attester)
+        analyse = runtime.analyse
+
+        def timed_analyse(progress: Any = None) -> TrainedModel:
+            self._joint_phases(runtime)
+            self._train_started = (time.perf_counter(), time.process_time())
+            with self.clock("full_analysis"):
+                self._mark = ("join_and_differences", time.perf_counter())
+                self.trained = analyse(progress)
+                self._close_mark(None)
+            return self.trained
+
+        runtime.analyse = timed_analyse  # type: ignore[method-assign]
+        return runtime
+
+    def _joint_phases(self, runtime: AnalysisRuntime) -> None:
         clock, spec = self.clock, self.spec
         clock.wall["stream"] = time.perf_counter() - self._stream_started
         clock.cpu["stream"] = time.process_time() - self._stream_cpu
@@ -208,19 +229,6 @@ class BenchConsortium(DemoConsortium):
                 return post(*args)
 
         session.post_model_commitment = timed_post  # type: ignore[method-assign,assignment]
-        analyse = runtime.analyse
-
-        def timed_analyse(progress: Any = None) -> TrainedModel:
-            with clock("full_analysis"):
-                self._mark = ("join_and_differences", time.perf_counter())
-                self.trained = analyse(progress)
-                self._close_mark(None)
-            return self.trained
-
-        runtime.analyse = timed_analyse  # type: ignore[method-assign]
-        with clock("train_and_fetch"):
-            releases = super().train(runtime, gateways)
-        return releases
 
     def _close_mark(self, next_label: str | None) -> None:
         now = time.perf_counter()

@@ -88,7 +88,8 @@ class _Bench(DemoConsortium):
     spec_path: Path
     result: dict[str, Any]
 
-    def serve(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> None:  # type: ignore[override]
+    def serve(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> None:
+        """The serving stage, driven by the bench: hand-over, feeds, then the measurement."""
         key = Account.create()
         self.chain.fund(key.address, 10**20)
         prediction = PredictionRuntime(
@@ -285,7 +286,10 @@ def main() -> None:
             world.clients = args.clients
             world.window = args.window
             print("training the model (2 windows) and handing it over…", file=sys.stderr)
-            world.run("serving")
+            world.state_dir = root / "state"  # the gateways feed after the run to Trained
+            world.run("trained")
+            assert world.runtime is not None
+            world.serve(world.runtime, world.gateways)
         finally:
             if anvil is not None:
                 anvil.stop()

@@ -173,7 +173,7 @@ FORECAST_OVER_THE_CHANNEL = """
     assert sys.getrecursionlimit() <= 10_000
 
     class Probe(DemoConsortium):
-        def serve(self, analysis, gateways):
+        def serve(self, analysis):
             key = Account.create()
             self.chain.fund(key.address, 10**20)
             runtime = PredictionRuntime(
@@ -204,7 +204,9 @@ FORECAST_OVER_THE_CHANNEL = """
     task = root / "task.toml"
     text = task.read_text().replace("windows = 13", "windows = 2")
     task.write_text(text.replace("contribution = {", "# contribution = {"))
-    Probe(load_scenario(root / "scenario.toml"), lambda _: None).run("serving")
+    world = Probe(load_scenario(root / "scenario.toml"), lambda _: None)
+    world.run("trained")
+    world.serve(world.runtime)
 """
 
 

@@ -78,7 +78,7 @@ FORWARDS: Mapping[str, str] = {
     "gateway/_gateway.py:check_task:[(p.id, p.message) for p in problems]": (
         "the party's review problems (ReviewProblem ids)"
     ),
-    "node/_agents.py:trained:reason or 'node.task.aborted'": "the abort reason read on chain",
+    "node/_lifecycle.py:trained:reason or 'node.task.aborted'": "the abort reason read on chain",
     "node/_demo.py:review_and_approve:problems or [('review.not_approved', 'no approval')]": (
         "the party's review problems (ReviewProblem ids)"
     ),

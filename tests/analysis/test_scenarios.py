@@ -20,10 +20,11 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 class _Keeping(DemoConsortium):
-    def train(self, runtime, gateways):  # type: ignore[no-untyped-def]
-        releases = super().train(runtime, gateways)
-        self.result = runtime.trained.result
-        return releases
+    def run(self, until="serving"):  # type: ignore[no-untyped-def]
+        report = super().run(until)
+        assert self.runtime is not None and self.runtime.trained is not None
+        self.result = self.runtime.trained.result
+        return report
 
 
 def _run(name: str) -> _Keeping:

@@ -75,21 +75,9 @@ def test_demo_until_running_streams_and_matches_every_commitment(tmp_path: Path)
     assert "model" not in doc
 
 
-class _Keeping(DemoConsortium):
-    """The demo, keeping the runtime's sealed bundle so a test can hash it."""
-
-    bundle: bytes = b""
-
-    def train(self, runtime, gateways):  # type: ignore[no-untyped-def]
-        releases = super().train(runtime, gateways)
-        assert runtime.trained is not None
-        self.bundle = runtime.trained.bundle
-        return releases
-
-
 @dataclass
 class Trained:
-    world: _Keeping
+    world: DemoConsortium
     chain: EmbeddedChain
     report: DemoReport
     doc: dict[str, Any]
@@ -99,7 +87,7 @@ class Trained:
 def trained() -> Trained:
     """One full demo run (about a minute): every test below reads it."""
     chain = EmbeddedChain()
-    world = _Keeping(load_scenario(bundled_scenario()), lambda _: None, chain)
+    world = DemoConsortium(load_scenario(bundled_scenario()), lambda _: None, chain)
     report = world.run()
     return Trained(world, chain, report, report.to_json())
 
@@ -108,7 +96,9 @@ def test_the_demo_ends_serving_with_the_bundle_committed_on_chain(trained: Train
     assert trained.report.state == "Serving"
     view = Consortium.at(trained.chain, trained.report.contract).task(trained.report.task_id)
     assert view.state is TaskState.SERVING
-    assert view.model_commitment == hashlib.sha256(trained.world.bundle).digest()
+    runtime = trained.world.runtime  # the analysis agent's, holding the sealed bundle
+    assert runtime is not None and runtime.trained is not None
+    assert view.model_commitment == hashlib.sha256(runtime.trained.bundle).digest()
     assert trained.doc["model"]["commitment"] == "0x" + view.model_commitment.hex()
     assert trained.doc["model"]["family"] == "mlforecast-lightgbm"
     assert set(trained.doc["model"]["metrics"]) == {"mase", "smape", "rmse", "coverage"}

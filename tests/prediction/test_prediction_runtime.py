@@ -32,13 +32,8 @@ Probe = Callable[["_Probing", AnalysisRuntime, list[Gateway]], None]
 
 
 class _Probing(DemoConsortium):
-    """The demo up to Trained; then the test drives the serving stage itself."""
-
-    probe: Probe
-
-    def serve(self, runtime, gateways):  # type: ignore[no-untyped-def]
-        self.probe(self, runtime, gateways)
-        return None
+    """The demo up to Trained; then the test drives the serving stage itself, with the
+    analysis runtime that holds the sealed model and the parties' gateways."""
 
     def prediction(self, **limits: Any) -> PredictionRuntime:
         key = Account.create()
@@ -76,9 +71,12 @@ def _world(tmp_path: Path, edit: Callable[[str], str], probe: Probe) -> _Probing
     task = root / "task.toml"
     text = task.read_text().replace("windows = 13", "windows = 2")
     task.write_text(edit(text.replace("contribution = {", "# contribution = {")))
-    world = _Probing(load_scenario(root / "scenario.toml"), lambda _: None)
-    world.probe = probe
-    world.run("serving")
+    world = _Probing(
+        load_scenario(root / "scenario.toml"), lambda _: None, state_dir=root / "state"
+    )
+    world.run("trained")
+    assert world.runtime is not None
+    probe(world, world.runtime, world.gateways)
     return world
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from chronoseal._hex import short_hex
@@ -178,7 +179,7 @@ def _present(result: RunResult, json_path: Path | None, report_path: Path | None
         f"task [bold]0x{report.task_id.hex()}[/] is [bold green]{report.state}[/] with "
         f"{report.approvals}/{len(report.participants)} approvals · "
         f"{report.chain.blocks} blocks, {report.chain.transactions} transactions, "
-        f"{report.chain.gas_used:,} gas · [yellow]tee: simulated[/]"
+        f"{report.chain.gas_used:,} gas · [yellow]tee: {escape(report.tee)}[/]"
     )
     if json_path is not None:
         write_json(json_path, report.to_json())

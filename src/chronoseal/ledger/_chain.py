@@ -17,7 +17,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.rpc import HTTPProvider
-from web3.types import TxParams
+from web3.types import RPCEndpoint, RPCResponse, TxParams
 
 from chronoseal.errors import ChainRevert, ChainUnavailable, LedgerError
 from chronoseal.ledger._errors import map_chain_errors
@@ -220,19 +220,35 @@ def _raw_log(log: Any, block_hash: str, sender: str) -> RawLog:
     )
 
 
+class _SerialProvider(EthereumTesterProvider):
+    """eth-tester with one request at a time: py-evm's chain is not thread-safe, and the
+    demo's agents (one thread each) poll and transact on it at once."""
+
+    def __init__(self, tester: EthereumTester, lock: threading.RLock) -> None:
+        super().__init__(tester)
+        self._lock = lock
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            return super().make_request(method, params)
+
+
 class EmbeddedChain(_Web3Chain):
     """An in-process chain (eth-tester + py-evm): the default for the demo and tests.
 
     Every transaction is mined in its own block at once. Funding comes from eth-tester's
-    pre-funded accounts.
+    pre-funded accounts. Safe to share between threads: every request, log read and
+    dev helper holds one lock.
     """
 
     kind = "embedded"
 
     def __init__(self) -> None:
         self._tester = EthereumTester(PyEVMBackend())
-        super().__init__(Web3(EthereumTesterProvider(self._tester)))
-        self._funder = str(self._tester.get_accounts()[0])
+        self._lock = threading.RLock()
+        super().__init__(Web3(_SerialProvider(self._tester, self._lock)))
+        with self._lock:
+            self._funder = str(self._tester.get_accounts()[0])
 
     def logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
         """Read receipts straight from py-evm: ten times faster than through web3 here.
@@ -240,6 +256,10 @@ class EmbeddedChain(_Web3Chain):
         eth-tester's ``get_logs`` scans every block in Python and its receipts recover
         each sender's signature, so both are slow over hundreds of blocks.
         """
+        with self._lock:
+            return self._logs(address, from_block, to_block)
+
+    def _logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
         chain = self._tester.backend.chain
         wanted = bytes(HexBytes(address))
         out: list[RawLog] = []
@@ -275,7 +295,7 @@ class EmbeddedChain(_Web3Chain):
 
     def fund(self, address: str, wei: int) -> None:
         """Send ``wei`` from eth-tester's first pre-funded account (dev helper)."""
-        with map_chain_errors("fund"):
+        with self._lock, map_chain_errors("fund"):
             self._tester.send_transaction(
                 {
                     "from": self._funder,
@@ -286,16 +306,19 @@ class EmbeddedChain(_Web3Chain):
             )
 
     def snapshot(self) -> str:
-        return str(self._tester.take_snapshot())
+        with self._lock:
+            return str(self._tester.take_snapshot())
 
     def revert(self, snapshot_id: str) -> None:
-        self._tester.revert_to_snapshot(int(snapshot_id))
-        self._nonces.forget()
+        with self._lock:
+            self._tester.revert_to_snapshot(int(snapshot_id))
+            self._nonces.forget()
 
     def advance_time(self, seconds: int) -> None:
         """Mine one block ``seconds`` after the latest one (for deadline tests and demos)."""
-        latest = self._tester.get_block_by_number("latest")
-        self._tester.time_travel(int(latest["timestamp"]) + seconds)
+        with self._lock:
+            latest = self._tester.get_block_by_number("latest")
+            self._tester.time_travel(int(latest["timestamp"]) + seconds)
 
 
 class JsonRpcChain(_Web3Chain):

@@ -2,8 +2,9 @@
 
 An agent loads its own configuration, decrypts its chain key from an encrypted keystore
 (the passphrase comes from the environment, never from the command line or a file), attaches
-to the consortium contract on a JSON-RPC node, waits for the task to reach the state it acts
-in, and does its job. Nothing is shared between agents but the chain and the attested channel.
+to the consortium contract on a JSON-RPC node, and runs its part of the task's life (the
+agents of :mod:`._lifecycle`, which the demo runs as threads). Nothing is shared between
+agents but the chain and the attested channel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ import pyarrow as pa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from chronoseal.attest import Attester
 from chronoseal.errors import (
     AnalysisError,
     ChainUnavailable,
@@ -29,20 +30,12 @@ from chronoseal.errors import (
     DataError,
     LedgerError,
 )
-from chronoseal.gateway import (
-    DEFAULT_BATCH_ROWS,
-    Gateway,
-    StreamReport,
-    is_analysis_attestation,
-)
+from chronoseal.gateway import DEFAULT_BATCH_ROWS, Gateway, StreamReport
 from chronoseal.ledger import (
     ChainComponent,
-    ChainEvent,
     Consortium,
-    EventStream,
     JsonRpcChain,
     TaskState,
-    read_events,
 )
 from chronoseal.prediction import Receipt, party_signer, verify_receipt
 from chronoseal.sources import ReadOrder, open_source
@@ -56,6 +49,7 @@ from chronoseal.spec import (
 from chronoseal.trust import pinned_attester
 
 from ._health import Health, Log
+from ._lifecycle import POLL_SECONDS, AnalysisAgent, GatewayAgent, PredictionAgent, Watch
 from ._party import PartyAgent, load_task, spec_directory
 
 if TYPE_CHECKING:
@@ -63,7 +57,6 @@ if TYPE_CHECKING:
     from chronoseal.prediction import Answer, PredictionRuntime
 
 PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
-POLL_SECONDS = 0.5
 
 
 def new_keystore(path: Path) -> str:
@@ -155,94 +148,6 @@ def org_key(
     return key
 
 
-def wait_for(
-    what: str,
-    ready: Callable[[], bool],
-    *,
-    timeout: float,
-    log: Callable[[str], None],
-    health: Health | None = None,
-) -> None:
-    """Poll the chain until ``ready()``; refusals inside ``ready`` propagate at once, an
-    unreachable node (restarting, say) is waited for within the same timeout."""
-    log(f"waiting for {what}")
-    deadline = time.monotonic() + timeout
-    down: ChainUnavailable | None = None
-    while True:
-        try:
-            done = ready()
-        except ChainUnavailable as exc:
-            if down is None:
-                log(f"the chain node is unreachable ({exc.message}); retrying")
-                if health is not None:
-                    health.set_ready(False, exc.id)
-            down, done = exc, False
-        else:
-            if down is not None:
-                log("the chain node answers again")
-                if health is not None:
-                    health.set_ready(True)
-            down = None
-        if health is not None:
-            health.beat()
-        if done:
-            return
-        if time.monotonic() > deadline:
-            if down is not None:
-                raise down
-            raise LedgerError(
-                f"gave up waiting for {what} after {timeout:.0f} s", id="node.timeout"
-            )
-        time.sleep(POLL_SECONDS)
-
-
-def _state_is(consortium: Consortium, spec: TaskSpec, *states: TaskState) -> Callable[[], bool]:
-    tid = task_id(spec)
-
-    def ready() -> bool:
-        try:
-            state = consortium.task_state(tid)
-        except LedgerError:
-            return False
-        if state in (TaskState.ABORTED, TaskState.DISPUTED, TaskState.RETIRED):
-            raise LedgerError(f"task 0x{tid.hex()} is {state.name}", id="node.task.final")
-        return state in states
-
-    return ready
-
-
-def abort_reason(consortium: Consortium, tid: bytes) -> str | None:
-    """The refusal id a runtime put on chain when it aborted the task, if one did."""
-    for event in read_events(consortium):
-        if event.name == "ComponentAborted" and event.args.get("task_id") == "0x" + tid.hex():
-            return str(event.args.get("reason"))
-    return None
-
-
-def logged_progress(
-    log: Callable[[str], None], clock: Callable[[], float] = time.monotonic
-) -> AnalysisProgress:
-    """The analysis progress as log lines: each stage's first step, every tenth of it, and
-    its end, with the fits done, to do, and the time left at the pace so far."""
-    started: dict[str, float] = {}
-    said: dict[str, int] = {}
-
-    def report(stage: str, done: int, total: int) -> None:
-        now = clock()
-        start = started.setdefault(stage, now)
-        tenth = done * 10 // total if total else 10
-        if done and said.get(stage) == tenth:
-            return
-        said[stage] = tenth
-        if done == 0:
-            log(f"analysis {stage}: {total} fits to run")
-            return
-        left = (now - start) / done * (total - done)
-        log(f"analysis {stage}: {done}/{total} fits, about {left:.0f} s left")
-
-    return report
-
-
 def serve_analysis(
     *,
     spec_path: Path,
@@ -257,67 +162,43 @@ def serve_analysis(
     prediction: tuple[str, int] | None = None,
     health: Health | None = None,
 ) -> AnalysisRuntime:
-    """Wait for the task to be Approved, attest, serve gateways until every stream is in,
-    train and commit the model, serve each party its release, then (``prediction``: where
-    the prediction runtime serves hand-over) hand the sealed model over."""
+    """The analysis agent as a process: its spec, key and chain node from the command line
+    (``prediction``: where the prediction runtime serves hand-over)."""
     from chronoseal.analysis import AnalysisRuntime  # the forecasting stack: only here
 
-    spec = load_task(spec_path)
-    # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
-    attester = pinned_attester(spec, Component.ANALYSIS)
-    consortium = attach(chain_url, contract)
-    key = load_key(key_path)
+    spec, attester, consortium, key = _runtime_setup(
+        spec_path, Component.ANALYSIS, chain_url, contract, key_path
+    )
     _abort_if_restarted(consortium, task_id(spec), key, log)
-    wait_for(
-        "the task to be approved",
-        _state_is(consortium, spec, TaskState.APPROVED),
-        timeout=timeout,
-        log=log,
-        health=health,
-    )
-    runtime = AnalysisRuntime(
-        consortium,
-        spec,
-        attester=attester,
-        chain_key=key.key,
-        listen=listen,
-        io_timeout=io_timeout,
-    )
-    runtime.start()
-    host, port = runtime.address
-    log(f"attested and recorded on chain; serving gateways on {host}:{port}")
-    if health is not None:
-        health.set_ready(True)
-    try:
-        if not runtime.wait(timeout):
-            raise LedgerError(
-                "not every data provider's stream arrived in time", id="analysis.intake.incomplete"
-            )
-        log("every stream is in and matched on chain: training")
-        with _busy(health):
-            trained = runtime.analyse(progress or logged_progress(log))
-        log(
-            f"model committed on chain (0x{trained.commitment.hex()}); serving releases to "
-            f"{', '.join(sorted(trained.releases.documents))}"
+
+    def start() -> AnalysisRuntime:
+        runtime = AnalysisRuntime(
+            consortium,
+            spec,
+            attester=attester,
+            chain_key=key.key,
+            listen=listen,
+            io_timeout=io_timeout,
         )
-        if not runtime.wait_released(timeout):
-            missing = set(trained.releases.documents) - runtime.released_to
-            log(f"gave up waiting for {', '.join(sorted(missing))} to fetch their releases")
-        if prediction is not None:
-            events = EventStream(consortium)
-            tid = runtime.task_id
-            wait_for(
-                "an attested prediction runtime",
-                lambda: any(_is_prediction_attestation(e, tid) for e in events.poll()),
-                timeout=timeout,
-                log=log,
-                health=health,
-            )
-            bound = runtime.hand_over(prediction)
-            log(f"model handed over to the prediction runtime {bound}")
-    finally:
-        runtime.stop()
-    return runtime
+        runtime.start()
+        return runtime
+
+    return AnalysisAgent(
+        Watch(consortium, spec, timeout, log, health),
+        start,
+        progress=progress,
+        prediction=(lambda: prediction) if prediction is not None else None,
+    ).run()
+
+
+def _runtime_setup(
+    spec_path: Path, component: Component, chain_url: str, contract: str, key_path: Path
+) -> tuple[TaskSpec, Attester, Consortium, LocalAccount]:
+    """A runtime's task, attester, chain and key. The attester comes first: a host that
+    cannot produce the pinned TEE's evidence says so before waiting for anything."""
+    spec = load_task(spec_path)
+    attester = pinned_attester(spec, component)
+    return spec, attester, attach(chain_url, contract), load_key(key_path)
 
 
 RESTART_REASON = "analysis.restart.state_lost"
@@ -351,14 +232,6 @@ def _abort_if_restarted(
     )
 
 
-def _is_prediction_attestation(event: ChainEvent, tid: bytes) -> bool:
-    return bool(
-        event.name == "AttestationPosted"
-        and event.args.get("task_id") == "0x" + tid.hex()
-        and event.args.get("kind") == ChainComponent.PREDICTION
-    )
-
-
 def serve_gateway(
     *,
     party_name: str,
@@ -376,9 +249,8 @@ def serve_gateway(
     prediction: tuple[str, int] | None = None,
     health: Health | None = None,
 ) -> tuple[StreamReport, dict[str, Any]]:
-    """Wait until the task is Approved and a runtime attested for it, stream once (resuming
-    after a restart), then wait for Trained and fetch (and check against the chain) what
-    the task releases to us."""
+    """The gateway agent as a process: its party config, spec, key and chain node from the
+    command line (``prediction``: the prediction runtime's hand-over; feeds on the next port)."""
     party = party_config_of(party_name, party_config, "gateway")
     spec = load_task(spec_path)
     attester = pinned_attester(spec, Component.GATEWAY)
@@ -394,43 +266,14 @@ def serve_gateway(
         state_dir=state_dir,
         batch_rows=batch_rows,
     )
-    # Running too: a gateway restarted mid-stream resumes from what the runtime holds; and
-    # Trained: one restarted after its commitment only fetches its release
-    approved = _state_is(consortium, spec, TaskState.APPROVED, TaskState.RUNNING, TaskState.TRAINED)
-    events = EventStream(consortium)  # read incrementally: each poll sees only new blocks
-    attested = False
-
-    def runtime_attested() -> bool:
-        nonlocal attested
-        attested = attested or any(
-            is_analysis_attestation(e, gateway.task_id) for e in events.poll()
-        )
-        return attested and approved()
-
-    wait_for(
-        "an attested analysis runtime", runtime_attested, timeout=timeout, log=log, health=health
-    )
-    if consortium.task_state(gateway.task_id) is TaskState.TRAINED:
-        report = gateway.committed_earlier()
-        log("the task was trained while this gateway was down; its stream was committed")
-    else:
-        with _busy(health):
-            report = gateway.run(runtime, progress)
-    log("stream committed; waiting for the model to be trained")
-    wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log, health=health)
-    release = gateway.fetch_release(runtime)
-    if prediction is not None and party_name in {d.party for d in spec.feed_datasets()}:
-        wait_for(
-            "the task to be Serving",
-            _state_is(consortium, spec, TaskState.SERVING),
-            timeout=timeout,
-            log=log,
-            health=health,
-        )
-        host, port = prediction
-        rows = gateway.send_feed((host, port + 1))
-        log(f"fed the prediction runtime {rows} rows after the training window")
-    return report, release
+    feeds = None if prediction is None else (prediction[0], prediction[1] + 1)
+    return GatewayAgent(
+        Watch(consortium, spec, timeout, log, health),
+        gateway,
+        lambda: runtime,
+        progress=progress,
+        feeds=(lambda: feeds) if feeds is not None else None,
+    ).run()
 
 
 def serve_prediction(
@@ -448,59 +291,37 @@ def serve_prediction(
     state_dir: Path | None = None,
     recheck_interval: float = 5.0,
 ) -> PredictionRuntime:
-    """Wait for Trained, attest, take the model over from the bound analysis runtime
-    (hand-over on ``listen``'s port, feeds on the next, forecasts on the one after), serve
-    forecasts for ``serve_for`` seconds (or until SIGTERM), then post the last audit batch."""
+    """The prediction agent as a process (hand-over on ``listen``'s port, feeds on the
+    next, forecasts on the one after); SIGTERM ends its serving."""
     from chronoseal.prediction import PredictionRuntime  # the forecasting stack: only here
 
-    spec = load_task(spec_path)
-    attester = pinned_attester(spec, Component.PREDICTION)
-    consortium = attach(chain_url, contract)
-    key = load_key(key_path)
-    wait_for(
-        "the model to be trained",
-        _state_is(consortium, spec, TaskState.TRAINED, TaskState.SERVING),
-        timeout=timeout, log=log, health=health,
-    )  # fmt: skip
-    runtime = PredictionRuntime(
-        consortium,
-        spec,
-        attester=attester,
-        chain_key=key.key,
-        listen=listen,
-        audit_max_age=audit_max_age,
-        state_dir=state_dir,
-        recheck_interval=recheck_interval,
+    spec, attester, consortium, key = _runtime_setup(
+        spec_path, Component.PREDICTION, chain_url, contract, key_path
     )
-    runtime.start()
-    if runtime.resumed is not None:
-        r = runtime.resumed
-        log(
-            f"restarted while Serving: took the model back from sealed state (hash re-checked "
-            f"on chain), {r.feeds} feeds, {r.leaves} journaled audit leaves, {r.pending} of "
-            "them not yet on chain (posted next)"
+
+    def start() -> PredictionRuntime:
+        runtime = PredictionRuntime(
+            consortium,
+            spec,
+            attester=attester,
+            chain_key=key.key,
+            listen=listen,
+            audit_max_age=audit_max_age,
+            state_dir=state_dir,
+            recheck_interval=recheck_interval,
         )
+        runtime.start()
+        return runtime
+
     stop = threading.Event()
+    agent = PredictionAgent(
+        Watch(consortium, spec, timeout, log, health, stop), start, serve_for=serve_for
+    )
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        log(f"attested and recorded on chain; hand-over on {listen[0]}:{listen[1]}")
-        if not runtime.wait_serving(timeout):
-            raise runtime.refusal or LedgerError(
-                "no analysis runtime handed the model over in time",
-                id="prediction.handover.timeout",
-            )
-        host, port = runtime.address("forecasts")
-        log(f"model taken over, task Serving; forecasts on {host}:{port}")
-        if health is not None:
-            health.set_ready(True)
-        with _busy(health):
-            stop.wait(serve_for)
+        return agent.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        lost = runtime.stop()
-        if lost:
-            log(f"{len(lost)} audit records could not be posted on chain")
-    return runtime
 
 
 def query_forecast(
@@ -566,36 +387,6 @@ def read_observations(spec: TaskSpec, party: str, location: str | Path) -> pa.Ta
     if not batches:
         raise DataError(f"{location} holds no rows", id="prediction.input.empty")
     return pa.Table.from_batches(batches)
-
-
-def wait_for_trained(
-    consortium: Consortium,
-    tid: bytes,
-    *,
-    timeout: float,
-    log: Callable[[str], None],
-    health: Health | None = None,
-) -> None:
-    """Until the model is committed; an abort by the runtime surfaces with its reason id."""
-
-    def trained() -> bool:
-        state = consortium.task_state(tid)
-        if state is TaskState.ABORTED:
-            reason = abort_reason(consortium, tid)
-            raise LedgerError(
-                f"task 0x{tid.hex()} was aborted"
-                + (f" by the analysis runtime: {reason}" if reason else ""),
-                id=reason or "node.task.aborted",
-            )
-        if state in (TaskState.DISPUTED, TaskState.RETIRED):
-            raise LedgerError(f"task 0x{tid.hex()} is {state.name}", id="node.task.final")
-        return state in (TaskState.TRAINED, TaskState.SERVING)
-
-    wait_for("the model to be trained", trained, timeout=timeout, log=log, health=health)
-
-
-def _busy(health: Health | None) -> AbstractContextManager[None]:
-    return health.busy() if health is not None else nullcontext()
 
 
 def serve_party(

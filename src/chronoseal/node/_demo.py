@@ -12,9 +12,10 @@ figure the report carries is read back from the chain or from what a party recei
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
 from chronoseal.attest import Attester, installed_measurement
 from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import ChronosealError, LedgerError, ReviewRefused
-from chronoseal.gateway import Gateway, StreamReport
+from chronoseal.gateway import Gateway
 from chronoseal.ledger import (
     ChainBackend,
     ChainComponent,
@@ -59,12 +60,17 @@ from chronoseal.spec import (
 )
 from chronoseal.trust import pinned_attester
 
+from ._lifecycle import KNOCK_ONS, AnalysisAgent, GatewayAgent, PredictionAgent, Watch
 from ._party import PartyAgent
 
 if TYPE_CHECKING:
     from ._scenario import Scenario, Stage
 
 FUNDING_WEI = 10**20
+#: How long the demo's agents wait for a state (their waits end at once when one fails),
+#: and how often they read the chain: the embedded chain answers in a millisecond.
+AGENT_TIMEOUT = 900.0
+AGENT_POLL = 0.1
 
 Log = Callable[[str], None]
 StreamProgress = Callable[[str, int, int], None]
@@ -87,11 +93,6 @@ class PartyReport:
     bytes_sent: int
     commitment: str
     commitment_matched: bool
-
-
-def _knock_on(exc: BaseException) -> bool:
-    """A gateway stopped by another party's abort of the task, not by a cause of its own."""
-    return isinstance(exc, ChronosealError) and exc.id == "gateway.task.not_running"
 
 
 @dataclass(frozen=True)
@@ -230,8 +231,11 @@ class DemoConsortium:
         chain: ChainBackend | None = None,
         progress: StreamProgress | None = None,
         analysis_progress: AnalysisProgress | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.scenario = scenario
+        #: Where the gateways keep their state (None: a directory removed after the run).
+        self.state_dir = state_dir
         self.log = log
         self.progress = progress
         self.analysis_progress = analysis_progress
@@ -243,6 +247,10 @@ class DemoConsortium:
         self._components: dict[str, str] = {}
         self.stages: dict[str, float] = {}
         self._since = time.monotonic()
+        #: The agents' work once they ran: the analysis agent (its runtime) and the gateways.
+        self.analysis: AnalysisAgent | None = None
+        self.gateways: list[Gateway] = []
+        self.served: ServedForecasts | None = None
         for acct in [self._deployer, *self._keys.values()]:
             self.chain.fund(acct.address, FUNDING_WEI)
         self.consortium = Consortium.deploy(
@@ -308,7 +316,7 @@ class DemoConsortium:
         self.mark("approve")
         parties: list[PartyReport] = []
         releases: dict[str, dict[str, Any]] = {}
-        self.served: ServedForecasts | None = None
+        self.served = None
         if until != "approved":
             parties, releases = self.stream(
                 train=until in ("trained", "serving"), serve=until == "serving"
@@ -341,6 +349,7 @@ class DemoConsortium:
             forecasts=self.served.forecasts if self.served is not None else {},
             with_input=self.served.with_input if self.served is not None else {},
             audit=audit,
+            tee=self.runtime.attester.tee if self.runtime is not None else pinned_tees(self.spec),
             stages=dict(self.stages),
             receipts=self.served.receipts if self.served is not None else [],
         )
@@ -363,11 +372,16 @@ class DemoConsortium:
             )
         return audit
 
+    def _component_key(self, label: str) -> LocalAccount:
+        """A fresh funded chain key for a component, named ``label`` in the timeline."""
+        key: LocalAccount = Account.create()
+        self.chain.fund(key.address, FUNDING_WEI)
+        self._components[key.address] = label
+        return key
+
     def start_runtime(self, attester: Attester | None = None) -> AnalysisRuntime:
         """An analysis runtime with a fresh funded chain key, attested and serving."""
-        runtime_key: LocalAccount = Account.create()
-        self.chain.fund(runtime_key.address, FUNDING_WEI)
-        self._components[runtime_key.address] = "analysis runtime"
+        runtime_key = self._component_key("analysis runtime")
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
@@ -377,45 +391,92 @@ class DemoConsortium:
         runtime.start()
         return runtime
 
+    @property
+    def runtime(self) -> AnalysisRuntime | None:
+        """The analysis runtime the agent started (stopped once the run is over)."""
+        return self.analysis.runtime if self.analysis is not None else None
+
+    def start_prediction(self) -> PredictionRuntime:
+        """A prediction runtime with a fresh funded chain key, attested and serving."""
+        key = self._component_key("prediction runtime")
+        runtime = PredictionRuntime(
+            self.consortium,
+            self.spec,
+            attester=pinned_attester(self.spec, Component.PREDICTION),
+            chain_key=key.key,
+        )
+        runtime.start()
+        return runtime
+
     def stream(
         self, train: bool = True, serve: bool = False
     ) -> tuple[list[PartyReport], dict[str, dict[str, Any]]]:
-        """Start the analysis runtime and every party's gateway; wait for all streams; then
-        (``train``) let the runtime train and every party fetch its release; then
-        (``serve``) hand the model over to a prediction runtime and ask it for forecasts."""
-        spec, tid = self.spec, self.task_id
-        runtime = self.start_runtime()
-        self.log(
-            f"analysis runtime attested (simulated TEE) and recorded on chain; "
-            f"serving mutual RA-TLS on {runtime.address[0]}:{runtime.address[1]}"
+        """Run the analysis agent and every party's gateway agent (and, ``serve``, the
+        prediction agent) — the agents ``chronoseal run`` starts as processes — as threads
+        on this chain: they stream, (``train``) train and fetch each party's release, and
+        (``serve``) hand the model over and feed it; then every party asks for forecasts."""
+        spec = self.spec
+        crew = _Crew()
+
+        def watch(who: str) -> Watch:
+            """The agent's wait on this chain; its log lines say who it is."""
+            return Watch(
+                self.consortium, spec, AGENT_TIMEOUT, lambda message: self.log(f"{who}: {message}"),
+                stop=crew.stop, poll=AGENT_POLL,
+            )  # fmt: skip
+
+        prediction = None
+        if serve:
+            prediction = PredictionAgent(
+                watch("prediction runtime"), self.start_prediction, serve_for=AGENT_TIMEOUT
+            )
+        self.analysis = AnalysisAgent(
+            watch("analysis runtime"),
+            self.start_runtime,
+            progress=self.analysis_progress,
+            train=train,
+            prediction=_address_of(prediction, "handover"),
         )
-        releases: dict[str, dict[str, Any]] = {}
-        try:
-            with tempfile.TemporaryDirectory(prefix="chronoseal-demo-") as state:
-                gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
-                with ThreadPoolExecutor(len(gateways)) as pool:
-                    futures = [pool.submit(self._streamed, gw, runtime) for gw in gateways]
-                    failed = [e for e in (f.exception() for f in futures) if e is not None]
-                    if failed:  # the party whose own check refused, not its abort's knock-on
-                        raise next((e for e in failed if not _knock_on(e)), failed[0])
-                    reports = [f.result() for f in futures]
-                if not runtime.wait(timeout=60):
-                    raise LedgerError(
-                        "the runtime did not receive every stream",
-                        id="analysis.intake.incomplete",
-                    )
+        where: AbstractContextManager[str] = (
+            nullcontext(str(self.state_dir))
+            if self.state_dir is not None
+            else tempfile.TemporaryDirectory(prefix="chronoseal-demo-")
+        )
+        with where as state:
+            self.gateways = [self.gateway(org, Path(state)) for org in spec.data_providers()]
+            agents = [
+                GatewayAgent(
+                    watch(f"{gw.name} gateway"),
+                    gw,
+                    self.analysis.address,
+                    progress=self._progress_of(gw),
+                    fetch=train,
+                    feeds=_address_of(prediction, "feeds"),
+                )
+                for gw in self.gateways
+            ]
+            with crew:
+                done = [crew.start(self.analysis.run), *(crew.start(a.run) for a in agents)]
+                if prediction is not None:
+                    crew.start(prediction.run)
+                crew.until(self.analysis.streamed, *(a.streamed for a in agents))
+                self._end_bars(agents)
                 self.mark("stream")
                 if train:
-                    releases = self.train(runtime, gateways)
+                    crew.until(self.analysis.released, *(a.fetched for a in agents))
                     self.mark("train")
-                if serve:
-                    self.served = self.serve(runtime, gateways)
+                crew.until(*done)
+                if prediction is not None:
+                    crew.until(prediction.serving)
+                    assert prediction.runtime is not None
+                    served = self.ask(prediction.runtime)
+                    crew.finish()
+                    self.served = self.summarise(served, prediction)
                     self.mark("serve")
-        finally:
-            runtime.stop()
         out = []
-        for r in reports:
-            gateway_side, runtime_side = self.consortium.commitments(tid, r.party)
+        for r in (a.report for a in agents):
+            assert r is not None
+            gateway_side, runtime_side = self.consortium.commitments(self.task_id, r.party)
             matched = gateway_side is not None and gateway_side == runtime_side
             self.log(
                 f"{r.party}: {r.rows_sent:,} rows, {r.bytes_sent:,} bytes sent; commitment "
@@ -430,97 +491,58 @@ class DemoConsortium:
                     commitment_matched=matched,
                 )
             )
-        return out, releases
+        return out, {a.gateway.name: a.release for a in agents if a.fetched.is_set()}
 
-    def train(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> dict[str, dict[str, Any]]:
-        """The runtime trains and commits; each party fetches and checks its release."""
-        self.log(
-            f"every commitment matched: the runtime joins the data and back-tests "
-            f"{self.spec.model.family} ({self.spec.evaluation.windows} windows of "
-            f"{self.spec.model.horizon}) against single-party baselines"
-        )
-        trained = runtime.analyse(self.analysis_progress)
-        self.log(
-            f"model bundle sealed in the runtime ({len(trained.bundle):,} bytes); commitment "
-            f"0x{trained.commitment.hex()[:16]}… and release digest posted on chain (Trained)"
-        )
-        releases = {}
-        for gw in gateways:
-            releases[gw.name] = gw.fetch_release(runtime.address)
-            self.log(
-                f"{gw.name} fetched its release over the attested channel and checked it "
-                f"against the chain: {', '.join(sorted(set(releases[gw.name]) - _ENVELOPE))}"
-            )
-        return releases
+    def _end_bars(self, agents: list[GatewayAgent]) -> None:
+        """Each stream's bar ends at the rows it sent (the source's row count, the bar's
+        first total, includes rows outside the training window)."""
+        for agent in agents:
+            report = agent.report
+            if self.progress is not None and report is not None and not report.earlier:
+                self.progress(agent.gateway.name, report.rows_sent, report.rows_sent)
 
-    def serve(self, runtime: AnalysisRuntime, gateways: list[Gateway]) -> ServedForecasts:
-        """Serving (claims 1, 5): an attested prediction runtime takes the model over, the
-        providers of known-in-advance covariates feed it, every party asks for forecasts
-        through its gateway (only the recipients are served), every request is audited in
-        Merkle batches on chain, and every party checks its receipts against the chain."""
-        spec, tid = self.spec, self.task_id
-        key: LocalAccount = Account.create()
-        self.chain.fund(key.address, FUNDING_WEI)
-        self._components[key.address] = "prediction runtime"
-        prediction = PredictionRuntime(
-            self.consortium,
-            spec,
-            attester=pinned_attester(spec, Component.PREDICTION),
-            chain_key=key.key,
-        )
-        prediction.start()
-        try:
-            self.log("prediction runtime attested (simulated TEE) and recorded on chain")
-            runtime.hand_over(prediction.address("handover"))
-            if not prediction.wait_serving(60):
-                raise prediction.refusal or LedgerError(
-                    "the prediction runtime did not take the model over",
-                    id="prediction.handover.timeout",
-                )
-            self.log(
-                "analysis runtime verified it, acknowledged it on chain and handed the sealed "
-                "model over; its hash matched the commitment before loading (Serving)"
-            )
-            needed = {ds.party for ds in spec.feed_datasets()}
-            for gw in gateways:
-                if gw.name in needed:
-                    rows = gw.send_feed(prediction.address("feeds"))
-                    self.log(f"{gw.name} fed {rows} rows after the training window")
-            prediction.wait_feeds(needed, timeout=30)
-            served = ServedForecasts()
-            answers: dict[str, list[Answer]] = {}
-            for gw in gateways:
-                client = self._client(gw.name)
-                with client:
-                    client.open(prediction.address("forecasts"))
-                    answer = client.forecast()
-                    again = client.forecast(request_id=answer.request_id)  # a replay
-                    answers[gw.name] = [answer, again]
-                    for a in (answer, again):
-                        if a.forecast is not None:
-                            served.forecasts[gw.name] = a.forecast
-                            self.log(
-                                f"{gw.name} was served {len(a.forecast)} forecast rows "
-                                f"(request {a.request_id[:8]}…)"
-                            )
-                        else:
-                            self.log(f"{gw.name} was refused: [{a.refused}] {a.message}")
-                    answers[gw.name] += self._ask_with_input(client, gw, served)
-            prediction.audit.flush()
-            verified = 0
-            for gw in gateways:
-                client = self._client(gw.name)
-                with client:
-                    client.open(prediction.address("forecasts"))
-                    for a in answers[gw.name]:
-                        receipt = client.receipt(a.audit_seq)
-                        verify_receipt(receipt, self.consortium)
-                        served.receipts.append(receipt)
-                        verified += 1
-            stats = prediction.stats
-        finally:
-            lost = prediction.stop()
-        view = self.consortium.task(tid)
+    def ask(self, prediction: PredictionRuntime) -> ServedForecasts:
+        """Serving (claims 1, 5): every party asks for forecasts through its gateway (only
+        the recipients are served), every request is audited in Merkle batches on chain,
+        and every party checks its receipts against the chain."""
+        spec = self.spec
+        prediction.wait_feeds({ds.party for ds in spec.feed_datasets()}, timeout=30)
+        served = ServedForecasts()
+        answers: dict[str, list[Answer]] = {}
+        for gw in self.gateways:
+            client = self._client(gw.name)
+            with client:
+                client.open(prediction.address("forecasts"))
+                answer = client.forecast()
+                again = client.forecast(request_id=answer.request_id)  # a replay
+                answers[gw.name] = [answer, again]
+                for a in (answer, again):
+                    if a.forecast is not None:
+                        served.forecasts[gw.name] = a.forecast
+                        self.log(
+                            f"{gw.name} was served {len(a.forecast)} forecast rows "
+                            f"(request {a.request_id[:8]}…)"
+                        )
+                    else:
+                        self.log(f"{gw.name} was refused: [{a.refused}] {a.message}")
+                answers[gw.name] += self._ask_with_input(client, gw, served)
+        prediction.audit.flush()
+        for gw in self.gateways:
+            client = self._client(gw.name)
+            with client:
+                client.open(prediction.address("forecasts"))
+                for a in answers[gw.name]:
+                    receipt = client.receipt(a.audit_seq)
+                    verify_receipt(receipt, self.consortium)
+                    served.receipts.append(receipt)
+        return served
+
+    def summarise(self, served: ServedForecasts, prediction: PredictionAgent) -> ServedForecasts:
+        """The serving stage's figures, once the prediction runtime posted its last batch."""
+        assert prediction.runtime is not None
+        stats = prediction.runtime.stats
+        view = self.consortium.task(self.task_id)
+        verified = len(served.receipts)
         served.summary = {
             "served": stats.served,
             "refused": stats.refused,
@@ -528,7 +550,7 @@ class DemoConsortium:
             "audit_batches": view.audit_batches,
             "audited": view.audited_predictions,
             "audit_verified": verified,
-            "audit_lost": len(lost),
+            "audit_lost": len(prediction.lost),
             "with_input": len(served.with_input),
         }
         self.log(
@@ -608,14 +630,6 @@ class DemoConsortium:
             state_dir=state / org,
         )
 
-    def _streamed(self, gateway: Gateway, runtime: AnalysisRuntime) -> StreamReport:
-        """One gateway's stream; its bar ends at the rows it sent (the source's row count,
-        the bar's first total, includes rows outside the training window)."""
-        report = gateway.run(runtime.address, self._progress_of(gateway))
-        if self.progress is not None and not report.earlier:
-            self.progress(gateway.name, report.rows_sent, report.rows_sent)
-        return report
-
     def _progress_of(self, gateway: Gateway) -> Callable[[int, int], None] | None:
         report = self.progress
         if report is None:
@@ -656,6 +670,78 @@ class DemoConsortium:
                 else "transaction"
             )
             self.log(f"{org} reviewed the task and approved it ({how})")
+
+
+def pinned_tees(spec: TaskSpec) -> str:
+    """The TEEs the task's pins name (what its runtimes run in), for a banner or summary."""
+    return ", ".join(sorted({str(pin.tee) for pin in spec.measurements.pins().values()}))
+
+
+def _address_of(agent: PredictionAgent | None, which: str) -> Callable[[], tuple[str, int]] | None:
+    return None if agent is None else lambda: agent.address(which)
+
+
+class _Crew:
+    """The demo's agents, one thread each. The first to fail stops the others (their waits
+    end with ``node.stopped``); the run then raises the cause: the first failure, by agent
+    (analysis, gateways, prediction), that is not another's knock-on."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._failures: list[tuple[int, BaseException]] = []
+
+    def start(self, run: Callable[[], object]) -> threading.Event:
+        """Run ``run`` in a thread; the event is set when it returns."""
+        done = threading.Event()
+        rank = len(self._threads)
+
+        def body() -> None:
+            try:
+                run()
+            except BaseException as exc:  # handed to the demo's thread, raised there
+                self._failures.append((rank, exc))
+                self.stop.set()
+            else:
+                done.set()
+
+        thread = threading.Thread(target=body, name=f"chronoseal-agent-{rank}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return done
+
+    def until(self, *events: threading.Event) -> None:
+        """Until every event is set; an agent's failure raises its cause at once."""
+        while not all(e.is_set() for e in events):
+            if self.stop.is_set():
+                self.finish()
+                raise LedgerError("the demo's agents were stopped", id="node.stopped")
+            events[0].wait(0.05)
+
+    def finish(self) -> None:
+        """Stop every agent, wait for them all, and raise the cause if one failed."""
+        self.stop.set()
+        for thread in self._threads:
+            thread.join()
+        if self._failures:
+            ranked = sorted(self._failures, key=lambda f: f[0])
+            cause = next((e for _, e in ranked if not _knock_on(e)), ranked[0][1])
+            raise cause
+
+    def __enter__(self) -> _Crew:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.finish()
+        else:  # the demo's own failure: stop the agents, keep that error
+            self.stop.set()
+            for thread in self._threads:
+                thread.join()
+
+
+def _knock_on(exc: BaseException) -> bool:
+    return isinstance(exc, ChronosealError) and exc.id in KNOCK_ONS
 
 
 def run_demo(

@@ -36,6 +36,7 @@ from chronoseal.prediction import Answer, Receipt
 
 from ._agents import PASSWORD_ENV, query_forecast
 from ._demo import FUNDING_WEI, DemoConsortium, DemoReport, PartyReport, ServedForecasts
+from ._lifecycle import KNOCK_ONS
 
 if TYPE_CHECKING:
     from ._scenario import Scenario
@@ -132,22 +133,9 @@ class Anvil:
             self.proc.kill()
 
 
-#: What a component logs when another party's abort stopped it: a knock-on, not a cause
-#: (the task left Approved under it, its acknowledgement reverted on the aborted task, the
-#: analysis runtime it was connecting to stopped with the task, or it found the task ended
-#: while it waited for a later state).
-_KNOCK_ONS = (
-    "gateway.task.not_running",
-    "ledger.task.bad_state",
-    "channel.transport.failed",
-    "node.task.final",
-    "node.task.aborted",
-    "analysis.task.aborted",
-)
-
-
 def _knock_on(tail: str) -> bool:
-    return any(k in tail for k in _KNOCK_ONS)
+    """A component's last log lines name a knock-on of another's failure (KNOCK_ONS)."""
+    return any(k in tail for k in KNOCK_ONS)
 
 
 @dataclass

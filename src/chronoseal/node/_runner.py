@@ -28,7 +28,7 @@ from rich.progress import (
 
 from chronoseal.ledger import ChainBackend, EmbeddedChain, JsonRpcChain
 
-from ._demo import DemoReport, run_demo
+from ._demo import DemoReport, pinned_tees, run_demo
 from ._result import RunResult
 from ._run import Anvil, RunError, run_separate
 
@@ -112,7 +112,7 @@ def _banner(console: Console, scenario: Scenario, title: str, chain: str) -> Non
             f"[bold]{escape(scenario.spec.task.name)}[/] — "
             f"{escape(scenario.spec.task.description)}\n"
             f"parties: {', '.join(p.org for p in scenario.spec.participants)} · "
-            f"chain: {escape(chain)} · [yellow]tee: simulated[/]",
+            f"chain: {escape(chain)} · [yellow]tee: {escape(pinned_tees(scenario.spec))}[/]",
             title=title,
         )
     )
