@@ -44,8 +44,6 @@ from chronoseal.channel import (
 )
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
-    ChainComponent,
-    ChainTee,
     ComponentSession,
     Consortium,
     RecentBlocks,
@@ -53,7 +51,7 @@ from chronoseal.ledger import (
 )
 from chronoseal.model import ReleaseSet, commitment, seal
 from chronoseal.spec import Component, TaskSpec, task_id
-from chronoseal.trust import TaskTrust
+from chronoseal.trust import REATTEST_BLOCKS, RuntimeIdentity, TaskTrust
 
 from ._analyse import JOINT, AnalysisResult, Progress, analyse
 from ._join import join_tables
@@ -61,10 +59,6 @@ from ._pool import warm_up
 from ._release import build_releases
 
 log = logging.getLogger("chronoseal.analysis")
-
-#: Blocks after which the runtime re-attests (fresh evidence for new sessions), as the
-#: prediction runtime does; it also re-attests at half its certificate's validity.
-REATTEST_BLOCKS = 32
 
 
 def expected_columns(spec: TaskSpec, party: str) -> list[str]:
@@ -150,10 +144,9 @@ class AnalysisRuntime:
         self._on_batch = on_batch
         self._task_key = os.urandom(TASK_KEY_LEN)
         self.state = IntakeState(spec)
-        self.identity: RaTlsIdentity | None = None
-        self._validity = identity_validity
-        self._reattest_blocks = reattest_blocks
-        self._identity_at = (0.0, 0)  # monotonic time and block of the current identity
+        self._identity = RuntimeIdentity(
+            self.trust, validity=identity_validity, reattest_blocks=reattest_blocks
+        )
         self._server: ChannelServer | None = None
         self._socket: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -181,19 +174,9 @@ class AnalysisRuntime:
                 id="analysis.task.not_approved",
             )
         blocks = RecentBlocks(self.consortium)
-        self._new_identity(blocks)
-        assert self.identity is not None
-        pins = self.spec.measurements.pins()
-        evidence = self.identity.evidence.to_bytes()
-        self.session.post_attestation(
-            self.task_id,
-            ChainComponent.ANALYSIS,
-            ChainTee.of(self.attester.tee),
-            pins[Component.ANALYSIS].digest,
-            hashlib.sha256(evidence).digest(),
-            self.identity.fingerprint,
-        )
-        server = self.trust.server(self.identity, Component.GATEWAY, blocks)
+        self._identity.renew(blocks)
+        self._identity.post(self.session)
+        server = self._identity.server(Component.GATEWAY, blocks)
         self._server = server
         self._socket = socket.create_server(self._listen)
         self._socket.settimeout(0.2)
@@ -206,10 +189,10 @@ class AnalysisRuntime:
         # parties' streams arrive.
         threading.Thread(target=warm_up, name="analysis-warm-up", daemon=True).start()
 
-    def _new_identity(self, blocks: RecentBlocks) -> None:
-        """Fresh evidence bound to the newest block and this runtime's chain key."""
-        self.identity = self.trust.identity(blocks, validity=self._validity)
-        self._identity_at = (time.monotonic(), self.consortium.chain.block_number())
+    @property
+    def identity(self) -> RaTlsIdentity | None:
+        """The identity new sessions get (None before start())."""
+        return self._identity.current
 
     def reattest(self) -> bool:
         """Re-attest once the identity is half its validity old or ``reattest_blocks``
@@ -219,20 +202,16 @@ class AnalysisRuntime:
         key, which the fresh evidence carries; so it starts once the task binds the runtime
         (Running), never while gateways acknowledge its posted evidence. Returns whether it
         re-attested."""
-        at, block = self._identity_at
-        aged = time.monotonic() - at >= self._validity.total_seconds() / 2
-        if not aged and self.consortium.chain.block_number() - block < self._reattest_blocks:
+        if not self._identity.due():
             return False
         if self.consortium.task_state(self.task_id) is TaskState.APPROVED:
             return False  # the gateways acknowledge the posted evidence: keep it until bound
-        self._new_identity(RecentBlocks(self.consortium))
-        assert self.identity is not None and self._server is not None
-        self._server.rotate(self.identity)
+        self._identity.renew()
         log.info("re-attested: fresh evidence for new sessions")
         return True
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(min(1.0, self._validity.total_seconds() / 8)):
+        while not self._stop.wait(min(1.0, self._identity.validity.total_seconds() / 8)):
             try:
                 self.reattest()
             except ChronosealError as exc:

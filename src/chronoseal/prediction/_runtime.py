@@ -36,7 +36,6 @@ from chronoseal.channel import (
 from chronoseal.errors import ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
     ChainComponent,
-    ChainTee,
     ComponentSession,
     Consortium,
     RecentBlocks,
@@ -46,7 +45,7 @@ from chronoseal.ledger import (
 )
 from chronoseal.model import LoadedModel
 from chronoseal.spec import Component, TaskSpec, task_id
-from chronoseal.trust import TaskTrust
+from chronoseal.trust import REATTEST_BLOCKS, RuntimeIdentity, TaskTrust
 
 from ._audit import AuditLeaf, AuditLog, audit_root_poster
 from ._feeds import Feeds
@@ -56,10 +55,6 @@ from ._serving import Serving, ServingStats
 from ._wire import PartyVerifier, party_key_verifier
 
 log = logging.getLogger("chronoseal.prediction")
-
-
-REATTEST_BLOCKS = 32
-"""Re-attest after this many blocks: half the window clients accept evidence from."""
 
 
 @dataclass(frozen=True)
@@ -108,15 +103,12 @@ class PredictionRuntime:
         )
         self._listen = listen
         self._clock = clock
-        self.identity: RaTlsIdentity | None = None
+        self._identity = RuntimeIdentity(
+            self.trust, validity=identity_validity, reattest_blocks=reattest_blocks
+        )
         self._sockets: dict[str, socket.socket] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._servers: list[ChannelServer] = []
-        self._reattest_blocks = reattest_blocks
-        self._identity_block = 0
-        self._validity = identity_validity
-        self._identity_at = 0.0
         self.resumed: ResumeReport | None = None
         self._store: SealedStore | None = None
         if state_dir is not None:
@@ -206,20 +198,11 @@ class PredictionRuntime:
                 id="prediction.task.not_trained",
             )
         blocks = RecentBlocks(self.consortium)
-        self._new_identity(blocks)
-        assert self.identity is not None
-        pins = self.spec.measurements.pins()
+        self._identity.renew(blocks)
         if restarted:
             self._resume(view)
         else:
-            self.session.post_attestation(
-                self.task_id,
-                ChainComponent.PREDICTION,
-                ChainTee.of(self.attester.tee),
-                pins[Component.PREDICTION].digest,
-                hashlib.sha256(self.identity.evidence.to_bytes()).digest(),
-                self.identity.fingerprint,
-            )
+            self._identity.post(self.session)
         # A party asks for forecasts through its gateway (its code, its pinned measurement).
         servers: dict[str, tuple[Component, Callable[[AttestedChannel], None]]] = {
             "handover": (Component.ANALYSIS, self._handover.serve),
@@ -227,8 +210,7 @@ class PredictionRuntime:
             "forecasts": (Component.GATEWAY, self._serving.serve),
         }
         for name, (peer, handler) in servers.items():
-            server = self.trust.server(self.identity, peer, blocks)
-            self._servers.append(server)
+            server = self._identity.server(peer, blocks)
             host, base = self._listen
             # hand-over on the port given, feeds on the next, forecasts on the one after
             port = base + list(servers).index(name) if base else 0
@@ -305,11 +287,10 @@ class PredictionRuntime:
         except ChronosealError as exc:
             log.warning("prediction runtime refused a connection: %s", exc)
 
-    def _new_identity(self, blocks: RecentBlocks) -> None:
-        """Fresh evidence bound to the newest block and this runtime's chain key."""
-        self.identity = self.trust.identity(blocks, validity=self._validity)
-        self._identity_block = self.consortium.chain.block_number()
-        self._identity_at = time.monotonic()
+    @property
+    def identity(self) -> RaTlsIdentity | None:
+        """The identity new sessions get (None before start())."""
+        return self._identity.current
 
     def _reattest(self) -> None:
         """Re-attest before the evidence ages out of the clients' freshness window (the
@@ -318,14 +299,9 @@ class PredictionRuntime:
         quiet chain it re-attests at half the certificate's validity all the same."""
         if not self._handover.ready.is_set():
             return  # until hand-over, the analysis runtime looks for the evidence posted
-        aged = time.monotonic() - self._identity_at >= self._validity.total_seconds() / 2
-        behind = self.consortium.chain.block_number() - self._identity_block
-        if not aged and behind < self._reattest_blocks:
+        if not self._identity.due():
             return
-        self._new_identity(RecentBlocks(self.consortium))
-        assert self.identity is not None
-        for server in self._servers:
-            server.rotate(self.identity)
+        self._identity.renew()
         self._runtime_leaf("prediction.attestation.refreshed")
         log.info("re-attested: fresh evidence for new sessions")
 
