@@ -252,12 +252,9 @@ class Gateway:
             tee=str(self.attester.tee),
         )
 
-    def _hello(
-        self, channel: AttestedChannel, identity: RaTlsIdentity, dataset: Dataset
-    ) -> tuple[GatewayIntake, Welcome, Desensitizer]:
-        """Speak for the party on an attested channel; the runtime's welcome carries the task
-        key the desensitizer derives pseudonyms and time shifts from."""
-        intake = GatewayIntake(
+    def _intake(self, channel: AttestedChannel, identity: RaTlsIdentity) -> GatewayIntake:
+        """The party's side of the intake protocol, signing as the party, on ``channel``."""
+        return GatewayIntake(
             channel,
             task_id=self.task_id,
             party=self.name,
@@ -265,6 +262,13 @@ class Gateway:
             sign=self._sign,
             suite=self.spec.task.crypto,
         )
+
+    def _hello(
+        self, channel: AttestedChannel, identity: RaTlsIdentity, dataset: Dataset
+    ) -> tuple[GatewayIntake, Welcome, Desensitizer]:
+        """Speak for the party on an attested channel; the runtime's welcome carries the task
+        key the desensitizer derives pseudonyms and time shifts from."""
+        intake = self._intake(channel, identity)
         welcome = intake.hello()
         desensitizer = Desensitizer(dataset, task_key=welcome.task_key, task_id=self.task_id)
         return intake, welcome, desensitizer
@@ -390,15 +394,7 @@ class Gateway:
                 id="gateway.release.not_trained",
             )
         with self._binding.bound_channel(runtime) as (channel, identity):
-            intake = GatewayIntake(
-                channel,
-                task_id=self.task_id,
-                party=self.name,
-                own_fingerprint=identity.fingerprint,
-                sign=self._sign,
-                suite=self.spec.task.crypto,
-            )
-            payload = intake.fetch_release()
+            payload = self._intake(channel, identity).fetch_release()
         return verify_release(
             payload,
             party=self.name,
