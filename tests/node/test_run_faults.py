@@ -105,7 +105,7 @@ def test_an_analysis_runtime_killed_while_training_aborts_the_task_on_restart(
         for org in ("transit", "weather", "events")
     }
     deadline = time.monotonic() + 300
-    while "training" not in log.read_text():
+    while "every stream is in and matched on chain" not in log.read_text():
         assert first.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "the runtime never started training"
         time.sleep(0.2)

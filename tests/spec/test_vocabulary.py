@@ -9,6 +9,7 @@ from typing import get_args
 import pytest
 
 from chronoseal.deploy import COCO_RUNTIME_CLASSES, SUPPORTED_TEES
+from chronoseal.errors import LedgerError
 from chronoseal.ledger import ChainComponent, ChainRole, ChainTee
 from chronoseal.spec import Component, Role, Tee
 from chronoseal.spec._model import PinnableTee
@@ -19,8 +20,9 @@ def test_every_chain_tee_code_is_a_spec_tee_and_back() -> None:
         assert ChainTee.of(code.tee) is code
         assert ChainTee.of(code.tee.value) is code
     assert {code.tee for code in ChainTee} == set(Tee) - {Tee.PSA}
-    with pytest.raises(KeyError):
+    with pytest.raises(LedgerError) as info:
         ChainTee.of(Tee.PSA)  # appraised, never registered on chain
+    assert info.value.id == "ledger.code.bad_tee" and "'psa'" in info.value.message
 
 
 def test_a_task_pins_exactly_the_tees_the_chain_registers() -> None:
@@ -31,6 +33,9 @@ def test_chain_components_are_spec_components_and_back() -> None:
     for code in ChainComponent:
         assert ChainComponent.of(code.component) is code
     assert {c.component for c in ChainComponent} == set(Component) - {Component.CLIENT}
+    with pytest.raises(LedgerError) as info:
+        ChainComponent.of(Component.CLIENT)  # a forecast client has no measurement on chain
+    assert info.value.id == "ledger.code.bad_component"
 
 
 def test_chain_roles_are_a_bitmask_of_spec_roles() -> None:

@@ -47,7 +47,7 @@ class ChainComponent(IntEnum):
             return cls[Component(component).name]
         except (KeyError, ValueError):
             raise LedgerError(
-                f"{component!r} is not a component the chain registers; "
+                f"{getattr(component, 'value', component)!r} is not a component the chain registers; "
                 f"use one of {', '.join(c.component.value for c in cls)}",
                 id="ledger.code.bad_component",
             ) from None
@@ -78,7 +78,7 @@ class ChainTee(IntEnum):
             return cls[Tee(tee).name]
         except (KeyError, ValueError):
             raise LedgerError(
-                f"{tee!r} is not a TEE the chain registers; "
+                f"{getattr(tee, 'value', tee)!r} is not a TEE the chain registers; "
                 f"use one of {', '.join(t.tee.value for t in cls)}",
                 id="ledger.code.bad_tee",
             ) from None
