@@ -47,7 +47,8 @@ class ChainComponent(IntEnum):
             return cls[Component(component).name]
         except (KeyError, ValueError):
             raise LedgerError(
-                f"{getattr(component, 'value', component)!r} is not a component the chain registers; "
+                f"{getattr(component, 'value', component)!r} is not a component the chain "
+                "registers; "
                 f"use one of {', '.join(c.component.value for c in cls)}",
                 id="ledger.code.bad_component",
             ) from None
