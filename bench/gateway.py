@@ -39,7 +39,9 @@ are medians over the repeats.
     python bench/gateway.py             # 2.5 M and 10 M rows (stores: 1 M and 4 M), 5 repeats
     python bench/gateway.py --no-stores # DuckDB only
 
-The last line printed is one JSON object with the figures and ratios.
+The last line printed is one JSON object with the figures and ratios, the machine (CPU
+model and flags, Python build, library versions), the DuckDB threads of each path's read
+and the CPU seconds of each stage of the gateway's send path (``gateway_stages_cpu_s``).
 """
 
 from __future__ import annotations
