@@ -39,7 +39,9 @@ are medians over the repeats.
     python bench/gateway.py             # 2.5 M and 10 M rows (stores: 1 M and 4 M), 5 repeats
     python bench/gateway.py --no-stores # DuckDB only
 
-The last line printed is one JSON object with the figures and ratios.
+The last line printed is one JSON object with the figures and ratios, the machine (CPU
+model and flags, Python build, library versions), the DuckDB threads of each path's read
+and the CPU seconds of each stage of the gateway's send path (``gateway_stages_cpu_s``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -78,8 +81,12 @@ from chronoseal.channel import (
     PartyIntake,
     RaTlsIdentity,
     connect,
+    encode_batch,
     serve_intake,
 )
+from chronoseal.channel._commitment import payload_digest
+from chronoseal.channel._framing import FrameSealer, StreamContext, frame_size
+from chronoseal.channel._memory import retain_freed_memory
 from chronoseal.channel._tls import client_context, server_context
 from chronoseal.gateway._checks import read_order
 from chronoseal.gateway._gateway import encoded_batches
@@ -255,6 +262,70 @@ def send_baseline(db: Path, port: int, tls: bool) -> tuple[float, float]:
                     writer.write_batch(batch)
             stream.flush()
             return time.perf_counter() - start, time.process_time() - cpu
+
+
+def gateway_stages(db: Path) -> dict[str, float]:
+    """CPU seconds of each stage of the gateway's send path, one after the other on one
+    thread (``time.process_time``: DuckDB's own workers count too), over the whole table:
+    where the stream's CPU goes, apart from the threads, the TLS and the receiver.
+    ``baseline_read`` is the TLS baseline's own read (``SELECT *`` as Arrow, DuckDB's
+    default threads), the part both paths share."""
+    retain_freed_memory()  # as the channel does in a gateway process
+    ds = dataset()
+    source = open_source(f"duckdb://{db}?table=t", memory_limit_mb=MEMORY_LIMIT_MB)
+    source.check(ds)
+    order = read_order(source, ds)
+    desensitizer = Desensitizer(ds, task_key=os.urandom(32), task_id=TASK)
+    sealer = FrameSealer(os.urandom(32), StreamContext(TASK, "bench", "stages"))
+    frame = bytearray()
+    spent = dict.fromkeys(("read", "desensitize", "encode", "digest", "seal"), 0.0)
+    batches = source.batches(ds.columns(), batch_rows=BATCH_ROWS, order=order)
+    while True:
+        t0 = time.process_time()
+        batch = next(batches, None)
+        t1 = time.process_time()
+        spent["read"] += t1 - t0
+        if batch is None:
+            break
+        released = desensitizer.process(batch)
+        assert released is not None
+        t2 = time.process_time()
+        payload = encode_batch(released)
+        t3 = time.process_time()
+        payload_digest(payload)
+        t4 = time.process_time()
+        if len(frame) < frame_size(len(payload)):
+            frame = bytearray(frame_size(len(payload)))
+        sealer.seal_into(memoryview(frame)[: frame_size(len(payload))], payload)
+        t5 = time.process_time()
+        spent["desensitize"] += t2 - t1
+        spent["encode"] += t3 - t2
+        spent["digest"] += t4 - t3
+        spent["seal"] += t5 - t4
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT_MB}MB'")
+        con.execute("SET enable_progress_bar = false")
+        t0 = time.process_time()
+        for _ in con.execute("SELECT * FROM t").to_arrow_reader(BATCH_ROWS):
+            pass
+        spent["baseline_read"] = time.process_time() - t0
+    return {stage: round(seconds, 4) for stage, seconds in spent.items()}
+
+
+def duckdb_threads(db: Path) -> dict[str, int]:
+    """The engine threads of each path's read: the baseline's connection at DuckDB's default,
+    the gateway's stored-order scan as ``sources`` sets it (read back from its engine)."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        found = con.execute("SELECT current_setting('threads')").fetchone()
+        default = int(found[0]) if found else -1
+    ds = dataset()
+    source = open_source(f"duckdb://{db}?table=t", memory_limit_mb=MEMORY_LIMIT_MB)
+    source.check(ds)
+    for _ in source.batches(ds.columns(), batch_rows=BATCH_ROWS, order=read_order(source, ds)):
+        pass
+    engine = getattr(source, "_idle", None)  # the engine the finished scan left idle
+    scan = engine.execute("SELECT current_setting('threads')").fetchone() if engine else None
+    return {"baseline": default, "gateway_scan": int(scan[0]) if scan else -1}
 
 
 # ---------------------------------------------------------------- time-series stores
@@ -613,12 +684,21 @@ def machine() -> dict[str, object]:
         load = Path("/proc/loadavg").read_text().split()[:3]
     except OSError:
         load = []
+    config = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
     return {
         "cpu": model,
         "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
         "cpus": os.cpu_count(),
         "loadavg": [float(x) for x in load],
         "python": sys.version.split()[0] + " " + " ".join(sys.version.split()[1:]),
+        # PGO and LTO change the interpreter's own speed by 10-30 %
+        "python_build": {
+            "implementation": sys.implementation.name,
+            "compiler": sysconfig.get_config_var("CC") or "",
+            "optimizations": "--enable-optimizations" in config,
+            "lto": "--with-lto" in config,
+            "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        },
         "openssl": ssl.OPENSSL_VERSION,
         "duckdb": duckdb.__version__,
         "pyarrow": pa.__version__,
@@ -658,6 +738,8 @@ def main() -> None:
     sizes = [1_000_000, 4_000_000] if args.quick else [2_500_000, 10_000_000]
     repeats = 3 if args.quick else 5
     results: dict[str, dict[str, dict[str, float]]] = {}
+    stages: dict[str, float] = {}
+    threads: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="chronoseal-bench-") as tmp:
         for rows in sizes:
             db = Path(tmp) / f"t{rows}.duckdb"
@@ -667,6 +749,9 @@ def main() -> None:
                 for kind in KINDS:
                     runs[kind].append(run_once(kind, db, rows, analysis))
             results[str(rows)] = {kind: _median(runs[kind]) for kind in KINDS}
+            if rows == sizes[-1]:
+                stages = gateway_stages(db)
+                threads = duckdb_threads(db)
             r = results[str(rows)]
             print(
                 f"{rows:>10,} rows  "
@@ -697,6 +782,8 @@ def main() -> None:
         # CPU seconds of both ends, TLS baseline over gateway: the work each path costs,
         # steady when other jobs take the cores (wall-time ratios are not)
         "cpu_ratio": round(large["tls"]["cpu_s"] / large["gateway"]["cpu_s"], 3),
+        "gateway_stages_cpu_s": stages,
+        "duckdb_threads": threads,
         "gateway_peak_rss_growth": round(
             large["gateway"]["peak_rss_mib"] / small["gateway"]["peak_rss_mib"], 3
         ),
@@ -710,6 +797,8 @@ def main() -> None:
         assert isinstance(stores, dict)
         summary["ratio_influx"] = stores["ratio_influx"]
         summary["ratio_prometheus"] = stores["ratio_prometheus"]
+    print(f"gateway stages, CPU-s per {sizes[-1]:,} rows: {json.dumps(stages)}", file=sys.stderr)
+    print(f"duckdb threads: {json.dumps(threads)}", file=sys.stderr)
     print(json.dumps(summary))
 
 

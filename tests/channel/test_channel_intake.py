@@ -386,6 +386,30 @@ def _blake2b_by_cryptography(data: bytes) -> bytes:
     return digest.finalize()
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=200), max_size=6),
+    st.binary(min_size=32, max_size=32),
+)
+def test_the_runtime_commits_to_the_view_the_gateway_sent_as_to_its_bytes(
+    batches: list[list[int]], salt: bytes
+) -> None:
+    # the gateway hashes a view of the Arrow buffer, the runtime the plaintext bytes it
+    # decrypted: the same leaves, the same root, each computed by its own end
+    gateway = BatchCommitment(TASK, "transit")
+    runtime = PartyIntake(TASK, "transit", ["ts", "x"])
+    for i, values in enumerate(batches):
+        batch = pa.record_batch(
+            [pa.array(values, pa.int64()), pa.array([v / 7 for v in values])], names=["ts", "x"]
+        )
+        view = encode_batch(batch)
+        assert isinstance(view, memoryview) and view.readonly
+        sent = gateway.add(i, salt, view)
+        assert runtime.accept(i, salt, bytes(view)) == sent
+    assert gateway.root() == runtime.commitment.root()
+    assert runtime.rows == sum(len(v) for v in batches)
+
+
 @given(st.lists(st.integers(-(2**40), 2**40), max_size=300), st.integers(0, 5))
 def test_a_batch_encodes_as_the_arrow_ipc_stream_pyarrow_writes(
     values: list[int], distinct: int

@@ -47,7 +47,35 @@ def test_closing_early_stops_the_producer() -> None:
     def source() -> Iterator[int]:
         yield from range(10_000)
 
+    earlier = set(threading.enumerate())  # another test's threads may still be winding down
     it = prefetch(source(), depth=1)
     assert next(it) == 0
     it.close()
-    assert not any(t.name == "chronoseal-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert not _prefetching(earlier)
+
+
+def test_closing_early_stops_every_stage_of_a_chain() -> None:
+    # the gateway chains two stages (read; desensitize and encode): closing the last one
+    # must end the first one's thread too, not leave it waiting for a slot
+    def source() -> Iterator[int]:
+        yield from range(10_000)
+
+    def stage(items: Iterator[int]) -> Iterator[int]:
+        for item in items:
+            yield item * 2
+
+    earlier = set(threading.enumerate())
+    middle = stage(prefetch(source(), depth=4))  # still referenced, as a caller's may be
+    it = prefetch(middle, depth=4)
+    assert next(it) == 0
+    it.close()
+    assert not _prefetching(earlier)
+
+
+def _prefetching(earlier: set[threading.Thread]) -> list[threading.Thread]:
+    """Prefetch threads started since ``earlier`` that are still running."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name == "chronoseal-prefetch" and t.is_alive() and t not in earlier
+    ]

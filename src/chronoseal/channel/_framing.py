@@ -95,7 +95,9 @@ class Sm4Gcm:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
-    def encrypt_into(self, nonce: bytes, data: bytes, aad: bytes, out: memoryview) -> None:
+    def encrypt_into(
+        self, nonce: bytes, data: bytes | memoryview, aad: bytes, out: memoryview
+    ) -> None:
         encryptor = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
         encryptor.authenticate_additional_data(aad)
         sealed = encryptor.update(data) + encryptor.finalize()
@@ -167,7 +169,7 @@ class FrameSealer(_FrameCipher):
         self._index = 0
         self.finished = False
 
-    def seal_into(self, out: memoryview, chunk: bytes, *, final: bool = False) -> None:
+    def seal_into(self, out: memoryview, chunk: bytes | memoryview, *, final: bool = False) -> None:
         """Write the whole frame (13-byte head, then ciphertext and tag) into ``out``, which
         is exactly ``frame_size(len(chunk))`` bytes long."""
         if self.finished:

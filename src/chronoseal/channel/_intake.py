@@ -91,16 +91,19 @@ def hello_digest(task_id: bytes, party: str, gateway_fp: bytes, runtime_fp: byte
     ).digest()
 
 
-def encode_batch(batch: pa.RecordBatch) -> bytes:
+def encode_batch(batch: pa.RecordBatch) -> memoryview:
     """Arrow IPC stream bytes of one batch: deterministic for equal batches.
 
     Written into memory of exactly its size (a counting pass first), not into a buffer that
-    grows by reallocating, which moved every byte again on each growth."""
+    grows by reallocating, which moved every byte again on each growth; handed on as a view
+    of that memory, not copied once more into ``bytes`` (the hash, the frame's AES-GCM and
+    ``len`` read any buffer: ~0.02 CPU-s per 4 M rows saved, bench/README.md). Read-only
+    and of unsigned bytes (``cryptography`` refuses pyarrow's signed-char format)."""
     counted = pa.MockOutputStream()
     _write_stream(counted, batch)
     encoded = pa.allocate_buffer(counted.size())
     _write_stream(pa.FixedSizeBufferWriter(encoded), batch)
-    return bytes(encoded.to_pybytes())
+    return memoryview(encoded).cast("B").toreadonly()
 
 
 def _write_stream(sink: pa.NativeFile, batch: pa.RecordBatch) -> None:
@@ -263,7 +266,7 @@ class GatewayIntake:
         self._held_leaves = leaves
         return Welcome(key, held, leaves)
 
-    def replay(self, index: int, salt: bytes, payload: bytes) -> None:
+    def replay(self, index: int, salt: bytes, payload: bytes | memoryview) -> None:
         """Recompute the leaf of a batch the runtime already holds, from our own source.
 
         The gateway's commitment stays its own; a re-read that differs from what the runtime
@@ -280,7 +283,7 @@ class GatewayIntake:
                 id="channel.intake.resume_mismatch",
             )
 
-    def send(self, payload: bytes) -> None:
+    def send(self, payload: bytes | memoryview) -> None:
         """Send the next batch; at most ``window`` batches are in flight unacknowledged."""
         index = len(self.commitment.leaves)
         salt = os.urandom(SALT_LEN)

@@ -184,7 +184,9 @@ class AttestedChannel:
             suite=self.suite,
         )
 
-    def send_stream(self, context: StreamContext, chunks: Iterable[bytes]) -> StreamReceipt:
+    def send_stream(
+        self, context: StreamContext, chunks: Iterable[bytes | memoryview]
+    ) -> StreamReceipt:
         """Send ``chunks`` as one stream and end it."""
         with _transport("sending"):
             writer = open_sender(

@@ -93,7 +93,7 @@ class SecureStreamWriter:
         self._out.reserve(len(header))[: len(header)] = header
         self._fill = len(header)
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Encrypt one chunk (an Arrow IPC batch, model bytes... opaque here) as one frame."""
         if len(chunk) > self._max_chunk:
             raise ChannelError(
@@ -116,7 +116,7 @@ class SecureStreamWriter:
         self.flush()
         return StreamReceipt(self._chunks, self._bytes)
 
-    def _seal(self, chunk: bytes, *, final: bool) -> None:
+    def _seal(self, chunk: bytes | memoryview, *, final: bool) -> None:
         if self._sealer.finished:  # refused before anything pending goes out
             raise StreamIntegrityError(
                 "the stream already ended", id="channel.stream.write_after_final"

@@ -36,6 +36,12 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
             slots.put(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             slots.put(exc)
+        finally:
+            # A consumer that stopped early leaves ``items`` suspended: close it here, so a
+            # stage before it (another prefetch, a source's read) ends now, not when collected.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="chronoseal-prefetch", daemon=True)
     worker.start()
