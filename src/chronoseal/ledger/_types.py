@@ -26,6 +26,7 @@ class ComponentKind(IntEnum):
     GATEWAY = 1
     ANALYSIS = 2
     PREDICTION = 3
+    ANALYSIS_WORKER = 4
 
 
 class TeeType(IntEnum):

@@ -43,6 +43,8 @@ class Component(StrEnum):
     ANALYSIS = "analysis"
     PREDICTION = "prediction"
     CLIENT = "client"
+    #: A Dask worker of the analysis runtime (``[compute]``): pinned when the task uses any.
+    ANALYSIS_WORKER = "analysis_worker"
 
 
 class TaskInfo(_Strict):
