@@ -131,7 +131,9 @@ class DaskCompute:
         start_timeout: float = 90.0,
     ) -> None:
         if workers < 1:
-            raise AnalysisError("a Dask cluster needs at least one worker", id="analysis.worker.none")
+            raise AnalysisError(
+                "a Dask cluster needs at least one worker", id="analysis.worker.none"
+            )
         self.size = workers
         self.tee = tee
         self._measurements = list(measurements or [None] * workers)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -34,7 +35,13 @@ from chronoseal.attest import (
     Appraiser,
     Attester,
 )
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, ChannelServer, RaTlsIdentity, connect
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    ChannelServer,
+    RaTlsIdentity,
+    certificate_appraiser,
+    connect,
+)
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
 from chronoseal.channel._ratls import DEFAULT_VALIDITY
@@ -53,8 +60,11 @@ from chronoseal.spec import Component, TaskSpec, task_id
 
 from ._analyse import JOINT, AnalysisResult, Progress, analyse
 from ._join import join_tables
-from ._pool import warm_up
+from ._pool import PoolFactory, warm_up
 from ._release import build_releases
+
+if TYPE_CHECKING:  # distributed is imported only by a runtime that has workers
+    from ._dask import DaskCompute
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -127,9 +137,14 @@ class AnalysisRuntime:
         identity_validity: timedelta = DEFAULT_VALIDITY,
         reattest_blocks: int = REATTEST_BLOCKS,
         workers: int | None = None,
+        compute: DaskCompute | None = None,
     ) -> None:
         self.consortium = consortium
         self._workers = workers
+        #: Attested Dask workers the back-test runs on (started with the runtime).
+        self.compute = compute
+        self._compute_started: threading.Thread | None = None
+        self._compute_error: ChronosealError | None = None
         self.spec = spec
         self.task_id = task_id(spec)
         self.attester = attester
@@ -204,9 +219,48 @@ class AnalysisRuntime:
         refresh = threading.Thread(target=self._refresh_loop, daemon=True)
         refresh.start()
         self._threads += [accept, refresh]
+        if self.compute is not None:  # the workers attest and join while the streams arrive
+            self._compute_started = threading.Thread(
+                target=self._start_compute, args=(blocks,), name="analysis-workers", daemon=True
+            )
+            self._compute_started.start()
+            return
         # The back-test's worker processes fork from a warm server: start it while the
         # parties' streams arrive.
         threading.Thread(target=warm_up, name="analysis-warm-up", daemon=True).start()
+
+    def _start_compute(self, blocks: RecentBlocks) -> None:
+        """Start the Dask workers; each is appraised as the task's pinned, on-chain approved
+        ``analysis_worker`` before it learns where the scheduler is."""
+        from ._dask import CLUSTER_VALIDITY
+
+        assert self.compute is not None
+        try:
+            pin = self.spec.measurements.analysis_worker
+            if pin is None:
+                raise AnalysisError(
+                    "the task pins no measurements.analysis_worker: its analysis runs in the "
+                    "runtime's TEE only, not on workers",
+                    id="analysis.worker.not_pinned",
+                )
+            identity = RaTlsIdentity.generate(
+                self.attester,
+                blocks.latest(),
+                chain_address=self.session.address,
+                validity=CLUSTER_VALIDITY,
+            )
+            self.compute.start(
+                identity,
+                certificate_appraiser(
+                    Appraiser(self._policy({Component.ANALYSIS_WORKER: pin.digest})),
+                    Component.ANALYSIS_WORKER,
+                    blocks,
+                ),
+                blocks.latest(),
+            )
+        except ChronosealError as exc:
+            log.warning("analysis workers: %s", exc)
+            self._compute_error = exc
 
     def _new_identity(self, blocks: RecentBlocks) -> None:
         """Fresh evidence bound to the newest block and this runtime's chain key."""
@@ -385,9 +439,10 @@ class AnalysisRuntime:
         started = time.perf_counter()
         tables = {party: intake.table() for party, intake in self.state.parties.items()}
         try:
+            executor = self._executor()
             panel = join_tables(self.spec, tables)
             joined = time.perf_counter() - started
-            result = analyse(self.spec, panel, progress, workers=self._workers)
+            result = analyse(self.spec, panel, progress, workers=self._workers, executor=executor)
         except AnalysisError as exc:
             self.refusal = exc
             log.warning("analysis refused: %s", exc)
@@ -410,6 +465,16 @@ class AnalysisRuntime:
             result.cost.workers if result.cost is not None else 1,
         )
         return self.trained
+
+    def _executor(self) -> PoolFactory | None:
+        """The Dask workers' pool once they all attested and joined (or why they did not)."""
+        if self.compute is None:
+            return None
+        assert self._compute_started is not None
+        self._compute_started.join()
+        if self._compute_error is not None:
+            raise self._compute_error
+        return self.compute.pool
 
     def hand_over(self, prediction: tuple[str, int]) -> str:
         """Give the sealed model (and the task key) to the attested prediction runtime
@@ -461,6 +526,10 @@ class AnalysisRuntime:
         if self._socket is not None:
             self._socket.close()
         deadline = time.monotonic() + grace
+        if self.compute is not None:
+            if self._compute_started is not None:
+                self._compute_started.join(max(0.0, deadline - time.monotonic()))
+            self.compute.close()
         for thread in list(self._threads):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))

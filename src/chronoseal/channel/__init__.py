@@ -22,6 +22,7 @@ from chronoseal.channel._ratls import (
     AttestedPeer,
     RaTlsIdentity,
     appraise_certificate,
+    certificate_appraiser,
 )
 from chronoseal.channel._session import (
     DEFAULT_IO_TIMEOUT,
@@ -62,6 +63,7 @@ __all__ = [
     "StreamContext",
     "StreamReceipt",
     "appraise_certificate",
+    "certificate_appraiser",
     "connect",
     "open_sender",
     "read_secure_stream",

@@ -18,6 +18,9 @@ MAX_PINS: constant(uint256) = 8
 KIND_GATEWAY: constant(uint8) = 1
 KIND_ANALYSIS: constant(uint8) = 2
 KIND_PREDICTION: constant(uint8) = 3
+# The analysis runtime's Dask workers: approved and pinned like the others; appraised by the
+# runtime, which alone acts on chain for the analysis.
+KIND_ANALYSIS_WORKER: constant(uint8) = 4
 TEE_SIMULATED: constant(uint8) = 1
 TEE_MAX: constant(uint8) = 6
 
@@ -491,7 +494,7 @@ def measurement_usable(kind: uint8, tee: uint8, digest: bytes32) -> bool:
 @external
 def propose_measurement(kind: uint8, tee: uint8, digest: bytes32):
     org: bytes32 = self._sender_org()
-    assert kind >= KIND_GATEWAY and kind <= KIND_PREDICTION, "ledger.measurement.bad_kind"
+    assert kind >= KIND_GATEWAY and kind <= KIND_ANALYSIS_WORKER, "ledger.measurement.bad_kind"
     assert tee >= TEE_SIMULATED and tee <= TEE_MAX, "ledger.measurement.bad_tee"
     assert digest != empty(bytes32), "ledger.measurement.empty"
     assert tee != TEE_SIMULATED or self.simulated_tee_allowed, "ledger.tee.simulated_not_allowed"
