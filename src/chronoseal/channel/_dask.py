@@ -201,11 +201,19 @@ class RaTlsListener(TLSListener):
         super().__init__(address, comm_handler, deserialize, **kw)
 
     async def _prepare_stream(self, stream: Any, address: str) -> Any:
-        stream = await super()._prepare_stream(stream, address)
-        if stream is None:
-            return None
+        """The TLS handshake, then the admission check; a refused stream is closed here
+        (Dask's own TLS listener leaves a failed handshake's socket to the collector)."""
         try:
+            await stream.wait_for_handshake()
             self._trust.check(_peer_certificate(stream))
+        except OSError as exc:
+            log.warning(
+                "refused Dask peer %s: [channel.dask.handshake_failed] %s",
+                address,
+                getattr(exc, "real_error", None) or exc,
+            )
+            stream.close()
+            return None
         except PeerRefused as exc:
             log.warning("refused Dask peer %s: [%s] %s", address, exc.id, exc.message)
             stream.close()
