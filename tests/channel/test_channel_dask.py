@@ -30,7 +30,6 @@ pytestmark = [
 ]
 
 
-
 @pytest.fixture(autouse=True)
 def _collect_dask_streams() -> Iterator[None]:
     yield

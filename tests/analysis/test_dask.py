@@ -1,0 +1,133 @@
+"""The back-test on attested Dask worker processes over ratls://: a worker with an
+unapproved measurement is refused before it receives anything, the distributed run
+releases the same metrics as the single-process run, and a worker killed with SIGKILL
+mid-back-test has its jobs re-run elsewhere, or the run stops with an id, never hangs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import rfc8785
+from panels import synthetic_panel
+
+from chronoseal.analysis import DaskCompute, analyse, build_releases
+from chronoseal.attest import (
+    AppraisalPolicy,
+    Appraiser,
+    PinnedMeasurements,
+    SimulatedAttester,
+    code_measurement,
+)
+from chronoseal.channel import RaTlsIdentity, certificate_appraiser
+from chronoseal.errors import AnalysisError
+from chronoseal.spec import Component
+
+# Dask's scheduler binds (and leaves to the collector) an HTTP probe socket in its __init__.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+NONCE = os.urandom(32)
+WORKER_CODE = code_measurement(Component.ANALYSIS_WORKER)
+UNAPPROVED = bytes([0x66]) * 32
+
+
+def _appraise() -> object:
+    approved = PinnedMeasurements([(Component.ANALYSIS_WORKER, "simulated", WORKER_CODE)])
+    policy = AppraisalPolicy(
+        measurements=approved,
+        pinned={Component.ANALYSIS_WORKER: WORKER_CODE},
+        allow_simulated=True,
+    )
+    return certificate_appraiser(Appraiser(policy), Component.ANALYSIS_WORKER, {NONCE})
+
+
+def _started(compute: DaskCompute) -> DaskCompute:
+    identity = RaTlsIdentity.generate(SimulatedAttester(Component.ANALYSIS), NONCE)
+    compute.start(identity, _appraise(), NONCE)  # type: ignore[arg-type]
+    return compute
+
+
+@pytest.fixture(scope="module")
+def two() -> Iterator[DaskCompute]:
+    with DaskCompute(2) as compute:
+        yield _started(compute)
+
+
+def _metrics_digest(spec: object, result: object) -> str:
+    """The released documents without their cost section (seconds and worker counts
+    differ between runs by nature) and their per-release random nonce: what the parties
+    learn about the model."""
+    releases = build_releases(spec, result, task_id=b"\x01" * 32, model_commitment=b"\x02" * 32)  # type: ignore[arg-type]
+    docs = {}
+    for party, doc in releases.documents.items():
+        docs[party] = {k: v for k, v in doc.items() if k not in {"cost", "nonce"}}
+    return hashlib.sha256(rfc8785.dumps(json.loads(json.dumps(docs, default=str)))).hexdigest()
+
+
+def test_an_unapproved_worker_is_refused_before_it_receives_anything() -> None:
+    with DaskCompute(2, measurements=[None, UNAPPROVED]) as compute:
+        _started(compute)
+        good, bad = compute.records
+        assert bad.refused == "attest.measurement.not_approved"
+        assert good.refused is None and good.measurement == WORKER_CODE
+        # it never learnt the scheduler: it exited on the refusal, and never joined
+        assert compute._procs[bad.name].returncode == 3
+        workers = compute.client.scheduler_info(n_workers=-1)["workers"].values()
+        assert [w["name"] for w in workers] == [good.name]
+        assert compute.to_json()[1] == {"name": bad.name, "refused": bad.refused}
+
+
+def test_every_worker_refused_stops_the_start_with_an_id() -> None:
+    with DaskCompute(1, measurements=[UNAPPROVED]) as compute:
+        with pytest.raises(AnalysisError) as refused:
+            _started(compute)
+        assert refused.value.id == "analysis.worker.none_admitted"
+
+
+def test_the_distributed_run_releases_the_single_process_metrics(two: DaskCompute) -> None:
+    spec, panel = synthetic_panel(providers=2, windows=2)
+    alone = analyse(spec, panel, workers=1)
+    spread = analyse(spec, panel, executor=two.pool)
+    assert spread.joint.metrics == alone.joint.metrics
+    assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
+    assert spread.cost is not None and spread.cost.workers == 2
+    ran = {r.name: sum(r.fits.values()) for r in two.admitted}
+    assert sum(ran.values()) == sum(spread.cost.fits.values()) - spread.cost.fits.get("fit", 0)
+    doc = two.to_json()[0]
+    assert doc["evidence_hash"].startswith("0x") and doc["measurement"] == "0x" + WORKER_CODE.hex()
+
+
+def test_a_worker_killed_mid_backtest_has_its_jobs_rerun_elsewhere() -> None:
+    spec, panel = synthetic_panel(providers=2, windows=3)
+    alone = analyse(spec, panel, workers=1)
+    with DaskCompute(2) as compute:
+        _started(compute)
+        killed = threading.Event()
+
+        def kill_once(step: str, done: int, total: int) -> None:
+            if done >= 2 and not killed.is_set():
+                killed.set()
+                compute.kill("worker-1")
+
+        spread = analyse(spec, panel, kill_once, executor=compute.pool)
+        assert killed.is_set() and compute.alive() == 1
+        assert compute.records[1].lost
+    assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
+
+
+def test_every_worker_killed_aborts_with_an_id_not_a_hang() -> None:
+    spec, panel = synthetic_panel(providers=1, windows=2)
+    with DaskCompute(1) as compute:
+        _started(compute)
+        compute.kill("worker-0")
+        with pytest.raises(AnalysisError) as stopped:
+            analyse(spec, panel, executor=compute.pool)
+    assert stopped.value.id in {"analysis.worker.none_left", "analysis.worker.died"}
