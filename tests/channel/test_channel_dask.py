@@ -216,7 +216,7 @@ def test_dask_tls_with_its_own_certificates_is_refused() -> None:
                     f"tls://{host_port}", timeout=2, **plain.get_connection_args("client")
                 )
             # ratls:// without a chronoseal trust is no RA-TLS at all
-            with pytest.raises(OSError, match="channel.dask.no_trust"):
+            with pytest.raises(OSError, match=r"channel\.dask\.no_trust"):
                 await connect(
                     listener.contact_address, timeout=2, **plain.get_connection_args("client")
                 )

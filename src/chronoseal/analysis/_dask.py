@@ -331,9 +331,19 @@ class DaskPool(WindowPool):
         if self._plugin is not None:
             return
         self._plugin = f"chronoseal-panel-{uuid.uuid4().hex}"
-        self.compute.client.register_plugin(
-            _Panel(self.frame, self.grid.alias, self.threads_per_job), name=self._plugin
-        )
+        try:
+            self.compute.client.register_plugin(
+                _Panel(self.frame, self.grid.alias, self.threads_per_job), name=self._plugin
+            )
+        except OSError as exc:  # distributed's CommClosedError: a worker died meanwhile
+            raise AnalysisError(
+                f"the panel could not reach every analysis worker ({exc}); "
+                f"{self.compute.alive()} of {len(self.compute.admitted)} still run; nothing "
+                "is trained or released",
+                id="analysis.worker.none_left"
+                if self.compute.alive() == 0
+                else "analysis.worker.died",
+            ) from exc
 
     def run(
         self, jobs: list[WindowJob], on_done: JobDone | None = None
