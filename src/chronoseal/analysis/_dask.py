@@ -164,7 +164,8 @@ class DaskCompute:
             protocol="ratls://",
             host="127.0.0.1",
             security=trust.security(),
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # any free port: never 8787 taken by another
+            scheduler_kwargs={"dashboard": False},
         )
         self.client = Client(self._cluster, security=trust.security())
         for i in range(self.size):
