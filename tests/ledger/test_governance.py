@@ -140,7 +140,7 @@ def test_measurement_needs_every_member_and_revocation_is_immediate(world: World
     )
     world.refused(
         "ledger.measurement.bad_kind",
-        lambda: world.orgs["alpha"].propose_measurement(4, tee, m),  # type: ignore[arg-type]
+        lambda: world.orgs["alpha"].propose_measurement(5, tee, m),  # type: ignore[arg-type]
     )
     stranger = world.consortium.as_org("x", world.funded().key)
     world.refused(
