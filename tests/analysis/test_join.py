@@ -477,6 +477,23 @@ def test_aware_times_in_different_zones_are_normalised_to_utc() -> None:
     assert panel.frame["weather__temp"].tolist() == [5.0, 6.0, 7.0]
 
 
+def test_on_a_daily_grid_an_aware_local_midnight_joins_a_naive_one_on_its_date() -> None:
+    """The zone rule: a Tokyo midnight names its own date (in UTC it is 15:00 the day
+    before), so it lines up with the naive midnight of that date, no naive_timezone needed."""
+    tokyo = pd.date_range("2024-03-08", periods=2, freq="D", tz="Asia/Tokyo")
+    panel = join_tables(
+        make_spec(others=[WEATHER]),
+        {
+            "shop": table(days("2024-03-08", 2), store=["a", "a"], sales=[1.0, 2.0]),
+            "meteo": table(
+                tokyo.to_pydatetime(), pa.timestamp("s", tz="Asia/Tokyo"), temp=[3.0, 4.0]
+            ),
+        },
+    )
+    assert panel.frame["ds"].tolist() == [ts("2024-03-08"), ts("2024-03-09")]
+    assert panel.frame["weather__temp"].tolist() == [3.0, 4.0]
+
+
 def _mixed_zone_tables() -> dict[str, pa.Table]:
     aware = pd.date_range("2024-06-01 10:00", periods=3, freq="h", tz="UTC")
     naive_berlin = [dt.datetime(2024, 6, 1, 12 + i) for i in range(3)]  # local CEST
@@ -1025,11 +1042,20 @@ CASES: dict[str, Refusing] = {
         },
     ),
     "analysis.join.timezone_mix": lambda: (
+        make_spec(freq="h", others=[WEATHER]),
+        {
+            "shop": _secret_sales(freq="h"),
+            "meteo": table(
+                days("2024-01-01", 3, "h"), pa.timestamp("s", tz="UTC"), temp=[SECRET_VALUE] * 3
+            ),
+        },
+    ),
+    "analysis.join.not_local_midnight": lambda: (
         make_spec(others=[WEATHER]),
         {
             "shop": _secret_sales(),
             "meteo": table(
-                days("2024-01-01", 3), pa.timestamp("s", tz="UTC"), temp=[SECRET_VALUE] * 3
+                days("2024-01-01 09:00", 3), pa.timestamp("s", tz="UTC"), temp=[SECRET_VALUE] * 3
             ),
         },
     ),

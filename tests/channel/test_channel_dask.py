@@ -17,8 +17,8 @@ from distributed.comm.registry import backends, get_backend
 from distributed.security import Security
 
 from chronoseal.attest import ComponentKind
-from chronoseal.channel import certificate_appraiser
-from chronoseal.channel._dask import RaTlsBackend, RaTlsTrust
+from chronoseal.channel import RaTlsTrust, certificate_appraiser
+from chronoseal.channel._dask import RaTlsBackend
 from chronoseal.errors import PeerRefused
 
 # Tornado's IOStreams of Dask's comms can outlive asyncio.run's loop in these bare

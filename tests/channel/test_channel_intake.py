@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from channel_support import appraiser, identity, serve_once
+from cryptography.hazmat.primitives import hashes
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -370,9 +371,32 @@ def test_a_leaf_commits_to_the_blake2b_digest_of_the_batch_bytes() -> None:
         + b"transit"
         + (0).to_bytes(8, "big")
         + salt
-        + hashlib.blake2b(payload, digest_size=64).digest()
+        + _blake2b_by_cryptography(payload)
     ).digest()
     assert leaf == expected
+
+
+def _blake2b_by_cryptography(data: bytes) -> bytes:
+    """BLAKE2b-512 by a second implementation (OpenSSL's) than the one the leaf uses."""
+    digest = hashes.Hash(hashes.BLAKE2b(64))
+    digest.update(data)
+    return digest.finalize()
+
+
+@given(st.lists(st.integers(-(2**40), 2**40), max_size=300), st.integers(0, 5))
+def test_a_batch_encodes_as_the_arrow_ipc_stream_pyarrow_writes(
+    values: list[int], distinct: int
+) -> None:
+    # written into memory of its exact size, but the same bytes as a plain IPC stream
+    entity = pa.array([f"e{v % (distinct + 1)}" for v in values]).dictionary_encode()
+    batch = pa.record_batch(
+        [pa.array(values, pa.int64()), entity, pa.array([v / 3 for v in values])],
+        names=["ts", "entity", "x"],
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    assert bytes(encode_batch(batch)) == sink.getvalue().to_pybytes()
 
 
 def test_batches_whose_index_widths_differ_join_into_one_table() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 
 import pytest
 from explorer_world import ExplorerWorld
@@ -19,6 +20,18 @@ from chronoseal.node import bundled_scenario, load_scenario, run_demo
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 20_000
+
+
+def _css_rgb(variable: str) -> str:
+    """The computed form of a colour variable declared in the explorer's own stylesheet."""
+    css = (resources.files("chronoseal.explorer") / "static" / "explorer.css").read_text()
+    found = re.search(rf"{variable}:\s*#([0-9a-fA-F]{{6}})", css)
+    assert found, f"{variable} is not declared in explorer.css"
+    r, g, b = (int(found.group(1)[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"
+
+
+FAIL_BG = _css_rgb("--fail-bg")
 
 
 @dataclass
@@ -100,9 +113,9 @@ def test_a_disputed_task_is_shown_disputed_and_verify_fails_on_commitments(
     expect(failed).to_have_attribute("data-verdict", "fail", timeout=WAIT_MS)
     expect(failed).to_have_class(re.compile(r"check-fail"))
     expect(failed.locator("code.id")).to_have_text("audit.commitments")
-    red = failed.locator("td").first.evaluate("e => getComputedStyle(e).backgroundColor")
-    r, g, b = (int(x) for x in re.findall(r"\d+", red)[:3])
-    assert r > 200 and g < 240 and b < 240 and r > g, red
+    # The row is re-rendered as the live view refreshes: let Playwright retry on the cell it
+    # finds, so the check reads the styled row, not one caught between renders.
+    expect(failed.locator("td").first).to_have_css("background-color", FAIL_BG, timeout=WAIT_MS)
     expect(page.locator("#overall")).to_contain_text("not verified")
     expect(page.locator("#overall")).to_contain_text("audit.commitments")
 

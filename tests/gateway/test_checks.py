@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chronoseal.errors import DataError
-from chronoseal.gateway._checks import checked_batches, in_window, read_order
+from chronoseal.gateway._checks import checked_batches, in_window, read_order, refuse_empty_window
 from chronoseal.sources import open_source
 from chronoseal.spec import Dataset, TaskSpec, load_spec
 
@@ -149,3 +150,63 @@ def test_a_time_cut_trains_up_to_and_at_it_and_feeds_what_follows(
     # a date cut keeps the whole day, as before
     day = _times(in_window(batches, "ts", date(2024, 1, 2), feed=False, naive_zone=zone))
     assert day[-1] == first + timedelta(hours=47)
+
+
+# --- the zone rule on a daily dataset --------------------------------------------------------
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def _weather() -> tuple[TaskSpec, Dataset]:
+    spec = _spec()
+    dataset = spec.dataset("weather")
+    assert dataset is not None
+    return spec, dataset
+
+
+def _weather_table(times: list[datetime]) -> pa.Table:
+    """The Chicago task's daily weather, its times zone-aware (Tokyo)."""
+    _, dataset = _weather()
+    values = {c: [1.0] * len(times) for c in dataset.value_columns}
+    return pa.table({"date": pa.array(times, pa.timestamp("us", tz="Asia/Tokyo")), **values})
+
+
+def _window(batches: list[pa.RecordBatch], *, feed: bool) -> list[object]:
+    spec, dataset = _weather()
+    checked = checked_batches(batches, dataset, spec, "stored")
+    cut = in_window(checked, "date", spec.task.data_until, feed=feed)
+    return [t for b in cut for t in b.column("date").to_pylist()]
+
+
+def test_aware_local_midnights_of_a_daily_dataset_are_their_own_dates() -> None:
+    """data_until is 2016-08-14: a Tokyo midnight of the 15th (the 14th, 15:00 UTC) is the
+    15th, so it is fed after the window, not trained on."""
+    days = [datetime(2016, 8, d, tzinfo=TOKYO) for d in (13, 14, 15, 16)]
+    batches = _weather_table(days).to_batches(max_chunksize=3)
+    assert _window(batches, feed=False) == [date(2016, 8, 13), date(2016, 8, 14)]
+    assert _window(batches, feed=True) == [date(2016, 8, 15), date(2016, 8, 16)]
+
+
+def test_an_aware_time_of_day_in_a_daily_dataset_is_refused_with_its_count() -> None:
+    days = [datetime(2016, 8, 1, tzinfo=TOKYO), datetime(2016, 8, 2, 9, 30, tzinfo=TOKYO)]
+    days += [datetime(2016, 8, 3, 23, tzinfo=TOKYO)]
+    with pytest.raises(DataError) as info:
+        _window(_weather_table(days).to_batches(), feed=False)
+    assert info.value.id == "gateway.data.not_local_midnight"
+    assert info.value.context == {"dataset": "weather", "column": "date", "rows": 2}
+    assert "2016" not in str(info.value) and "09:30" not in str(info.value)
+
+
+def test_a_file_keeps_instants_so_its_tokyo_midnights_are_refused_not_moved_a_day(
+    tmp_path: Path,
+) -> None:
+    """Parquet (like PostgreSQL) stores an aware time as its UTC instant: a Tokyo midnight
+    reads back as 15:00 UTC the day before. Refused before any channel opens, not trained on
+    as the 14th (its UTC day) nor floored there."""
+    spec, dataset = _weather()
+    path = tmp_path / "w.parquet"
+    pq.write_table(_weather_table([datetime(2016, 8, 15, tzinfo=TOKYO)]), path)
+    with pytest.raises(DataError) as info:
+        refuse_empty_window(open_source(f"parquet://{path}"), dataset, spec.task.data_until)
+    assert info.value.id == "gateway.data.not_local_midnight"
+    assert info.value.context["rows"] == 1

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisRuntime
 from chronoseal.attest import ComponentKind, SimulatedAttester
-from chronoseal.errors import ChronosealError
+from chronoseal.errors import ChronosealError, PeerRefused
 from chronoseal.ledger import TaskState, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 
@@ -229,3 +231,73 @@ def test_every_feed_after_the_first_is_charged_as_a_fresh_release(tmp_path: Path
     assert outcomes[2] == "data.budget.exhausted"
     charges = json.loads(ledger.read_text())["sources"]["daily_weather"]
     assert sorted(c["epsilon"] for c in charges.values()) == [0.5, 0.5]
+
+
+class _Cut(Exception):
+    """The connection to the runtime drops mid-stream (the gateway's process is stopped)."""
+
+
+def _reattesting_runtime(world: DemoConsortium) -> AnalysisRuntime:
+    """The task's runtime, re-attesting at every new block once the task binds it."""
+    key: LocalAccount = Account.create()
+    world.chain.fund(key.address, 10**20)
+    runtime = AnalysisRuntime(
+        world.consortium,
+        world.spec,
+        attester=SimulatedAttester(ComponentKind.ANALYSIS),
+        chain_key=key.key,
+        reattest_blocks=1,
+    )
+    runtime.start()
+    return runtime
+
+
+def test_a_gateway_resumes_on_a_re_attested_runtime_against_what_it_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """transit's stream is cut after its first batch; the runtime then re-attests (fresh
+    evidence, the same chain key). The restarted gateway resumes on the new identity: its
+    evidence appraises, binds the chain key the task binds, and the binding is the record
+    this party acknowledged on chain — and the stream's commitment matches."""
+    world = _world(tmp_path)
+    _approve_all(world)
+    runtime = _reattesting_runtime(world)
+    other = world.start_runtime()  # the same pinned code, attested for the task, never bound
+    try:
+        assert runtime.identity is not None
+        acknowledged = runtime.identity.fingerprint
+
+        def cut(rows: int, sent: int) -> None:
+            raise _Cut
+
+        gateways = {org: world.gateway(org, tmp_path / "state") for org in ("weather", "events")}
+        transit = world.gateway("transit", tmp_path / "state")
+        transit.batch_rows = 1024
+        with ThreadPoolExecutor(3) as pool:
+            done = [pool.submit(g.run, runtime.address) for g in gateways.values()]
+            stopped = pool.submit(transit.run, runtime.address, cut)
+            assert all(f.result().rows_sent == 5684 for f in done)
+            with pytest.raises(_Cut):
+                stopped.result()
+        assert world.consortium.task_state(world.task_id) is TaskState.RUNNING
+        assert len(runtime.state.parties["transit"].batches) == 1
+        deadline = time.monotonic() + 30
+        while runtime.identity.fingerprint == acknowledged:
+            assert time.monotonic() < deadline, "the runtime never re-attested"
+            world.chain.fund(Account.create().address, 1)  # a new block
+            runtime.reattest()
+        resumed = world.gateway("transit", tmp_path / "state")
+        resumed.batch_rows = 1024
+        with pytest.raises(PeerRefused) as refused:  # fresh, pinned, but another chain key
+            resumed.run(other.address)
+        assert refused.value.id == "gateway.runtime.not_on_chain"
+        assert not other.state.parties
+        report = resumed.run(runtime.address)
+        assert runtime.wait(timeout=30)
+    finally:
+        runtime.stop()
+        other.stop()
+    assert report.rows_sent == 5684 and report.bytes_sent > 0
+    ours, theirs = world.consortium.commitments(world.task_id, "transit")
+    assert ours is not None and ours == theirs == report.commitment
+    assert len(_events(world, "CommitmentMatched")) == 3

@@ -24,11 +24,18 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
+import chronoseal
 from chronoseal.audit import audit_task
 from chronoseal.cli import app
 from chronoseal.errors import ReviewRefused
 from chronoseal.ledger import Consortium, EmbeddedChain, TaskState, chain_stats, read_events
-from chronoseal.node import DemoConsortium, DemoReport, bundled_scenario, load_scenario
+from chronoseal.node import (
+    DemoConsortium,
+    DemoReport,
+    RunResult,
+    bundled_scenario,
+    load_scenario,
+)
 from chronoseal.node._report import write_report
 from chronoseal.spec import load_party_config
 
@@ -261,6 +268,18 @@ def test_recipients_are_served_others_refused_and_every_receipt_checks_on_chain(
     assert view.audit_batches == predictions["audit_batches"] >= 1
     # every request and refusal, the input key transit asked for, one leaf per feed epoch
     assert view.audited_predictions == predictions["audited"] == asked + 1 + 2
+
+
+def test_a_serving_run_gives_python_its_forecasts_and_receipts(trained: Trained) -> None:
+    result = RunResult(load_scenario(bundled_scenario()), trained.report, trained.chain)
+    asked = trained.doc["predictions"]["served"] + trained.doc["predictions"]["refused"]
+    assert len(result.receipts) == asked
+    for receipt in result.receipts:
+        chronoseal.verify_receipt(receipt, result.consortium)
+    assert set(result.forecasts) == {"transit", "events"}
+    tables = result.forecasts_arrow()
+    assert tables["transit"].num_rows == len(result.forecasts["transit"]) == 14
+    assert result.summary["predictions"] == trained.doc["predictions"]
 
 
 def test_the_served_forecast_covers_the_horizon_after_the_training_window(

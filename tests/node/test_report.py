@@ -23,7 +23,6 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
-import chronoseal.cli._demo as cli_demo
 from chronoseal.cli import app
 from chronoseal.ledger import ChainStats
 from chronoseal.node import DemoReport, PartyReport, TimelineEntry
@@ -443,7 +442,12 @@ def test_the_event_table_shortens_hashes_for_people_only() -> None:
 def test_demo_report_option_writes_the_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_demo, "_run_with_progress", lambda *_: demo_report())
+    import chronoseal.node as node
+
+    def ran(scenario: node.Scenario, *_: object, **__: object) -> node.RunResult:
+        return node.RunResult(scenario, demo_report(), None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(node, "run_scenario", ran)
     path = tmp_path / "r.html"
     result = CliRunner().invoke(app, ["demo", "--report", str(path)])
     assert result.exit_code == 0, result.output

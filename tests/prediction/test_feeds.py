@@ -38,13 +38,24 @@ def _games(times: list[dt.datetime | dt.date], kind: pa.DataType) -> pa.Table:
     )
 
 
-def test_naive_local_times_are_read_in_the_joins_zone(tmp_path: Path) -> None:
+def test_on_a_daily_grid_times_stay_on_their_local_day(tmp_path: Path) -> None:
+    """The join's zone rule: a naive Chicago evening is its own wall-clock day (not the UTC
+    day it falls on), an aware Tokyo midnight its own date; an aware noon is refused."""
     spec = _spec(tmp_path, naive_timezone="America/Chicago", off_grid="floor")
     games = spec.dataset("home_games")
     assert games is not None
     late = [dt.datetime(2016, 8, 15, 22), dt.datetime(2016, 8, 16, 22)]  # 03:00 UTC next day
     frame = _feed_frame(spec, games, _games(late, pa.timestamp("s")))
-    assert [str(t.date()) for t in frame["ds"]] == ["2016-08-16", "2016-08-17"]
+    assert [str(t.date()) for t in frame["ds"]] == ["2016-08-15", "2016-08-16"]
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    midnights = [dt.datetime(2016, 8, 15, tzinfo=tokyo), dt.datetime(2016, 8, 16, tzinfo=tokyo)]
+    frame = _feed_frame(spec, games, _games(midnights, pa.timestamp("s", tz="Asia/Tokyo")))
+    assert [str(t.date()) for t in frame["ds"]] == ["2016-08-15", "2016-08-16"]
+    noon = [dt.datetime(2016, 8, 15, 12, tzinfo=tokyo)]
+    with pytest.raises(PeerRefused) as refused:
+        _feed_frame(spec, games, _games(noon, pa.timestamp("s", tz="Asia/Tokyo")))
+    assert refused.value.id == "prediction.feed.time"
+    assert "12" not in refused.value.message and "2016" not in refused.value.message
 
 
 def test_off_grid_and_repeated_times_follow_the_join_rules(tmp_path: Path) -> None:

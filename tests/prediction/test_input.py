@@ -224,3 +224,38 @@ def test_a_policy_defined_over_the_whole_dataset_sends_no_observations(
     with pytest.raises(DataError) as refused:
         client.forecast(observations=_table([1]))
     assert refused.value.id == "prediction.input.policy"
+
+
+TOKYO = dt.timezone(dt.timedelta(hours=9))
+
+
+def _tokyo(table: pa.Table, hour: int = 0) -> pa.Table:
+    """The same observations, each day's time a Tokyo ``hour`` o'clock, zone-aware."""
+    days = [dt.datetime.combine(d, dt.time(hour), tzinfo=TOKYO) for d in table["date"].to_pylist()]
+    return table.set_column(0, "date", pa.array(days, pa.timestamp("us", tz="Asia/Tokyo")))
+
+
+def test_aware_local_midnights_are_the_dates_training_rows_would_be(chicago: TaskSpec) -> None:
+    """The training rows' zone rule: a Tokyo midnight of 15 August is 15 August (converted
+    to UTC first it would be 14 August 15:00, off the grid and overlapping the history)."""
+    rows = observation_rows(chicago, "transit", _tokyo(_table([1, 2, 3])), MODEL, _feeds())
+    assert rows["ds"].tolist() == list(pd.date_range("2016-08-15", periods=3, freq="D"))
+    assert rows["y"].tolist() == [11.0, 12.0, 13.0]
+
+
+def test_an_aware_time_of_day_on_a_daily_model_is_refused_at_both_ends(chicago: TaskSpec) -> None:
+    late = _tokyo(_table([1, 2]), hour=9)
+    assert _refusal(chicago, late, MODEL) == "prediction.input.not_local_midnight"
+    spec = resolve_measurements(chicago, lambda c, t: b"\x11" * 32)
+    client = ForecastClient(
+        None,  # type: ignore[arg-type]  # refused before any chain or channel is used
+        spec,
+        party="transit",
+        sign=lambda digest: b"",
+        attester=attester_for("simulated", Component.GATEWAY),
+    )
+    with pytest.raises(DataError) as refused:
+        client.forecast(observations=late)
+    assert refused.value.id == "prediction.input.not_local_midnight"
+    assert refused.value.context == {"column": "date", "rows": 2}
+    assert "2016" not in str(refused.value)

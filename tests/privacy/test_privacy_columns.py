@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 import chronoseal.privacy._columns as columns
 from chronoseal.errors import DataError
-from chronoseal.privacy._keys import mac
+from chronoseal.privacy._keys import keyed_mac, mac
 
 if TYPE_CHECKING:
     from conftest import Release
@@ -220,12 +222,22 @@ def test_pseudonymize_calls_hmac_once_per_distinct_value(
 ) -> None:
     calls: list[bytes] = []
 
-    def counting(key: bytes, message: bytes) -> bytes:
-        calls.append(message)
-        return mac(key, message)
+    def counting(key: bytes) -> Callable[[bytes], bytes]:
+        def of(message: bytes) -> bytes:
+            calls.append(message)
+            return mac(key, message)
 
-    monkeypatch.setattr(columns, "mac", counting)
+        return of
+
+    monkeypatch.setattr(columns, "keyed_mac", counting)
     stations = pa.array(["a", "b", None, "a", "c", "b", "a"] * 1000)
     out = release({"action": "pseudonymize"}, stations, entity=True).to_pylist()
     assert sorted(calls) == [b"a", b"b", b"c"]
     assert len(set(out)) == 4 and out[2] is None
+
+
+@given(st.binary(min_size=1, max_size=64), st.lists(st.binary(max_size=200), max_size=5))
+def test_a_keyed_mac_is_hmac_sha256_under_its_key(key: bytes, messages: list[bytes]) -> None:
+    # its key schedule is done once and copied per message: each result stands alone
+    of = keyed_mac(key)
+    assert [of(m) for m in messages] == [hmac.new(key, m, "sha256").digest() for m in messages]

@@ -35,8 +35,7 @@ from typing import IO, Any
 import pandas as pd
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from chronoseal.channel import AttestedPeer, RaTlsIdentity
-from chronoseal.channel._dask import RaTlsTrust
+from chronoseal.channel import AttestedPeer, RaTlsIdentity, RaTlsTrust
 from chronoseal.errors import AnalysisError, ChronosealError, PeerRefused
 from chronoseal.model import Grid
 
@@ -68,17 +67,21 @@ class WorkerRecord:
     refused: str | None = None
     fits: dict[str, int] = field(default_factory=dict)
     lost: bool = False
+    #: Its attestation is on chain for the task (posted by the runtime it serves).
+    posted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name}
         if self.refused is not None:
-            doc["refused"] = self.refused
+            doc.update(appraisal="refused", refused=self.refused)
             return doc
         doc.update(
             tee=self.tee,
             measurement=None if self.measurement is None else "0x" + self.measurement.hex(),
             evidence_hash="0x" + self.evidence_hash.hex(),
             certificate_fingerprint="0x" + self.fingerprint.hex(),
+            appraisal="accepted",
+            on_chain=self.posted,
             fits=dict(sorted(self.fits.items())),
             lost=self.lost,
         )
@@ -142,6 +145,7 @@ class DaskCompute:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._trust: RaTlsTrust | None = None
         self._cluster: Any = None
+        self._chain_address: str | None = None
         self.client: Any = None
 
     @property
@@ -152,10 +156,23 @@ class DaskCompute:
     def scheduler_address(self) -> str:
         return str(self._cluster.scheduler_address)
 
-    def start(self, identity: RaTlsIdentity, appraise: Appraise, freshness: bytes) -> None:
+    def start(
+        self,
+        identity: RaTlsIdentity,
+        appraise: Appraise,
+        freshness: bytes,
+        *,
+        chain_address: str | None = None,
+    ) -> None:
         """Serve the scheduler with ``identity``, start the workers, admit each one whose
-        certificate ``appraise`` accepts, and wait until every admitted one joined."""
+        certificate ``appraise`` accepts, and wait until every admitted one joined.
+
+        ``chain_address`` is the runtime's chain key: each worker's evidence binds it (the
+        runtime posts the worker's attestation on chain), and a worker whose evidence binds
+        another is refused."""
         from distributed import Client, LocalCluster
+
+        self._chain_address = chain_address
 
         self._trust = trust = RaTlsTrust(identity)
         self._cluster = LocalCluster(
@@ -214,6 +231,8 @@ class DaskCompute:
             "tee": self.tee,
             "validity": CLUSTER_VALIDITY.total_seconds(),
         }
+        if self._chain_address is not None:
+            hello["chain_address"] = self._chain_address
         if measurement is not None:
             hello["measurement"] = measurement.hex()
         self._send(proc, hello)
@@ -244,7 +263,7 @@ class DaskCompute:
         assert proc.stdout is not None
         certificate = base64.b64decode(self._read(record.name, proc.stdout)["certificate"])
         try:
-            peer = trust.admit(certificate, appraise)
+            peer = trust.admit(certificate, self._bound(appraise))
         except PeerRefused as exc:
             refused = str(exc.context.get("attestation_id", exc.id))
             record.refused = refused
@@ -267,6 +286,23 @@ class DaskCompute:
                 "name": record.name,
             },
         )
+
+    def _bound(self, appraise: Appraise) -> Appraise:
+        """``appraise``, and the evidence must bind this runtime's chain key (if it has one):
+        a worker attested for another runtime is not this task's."""
+
+        def check(certificate_der: bytes) -> AttestedPeer:
+            peer = appraise(certificate_der)
+            want = self._chain_address
+            if want is not None and (peer.chain_address or "").lower() != want.lower():
+                raise PeerRefused(
+                    f"the worker's evidence binds {peer.chain_address or 'no chain key'}, "
+                    f"not this analysis runtime's {want}",
+                    id="analysis.worker.other_runtime",
+                )
+            return peer
+
+        return check
 
     def alive(self) -> int:
         """Admitted workers whose process still runs."""

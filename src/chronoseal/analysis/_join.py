@@ -26,15 +26,18 @@ from chronoseal.model import (
     DS,
     ID,
     Grid,
+    LocalTimeError,
+    TimeRangeError,
     Y,
+    ZoneTimeError,
     as_float,
     combine_repeated,
     is_aware,
+    is_date_grid,
     is_time,
     series_ids,
     to_utc,
 )
-from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Availability, Dataset, TaskSpec
 
 log = logging.getLogger("chronoseal.analysis")
@@ -112,7 +115,7 @@ def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
             "analysis.join.no_rows",
             dataset=empty[0].name,
         )
-    _check_zones(spec, tables)
+    _check_zones(spec, tables, grid)
     repairs: list[Repair] = []
     frames = {
         name: _normalised(spec, ds, tables[ds.party], grid, repairs)
@@ -125,7 +128,10 @@ def join_tables(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> Panel:
     return panel
 
 
-def _check_zones(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> None:
+def _check_zones(spec: TaskSpec, tables: Mapping[str, pa.Table], grid: Grid) -> None:
+    """Naive and aware times mix only with ``join.naive_timezone`` on a sub-daily grid; on a
+    grid of dates every time is its local date (:func:`~chronoseal.model.apply_zone_rule`),
+    so no zone is needed to line them up."""
     aware: list[str] = []
     naive: list[str] = []
     where: dict[str, str] = {}
@@ -149,7 +155,7 @@ def _check_zones(spec: TaskSpec, tables: Mapping[str, pa.Table]) -> None:
             )
         (aware if is_aware(kind) else naive).append(ds.name)
         where[ds.name] = f"{ds.name!r} (column {ds.time_column!r})"
-    if aware and naive and spec.join.naive_timezone is None:
+    if aware and naive and spec.join.naive_timezone is None and not is_date_grid(grid.alias):
         raise _refuse(
             f"dataset(s) {', '.join(where[n] for n in naive)} carry naive times and "
             f"{', '.join(where[n] for n in aware)} zone-aware ones; set join.naive_timezone "
@@ -175,7 +181,7 @@ def _normalised(
         )
     n = table.num_rows
     try:
-        times = to_utc(table.column(ds.time_column), spec.join.naive_timezone)
+        times = to_utc(table.column(ds.time_column), spec.join.naive_timezone, grid.alias)
     except TimeRangeError as exc:
         raise _refuse(
             f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
@@ -189,6 +195,14 @@ def _normalised(
             "analysis.join.time_ambiguous",
             dataset=ds.name,
             column=ds.time_column,
+        ) from None
+    except ZoneTimeError as exc:
+        raise _refuse(
+            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
+            "analysis.join.not_local_midnight",
+            dataset=ds.name,
+            column=ds.time_column,
+            rows=exc.count,
         ) from None
     nulls = int(times.isna().sum())
     if nulls:

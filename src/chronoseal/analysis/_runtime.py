@@ -31,25 +31,23 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from chronoseal.attest import (
-    AppraisalPolicy,
-    Appraiser,
     Attester,
 )
 from chronoseal.channel import (
     DEFAULT_IO_TIMEOUT,
+    DEFAULT_VALIDITY,
+    TASK_KEY_LEN,
     ChannelServer,
+    PartyIntake,
     RaTlsIdentity,
+    StreamContext,
     certificate_appraiser,
-    connect,
+    serve_intake,
 )
-from chronoseal.channel._framing import StreamContext
-from chronoseal.channel._intake import TASK_KEY_LEN, PartyIntake, serve_intake
-from chronoseal.channel._ratls import DEFAULT_VALIDITY
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
     ComponentSession,
     Consortium,
-    OnChainMeasurements,
     RecentBlocks,
     TaskState,
     component_kind,
@@ -57,6 +55,7 @@ from chronoseal.ledger import (
 )
 from chronoseal.model import ReleaseSet, commitment, seal
 from chronoseal.spec import Component, TaskSpec, task_id
+from chronoseal.trust import TaskTrust
 
 from ._analyse import JOINT, AnalysisResult, Progress, analyse
 from ._join import join_tables
@@ -149,9 +148,16 @@ class AnalysisRuntime:
         self.task_id = task_id(spec)
         self.attester = attester
         self.session: ComponentSession = consortium.as_component(chain_key)
+        self.trust = TaskTrust(
+            consortium,
+            spec,
+            Component.ANALYSIS,
+            attester,
+            chain_address=self.session.address,
+            io_timeout=io_timeout,
+        )
         self._listen = listen
         self._on_batch = on_batch
-        self._io_timeout = io_timeout
         self._task_key = os.urandom(TASK_KEY_LEN)
         self.state = IntakeState(spec)
         self.identity: RaTlsIdentity | None = None
@@ -176,13 +182,6 @@ class AnalysisRuntime:
         host, port = self._socket.getsockname()[:2]
         return str(host), int(port)
 
-    def _policy(self, pinned: dict[Component, bytes]) -> AppraisalPolicy:
-        return AppraisalPolicy(
-            measurements=OnChainMeasurements(self.consortium),
-            pinned=pinned,
-            allow_simulated=self.consortium.simulated_tee_allowed(),
-        )
-
     def start(self) -> None:
         """Attest, post the attestation for the task, and start accepting gateways."""
         view = self.consortium.task(self.task_id)
@@ -204,13 +203,7 @@ class AnalysisRuntime:
             hashlib.sha256(evidence).digest(),
             self.identity.fingerprint,
         )
-        server = ChannelServer(
-            self.identity,
-            appraiser=Appraiser(self._policy({Component.GATEWAY: pins[Component.GATEWAY].digest})),
-            peer_component=Component.GATEWAY,
-            fresh_nonces=blocks,
-            io_timeout=self._io_timeout,
-        )
+        server = self.trust.server(self.identity, Component.GATEWAY, blocks)
         self._server = server
         self._socket = socket.create_server(self._listen)
         self._socket.settimeout(0.2)
@@ -236,27 +229,21 @@ class AnalysisRuntime:
 
         assert self.compute is not None
         try:
-            pin = self.spec.measurements.analysis_worker
-            if pin is None:
+            if self.spec.measurements.analysis_worker is None:
                 raise AnalysisError(
                     "the task pins no measurements.analysis_worker: its analysis runs in the "
                     "runtime's TEE only, not on workers",
                     id="analysis.worker.not_pinned",
                 )
-            identity = RaTlsIdentity.generate(
-                self.attester,
-                blocks.latest(),
-                chain_address=self.session.address,
-                validity=CLUSTER_VALIDITY,
-            )
             self.compute.start(
-                identity,
+                self.trust.identity(blocks, validity=CLUSTER_VALIDITY),
                 certificate_appraiser(
-                    Appraiser(self._policy({Component.ANALYSIS_WORKER: pin.digest})),
+                    self.trust.appraiser(Component.ANALYSIS_WORKER),
                     Component.ANALYSIS_WORKER,
                     blocks,
                 ),
                 blocks.latest(),
+                chain_address=self.session.address,
             )
         except ChronosealError as exc:
             log.warning("analysis workers: %s", exc)
@@ -264,12 +251,7 @@ class AnalysisRuntime:
 
     def _new_identity(self, blocks: RecentBlocks) -> None:
         """Fresh evidence bound to the newest block and this runtime's chain key."""
-        self.identity = RaTlsIdentity.generate(
-            self.attester,
-            blocks.latest(),
-            chain_address=self.session.address,
-            validity=self._validity,
-        )
+        self.identity = self.trust.identity(blocks, validity=self._validity)
         self._identity_at = (time.monotonic(), self.consortium.chain.block_number())
 
     def reattest(self) -> bool:
@@ -474,7 +456,27 @@ class AnalysisRuntime:
         self._compute_started.join()
         if self._compute_error is not None:
             raise self._compute_error
+        self._post_workers()
         return self.compute.pool
+
+    def _post_workers(self) -> None:
+        """Post each admitted worker's attestation for the task (kind ``analysis_worker``,
+        sent by this bound runtime, whose chain key the worker's evidence binds) before the
+        worker receives the panel: the contract checks the measurement is pinned and
+        approved, and the audit sees which TEEs held the data."""
+        assert self.compute is not None
+        for record in self.compute.admitted:
+            if record.posted or record.measurement is None:
+                continue
+            self.session.post_attestation(
+                self.task_id,
+                component_kind(Component.ANALYSIS_WORKER),
+                tee_type(record.tee),
+                record.measurement,
+                record.evidence_hash,
+                record.fingerprint,
+            )
+            record.posted = True
 
     def hand_over(self, prediction: tuple[str, int]) -> str:
         """Give the sealed model (and the task key) to the attested prediction runtime
@@ -484,20 +486,8 @@ class AnalysisRuntime:
         trained = self.trained
         if trained is None:
             raise AnalysisError("there is no trained model to hand over", id="analysis.not_trained")
-        pins = self.spec.measurements.pins()
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(
-            self.attester, blocks.latest(), chain_address=self.session.address
-        )
-        policy = self._policy({Component.PREDICTION: pins[Component.PREDICTION].digest})
-        with connect(
-            prediction,
-            identity,
-            appraiser=Appraiser(policy),
-            peer_component=Component.PREDICTION,
-            fresh_nonces=blocks,
-            io_timeout=self._io_timeout,
-        ) as channel:
+        channel, _ = self.trust.connect(prediction, Component.PREDICTION)
+        with channel:
             peer = channel.peer
             if peer.chain_address is None:
                 raise PeerRefused(

@@ -25,9 +25,9 @@ from datetime import timedelta
 from typing import Any
 
 from chronoseal.attest import Attester, SimulatedAttester, attester_for
-from chronoseal.channel import RaTlsIdentity
-from chronoseal.channel._dask import RaTlsTrust
+from chronoseal.channel import RaTlsTrust
 from chronoseal.spec import Component
+from chronoseal.trust import attested_identity
 
 EXIT_REFUSED = 3
 
@@ -72,9 +72,10 @@ async def _serve(scheduler: str, trust: RaTlsTrust, name: str) -> None:
 def main() -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     hello = _line(sys.stdin)
-    identity = RaTlsIdentity.generate(
+    identity = attested_identity(
         _attester(hello),
         bytes.fromhex(hello["freshness"]),
+        chain_address=hello.get("chain_address"),
         validity=timedelta(seconds=float(hello["validity"])),
     )
     sys.stdout.write(

@@ -53,8 +53,9 @@ from chronoseal.attest._backends import (
 )
 from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
 from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._csv import csv_report_wrapper, verify_csv_chain
 from chronoseal.attest._csv_guest import CsvGuestAttester
-from chronoseal.attest._evidence import Attester, ComponentKind, Evidence
+from chronoseal.attest._evidence import Attester, ComponentKind, Evidence, tee_type
 from chronoseal.attest._expected import ExpectedMeasurement, parse_expected_measurement
 from chronoseal.attest._measure import (
     code_measurement,
@@ -89,6 +90,7 @@ __all__ = [
     "VerifiedClaims",
     "attester_for",
     "code_measurement",
+    "csv_report_wrapper",
     "get_backend",
     "installed_measurement",
     "measurement_digest",
@@ -96,4 +98,6 @@ __all__ = [
     "register_digest",
     "report_data_for",
     "sealing_key",
+    "tee_type",
+    "verify_csv_chain",
 ]

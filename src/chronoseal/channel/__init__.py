@@ -6,6 +6,10 @@ first thing inside the channel, and a refused peer receives nothing. Data travel
 streams whose fresh key is HPKE-sealed to the attested recipient and whose AES-256-GCM
 frames are used all-or-nothing. See ``docs/channel.md``.
 
+On top, the intake protocol between a party's gateway and a trusted runtime
+(:class:`GatewayIntake` on the gateway's side, :func:`serve_intake` and :class:`PartyIntake`
+on the runtime's): hello, welcome, batches, acknowledgements, releases.
+
 Typical use (a gateway sending one party's batches to the analysis runtime)::
 
     identity = RaTlsIdentity.generate(attester, freshness=block_hash)
@@ -14,11 +18,23 @@ Typical use (a gateway sending one party's batches to the analysis runtime)::
         receipt = channel.send_stream(StreamContext(task_id, "party-a", "data"), batches)
 """
 
+from typing import TYPE_CHECKING
+
+from chronoseal._lazy import lazy_exports
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
+from chronoseal.channel._intake import (
+    TASK_KEY_LEN,
+    GatewayIntake,
+    PartyIntake,
+    Welcome,
+    encode_batch,
+    serve_intake,
+)
 from chronoseal.channel._ratls import (
     CMW_MEDIA_TYPE,
     CMW_OID,
+    DEFAULT_VALIDITY,
     AttestedPeer,
     RaTlsIdentity,
     appraise_certificate,
@@ -42,29 +58,44 @@ from chronoseal.channel._stream import (
 )
 from chronoseal.channel._wire import ByteSink, ByteSource
 
+if TYPE_CHECKING:
+    from chronoseal.channel._dask import RaTlsSecurity, RaTlsTrust
+
+# Dask is imported only by a process that runs a ratls:// cluster.
+__getattr__, __dir__ = lazy_exports(__name__, {"_dask": ["RaTlsSecurity", "RaTlsTrust"]})
+
 __all__ = [
     "CMW_MEDIA_TYPE",
     "CMW_OID",
     "DEFAULT_IO_TIMEOUT",
+    "DEFAULT_VALIDITY",
     "LINKS",
+    "TASK_KEY_LEN",
     "AttestedChannel",
     "AttestedPeer",
     "ByteSink",
     "ByteSource",
     "ChannelServer",
     "ChannelStreamReader",
+    "GatewayIntake",
     "HpkeKem",
     "HpkePrivateKey",
     "HpkePublicKey",
+    "PartyIntake",
     "RaTlsIdentity",
+    "RaTlsSecurity",
+    "RaTlsTrust",
     "ReceivedStream",
     "SecureStreamReader",
     "SecureStreamWriter",
     "StreamContext",
     "StreamReceipt",
+    "Welcome",
     "appraise_certificate",
     "certificate_appraiser",
     "connect",
+    "encode_batch",
     "open_sender",
     "read_secure_stream",
+    "serve_intake",
 ]

@@ -43,6 +43,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,11 +92,20 @@ def hello_digest(task_id: bytes, party: str, gateway_fp: bytes, runtime_fp: byte
 
 
 def encode_batch(batch: pa.RecordBatch) -> bytes:
-    """Arrow IPC stream bytes of one batch: deterministic for equal batches."""
-    sink = pa.BufferOutputStream()
+    """Arrow IPC stream bytes of one batch: deterministic for equal batches.
+
+    Written into memory of exactly its size (a counting pass first), not into a buffer that
+    grows by reallocating, which moved every byte again on each growth."""
+    counted = pa.MockOutputStream()
+    _write_stream(counted, batch)
+    encoded = pa.allocate_buffer(counted.size())
+    _write_stream(pa.FixedSizeBufferWriter(encoded), batch)
+    return bytes(encoded.to_pybytes())
+
+
+def _write_stream(sink: pa.NativeFile, batch: pa.RecordBatch) -> None:
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 def decode_batch(payload: bytes) -> pa.RecordBatch:
@@ -208,7 +218,12 @@ class GatewayIntake:
 
     def _hello(self, want: str) -> None:
         digest = hello_digest(self._task, self._party, self._fp, self._ch.peer.fingerprint)
-        body = {"party": self._party, "signature": self._sign(digest).hex(), "want": want}
+        body = {
+            "party": self._party,
+            "signature": self._sign(digest).hex(),
+            "want": want,
+            "window": self._window,
+        }
         self._ch.send_stream(StreamContext(self._task, ANY_PARTY, "hello"), [_json(body)])
 
     def fetch_release(self) -> bytes:
@@ -297,12 +312,14 @@ class GatewayIntake:
             )
 
     def finish(self) -> bytes:
-        """Close the stream once every batch is acknowledged; returns the runtime's root
-        (the comparison that counts is the contract's)."""
-        while self._unacked:
-            self._take_ack()
+        """End the stream and check every acknowledgement still due; returns the runtime's
+        root (the comparison that counts is the contract's). The end goes out before the last
+        acknowledgements are awaited: a runtime that reads the next message while it accepts
+        a batch acknowledges the last batch once it has read the end."""
         body = {"count": len(self.commitment.leaves), "root": self.commitment.root().hex()}
         self._ch.send_stream(self._ctx(f"msg-{len(self.commitment.leaves)}"), [_END, _json(body)])
+        while self._unacked:
+            self._take_ack()
         if self._ack_stream().next_chunk() is not None:
             raise StreamIntegrityError(
                 "the runtime acknowledged more batches than were sent",
@@ -414,23 +431,41 @@ def serve_intake(
     }
     channel.send_stream(ctx("welcome"), [_json(welcome)])
     acks = channel.open_writer(ctx(ACKS))
-    while True:
-        index = len(intake.salts)
-        chunks = channel.receive_stream(ctx(f"msg-{index}")).chunks
-        if chunks[:1] == (_END,):
-            break
-        if intake.complete:
-            # A gateway restarted after its stream ended may only confirm it (to learn the
-            # root again and post its commitment), never add to it.
-            raise PeerRefused(
-                f"{party} already completed its stream", id="channel.intake.duplicate"
-            )
-        salt, payload = _batch_fields(chunks)
-        leaf = intake.accept(index, salt, payload)
+
+    def acknowledge(index: int, leaf: bytes) -> None:
         acks.write(U64.pack(index) + leaf)
         acks.flush()
         if on_batch is not None:
             on_batch(intake)
+
+    # With two or more batches in flight, batch i is decoded and hashed on a helper thread
+    # while batch i+1 is read and decrypted; its acknowledgement still goes out only once it
+    # was accepted, and nothing after a refused batch is accepted. A gateway that waits for
+    # each acknowledgement (window 1) is served one batch at a time: reading ahead would
+    # wait for a batch it only sends after the acknowledgement.
+    ahead = _read_ahead(hello)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronoseal-intake") as worker:
+        accepting: tuple[int, Future[bytes]] | None = None
+        index = len(intake.salts)
+        while True:
+            chunks = channel.receive_stream(ctx(f"msg-{index}")).chunks
+            if accepting is not None:
+                acknowledge(accepting[0], accepting[1].result())
+                accepting = None
+            if chunks[:1] == (_END,):
+                break
+            if intake.complete:
+                # A gateway restarted after its stream ended may only confirm it (to learn
+                # the root again and post its commitment), never add to it.
+                raise PeerRefused(
+                    f"{party} already completed its stream", id="channel.intake.duplicate"
+                )
+            salt, payload = _batch_fields(chunks)
+            if ahead:
+                accepting = (index, worker.submit(intake.accept, index, salt, payload))
+            else:
+                acknowledge(index, intake.accept(index, salt, payload))
+            index += 1
     end = _unjson(_one(chunks[1:], "end"), "end")
     if end.get("count") != len(intake.salts):
         raise StreamIntegrityError(
@@ -459,6 +494,13 @@ def _answer_release(
         return False
     channel.send_stream(ctx, [_RELEASE, payload])
     return True
+
+
+def _read_ahead(hello: dict[str, Any]) -> bool:
+    """Whether the gateway keeps two or more batches in flight (its hello says so; a hello
+    without the field is a gateway that waits for each acknowledgement)."""
+    window = hello.get("window", 1)
+    return isinstance(window, int) and not isinstance(window, bool) and window >= 2
 
 
 def _hello_fields(hello: dict[str, Any]) -> tuple[str, bytes]:

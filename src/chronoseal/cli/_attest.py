@@ -31,17 +31,19 @@ from chronoseal.attest import (
     AppraisalPolicy,
     AppraisalStatus,
     Appraiser,
+    Collateral,
+    CollateralProvider,
     ComponentKind,
     Evidence,
     ExpectedMeasurement,
     PinnedMeasurements,
     TeeType,
     code_measurement,
+    csv_report_wrapper,
     parse_expected_measurement,
+    tee_type,
+    verify_csv_chain,
 )
-from chronoseal.attest._backends import Collateral, CollateralProvider
-from chronoseal.attest._csv import csv_report_wrapper, verify_csv_chain
-from chronoseal.attest._evidence import tee_type
 from chronoseal.errors import AttestationError, ConfigError
 
 from ._output import EXIT_ATTESTATION, console, err_console, fail

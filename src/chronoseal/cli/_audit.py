@@ -12,10 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from chronoseal._hex import short_hex
-from chronoseal.audit import TaskAudit, audit_task, parse_task_id
-from chronoseal.errors import ChronosealError, ConfigError
-from chronoseal.ledger import Consortium, JsonRpcChain
-from chronoseal.prediction import Receipt, read_receipts
+from chronoseal.audit import TaskAudit
+from chronoseal.audit import audit as audit_chain
+from chronoseal.errors import ChronosealError
 
 from ._output import EXIT_ATTESTATION, console, fail, write_json
 
@@ -47,16 +46,6 @@ def audit_timeline(audit: TaskAudit) -> Table:
     return table
 
 
-def _receipts(paths: list[Path]) -> list[Receipt]:
-    out = []
-    for path in paths:
-        try:
-            out += read_receipts(path)
-        except OSError as exc:
-            fail(ConfigError(f"cannot read receipt {path}: {exc}", id="config.file.invalid"))
-    return out
-
-
 def audit(
     task: Annotated[str, typer.Argument(help="the task id (0x + 64 hex digits)")],
     rpc: Annotated[str, typer.Option(help="JSON-RPC URL of a node of the consortium chain")],
@@ -74,10 +63,9 @@ def audit(
     """Rebuild the task's life from chain events and re-verify every step; exit 1 if any
     check fails (2 if the audit cannot start: unknown task, unreachable node)."""
     try:
-        parse_task_id(task)  # bad input is refused before any network call
-        receipts = _receipts(receipt or [])
-        consortium = Consortium.at(JsonRpcChain(rpc), contract, deploy_block=from_block)
-        result = audit_task(consortium, task, receipts=receipts)
+        result = audit_chain(
+            task, rpc=rpc, contract=contract, from_block=from_block, receipts=receipt or []
+        )
     except ChronosealError as exc:
         fail(exc)
     if as_json:

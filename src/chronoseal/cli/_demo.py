@@ -1,34 +1,22 @@
-"""``chronoseal demo``: the bundled three-party scenario, end to end, on the embedded chain."""
+"""``chronoseal demo`` and ``chronoseal run``: a thin layer over :meth:`Scenario.run` that
+prints and writes what the run gave."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from chronoseal._hex import short_hex
 from chronoseal.errors import ChronosealError
-from chronoseal.ledger import ChainBackend, EmbeddedChain
-from chronoseal.node import Scenario, Stage, bundled_scenario, load_scenario
+from chronoseal.node import Scenario, Stage, bundled_scenario
 
 if TYPE_CHECKING:
-    from chronoseal.node import DemoReport
+    from chronoseal.node import DemoReport, RunResult
 
 from ._audit import audit_table, audit_timeline
 from ._output import EXIT_ATTESTATION, console, fail, write_json
@@ -71,17 +59,12 @@ def demo(
 ) -> None:
     """Three organisations agree a forecasting task on a real EVM chain, stream their data,
     and train, back-test and value a joint model they never see each other's data for."""
-    try:
-        loaded = load_scenario(scenario or bundled_scenario())
-        _banner(loaded, "chronoseal demo", "embedded (eth-tester + py-evm)")
-        chain = EmbeddedChain()
-        report = _run_with_progress(loaded, until, chain)
-    except ChronosealError as exc:
-        fail(exc)
-    code = _present(report, loaded, json_path, report_path)
-    if explorer:
-        _keep_explorer_open(chain, report, explorer_listen)
-    raise typer.Exit(code)
+    _run_and_present(
+        lambda: _run(Scenario.load(scenario or bundled_scenario()), "chronoseal demo", until),
+        json_path,
+        report_path,
+        explorer_listen if explorer else None,
+    )
 
 
 def run(
@@ -111,70 +94,65 @@ def run(
 ) -> None:
     """Run a scenario through Serving and audit it from the chain: in one process on the
     embedded chain, or (``--rpc``) as separate processes coordinated only through a node."""
-    # Imported here: only the multi-process mode needs the process supervisor.
-    from chronoseal.ledger import JsonRpcChain
-    from chronoseal.node import Anvil, run_separate
-
-    try:
-        loaded = load_scenario(scenario)
-        anvil = None
-        if rpc is None:
-            _banner(loaded, "chronoseal run", "embedded (eth-tester + py-evm)")
-            chain: ChainBackend = EmbeddedChain()
-            report = _run_with_progress(loaded, "serving", chain)
-        else:
-            where = Path(tempfile.mkdtemp(prefix="chronoseal-run-")) if work is None else work
-            where.mkdir(parents=True, exist_ok=True)
-            anvil = Anvil.start(where) if rpc == "anvil" else None
-            url = anvil.url if anvil is not None else rpc
-            try:
-                _banner(loaded, "chronoseal run", f"{url} · one process per component")
-                chain = JsonRpcChain(url)
-                report = run_separate(
-                    loaded,
-                    chain=chain,
-                    chain_url=url,
-                    work=where,
-                    log=lambda msg: console.print(f"  [dim]•[/] {escape(msg)}"),
-                    timeout=timeout,
-                )
-            except BaseException:
-                if anvil is not None:
-                    anvil.stop()
-                raise
-            console.print(f"keys, state and every process's log: {where}")
-    except ChronosealError as exc:
-        fail(exc)
-    try:
-        code = _present(report, loaded, json_path, report_path)
-        if explorer:
-            _keep_explorer_open(chain, report, explorer_listen)
-    finally:
-        if anvil is not None:
-            anvil.stop()
-    raise typer.Exit(code)
-
-
-def _banner(loaded: Scenario, title: str, chain: str) -> None:
-    console.print(
-        Panel.fit(
-            f"[bold]{escape(loaded.spec.task.name)}[/] — {escape(loaded.spec.task.description)}\n"
-            f"parties: {', '.join(p.org for p in loaded.spec.participants)} · "
-            f"chain: {escape(chain)} · [yellow]tee: simulated[/]",
-            title=title,
-        )
+    _run_and_present(
+        lambda: _run(Scenario.load(scenario), "chronoseal run", "serving", rpc, work, timeout),
+        json_path,
+        report_path,
+        explorer_listen if explorer else None,
     )
 
 
-def _keep_explorer_open(chain: ChainBackend, report: DemoReport, listen: str) -> None:
+def _run(
+    loaded: Scenario,
+    title: str,
+    until: Stage,
+    rpc: str | None = None,
+    work: Path | None = None,
+    timeout: float = 900.0,
+) -> RunResult:
+    from chronoseal.node import run_scenario  # every component, the forecasting stack too
+
+    result = run_scenario(
+        loaded,
+        until,
+        progress=True,
+        rpc=rpc,
+        work=work,
+        timeout=timeout,
+        console=console,
+        title=title,
+    )
+    if result.work is not None:
+        console.print(f"keys, state and every process's log: {result.work}")
+    return result
+
+
+def _run_and_present(
+    start: Callable[[], RunResult],
+    json_path: Path | None,
+    report_path: Path | None,
+    explorer_listen: str | None,
+) -> None:
+    """Run through the Python API, print and write what the run gave, exit with its code."""
+    try:
+        result = start()
+    except ChronosealError as exc:
+        fail(exc)
+    with result:
+        code = _present(result, json_path, report_path)
+        if explorer_listen is not None:
+            _keep_explorer_open(result, explorer_listen)
+    raise typer.Exit(code)
+
+
+def _keep_explorer_open(result: RunResult, listen: str) -> None:
     """Serve the explorer on the run's chain until Ctrl-C (the embedded chain lives only in
     this process, so this is the only way to browse it)."""
     from chronoseal.explorer import start_explorer
-    from chronoseal.ledger import Consortium
 
     host, port = _endpoint(listen, "--explorer-listen")
     try:
-        running = start_explorer(Consortium.at(chain, report.contract), host, port)
+        running = start_explorer(result.consortium, host, port)
     except ChronosealError as exc:
         fail(exc)
     console.print(f"explorer: [bold]{running.url}[/] (read-only; Ctrl-C to stop)", highlight=False)
@@ -186,10 +164,9 @@ def _keep_explorer_open(chain: ChainBackend, report: DemoReport, listen: str) ->
         running.stop()
 
 
-def _present(
-    report: DemoReport, loaded: Scenario, json_path: Path | None, report_path: Path | None
-) -> int:
+def _present(result: RunResult, json_path: Path | None, report_path: Path | None) -> int:
     """What demo and run print and write, the same in every mode; the exit code."""
+    report = result.report
     console.print(audit_timeline(report.audit) if report.audit else _timeline(report))
     if report.parties:
         console.print(_parties(report))
@@ -208,59 +185,15 @@ def _present(
         console.print(f"summary written to {json_path}")
     if report_path is not None:
         # Imported here: matplotlib and jinja2 are only needed when a report is asked for.
-        from chronoseal.node._report import write_report
+        from chronoseal.node import write_report
 
-        write_report(report_path, report, task_name=loaded.spec.task.name)
+        write_report(report_path, report, task_name=result.scenario.spec.task.name)
         console.print(f"report written to {report_path}")
     if report.audit is not None:
         console.print(audit_table(report.audit))
         if not report.audit.verified:
             return EXIT_ATTESTATION
     return 0
-
-
-#: What each analysis progress stage counts, as its bar says it.
-ANALYSIS_STAGES = {
-    "back-test": "back-test fits",
-    "fit": "released model fit",
-}
-
-
-def _run_with_progress(scenario: Scenario, until: Stage, chain: ChainBackend) -> DemoReport:
-    """One progress bar per gateway stream and per analysis stage; log lines print above."""
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        bars: dict[str, TaskID] = {}
-
-        def on_rows(party: str, rows: int, total: int) -> None:
-            if party not in bars:
-                bars[party] = progress.add_task(f"{party} gateway → analysis", total=total or None)
-            progress.update(bars[party], completed=rows, total=total or None)
-
-        def on_stage(stage: str, done: int, total: int) -> None:
-            key = f"analysis:{stage}"
-            if key not in bars:
-                what = ANALYSIS_STAGES.get(stage, stage)
-                bars[key] = progress.add_task(f"analysis: {what}", total=total or None)
-            progress.update(bars[key], completed=done, total=total or None)
-
-        from chronoseal.node import run_demo  # every component, the forecasting stack too
-
-        return run_demo(
-            scenario,
-            log=lambda msg: progress.console.print(f"  [dim]•[/] {escape(msg)}"),
-            progress=on_rows,
-            analysis_progress=on_stage,
-            until=until,
-            chain=chain,
-        )
 
 
 def _num(value: Any) -> str:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chronoseal.errors import DataError
+from chronoseal.model import ZoneTimeError, apply_zone_rule
 from chronoseal.sources import ReadOrder, Source
 from chronoseal.spec import Dataset, TaskSpec
 
@@ -41,6 +42,27 @@ def _null_times(dataset: Dataset, nulls: int) -> DataError:
         time,
         nulls,
     )
+
+
+def zoned(batch: pa.RecordBatch, dataset: Dataset) -> pa.RecordBatch:
+    """``batch`` with its times under the task's one zone rule, on the dataset's own grid:
+    zone-aware times become their local dates on a grid of dates (only at local midnight)
+    and UTC instants on a sub-daily one (:func:`~chronoseal.model.apply_zone_rule`)."""
+    time = dataset.time_column
+    column = batch.column(time)
+    try:
+        ruled = apply_zone_rule(column, dataset.frequency)
+    except ZoneTimeError as exc:
+        raise _refuse(
+            f"dataset {dataset.name!r}, column {time!r}: {exc}; nothing is sent",
+            "gateway.data.not_local_midnight",
+            dataset,
+            time,
+            exc.count,
+        ) from None
+    if ruled is column:
+        return batch
+    return batch.set_column(batch.schema.get_field_index(time), time, ruled)
 
 
 def read_order(source: Source, dataset: Dataset) -> ReadOrder:
@@ -71,9 +93,9 @@ def read_order(source: Source, dataset: Dataset) -> ReadOrder:
 def checked_batches(
     batches: Iterable[pa.RecordBatch], dataset: Dataset, spec: TaskSpec, order: ReadOrder
 ) -> Iterator[pa.RecordBatch]:
-    """Raw source batches (read in ``order``): no row without a time, zone-aware times in
-    UTC, and (unless the task combines duplicates or the policy resamples) no repeated
-    ``(time, entity)`` key."""
+    """Raw source batches (read in ``order``): no row without a time, zone-aware times under
+    the zone rule (:func:`zoned`), and (unless the task combines duplicates or the policy
+    resamples) no repeated ``(time, entity)`` key."""
     keys = [dataset.time_column, *dataset.entity_columns]
     check_duplicates = spec.join.duplicates == "refuse" and dataset.policy.resample is None
     try:
@@ -99,13 +121,7 @@ def _checked(
         nulls = column.null_count
         if nulls:
             raise _null_times(dataset, nulls)
-        kind = column.type
-        if pa.types.is_timestamp(kind) and kind.tz is not None and kind.tz != "UTC":
-            batch = batch.set_column(
-                batch.schema.get_field_index(time),
-                time,
-                column.cast(pa.timestamp(kind.unit, "UTC")),
-            )
+        batch = zoned(batch, dataset)
         if check_duplicates and batch.num_rows:
             if order == "sorted":
                 previous = _no_repeated_key(batch, keys, previous, dataset)
@@ -236,7 +252,8 @@ def refuse_empty_window(
     order: ReadOrder = "stored" if source.stored_order_reproducible else "sorted"
     batches = source.batches([dataset.time_column], batch_rows=_SURVEY_ROWS, order=order)
     try:
-        rows = in_window(batches, dataset.time_column, until, feed=False, naive_zone=naive_zone)
+        ruled = (zoned(b, dataset) for b in batches)
+        rows = in_window(ruled, dataset.time_column, until, feed=False, naive_zone=naive_zone)
         if any(b.num_rows for b in rows):
             return
     finally:

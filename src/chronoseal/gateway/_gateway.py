@@ -14,8 +14,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,15 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, Evidence
-from chronoseal.channel import AttestedChannel, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, Welcome, encode_batch
+from chronoseal.attest import Attester, Evidence
+from chronoseal.channel import (
+    AttestedChannel,
+    AttestedPeer,
+    GatewayIntake,
+    RaTlsIdentity,
+    Welcome,
+    encode_batch,
+)
 from chronoseal.errors import (
     ChainRevert,
     ChronosealError,
@@ -43,10 +49,9 @@ from chronoseal.ledger import (
     ChainEvent,
     ComponentKind,
     Consortium,
-    OnChainMeasurements,
     OrgSession,
-    RecentBlocks,
     TaskState,
+    TaskView,
     attestation_record,
     onchain_task,
     org_id,
@@ -57,6 +62,7 @@ from chronoseal.model import verify_release
 from chronoseal.privacy import BudgetLedger, Desensitizer, dataset_cost, deployment_id
 from chronoseal.sources import ReadOrder, Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
+from chronoseal.trust import TaskTrust
 
 from ._checks import checked_batches, in_window, read_order, refuse_empty_window
 from ._pipeline import prefetch
@@ -86,9 +92,11 @@ def encoded_batches(
     *,
     order: ReadOrder,
     feed: bool = False,
-) -> Iterator[tuple[int, bytes]]:
-    """Desensitized batches as Arrow IPC with their row counts, produced one step ahead of
-    the sender; deterministic order and boundaries (a restarted gateway reproduces them).
+) -> Generator[tuple[int, bytes], None, None]:
+    """Desensitized batches as Arrow IPC with their row counts, produced ahead of the sender
+    in two stages, each on its own thread (the source's read; desensitizing and encoding),
+    so that neither waits for the other nor for the sender; deterministic order and
+    boundaries (a restarted gateway reproduces them).
     ``order`` is :func:`read_order`'s survey, made before any channel opens. With the task's
     ``spec``, the raw rows are checked first (:func:`checked_batches`) and only those of the
     training window (or, ``feed``, of the feed after it) are sent."""
@@ -99,7 +107,7 @@ def encoded_batches(
         return window_batches(source, dataset, spec, order, batch_rows, feed=feed)
 
     def produce() -> Iterator[tuple[int, bytes]]:
-        for batch in desensitizer.run(read):
+        for batch in desensitizer.run(lambda: prefetch(read())):
             yield batch.num_rows, encode_batch(batch)
 
     return prefetch(produce())
@@ -195,6 +203,9 @@ class Gateway:
         self.task_id = task_id(spec)
         self.config_dir = config_dir
         self.attester = attester
+        self.trust = TaskTrust(
+            consortium, spec, Component.GATEWAY, attester, io_timeout=party.io_timeout
+        )
         self._key = org_key
         self.session: OrgSession = consortium.as_org(self.name, org_key.key)
         self.state_dir = state_dir
@@ -333,18 +344,21 @@ class Gateway:
         payloads = encoded_batches(
             source, dataset, desensitizer, self.batch_rows, self.spec, order=order
         )
-        rows = 0
-        for index, salt in welcome.held:
-            batch_rows, payload = next(payloads, (0, b""))
-            intake.replay(index, salt, payload)
-            rows += batch_rows
-        sent_bytes = 0
-        for batch_rows, payload in payloads:
-            intake.send(payload)
-            rows += batch_rows
-            sent_bytes += len(payload)
-            if progress is not None:
-                progress(rows, sent_bytes)
+        # closed however the stream ends (a cut, a refusal), so the read-ahead thread and
+        # the source's files are released now, not whenever the generator is collected
+        with closing(payloads):
+            rows = 0
+            for index, salt in welcome.held:
+                batch_rows, payload = next(payloads, (0, b""))
+                intake.replay(index, salt, payload)
+                rows += batch_rows
+            sent_bytes = 0
+            for batch_rows, payload in payloads:
+                intake.send(payload)
+                rows += batch_rows
+                sent_bytes += len(payload)
+                if progress is not None:
+                    progress(rows, sent_bytes)
         return rows, sent_bytes
 
     def committed_earlier(self) -> StreamReport:
@@ -376,22 +390,8 @@ class Gateway:
         dataset = self.dataset()
         source, order = self._open_source(dataset)
         self._charge_feed(dataset)
-        pins = self.spec.measurements.pins()
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        policy = AppraisalPolicy(
-            measurements=OnChainMeasurements(self.consortium),
-            pinned={Component.PREDICTION: pins[Component.PREDICTION].digest},
-            allow_simulated=self.consortium.simulated_tee_allowed(),
-        )
-        with connect(
-            prediction,
-            identity,
-            appraiser=Appraiser(policy),
-            peer_component=Component.PREDICTION,
-            fresh_nonces=blocks,
-            io_timeout=self.party.io_timeout,
-        ) as channel:
+        channel, identity = self.trust.connect(prediction, Component.PREDICTION)
+        with channel:
             view = self.consortium.task(self.task_id)
             peer = channel.peer
             if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
@@ -491,22 +491,51 @@ class Gateway:
                 f"no analysis runtime has posted an attestation for task 0x{self.task_id.hex()}",
                 id="gateway.runtime.not_attested",
             )
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        with connect(
-            runtime,
-            identity,
-            appraiser=self._runtime_appraiser(),
-            peer_component=Component.ANALYSIS,
-            fresh_nonces=blocks,
-            io_timeout=self.party.io_timeout,
-        ) as channel:
+        channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
+        with channel:
             peer = channel.peer
-            record = runtime_record(
-                self.consortium, self.task_id, peer.evidence, peer.chain_address
-            )
-            self._match_chain_record(record, peer.fingerprint, peer.evidence)
+            view = self.consortium.task(self.task_id)
+            if view.analysis is not None:
+                record = self._bound_record(view, peer)
+            else:
+                record = runtime_record(
+                    self.consortium, self.task_id, peer.evidence, peer.chain_address
+                )
+                self._match_chain_record(record, peer.fingerprint, peer.evidence)
             yield channel, record, identity
+
+    def _bound_record(self, view: TaskView, peer: AttestedPeer) -> AttestationView:
+        """A reconnect once the task binds its runtime (a resumed stream): the record the
+        chain bound must be the one this party acknowledged on chain, and the peer that
+        runtime — the very identity of the record or, re-attested since (its certificate
+        ages), fresh evidence of the pinned code binding the chain key the task binds, a key
+        that never leaves the runtime's TEE. A re-attested runtime is thus resumed on, never
+        taken on its address alone."""
+        bound_evidence = view.analysis_evidence
+        if (
+            view.analysis is None
+            or bound_evidence is None
+            or not view.binds(ComponentKind.ANALYSIS, peer.chain_address)
+        ):
+            raise PeerRefused(
+                "this attested runtime is not the one the chain bound to the task",
+                id="gateway.runtime.not_on_chain",
+            )
+        ours = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
+        if not hmac.compare_digest(ours, attestation_record(bound_evidence, view.analysis)):
+            raise PeerRefused(
+                f"the chain binds a runtime record {self.name} did not acknowledge",
+                id="gateway.runtime.acknowledged_other",
+            )
+        record = self.consortium.attestation(self.task_id, bound_evidence, view.analysis)
+        if record is None:
+            raise LedgerError(
+                f"the bound runtime's attestation for task 0x{self.task_id.hex()} is not on chain",
+                id="gateway.runtime.not_attested",
+            )
+        if hmac.compare_digest(hashlib.sha256(peer.evidence.to_bytes()).digest(), bound_evidence):
+            self._match_chain_record(record, peer.fingerprint, peer.evidence)
+        return record
 
     @contextmanager
     def _bound_runtime_channel(
@@ -516,16 +545,8 @@ class Gateway:
         fresh evidence (pinned code, approved) binds the chain key the task bound. A long
         training outlives the identity the runtime started with, so it re-attests, and its
         newer evidence is not the record the parties acknowledged."""
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self.attester, blocks.latest())
-        with connect(
-            runtime,
-            identity,
-            appraiser=self._runtime_appraiser(),
-            peer_component=Component.ANALYSIS,
-            fresh_nonces=blocks,
-            io_timeout=self.party.io_timeout,
-        ) as channel:
+        channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
+        with channel:
             if not self.consortium.task(self.task_id).binds(
                 ComponentKind.ANALYSIS, channel.peer.chain_address
             ):
@@ -534,16 +555,6 @@ class Gateway:
                     id="gateway.runtime.not_on_chain",
                 )
             yield channel, identity
-
-    def _runtime_appraiser(self) -> Appraiser:
-        pins = self.spec.measurements.pins()
-        return Appraiser(
-            AppraisalPolicy(
-                measurements=OnChainMeasurements(self.consortium),
-                pinned={Component.ANALYSIS: pins[Component.ANALYSIS].digest},
-                allow_simulated=self.consortium.simulated_tee_allowed(),
-            )
-        )
 
     def planned_rows(self) -> int | None:
         """Rows the party's source holds for this task (before any suppression), if cheap."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar, cast
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     """Yield ``items`` in order, produced up to ``depth`` ahead on a helper thread."""
     slots: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()

@@ -19,18 +19,16 @@ from ._release import ReleaseSet, document_hash, manifest_digest, verify_release
 
 if TYPE_CHECKING:
     from ._bundle import LoadedModel, commitment, open_bundle, seal
+    from ._common import Candidate, Fitted, quiet_libraries
     from ._cores import available_cores, cgroup_cpu_limit
     from ._families import (
         LIGHTGBM,
-        Candidate,
-        Fitted,
         choose_differences,
         cross_validate,
         fit,
         holdout_error,
         is_global,
         min_train,
-        quiet_libraries,
         uses_covariates,
     )
     from ._features import (
@@ -44,25 +42,31 @@ if TYPE_CHECKING:
         past_only_lags,
         series_ids,
     )
-    from ._grid import Grid, as_float, is_aware, is_time, to_utc
+    from ._grid import (
+        Grid,
+        LocalTimeError,
+        TimeRangeError,
+        as_float,
+        is_time,
+        to_utc,
+    )
     from ._registry import Family, families, family_of
+    from ._zones import ZoneTimeError, apply_zone_rule, is_aware, is_date_grid
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "_bundle": ["LoadedModel", "commitment", "open_bundle", "seal"],
         "_cores": ["available_cores", "cgroup_cpu_limit"],
+        "_common": ["Candidate", "Fitted", "quiet_libraries"],
         "_families": [
             "LIGHTGBM",
-            "Candidate",
-            "Fitted",
             "choose_differences",
             "cross_validate",
             "fit",
             "holdout_error",
             "is_global",
             "min_train",
-            "quiet_libraries",
             "uses_covariates",
         ],
         "_features": [
@@ -76,8 +80,16 @@ __getattr__, __dir__ = lazy_exports(
             "past_only_lags",
             "series_ids",
         ],
-        "_grid": ["Grid", "as_float", "is_aware", "is_time", "to_utc"],
+        "_grid": [
+            "Grid",
+            "LocalTimeError",
+            "TimeRangeError",
+            "as_float",
+            "is_time",
+            "to_utc",
+        ],
         "_registry": ["Family", "families", "family_of"],
+        "_zones": ["ZoneTimeError", "apply_zone_rule", "is_aware", "is_date_grid"],
     },
 )
 
@@ -91,9 +103,13 @@ __all__ = [
     "Grid",
     "HolidayFeature",
     "LoadedModel",
+    "LocalTimeError",
     "Recipe",
     "ReleaseSet",
+    "TimeRangeError",
     "Y",
+    "ZoneTimeError",
+    "apply_zone_rule",
     "as_float",
     "available_cores",
     "cgroup_cpu_limit",
@@ -107,6 +123,7 @@ __all__ = [
     "fit",
     "holdout_error",
     "is_aware",
+    "is_date_grid",
     "is_global",
     "is_time",
     "manifest_digest",

@@ -27,10 +27,10 @@ import rfc8785
 from chronoseal._decode import loads_json
 from chronoseal.errors import ModelError
 
-from ._families import Fitted, arrow_bytes, from_arrow, quiet_libraries
+from ._common import ARROW, Fitted, Part, arrow_bytes, from_arrow, quiet_libraries
 from ._features import DS, ID, Recipe, model_frame
 from ._grid import Grid
-from ._registry import ARROW, Part, family_of
+from ._registry import family_of
 
 MAGIC = b"chronoseal-model/1\n"
 #: Refuse absurd sizes before allocating anything for them.

@@ -18,6 +18,8 @@ import pyarrow.compute as pc
 
 from chronoseal.errors import AnalysisError
 
+from ._zones import apply_zone_rule, is_date_grid
+
 _ALIAS = re.compile(r"^([1-9][0-9]*)?(s|min|h|D|W|MS|M|QS|Q|YS|Y)$")
 _PANDAS = {"M": "ME", "Q": "QE", "Y": "YE", "W": "W-SUN"}
 _PERIOD = {"W": "W-SUN", "MS": "M", "M": "M", "QS": "Q", "Q": "Q", "YS": "Y", "Y": "Y"}
@@ -101,10 +103,6 @@ class Grid:
         return len(self.range(start, end))
 
 
-def is_aware(arrow_type: pa.DataType) -> bool:
-    return bool(pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None)
-
-
 def is_time(arrow_type: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
 
@@ -136,20 +134,27 @@ def _outside_ns(column: pa.ChunkedArray | pa.Array) -> int:
     return int(pc.sum(outside.cast(pa.int64())).as_py() or 0)
 
 
-def to_utc(column: pa.ChunkedArray | pa.Array, naive_zone: str | None) -> pd.Series:
-    """Naive UTC ``datetime64[ns]``: aware times converted, naive ones read in ``naive_zone``
-    (left as they are when it is None, which the caller allows only if nothing is aware).
-    Dates are calendar days, the labels of their periods: they are never moved by a zone.
+def to_utc(column: pa.ChunkedArray | pa.Array, naive_zone: str | None, frequency: str) -> pd.Series:
+    """Naive UTC ``datetime64[ns]`` on a ``frequency`` grid. Aware times follow
+    :func:`apply_zone_rule` (local dates on a grid of dates, else converted to UTC); naive
+    times are read in ``naive_zone`` on a sub-daily grid (left as they are when it is None,
+    which the caller allows only if nothing is aware) and are their own wall-clock dates on
+    a grid of dates. Dates are calendar days, the labels of their periods: they are never
+    moved by a zone.
 
-    Raises :class:`TimeRangeError` (the count of times ``datetime64[ns]`` cannot hold) or
-    :class:`LocalTimeError` (the count of local times that do not exist or are ambiguous in
-    ``naive_zone``, at a daylight-saving change); neither message carries a value, and the
-    caller turns them into refusals.
+    Raises :class:`TimeRangeError` (the count of times ``datetime64[ns]`` cannot hold),
+    :class:`ZoneTimeError` (the count of aware times that are not at a local midnight on a
+    grid of dates) or :class:`LocalTimeError` (the count of local times that do not exist
+    or are ambiguous in ``naive_zone``, at a daylight-saving change); no message carries a
+    value, and the caller turns them into refusals.
     """
-    arrow_type = column.type
     outside = _outside_ns(column)
     if outside:
         raise TimeRangeError(f"{outside} times are outside the years 1678 to 2261")
+    column = apply_zone_rule(column, frequency)
+    arrow_type = column.type
+    if is_date_grid(frequency):
+        naive_zone = None  # a wall-clock midnight is its date; no zone moves it
     if pa.types.is_date(arrow_type):
         return pd.Series(column.cast(pa.timestamp("s")).to_pandas(), dtype="datetime64[ns]")
     values = pd.Series(column.to_pandas())

@@ -16,11 +16,19 @@ from mlforecast.lag_transforms import ExpandingMean, RollingMean
 from mlforecast.target_transforms import Differences
 from mlforecast.utils import PredictionIntervals
 
+from ._common import (
+    ARROW,
+    Candidate,
+    Fitted,
+    Part,
+    arrow_bytes,
+    from_arrow,
+    quiet_libraries,
+    recent_past,
+)
 from ._cores import available_cores
-from ._families import Candidate, Fitted, arrow_bytes, from_arrow, quiet_libraries, recent_past
 from ._features import Recipe, holiday_features, model_frame
 from ._grid import Grid
-from ._registry import ARROW, Part, register
 
 log = logging.getLogger("chronoseal.model")
 
@@ -226,4 +234,5 @@ class LightGBM:
         return bool(recipe.exogenous())
 
 
-register(LightGBM())
+#: Registered by :mod:`._registry` when a family is first asked for.
+FAMILY = LightGBM()

@@ -10,7 +10,6 @@ runtime ask the registry, never compare family names. The spec's vocabulary of f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chronoseal.errors import ModelError
@@ -18,22 +17,9 @@ from chronoseal.errors import ModelError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ._families import Candidate, Fitted
+    from ._common import Candidate, Fitted, Part
     from ._features import Recipe
     from ._grid import Grid
-
-
-#: The media type of a bundle part that is an Arrow IPC stream (data, never code).
-ARROW = "application/vnd.apache.arrow.stream"
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of a sealed bundle: a name, a media type and its bytes."""
-
-    name: str
-    media_type: str
-    data: bytes
 
 
 class Family(Protocol):
@@ -154,4 +140,8 @@ def families() -> list[str]:
 
 def _load_builtin() -> None:
     if not _REGISTRY:
-        from . import _lightgbm, _statsforecast  # noqa: F401  (each registers itself)
+        # Here, not at the top: each loads its library (LightGBM, statsforecast).
+        from . import _lightgbm, _statsforecast
+
+        for family in (_lightgbm.FAMILY, *_statsforecast.FAMILIES):
+            register(family)

@@ -12,10 +12,9 @@ import pandas as pd
 from statsforecast import StatsForecast
 from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
 
-from ._families import Candidate, Fitted, arrow_bytes, recent_past
+from ._common import ARROW, Candidate, Fitted, Part, arrow_bytes, recent_past
 from ._features import DS, ID, Recipe, model_frame, with_holidays
 from ._grid import Grid
-from ._registry import ARROW, Part, register
 
 PICKLE = "application/python-pickle"
 
@@ -196,7 +195,8 @@ def _forward(
     return pd.concat(parts, ignore_index=True)
 
 
-for _family in (
+#: Registered by :mod:`._registry` when a family is first asked for.
+FAMILIES = (
     StatsFamily(
         "seasonal-naive",
         lambda r, alias: SeasonalNaive(season_length=r.season_length, alias=alias),
@@ -216,5 +216,4 @@ for _family in (
         _mstl,
         min_train=lambda r: 2 * max([r.season_length, *r.seasonalities]) + 1,
     ),
-):
-    register(_family)
+)

@@ -11,7 +11,6 @@ from chronoseal._lazy import lazy_exports
 
 from ._agents import (
     load_key,
-    load_task,
     new_keystore,
     query_forecast,
     serve_analysis,
@@ -20,12 +19,15 @@ from ._agents import (
     serve_prediction,
 )
 from ._health import AgentLog, Health, Log
-from ._party import Decision, PartyAgent, spec_directory
+from ._party import Decision, PartyAgent, load_task, spec_directory
 from ._scenario import Scenario, Stage, bundled_scenario, load_scenario
 
 if TYPE_CHECKING:
     from ._demo import DemoConsortium, DemoReport, PartyReport, TimelineEntry, run_demo
+    from ._report import write_report
+    from ._result import ModelResult, RunResult
     from ._run import Anvil, RunError, find_anvil, free_ports, run_separate
+    from ._runner import run_scenario
 
 # The demo and the scenario runner drive every component, the trusted runtimes with their
 # forecasting stack among them; a gateway or party agent loads neither.
@@ -39,7 +41,10 @@ __getattr__, __dir__ = lazy_exports(
             "TimelineEntry",
             "run_demo",
         ],
+        "_report": ["write_report"],
+        "_result": ["ModelResult", "RunResult"],
         "_run": ["Anvil", "RunError", "find_anvil", "free_ports", "run_separate"],
+        "_runner": ["run_scenario"],
     },
 )
 
@@ -51,9 +56,11 @@ __all__ = [
     "DemoReport",
     "Health",
     "Log",
+    "ModelResult",
     "PartyAgent",
     "PartyReport",
     "RunError",
+    "RunResult",
     "Scenario",
     "Stage",
     "TimelineEntry",
@@ -66,10 +73,12 @@ __all__ = [
     "new_keystore",
     "query_forecast",
     "run_demo",
+    "run_scenario",
     "run_separate",
     "serve_analysis",
     "serve_gateway",
     "serve_party",
     "serve_prediction",
     "spec_directory",
+    "write_report",
 ]

@@ -22,7 +22,6 @@ import pyarrow as pa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import attester_for, installed_measurement
 from chronoseal.errors import (
     AnalysisError,
     ChainUnavailable,
@@ -52,13 +51,12 @@ from chronoseal.spec import (
     PartyConfig,
     TaskSpec,
     load_party_config,
-    load_spec,
-    resolve_measurements,
     task_id,
 )
+from chronoseal.trust import pinned_attester
 
 from ._health import Health, Log
-from ._party import PartyAgent, spec_directory
+from ._party import PartyAgent, load_task, spec_directory
 
 if TYPE_CHECKING:
     from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -66,11 +64,6 @@ if TYPE_CHECKING:
 
 PASSWORD_ENV = "CHRONOSEAL_KEY_PASSWORD"
 POLL_SECONDS = 0.5
-
-
-def load_task(spec_path: Path) -> TaskSpec:
-    """A task file with its ``installed`` pins resolved: what its id is computed from."""
-    return resolve_measurements(load_spec(spec_path), installed_measurement)
 
 
 def new_keystore(path: Path) -> str:
@@ -271,7 +264,7 @@ def serve_analysis(
 
     spec = load_task(spec_path)
     # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
-    attester = attester_for(spec.measurements.analysis.tee, Component.ANALYSIS)
+    attester = pinned_attester(spec, Component.ANALYSIS)
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
     _abort_if_restarted(consortium, task_id(spec), key, log)
@@ -388,7 +381,7 @@ def serve_gateway(
     the task releases to us."""
     party = party_config_of(party_name, party_config, "gateway")
     spec = load_task(spec_path)
-    attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
+    attester = pinned_attester(spec, Component.GATEWAY)
     consortium = attach(chain_url, contract)
     key = org_key(consortium, party_name, key_path)
     gateway = Gateway(
@@ -461,7 +454,7 @@ def serve_prediction(
     from chronoseal.prediction import PredictionRuntime  # the forecasting stack: only here
 
     spec = load_task(spec_path)
-    attester = attester_for(spec.measurements.prediction.tee, Component.PREDICTION)
+    attester = pinned_attester(spec, Component.PREDICTION)
     consortium = attach(chain_url, contract)
     key = load_key(key_path)
     wait_for(
@@ -532,7 +525,7 @@ def query_forecast(
 
     spec = load_task(spec_path)
     rows = read_observations(spec, party, observations) if observations is not None else None
-    attester = attester_for(spec.measurements.gateway.tee, Component.GATEWAY)
+    attester = pinned_attester(spec, Component.GATEWAY)
     consortium = attach(chain_url, contract)
     key = org_key(consortium, party, key_path, key)
     sign = party_signer(bytes(key.key))

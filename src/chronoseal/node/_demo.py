@@ -17,14 +17,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
-from chronoseal.attest import Attester, attester_for, installed_measurement
+from chronoseal.attest import Attester, installed_measurement
 from chronoseal.audit import TaskAudit, audit_task
 from chronoseal.errors import ChronosealError, LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway, StreamReport
@@ -57,9 +57,12 @@ from chronoseal.spec import (
     resolve_measurements,
     task_id,
 )
+from chronoseal.trust import pinned_attester
 
 from ._party import PartyAgent
-from ._scenario import Scenario, Stage
+
+if TYPE_CHECKING:
+    from ._scenario import Scenario, Stage
 
 FUNDING_WEI = 10**20
 
@@ -115,6 +118,8 @@ class DemoReport:
     audit: TaskAudit | None = None
     #: Wall-clock seconds of each stage the run went through, in order.
     stages: dict[str, float] = field(default_factory=dict)
+    #: The receipt of every request the parties made, each checked against the chain.
+    receipts: list[Receipt] = field(default_factory=list)
 
     def released(self, key: str) -> Any:
         """A released item as the parties received it (every recipient gets the same)."""
@@ -337,6 +342,7 @@ class DemoConsortium:
             with_input=self.served.with_input if self.served is not None else {},
             audit=audit,
             stages=dict(self.stages),
+            receipts=self.served.receipts if self.served is not None else [],
         )
 
     def audit(self, events: list[ChainEvent]) -> TaskAudit:
@@ -365,8 +371,7 @@ class DemoConsortium:
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
-            attester=attester
-            or attester_for(self.spec.measurements.analysis.tee, Component.ANALYSIS),
+            attester=attester or pinned_attester(self.spec, Component.ANALYSIS),
             chain_key=runtime_key.key,
         )
         runtime.start()
@@ -460,7 +465,7 @@ class DemoConsortium:
         prediction = PredictionRuntime(
             self.consortium,
             spec,
-            attester=attester_for(spec.measurements.prediction.tee, Component.PREDICTION),
+            attester=pinned_attester(spec, Component.PREDICTION),
             chain_key=key.key,
         )
         prediction.start()
@@ -585,7 +590,7 @@ class DemoConsortium:
             self.spec,
             party=org,
             sign=self._signer(org),
-            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
+            attester=pinned_attester(self.spec, Component.GATEWAY),
         )
 
     def _signer(self, org: str) -> Callable[[bytes], bytes]:
@@ -598,7 +603,7 @@ class DemoConsortium:
             self.scenario.parties[org],
             self.spec,
             config_dir=self.scenario.party_dirs[org],
-            attester=attester_for(self.spec.measurements.gateway.tee, Component.GATEWAY),
+            attester=pinned_attester(self.spec, Component.GATEWAY),
             org_key=self._keys[org],
             state_dir=state / org,
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from chronoseal.attest import installed_measurement
 from chronoseal.errors import ChainRevert, ChronosealError, LedgerError
 from chronoseal.ledger import (
     ChainEvent,
@@ -31,7 +32,14 @@ from chronoseal.ledger import (
     onchain_task,
     usable_pins,
 )
-from chronoseal.spec import PartyConfig, TaskSpec, review_task, task_id
+from chronoseal.spec import (
+    PartyConfig,
+    TaskSpec,
+    load_spec,
+    resolve_measurements,
+    review_task,
+    task_id,
+)
 
 from ._health import Health, Log
 
@@ -59,13 +67,16 @@ class _State:
 SpecSource = Callable[[], Mapping[bytes, TaskSpec]]
 
 
+def load_task(spec_path: Path) -> TaskSpec:
+    """A task file with its ``installed`` pins resolved: what its id is computed from."""
+    return resolve_measurements(load_spec(spec_path), installed_measurement)
+
+
 def spec_directory(path: Path, log: Log) -> SpecSource:
     """The specs a party holds, as files in a directory (re-read when a file changes)."""
     cache: dict[Path, tuple[float, TaskSpec | None]] = {}
 
     def load() -> Mapping[bytes, TaskSpec]:
-        from ._agents import load_task  # the agents module imports this one
-
         out: dict[bytes, TaskSpec] = {}
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         for file in files:

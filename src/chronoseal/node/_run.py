@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -36,7 +36,9 @@ from chronoseal.prediction import Answer, Receipt
 
 from ._agents import PASSWORD_ENV, query_forecast
 from ._demo import FUNDING_WEI, DemoConsortium, DemoReport, PartyReport, ServedForecasts
-from ._scenario import Scenario
+
+if TYPE_CHECKING:
+    from ._scenario import Scenario
 
 Log = Callable[[str], None]
 ANVIL_ENV = "CHRONOSEAL_ANVIL"

@@ -1,15 +1,18 @@
 """A scenario: who is in the consortium, which task they run and each party's own config.
 
-``chronoseal demo`` runs the bundled Chicago scenario; ``chronoseal run`` (later) any other.
+``chronoseal demo`` runs the bundled Chicago scenario, ``chronoseal run`` any other, and
+``Scenario.load(path).run(...)`` either from Python (docs/api.md).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +26,11 @@ from chronoseal.spec import (
     load_spec,
     read_config_toml,
 )
+
+if TYPE_CHECKING:
+    from chronoseal.ledger import ChainBackend
+
+    from ._result import RunResult
 
 #: How far a scenario runs: approved, running (data streamed), trained, serving.
 Stage = Literal["approved", "running", "trained", "serving"]
@@ -63,6 +71,45 @@ class Scenario:
     party_dirs: dict[str, Path]
     #: each party's config file, as the scenario names it (``chronoseal deploy`` ships its text)
     party_paths: dict[str, Path]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Scenario:
+        """The scenario in the TOML file ``path``, checked (``config.scenario.*``)."""
+        return load_scenario(Path(path))
+
+    def run(
+        self,
+        until: Stage = "serving",
+        *,
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+        rpc: str | None = None,
+        work: str | os.PathLike[str] | None = None,
+        timeout: float = 900.0,
+        chain: ChainBackend | None = None,
+    ) -> RunResult:
+        """Run the task up to ``until`` (as ``chronoseal demo --until``) and return what the
+        parties received, what the chain holds and the audit from the chain alone.
+
+        ``progress`` prints the run's log lines and progress bars; ``log`` receives each log
+        line instead. ``rpc`` (a JSON-RPC URL, or ``"anvil"`` to start a local node) runs every
+        component and party as its own process through Serving, as ``chronoseal run --rpc``;
+        ``work`` and ``timeout`` are its work directory and per-stage limit. ``chain`` is
+        the chain of a one-process run (default: a fresh embedded chain).
+        """
+        # Imported here: running loads every component, the forecasting stack among them.
+        from ._runner import run_scenario
+
+        return run_scenario(
+            self,
+            until,
+            progress=progress,
+            log=log,
+            rpc=rpc,
+            work=None if work is None else Path(work),
+            timeout=timeout,
+            chain=chain,
+        )
 
 
 def bundled_scenario() -> Path:

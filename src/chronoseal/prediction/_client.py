@@ -15,13 +15,18 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, RaTlsIdentity, connect
-from chronoseal.channel._framing import StreamContext
+from chronoseal.attest import Attester
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    AttestedChannel,
+    StreamContext,
+)
 from chronoseal.errors import DataError, LedgerError, PeerRefused
-from chronoseal.ledger import ComponentKind, Consortium, OnChainMeasurements, RecentBlocks
+from chronoseal.ledger import ComponentKind, Consortium
+from chronoseal.model import ZoneTimeError, apply_zone_rule
 from chronoseal.privacy import Desensitizer, dataset_cost
 from chronoseal.spec import Component, TaskSpec, task_id
+from chronoseal.trust import TaskTrust
 
 from ._audit import Receipt
 from ._input import input_dataset
@@ -72,31 +77,16 @@ class ForecastClient:
         self.task_id = task_id(spec)
         self.party = party
         self._sign = sign
-        self._attester = attester
-        self._io_timeout = io_timeout
+        self._trust = TaskTrust(
+            consortium, spec, Component.GATEWAY, attester, io_timeout=io_timeout
+        )
         self._channel: AttestedChannel | None = None
         self._own_fp = b""
         self._task_key: bytes | None = None
 
     def open(self, address: tuple[str, int]) -> None:
         """Connect, appraise the runtime, and check it is the one the chain binds."""
-        pins = self.spec.measurements.pins()
-        blocks = RecentBlocks(self.consortium)
-        identity = RaTlsIdentity.generate(self._attester, blocks.latest())
-        channel = connect(
-            address,
-            identity,
-            appraiser=Appraiser(
-                AppraisalPolicy(
-                    measurements=OnChainMeasurements(self.consortium),
-                    pinned={Component.PREDICTION: pins[Component.PREDICTION].digest},
-                    allow_simulated=self.consortium.simulated_tee_allowed(),
-                )
-            ),
-            peer_component=Component.PREDICTION,
-            fresh_nonces=blocks,
-            io_timeout=self._io_timeout,
-        )
+        channel, identity = self._trust.connect(address, Component.PREDICTION)
         # The evidence appraised just now (pinned code, approved, fresh) binds the chain key
         # the task binds: the bound runtime, attested for this session. It may be newer than
         # the record posted at hand-over: the runtime re-attests as blocks pass and after a
@@ -233,6 +223,7 @@ class ForecastClient:
                 "rows sent with each request, so observations of it cannot be sent",
                 id="prediction.input.policy",
             )
+        observations = _zoned(observations, dataset.time_column, dataset.frequency)
         if self._task_key is None:
             header, _ = self._ask({"want": INPUT_KEY, "request_id": os.urandom(12).hex()})
             if "refused" in header:
@@ -271,3 +262,20 @@ class ForecastClient:
                     id="prediction.receipt.pending",
                 )
             time.sleep(0.2)
+
+
+def _zoned(table: pa.Table, time: str, frequency: str) -> pa.Table:
+    """Our observations' times under the zone rule the gateway applies to training rows
+    (:func:`~chronoseal.model.apply_zone_rule`), before the policy shifts or buckets them:
+    a local midnight on a grid of dates is its own date, whatever the zone."""
+    if time not in table.column_names:
+        return table  # the runtime names the missing column
+    try:
+        ruled = apply_zone_rule(table.column(time), frequency)
+    except ZoneTimeError as exc:
+        raise DataError(
+            f"column {time!r}: {exc}",
+            id="prediction.input.not_local_midnight",
+            context={"column": time, "rows": exc.count},
+        ) from None
+    return table.set_column(table.schema.get_field_index(time), time, ruled)

@@ -20,8 +20,20 @@ import pandas as pd
 import pyarrow as pa
 
 from chronoseal.errors import PeerRefused
-from chronoseal.model import DS, ID, Grid, LoadedModel, Y, as_float, is_time, series_ids, to_utc
-from chronoseal.model._grid import LocalTimeError, TimeRangeError
+from chronoseal.model import (
+    DS,
+    ID,
+    Grid,
+    LoadedModel,
+    LocalTimeError,
+    TimeRangeError,
+    Y,
+    ZoneTimeError,
+    as_float,
+    is_time,
+    series_ids,
+    to_utc,
+)
 from chronoseal.spec import Dataset, TaskSpec
 
 #: The most an input may carry: observations since training, not a second training set.
@@ -90,9 +102,13 @@ def observation_rows(
             "prediction.input.time",
         )
     try:
-        times = to_utc(column, spec.join.naive_timezone)
+        times = to_utc(column, spec.join.naive_timezone, recipe.freq)
     except (TimeRangeError, LocalTimeError) as exc:
         raise _refuse(f"column {ds.time_column!r}: {exc}", "prediction.input.time") from None
+    except ZoneTimeError as exc:
+        raise _refuse(
+            f"column {ds.time_column!r}: {exc}", "prediction.input.not_local_midnight"
+        ) from None
     nulls = int(times.isna().sum())
     if nulls:
         raise _refuse(

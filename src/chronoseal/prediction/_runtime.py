@@ -39,11 +39,17 @@ import pandas as pd
 import pyarrow as pa
 from eth_account import Account
 
-from chronoseal.attest import AppraisalPolicy, Appraiser, Attester, sealing_key
-from chronoseal.channel import DEFAULT_IO_TIMEOUT, AttestedChannel, ChannelServer, RaTlsIdentity
-from chronoseal.channel._framing import StreamContext
-from chronoseal.channel._intake import PartyIntake, serve_intake
-from chronoseal.channel._ratls import DEFAULT_VALIDITY
+from chronoseal.attest import Attester, sealing_key
+from chronoseal.channel import (
+    DEFAULT_IO_TIMEOUT,
+    DEFAULT_VALIDITY,
+    AttestedChannel,
+    ChannelServer,
+    PartyIntake,
+    RaTlsIdentity,
+    StreamContext,
+    serve_intake,
+)
 from chronoseal.errors import ChronosealError, LedgerError, ModelError, PeerRefused
 from chronoseal.ledger import (
     ComponentKind,
@@ -62,14 +68,17 @@ from chronoseal.model import (
     ID,
     Grid,
     LoadedModel,
+    LocalTimeError,
+    TimeRangeError,
+    ZoneTimeError,
     as_float,
     combine_repeated,
     commitment,
     open_bundle,
     to_utc,
 )
-from chronoseal.model._grid import LocalTimeError, TimeRangeError
 from chronoseal.spec import Component, Dataset, TaskSpec, task_id
+from chronoseal.trust import TaskTrust
 
 from ._audit import SERVED, AuditLeaf, AuditLog, audit_root_poster
 from ._input import MAX_INPUT_BYTES, input_dataset, observation_rows
@@ -168,8 +177,15 @@ class PredictionRuntime:
         self.task_id = task_id(spec)
         self.attester = attester
         self.session: ComponentSession = consortium.as_component(chain_key)
+        self.trust = TaskTrust(
+            consortium,
+            spec,
+            Component.PREDICTION,
+            attester,
+            chain_address=self.session.address,
+            io_timeout=io_timeout,
+        )
         self._listen = listen
-        self._io_timeout = io_timeout
         self._verify_party = verify_party or party_key_verifier(consortium)
         self._verify_lock = threading.Lock()
         self._clock = clock
@@ -264,18 +280,7 @@ class PredictionRuntime:
             "forecasts": (Component.GATEWAY, self._serve_forecasts),
         }
         for name, (peer, handler) in servers.items():
-            policy = AppraisalPolicy(
-                measurements=OnChainMeasurements(self.consortium),
-                pinned={peer: pins[peer].digest},
-                allow_simulated=self.consortium.simulated_tee_allowed(),
-            )
-            server = ChannelServer(
-                self.identity,
-                appraiser=Appraiser(policy),
-                peer_component=peer,
-                fresh_nonces=blocks,
-                io_timeout=self._io_timeout,
-            )
+            server = self.trust.server(self.identity, peer, blocks)
             self._servers.append(server)
             host, base = self._listen
             # hand-over on the port given, feeds on the next, forecasts on the one after
@@ -366,12 +371,7 @@ class PredictionRuntime:
 
     def _new_identity(self, blocks: RecentBlocks) -> None:
         """Fresh evidence bound to the newest block and this runtime's chain key."""
-        self.identity = RaTlsIdentity.generate(
-            self.attester,
-            blocks.latest(),
-            chain_address=self.session.address,
-            validity=self._validity,
-        )
+        self.identity = self.trust.identity(blocks, validity=self._validity)
         self._identity_block = self.consortium.chain.block_number()
         self._identity_at = time.monotonic()
 
@@ -877,13 +877,13 @@ def _feed_frame(spec: TaskSpec, ds: Dataset, table: pa.Table) -> pd.DataFrame:
             **{c: pd.Series([], dtype="float64") for c in columns}
         )
     column = table.column(ds.time_column)
+    grid = Grid.parse(spec.target_dataset().effective_frequency())
     try:
-        times = to_utc(column, spec.join.naive_timezone)
-    except (TimeRangeError, LocalTimeError) as exc:
+        times = to_utc(column, spec.join.naive_timezone, grid.alias)
+    except (TimeRangeError, LocalTimeError, ZoneTimeError) as exc:
         raise PeerRefused(f"the {ds.name} feed: {exc}", id="prediction.feed.time") from None
     if int(times.isna().sum()):
         raise PeerRefused(f"the {ds.name} feed has rows without a time", id="prediction.feed.time")
-    grid = Grid.parse(spec.target_dataset().effective_frequency())
     snapped = grid.snap(times)
     if spec.join.off_grid == "refuse" and bool((snapped != times).any()):
         raise PeerRefused(

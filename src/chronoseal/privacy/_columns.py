@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from chronoseal.errors import DataError
 from chronoseal.spec import Clip, ColumnPolicy, Generalize, Mask, Round, Truncate
 
-from ._keys import mac
+from ._keys import keyed_mac
 
 #: Pseudonyms keep 128 bits of the HMAC: collisions need about 2**64 distinct entities.
 PSEUDONYM_BYTES = 16
@@ -127,8 +127,9 @@ def pseudonymize(values: pa.Array, key: bytes, memo: PseudonymMemo, column: str)
     positions = memo.positions(distinct)
     if positions.null_count:
         unseen = distinct.filter(positions.is_null())
+        of = keyed_mac(key)
         digests = b"".join(
-            mac(key, value.encode("utf-8"))[:PSEUDONYM_BYTES] for value in unseen.to_pylist()
+            of(value.encode("utf-8"))[:PSEUDONYM_BYTES] for value in unseen.to_pylist()
         )
         memo.add(unseen, base32_lower(digests))
         positions = memo.positions(distinct)

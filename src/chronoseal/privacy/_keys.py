@@ -9,6 +9,7 @@ same entity and the same time offset, or the analysis runtime could not join the
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -50,5 +51,20 @@ def time_shift_days(task_key: bytes, task_id: bytes, max_days: int) -> int:
 
 
 def mac(key: bytes, message: bytes) -> bytes:
-    """HMAC-SHA256; one call per distinct value (tests count the calls through this name)."""
+    """HMAC-SHA256 of one message."""
     return hmac.digest(key, message, "sha256")
+
+
+def keyed_mac(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under ``key``, its key schedule done once: a pseudonymized column
+    computes one per value never seen before, ~1 µs each instead of ~2 µs through
+    :func:`mac` (thousands of them stand before a stream's first batch). Tests count the
+    calls through this name."""
+    keyed = hmac.new(key, digestmod="sha256")
+
+    def of(message: bytes) -> bytes:
+        one = keyed.copy()
+        one.update(message)
+        return one.digest()
+
+    return of

@@ -19,7 +19,7 @@ KIND_GATEWAY: constant(uint8) = 1
 KIND_ANALYSIS: constant(uint8) = 2
 KIND_PREDICTION: constant(uint8) = 3
 # The analysis runtime's Dask workers: approved and pinned like the others; appraised by the
-# runtime, which alone acts on chain for the analysis.
+# runtime, which alone acts on chain for the analysis and posts their attestations.
 KIND_ANALYSIS_WORKER: constant(uint8) = 4
 TEE_SIMULATED: constant(uint8) = 1
 TEE_MAX: constant(uint8) = 6
@@ -741,13 +741,17 @@ def post_attestation(
     task_id: bytes32, kind: uint8, tee: uint8, measurement: bytes32, evidence: bytes32,
     tls_key: bytes32,
 ):
-    state: uint8 = self._state(task_id)
-    if kind == KIND_ANALYSIS:
-        assert state == S_APPROVED, "ledger.task.bad_state"
-    elif kind == KIND_PREDICTION:
-        assert state == S_TRAINED, "ledger.task.bad_state"
-    else:
+    want: uint8 = S_APPROVED
+    if kind == KIND_PREDICTION:
+        want = S_TRAINED
+    elif kind == KIND_ANALYSIS_WORKER:
+        # The bound analysis runtime posts each Dask worker it admitted (whose evidence binds
+        # the runtime's key) before the worker receives the joined data.
+        want = S_RUNNING
+        self._from_bound(task_id, KIND_ANALYSIS)
+    elif kind != KIND_ANALYSIS:
         raise "ledger.attestation.bad_kind"
+    assert self._state(task_id) == want, "ledger.task.bad_state"
     assert evidence != empty(bytes32), "ledger.attestation.empty"
     # Keyed by (evidence, sender): a copied record is another record, and cannot block this
     # one; gateways acknowledge the record of the address the evidence itself binds.
