@@ -194,6 +194,17 @@ def analysis_serve(
     ] = None,
     health: HealthAt = None,
     log_format: LogFormat = "text",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="attested Dask worker processes to run the back-test on (the task must pin "
+            "measurements.analysis_worker)",
+            min=0,
+        ),
+    ] = 0,
+    workers_out: Annotated[
+        Path | None, typer.Option(help="write each worker's attestation and fits (JSON) here")
+    ] = None,
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
     log, probes = agent_io("analysis", health, log_format, spec)
@@ -209,9 +220,12 @@ def analysis_serve(
             health=probes,
             io_timeout=io_timeout,
             prediction=_endpoint(prediction, "--prediction") if prediction else None,
+            workers=workers,
         )
     except ChronosealError as exc:
         fail(exc)
+    if workers_out is not None and runtime.compute is not None:
+        write_json(workers_out, {"workers": runtime.compute.to_json()})
     if runtime.trained is not None:
         result = runtime.trained.result
         console.print(

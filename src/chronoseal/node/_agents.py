@@ -57,6 +57,7 @@ from chronoseal.trust import pinned_attester
 
 from ._health import Health, Log
 from ._party import PartyAgent, load_task, spec_directory
+from ._workers import analysis_compute
 
 if TYPE_CHECKING:
     from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -256,13 +257,21 @@ def serve_analysis(
     io_timeout: float | None = 120.0,
     prediction: tuple[str, int] | None = None,
     health: Health | None = None,
+    workers: int = 0,
 ) -> AnalysisRuntime:
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
     train and commit the model, serve each party its release, then (``prediction``: where
-    the prediction runtime serves hand-over) hand the sealed model over."""
+    the prediction runtime serves hand-over) hand the sealed model over. ``workers``: the
+    back-test runs on that many attested Dask workers (the task must pin their code)."""
     from chronoseal.analysis import AnalysisRuntime  # the forecasting stack: only here
 
     spec = load_task(spec_path)
+    if workers and spec.measurements.analysis_worker is None:
+        raise AnalysisError(
+            f"{spec_path} pins no measurements.analysis_worker: the parties approved no "
+            "worker code, so the analysis cannot run on workers",
+            id="analysis.worker.not_pinned",
+        )
     # before waiting for anything: a host that cannot produce the pinned TEE's evidence says so
     attester = pinned_attester(spec, Component.ANALYSIS)
     consortium = attach(chain_url, contract)
@@ -282,6 +291,7 @@ def serve_analysis(
         chain_key=key.key,
         listen=listen,
         io_timeout=io_timeout,
+        compute=analysis_compute(spec, workers),
     )
     runtime.start()
     host, port = runtime.address
