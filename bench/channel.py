@@ -33,7 +33,6 @@ import pyarrow.compute as pc
 from chronoseal.attest import (
     AppraisalPolicy,
     Appraiser,
-    ComponentKind,
     PinnedMeasurements,
     SimulatedAttester,
     code_measurement,
@@ -47,11 +46,12 @@ from chronoseal.channel import (
 )
 from chronoseal.channel._framing import Suite
 from chronoseal.channel._tls import client_context, server_context
+from chronoseal.spec import Component
 
 MIB = 1024 * 1024
 NONCE = os.urandom(32)
 STREAM_BATCHES = 16
-GATEWAY, ANALYSIS = ComponentKind.GATEWAY, ComponentKind.ANALYSIS
+GATEWAY, ANALYSIS = Component.GATEWAY, Component.ANALYSIS
 TASK = b"\x42" * 32
 ACK = StreamContext(TASK, "party-a", "ack")
 VECTORS = Path(os.environ.get("CHRONOSEAL_VECTORS", Path(__file__).parents[2] / "shared/vectors"))
@@ -71,7 +71,7 @@ def arrow_batches(count: int) -> list[bytes]:
     return out
 
 
-def appraiser(kind: ComponentKind, measurement: bytes) -> Appraiser:
+def appraiser(kind: Component, measurement: bytes) -> Appraiser:
     """Approve one peer measurement: the code the peer's process measured at its start.
 
     Passed between processes because a tree being edited while the bench runs would
@@ -81,7 +81,7 @@ def appraiser(kind: ComponentKind, measurement: bytes) -> Appraiser:
     return Appraiser(AppraisalPolicy(measurements=approved, allow_simulated=True))
 
 
-def identity(kind: ComponentKind, nonce: bytes = NONCE) -> RaTlsIdentity:
+def identity(kind: Component, nonce: bytes = NONCE) -> RaTlsIdentity:
     return RaTlsIdentity.generate(SimulatedAttester(kind), nonce)
 
 

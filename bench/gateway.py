@@ -68,19 +68,24 @@ import pyarrow as pa
 from chronoseal.attest import (
     AppraisalPolicy,
     Appraiser,
-    ComponentKind,
     PinnedMeasurements,
     SimulatedAttester,
     code_measurement,
 )
-from chronoseal.channel import ChannelServer, RaTlsIdentity, connect
-from chronoseal.channel._intake import GatewayIntake, PartyIntake, serve_intake
+from chronoseal.channel import (
+    ChannelServer,
+    GatewayIntake,
+    PartyIntake,
+    RaTlsIdentity,
+    connect,
+    serve_intake,
+)
 from chronoseal.channel._tls import client_context, server_context
 from chronoseal.gateway._checks import read_order
 from chronoseal.gateway._gateway import encoded_batches
 from chronoseal.privacy import Desensitizer
 from chronoseal.sources import _influxdb, _prometheus, open_source
-from chronoseal.spec import Dataset
+from chronoseal.spec import Component, Dataset
 
 NONCE = b"chronoseal-bench-freshness-nonce"
 TASK = bytes(32)
@@ -124,7 +129,7 @@ def make_table(path: Path, rows: int) -> None:
         )
 
 
-def appraiser(kind: ComponentKind, measurement: bytes) -> Appraiser:
+def appraiser(kind: Component, measurement: bytes) -> Appraiser:
     """Approve one peer measurement: the code the peer's process measured at its start.
 
     Passed between the processes because a tree being edited while the bench runs would
@@ -148,11 +153,11 @@ class Counter:
 
 
 def receive_gateway(listener: socket.socket, counter: Counter, gateway_measurement: bytes) -> None:
-    identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.ANALYSIS), NONCE)
+    identity = RaTlsIdentity.generate(SimulatedAttester(Component.ANALYSIS), NONCE)
     server = ChannelServer(
         identity,
-        appraiser=appraiser(ComponentKind.GATEWAY, gateway_measurement),
-        peer_component=ComponentKind.GATEWAY,
+        appraiser=appraiser(Component.GATEWAY, gateway_measurement),
+        peer_component=Component.GATEWAY,
         fresh_nonces={NONCE},
     )
     conn, _ = listener.accept()
@@ -185,7 +190,7 @@ def receive_baseline(listener: socket.socket, counter: Counter, tls: bool) -> No
     conn, _ = listener.accept()
     cpu = time.process_time()
     if tls:
-        identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.ANALYSIS), NONCE)
+        identity = RaTlsIdentity.generate(SimulatedAttester(Component.ANALYSIS), NONCE)
         conn = server_context(identity).wrap_socket(conn, server_side=True)
     with conn, conn.makefile("rb") as stream, pa.ipc.open_stream(stream) as reader:
         for batch in reader:
@@ -208,12 +213,12 @@ def send_gateway(db: Path, port: int, analysis_measurement: bytes) -> tuple[floa
     survey = time.perf_counter()
     order = read_order(source, ds)  # as the gateway does, before it connects
     survey = time.perf_counter() - survey
-    identity = RaTlsIdentity.generate(SimulatedAttester(ComponentKind.GATEWAY), NONCE)
+    identity = RaTlsIdentity.generate(SimulatedAttester(Component.GATEWAY), NONCE)
     channel = connect(
         ("127.0.0.1", port),
         identity,
-        appraiser=appraiser(ComponentKind.ANALYSIS, analysis_measurement),
-        peer_component=ComponentKind.ANALYSIS,
+        appraiser=appraiser(Component.ANALYSIS, analysis_measurement),
+        peer_component=Component.ANALYSIS,
         fresh_nonces={NONCE},
     )
     with GatewayIntake(
@@ -515,7 +520,7 @@ def child(kind: str, db: Path, port: int, analysis_measurement: bytes) -> None:
     """Send once; report the streaming time and peak RSS.
 
     The first line out is this process's gateway measurement, which the receiver pins."""
-    print(code_measurement(ComponentKind.GATEWAY).hex(), flush=True)
+    print(code_measurement(Component.GATEWAY).hex(), flush=True)
     survey = 0.0
     if kind == "gateway":
         seconds, survey, cpu = send_gateway(db, port, analysis_measurement)
@@ -649,7 +654,7 @@ def main() -> None:
         return
     before = machine()
     print(f"machine: {json.dumps(before)}", file=sys.stderr)
-    analysis = code_measurement(ComponentKind.ANALYSIS)  # what every sender pins
+    analysis = code_measurement(Component.ANALYSIS)  # what every sender pins
     sizes = [1_000_000, 4_000_000] if args.quick else [2_500_000, 10_000_000]
     repeats = 3 if args.quick else 5
     results: dict[str, dict[str, dict[str, float]]] = {}

@@ -27,13 +27,13 @@ from eth_account.signers.local import LocalAccount
 from chronoseal.errors import LedgerError
 from chronoseal.ledger import (
     ChainBackend,
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     Consortium,
     EmbeddedChain,
     JsonRpcChain,
-    Role,
     TaskState,
-    TeeType,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,12 +63,12 @@ class Bench:
         self.prediction = self.c.as_component(prediction.key)
         self.m_analysis, self.m_prediction = h("analysis"), h("prediction")
         for kind, m in (
-            (ComponentKind.ANALYSIS, self.m_analysis),
-            (ComponentKind.PREDICTION, self.m_prediction),
+            (ChainComponent.ANALYSIS, self.m_analysis),
+            (ChainComponent.PREDICTION, self.m_prediction),
         ):
-            self.orgs[self.names[0]].propose_measurement(kind, TeeType.SIMULATED, m)
+            self.orgs[self.names[0]].propose_measurement(kind, ChainTee.SIMULATED, m)
             for name in self.names[1:]:
-                self.orgs[name].approve_measurement(kind, TeeType.SIMULATED, m)
+                self.orgs[name].approve_measurement(kind, ChainTee.SIMULATED, m)
         self.serial = 0
 
     def lifecycle(self, parties: int) -> tuple[int, int, bytes]:
@@ -76,10 +76,10 @@ class Bench:
         self.serial += 1
         task_id = h(f"task-{parties}-{self.serial}")
         names = self.names[:parties]
-        roles = [(n, Role.DATA_PROVIDER | Role.RESULT_RECIPIENT) for n in names]
+        roles = [(n, ChainRole.DATA_PROVIDER | ChainRole.RESULT_RECIPIENT) for n in names]
         pins = [
-            (ComponentKind.ANALYSIS, TeeType.SIMULATED, self.m_analysis),
-            (ComponentKind.PREDICTION, TeeType.SIMULATED, self.m_prediction),
+            (ChainComponent.ANALYSIS, ChainTee.SIMULATED, self.m_analysis),
+            (ChainComponent.PREDICTION, ChainTee.SIMULATED, self.m_prediction),
         ]
         now = int(self.chain.w3.eth.get_block("latest")["timestamp"])
         lead = self.orgs[names[0]]
@@ -89,8 +89,8 @@ class Bench:
         receipts.append(
             self.analysis.post_attestation(
                 task_id,
-                ComponentKind.ANALYSIS,
-                TeeType.SIMULATED,
+                ChainComponent.ANALYSIS,
+                ChainTee.SIMULATED,
                 self.m_analysis,
                 evidence,
                 h("tls"),
@@ -108,8 +108,8 @@ class Bench:
         receipts.append(
             self.prediction.post_attestation(
                 task_id,
-                ComponentKind.PREDICTION,
-                TeeType.SIMULATED,
+                ChainComponent.PREDICTION,
+                ChainTee.SIMULATED,
                 self.m_prediction,
                 p_evidence,
                 h("tls-p"),
@@ -131,17 +131,17 @@ class Bench:
         task_id = h(f"tps-{self.serial}")
         names = self.names[:2]
         now = int(self.chain.w3.eth.get_block("latest")["timestamp"])
-        roles = [(n, Role.DATA_PROVIDER | Role.RESULT_RECIPIENT) for n in names]
+        roles = [(n, ChainRole.DATA_PROVIDER | ChainRole.RESULT_RECIPIENT) for n in names]
         pins = [
-            (ComponentKind.ANALYSIS, TeeType.SIMULATED, self.m_analysis),
-            (ComponentKind.PREDICTION, TeeType.SIMULATED, self.m_prediction),
+            (ChainComponent.ANALYSIS, ChainTee.SIMULATED, self.m_analysis),
+            (ChainComponent.PREDICTION, ChainTee.SIMULATED, self.m_prediction),
         ]
         self.orgs[names[0]].propose_task(task_id, roles, pins, now + 86400)
         for n in names:
             self.orgs[n].approve_task(task_id)
         ev = h(f"ev-{task_id.hex()}")
         self.analysis.post_attestation(
-            task_id, ComponentKind.ANALYSIS, TeeType.SIMULATED, self.m_analysis, ev, h("t")
+            task_id, ChainComponent.ANALYSIS, ChainTee.SIMULATED, self.m_analysis, ev, h("t")
         )
         for n in names:
             self.orgs[n].acknowledge_attestation(task_id, ev, self.analysis.address)
@@ -151,7 +151,7 @@ class Bench:
         self.analysis.post_model_commitment(task_id, h("model"), h("metrics"))
         pev = h(f"pev-{task_id.hex()}")
         self.prediction.post_attestation(
-            task_id, ComponentKind.PREDICTION, TeeType.SIMULATED, self.m_prediction, pev, h("t")
+            task_id, ChainComponent.PREDICTION, ChainTee.SIMULATED, self.m_prediction, pev, h("t")
         )
         self.analysis.acknowledge_prediction(task_id, pev, self.prediction.address)
         self.prediction.post_prediction_model_commitment(task_id, h("model"))

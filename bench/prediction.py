@@ -163,7 +163,7 @@ class _Bench(DemoConsortium):
 
         model = prediction.model
         assert model is not None
-        future, _ = prediction._future(model, self.spec.model.horizon)
+        future, _ = prediction._feeds.future(model, self.spec.model.horizon)
         direct: list[float] = []
         for _ in range(max(30, n // 10)):
             t = time.perf_counter()

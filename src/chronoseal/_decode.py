@@ -6,8 +6,9 @@ so a document of 100,000 nested brackets overflows the C stack and kills the pro
 SIGSEGV before any RecursionError. Every peer message, receipt, spec and party config is
 therefore scanned for its nesting depth *before* it is parsed, sized before it is read, and
 the recursion limit is put back where Python keeps it once the chain stack is imported.
-Bottom of the import graph: the standard library only. A refusal is a
-:class:`DocumentRefused` (a ``ValueError``), which each caller maps to its own stable id.
+Bottom of the import graph: the standard library and :mod:`chronoseal.errors` only. A
+refusal is a :class:`DocumentRefused` (a ``ValueError`` too, like the parsers' own errors),
+which each caller maps to its own stable id.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import re
 import sys
 import tomllib
 from typing import Any
+
+from chronoseal.errors import ChronosealError
 
 #: No document chronoseal reads nests deeper (a spec's policies nest 4, a request 3).
 MAX_DEPTH = 32
@@ -44,8 +47,18 @@ _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
 _LONG_DOTTED_KEY = re.compile(_KEY_PART + r"(?:[ \t]*\.[ \t]*" + _KEY_PART + f"){{{MAX_DEPTH}}}")
 
 
-class DocumentRefused(ValueError):
-    """A document too large, too deep or not text: refused before the parser sees it."""
+class DocumentRefused(ChronosealError, ValueError):
+    """A document too large, too deep or not text: refused before the parser sees it.
+
+    Also a ``ValueError``, so that one ``except ValueError`` around a decode catches it with
+    the parsers' own errors; callers re-raise it under their own id with :func:`detail`."""
+
+    default_id = "chronoseal.document.refused"
+
+
+def detail(exc: Exception) -> str:
+    """What went wrong, without an id: a caller's own refusal carries its own id."""
+    return exc.message if isinstance(exc, ChronosealError) else str(exc)
 
 
 def restore_recursion_limit() -> None:

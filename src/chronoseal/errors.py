@@ -4,6 +4,10 @@ Every refusal carries a stable dotted ``id`` (``component.subject.reason``) that
 unchanged in CLI output, logs, JSON reports and, where the refusal happens on chain, as the
 contract's revert reason. Messages say what was wrong and what to do about it.
 
+Classes a single component raises are defined beside it (the module is named) and derive
+from a class here; ``tests/test_error_tree.py`` keeps this tree complete. Every id, with what
+happened and what to do, is in ``docs/failure-ids.md``.
+
 ::
 
     ChronosealError
@@ -19,13 +23,32 @@ contract's revert reason. Messages say what was wrong and what to do about it.
     │   ├── PeerRefused            a peer's evidence did not appraise; no data was exchanged
     │   └── StreamIntegrityError   a framed stream was tampered, replayed, reordered or cut
     ├── DataError                  a party's data source or privacy policy refused the request
+    │   ├── ZoneTimeError          aware times off local midnight on a grid of dates
+    │   │                          (chronoseal.model; callers re-raise under their own id)
+    │   ├── LocalTimeError         naive local times that do not exist or are ambiguous
+    │   │                          in their zone (chronoseal.model; likewise)
+    │   └── TimeRangeError         times outside datetime64[ns] (chronoseal.model; likewise)
     ├── AnalysisError              the joined data cannot support the task's model (the
     │                              runtime aborts the task on chain with this id)
     ├── ModelError                 a model bundle is malformed, not the one committed on
     │                              chain, or cannot forecast what was asked
     ├── DeployError                deployment manifests cannot be rendered for this scenario
     │                              (an unsupported TEE, a secret in a config, a bad option)
-    └── ReviewRefused              a party's own review of a proposed task found problems
+    ├── ReviewRefused              a party's own review of a proposed task found problems
+    ├── SealedStateError           sealed state that does not open: tampered, rolled back or
+    │                              another TEE's (chronoseal.prediction)
+    ├── AuditError                 a prediction audit log, leaf or receipt is unusable or a
+    │                              receipt does not check out (chronoseal.prediction)
+    ├── ChainAuditError            a chain audit cannot start: no such task, an unreadable
+    │                              history (chronoseal.audit; failed checks are verdicts)
+    ├── ExplorerError              a request or start-up the explorer refuses, with its HTTP
+    │   │                          status (chronoseal.explorer)
+    │   └── NotConsortium          the address holds no consortium contract
+    ├── RunError                   a process of a multi-process run failed or timed out
+    │                              (chronoseal.node)
+    └── DocumentRefused            a document too large, too deep or not text, refused before
+                                   parsing (chronoseal._decode; also a ValueError, re-raised
+                                   under each caller's own id)
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from chronoseal.attest import (
     AppraisalPolicy,
-    ComponentKind,
     PinnedMeasurements,
     SimulatedAttester,
     code_measurement,
     report_data_for,
 )
+from chronoseal.spec import Component
 
 NONCE = bytes(range(32))
 
@@ -33,19 +33,19 @@ def report_data(tls_key: ec.EllipticCurvePrivateKey) -> bytes:
 
 @pytest.fixture(scope="session")
 def analysis_attester() -> SimulatedAttester:
-    return SimulatedAttester(ComponentKind.ANALYSIS)
+    return SimulatedAttester(Component.ANALYSIS)
 
 
 @pytest.fixture(scope="session")
 def analysis_digest() -> bytes:
-    return code_measurement(ComponentKind.ANALYSIS)
+    return code_measurement(Component.ANALYSIS)
 
 
 @pytest.fixture
 def simulated_policy(analysis_digest: bytes) -> AppraisalPolicy:
     """The consortium allows simulation, approved and the task pins the analysis code."""
     return AppraisalPolicy(
-        measurements=PinnedMeasurements([(ComponentKind.ANALYSIS, "simulated", analysis_digest)]),
-        pinned={ComponentKind.ANALYSIS: analysis_digest},
+        measurements=PinnedMeasurements([(Component.ANALYSIS, "simulated", analysis_digest)]),
+        pinned={Component.ANALYSIS: analysis_digest},
         allow_simulated=True,
     )

@@ -19,11 +19,9 @@ from chronoseal.attest import (
     AppraisalStatus,
     Appraiser,
     Attester,
-    ComponentKind,
     Evidence,
     PinnedMeasurements,
     SimulatedAttester,
-    TeeType,
     VerifiedClaims,
     get_backend,
     measurement_digest,
@@ -31,10 +29,11 @@ from chronoseal.attest import (
 from chronoseal.attest._appraisal import DEFAULT_MAX_EVIDENCE_AGE
 from chronoseal.attest._backends import GramineAttester, TsmAttester
 from chronoseal.errors import AttestationError, UnsupportedTee
+from chronoseal.spec import Component, Tee
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 JULY_2025 = utc("2025-07-01")
-ANALYSIS = ComponentKind.ANALYSIS
+ANALYSIS = Component.ANALYSIS
 
 
 def _appraise(
@@ -42,7 +41,7 @@ def _appraise(
     evidence: Evidence,
     report_data: bytes | None,
     *,
-    component: ComponentKind = ANALYSIS,
+    component: Component = ANALYSIS,
     now: datetime = NOW,
 ) -> Appraisal:
     return Appraiser(policy).appraise(
@@ -88,20 +87,20 @@ def test_simulated_is_refused_unless_the_consortium_allows_it(
 def test_wrong_component(
     simulated_policy: AppraisalPolicy, report_data: bytes, analysis_digest: bytes
 ) -> None:
-    gateway = SimulatedAttester(ComponentKind.GATEWAY).attest_at(report_data, now=NOW)
+    gateway = SimulatedAttester(Component.GATEWAY).attest_at(report_data, now=NOW)
     appraisal = _appraise(simulated_policy, gateway, report_data)
     assert appraisal.failures == (
         "attest.component.mismatch",
         "attest.measurement.not_approved",
         "attest.measurement.not_pinned",
     )
-    assert appraisal.component is ComponentKind.GATEWAY
+    assert appraisal.component is Component.GATEWAY
 
 
 def test_a_gateway_cannot_pass_as_analysis_even_with_the_analysis_code(
     simulated_policy: AppraisalPolicy, report_data: bytes, analysis_digest: bytes
 ) -> None:
-    impostor = SimulatedAttester(ComponentKind.GATEWAY, measurement=analysis_digest)
+    impostor = SimulatedAttester(Component.GATEWAY, measurement=analysis_digest)
     appraisal = _appraise(simulated_policy, impostor.attest_at(report_data, now=NOW), report_data)
     assert appraisal.failures == ("attest.component.mismatch",)
 
@@ -123,7 +122,7 @@ def test_measurement_not_approved_on_chain(
 def test_measurement_not_pinned_by_the_task(
     simulated_policy: AppraisalPolicy, evidence: Evidence, report_data: bytes
 ) -> None:
-    for pinned in ({ANALYSIS: bytes(32)}, {ComponentKind.GATEWAY: bytes(32)}, {}):
+    for pinned in ({ANALYSIS: bytes(32)}, {Component.GATEWAY: bytes(32)}, {}):
         policy = replace(simulated_policy, pinned=pinned)
         assert _appraise(policy, evidence, report_data).failures == (
             "attest.measurement.not_pinned",
@@ -204,7 +203,7 @@ def test_tampered_measurement(
 
 def test_every_failure_is_collected(evidence: Evidence) -> None:
     policy = AppraisalPolicy(measurements=PinnedMeasurements(), pinned={})
-    appraisal = _appraise(policy, evidence, bytes(64), component=ComponentKind.PREDICTION)
+    appraisal = _appraise(policy, evidence, bytes(64), component=Component.PREDICTION)
     assert appraisal.failures == (
         "attest.simulated.not_allowed",
         "attest.component.mismatch",
@@ -269,7 +268,7 @@ def test_naive_now_is_a_programming_error(
     ],
 )
 def test_csv_cca_psa_without_their_collateral_name_what_is_missing(
-    tee: TeeType,
+    tee: Tee,
     vector: str,
     simulated_policy: AppraisalPolicy,
     report_data: bytes,
@@ -680,13 +679,13 @@ def test_snp_attester_without_host_certificates(tmp_path: Path) -> None:
 def test_tdx_attester(tmp_path: Path) -> None:
     quote = vector_bytes("dcap-qvl/tdx_quote")
     device = _FakeDevice(tmp_path / "tsm", "tdx_guest", quote)
-    attester = TsmAttester("tdx", ComponentKind.PREDICTION, root=device.root, fs=device)
+    attester = TsmAttester("tdx", Component.PREDICTION, root=device.root, fs=device)
     evidence = attester.attest(quote[568:632])
-    assert (evidence.tee, evidence.component) == ("tdx", ComponentKind.PREDICTION)
+    assert (evidence.tee, evidence.component) == ("tdx", Component.PREDICTION)
     collateral = vector_json("dcap-qvl/tdx_quote_collateral.json")
     policy, claims = _hardware_policy(evidence, collateral, JULY_2025)
     appraisal = _appraise(
-        policy, evidence, quote[568:632], component=ComponentKind.PREDICTION, now=JULY_2025
+        policy, evidence, quote[568:632], component=Component.PREDICTION, now=JULY_2025
     )
     assert appraisal.failures == (
         "attest.measurement.not_approved",
@@ -694,13 +693,13 @@ def test_tdx_attester(tmp_path: Path) -> None:
     )
     approved = AppraisalPolicy(
         measurements=PinnedMeasurements(
-            [(ComponentKind.PREDICTION, "tdx", measurement_digest(claims))]
+            [(Component.PREDICTION, "tdx", measurement_digest(claims))]
         ),
         collateral=_static(collateral),
     )
     assert (
         _appraise(
-            approved, evidence, quote[568:632], component=ComponentKind.PREDICTION, now=JULY_2025
+            approved, evidence, quote[568:632], component=Component.PREDICTION, now=JULY_2025
         ).status
         is AppraisalStatus.AFFIRMING
     )
@@ -719,9 +718,9 @@ def test_tsm_attester_refuses_the_other_provider(tmp_path: Path) -> None:
 def test_gramine_attester(tmp_path: Path) -> None:
     quote = vector_bytes("dcap-qvl/sgx_quote")
     device = _FakeDevice(tmp_path / "attestation", "", quote)
-    attester = GramineAttester(ComponentKind.GATEWAY, root=device.root, fs=device)
+    attester = GramineAttester(Component.GATEWAY, root=device.root, fs=device)
     evidence = attester.attest(b"Hello, world!".ljust(64, b"\0"))
-    assert (evidence.tee, evidence.component, evidence.raw) == ("sgx", ComponentKind.GATEWAY, quote)
+    assert (evidence.tee, evidence.component, evidence.raw) == ("sgx", Component.GATEWAY, quote)
 
 
 def test_registry_attesters() -> None:

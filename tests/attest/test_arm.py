@@ -15,13 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import vector_bytes
 
-from chronoseal.attest import (
-    AppraisalPolicy,
-    Appraiser,
-    ComponentKind,
-    Evidence,
-    measurement_digest,
-)
+from chronoseal.attest import AppraisalPolicy, Appraiser, Evidence, measurement_digest
 from chronoseal.attest._arm import (
     CCA_PLATFORM,
     CCA_REALM,
@@ -31,6 +25,7 @@ from chronoseal.attest._arm import (
     verify_psa_token,
 )
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CCA = "arm-cca/cca_token.cbor"
@@ -215,8 +210,8 @@ def test_a_psa_device_in_a_debug_lifecycle_is_refused_by_the_appraisal() -> None
     token = sign1(_p1_claims(lifecycle=0x5000), key, -7)
     pem = _pem(key)
     appraisal = Appraiser(AppraisalPolicy(measurements=None, collateral=lambda _: pem)).appraise(
-        Evidence("psa", ComponentKind.ANALYSIS, token),
-        component=ComponentKind.ANALYSIS,
+        Evidence("psa", Component.ANALYSIS, token),
+        component=Component.ANALYSIS,
         expected_report_data=b"\x05" * 64,
         now=NOW,
     )
@@ -226,13 +221,13 @@ def test_a_psa_device_in_a_debug_lifecycle_is_refused_by_the_appraisal() -> None
 def test_the_appraisal_binds_the_realm_challenge() -> None:
     cpak = vector_bytes(CPAK)
     policy = AppraisalPolicy(measurements=None, collateral=lambda _: cpak)
-    evidence = Evidence("cca", ComponentKind.ANALYSIS, vector_bytes(CCA))
+    evidence = Evidence("cca", Component.ANALYSIS, vector_bytes(CCA))
     bound = Appraiser(policy).appraise(
-        evidence, component=ComponentKind.ANALYSIS, expected_report_data=b"\xab" * 64, now=NOW
+        evidence, component=Component.ANALYSIS, expected_report_data=b"\xab" * 64, now=NOW
     )
     assert bound.accepted and not bound.failures
     unbound = Appraiser(policy).appraise(
-        evidence, component=ComponentKind.ANALYSIS, expected_report_data=b"\xac" * 64, now=NOW
+        evidence, component=Component.ANALYSIS, expected_report_data=b"\xac" * 64, now=NOW
     )
     assert unbound.failures == ("attest.binding.mismatch",)
 

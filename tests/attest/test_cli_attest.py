@@ -13,8 +13,9 @@ import typer
 from typer.testing import CliRunner, Result
 from vectors import vector_bytes, vector_hex, vector_path
 
-from chronoseal.attest import ComponentKind, SimulatedAttester, code_measurement
+from chronoseal.attest import SimulatedAttester, code_measurement
 from chronoseal.cli._attest import attest_app, measure
+from chronoseal.spec import Component
 
 TDX_QUOTE = "dcap-qvl/tdx_quote"
 TDX_COLLATERAL = "dcap-qvl/tdx_quote_collateral.json"
@@ -187,7 +188,7 @@ def test_snp_collateral_must_be_vcek_and_chain(app: typer.Typer) -> None:
 
 
 def _simulated_file(tmp_path: Path, moment: datetime) -> Path:
-    evidence = SimulatedAttester(ComponentKind.GATEWAY).attest_at(bytes(64), now=moment)
+    evidence = SimulatedAttester(Component.GATEWAY).attest_at(bytes(64), now=moment)
     path = tmp_path / "gateway.evidence"
     path.write_bytes(evidence.to_bytes())
     return path
@@ -196,7 +197,7 @@ def _simulated_file(tmp_path: Path, moment: datetime) -> Path:
 def test_simulated_envelope_verifies_as_a_warning(app: typer.Typer, tmp_path: Path) -> None:
     moment = datetime(2026, 3, 1, tzinfo=UTC)
     path = _simulated_file(tmp_path, moment)
-    digest = code_measurement(ComponentKind.GATEWAY).hex()
+    digest = code_measurement(Component.GATEWAY).hex()
     result = _run(
         app,
         "attest",
@@ -248,9 +249,9 @@ def test_envelope_problems(app: typer.Typer, tmp_path: Path) -> None:
 def test_measure_simulated_prints_the_code_hash(app: typer.Typer) -> None:
     result = _run(app, "measure", "--component", "gateway")
     assert result.exit_code == 0
-    assert result.stdout.strip() == code_measurement(ComponentKind.GATEWAY).hex()
+    assert result.stdout.strip() == code_measurement(Component.GATEWAY).hex()
     as_json = json.loads(_run(app, "measure", "--component", "analysis", "--json").stdout)
-    assert as_json["digest"] == code_measurement(ComponentKind.ANALYSIS).hex()
+    assert as_json["digest"] == code_measurement(Component.ANALYSIS).hex()
     assert as_json["tee"] == "simulated"
 
 

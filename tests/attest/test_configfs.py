@@ -274,11 +274,12 @@ def test_unknown_tee_name_is_not_unsupported_but_unknown() -> None:
 
 def test_a_cca_token_comes_through_configfs_tsm_and_verifies(tmp_path: Path) -> None:
     """The kernel hands back the real tf-rmm token, whose realm challenge is our inblob."""
-    from chronoseal.attest import ComponentKind, TsmAttester, get_backend
+    from chronoseal.attest import TsmAttester, get_backend
+    from chronoseal.spec import Component
 
     token = vector_bytes("arm-cca/cca_token.cbor")
     kernel = FakeTsmKernel(tmp_path / "tsm" / "report", "arm_cca_guest", token)
-    attester = TsmAttester("cca", ComponentKind.ANALYSIS, root=kernel.root, fs=kernel)
+    attester = TsmAttester("cca", Component.ANALYSIS, root=kernel.root, fs=kernel)
     evidence = attester.attest(b"\xab" * 64)
     assert evidence.tee == "cca" and evidence.raw == token
     cpak = vector_bytes("arm-cca/cca_platform.pub")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from csv_builder import POLICY_PRODUCTION, SERIAL, CsvPlatform, le72
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from vectors import vector_bytes, vector_path
 
@@ -24,7 +24,6 @@ from chronoseal.attest import (
     Appraisal,
     AppraisalPolicy,
     Appraiser,
-    ComponentKind,
     Evidence,
     PinnedMeasurements,
     measurement_digest,
@@ -42,6 +41,7 @@ from chronoseal.attest._csv import (
 )
 from chronoseal.attest._sm2 import Sm2PrivateKey
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -252,8 +252,8 @@ def test_changing_the_unsigned_anonce_changes_every_v1_claim(
     assert claims.report_data != report_data
     policy = AppraisalPolicy(measurements=None)
     appraisal = Appraiser(policy).appraise(
-        Evidence("csv", ComponentKind.ANALYSIS, bytes(page)),
-        component=ComponentKind.ANALYSIS,
+        Evidence("csv", Component.ANALYSIS, bytes(page)),
+        component=Component.ANALYSIS,
         expected_report_data=report_data,
         now=NOW,
     )
@@ -264,6 +264,7 @@ def test_changing_the_unsigned_anonce_changes_every_v1_claim(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(offset=st.integers(min_value=0, max_value=4115))
+@example(offset=2000)
 def test_any_one_byte_change_of_a_constructed_report_is_caught(
     platform: CsvPlatform, report_data: bytes, offset: int
 ) -> None:
@@ -274,9 +275,14 @@ def test_any_one_byte_change_of_a_constructed_report_is_caught(
         claims = verify_csv_report(tampered, platform.hsk_cek, hrk=platform.hrk)
     except AttestationError:
         return
-    # What still verifies: the unsigned serial, the MAC, and V1's unsigned mask fields.
+    # What still verifies: the PEK's owner (OCA) signature, which nothing here can check, the
+    # unsigned serial, the MAC, and V1's unsigned mask fields.
+    pek = 20 + 0x150
+    oca_signature = pek + 1044 + 520 + 8
     moved = claims.report_data != report_data or claims.platform["chip_id"] != SERIAL.decode()
-    assert moved or 20 + 0x150 + 2084 <= offset < 20 + 0x150 + 2212
+    assert (
+        moved or oca_signature <= offset < oca_signature + 144 or pek + 2084 <= offset < pek + 2212
+    )
 
 
 # --- the appraisal: policy bits -------------------------------------------------------------
@@ -293,9 +299,9 @@ def trusted_platform(platform: CsvPlatform, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _appraise(raw: bytes, platform: CsvPlatform, report_data: bytes, **policy: Any) -> Appraisal:
-    evidence = Evidence("csv", ComponentKind.ANALYSIS, raw, (platform.hsk_cek,))
+    evidence = Evidence("csv", Component.ANALYSIS, raw, (platform.hsk_cek,))
     return Appraiser(AppraisalPolicy(**policy)).appraise(
-        evidence, component=ComponentKind.ANALYSIS, expected_report_data=report_data, now=NOW
+        evidence, component=Component.ANALYSIS, expected_report_data=report_data, now=NOW
     )
 
 
@@ -310,8 +316,8 @@ def test_a_production_guest_is_accepted_with_its_digest_approved(
         raw,
         platform,
         report_data,
-        measurements=PinnedMeasurements([(ComponentKind.ANALYSIS, "csv", digest)]),
-        pinned={ComponentKind.ANALYSIS: digest},
+        measurements=PinnedMeasurements([(Component.ANALYSIS, "csv", digest)]),
+        pinned={Component.ANALYSIS: digest},
     )
     assert appraisal.accepted, appraisal.failures
     assert appraisal.failures == ()

@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives import hashes
 from csv_builder import CsvPlatform
 from csv_firmware import FakeCsvFirmware
 
-from chronoseal.attest import ComponentKind
 from chronoseal.attest._csv import parse_csv_certificate, parse_csv_report, verify_csv_report
 from chronoseal.attest._csv_guest import (
     CSV_GET_REPORT,
@@ -19,6 +18,7 @@ from chronoseal.attest._csv_guest import (
     generate_csv_report,
 )
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +103,11 @@ def test_the_attester_carries_the_provisioned_hsk_cek(
     chip.mkdir()
     (chip / "hsk_cek.cert").write_bytes(platform.hsk_cek)
     attester = CsvGuestAttester(
-        ComponentKind.ANALYSIS, device=FakeCsvFirmware(platform), hsk_cek_dir=tmp_path
+        Component.ANALYSIS, device=FakeCsvFirmware(platform), hsk_cek_dir=tmp_path
     )
     evidence = attester.attest(report_data)
     assert evidence.tee == "csv" and evidence.certificates == (platform.hsk_cek,)
     bare = CsvGuestAttester(
-        ComponentKind.ANALYSIS, device=FakeCsvFirmware(platform), hsk_cek_dir=tmp_path / "no"
+        Component.ANALYSIS, device=FakeCsvFirmware(platform), hsk_cek_dir=tmp_path / "no"
     ).attest(report_data)
     assert bare.certificates == ()

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import utc, vector_bytes, vector_hex, vector_json, vector_path
 
-from chronoseal.attest import ComponentKind, Evidence, TeeType, _dcap, get_backend
+from chronoseal.attest import Evidence, _dcap, get_backend
 from chronoseal.attest._dcap import (
     HDR_ATT_KEY_TYPE,
     HDR_QE_VENDOR_ID,
@@ -27,6 +27,7 @@ from chronoseal.attest._dcap import (
     verify_dcap_quote,
 )
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component, Tee
 
 JULY_2025 = utc("2025-07-01")
 MARCH_2026 = utc("2026-03-01")
@@ -727,8 +728,8 @@ def test_platform_ca_sgx_quote_with_collateral_from_another_source() -> None:
 # --- real refusals from mutated vectors, through the public backend --------------------------
 
 
-def _backend_refusal(tee: TeeType, raw: bytes, collateral: Any, now: datetime) -> AttestationError:
-    evidence = Evidence(tee, ComponentKind.ANALYSIS, raw)
+def _backend_refusal(tee: Tee, raw: bytes, collateral: Any, now: datetime) -> AttestationError:
+    evidence = Evidence(tee, Component.ANALYSIS, raw)
     with pytest.raises(AttestationError) as caught:
         get_backend(tee).verify(evidence, now=now, collateral=lambda _e: collateral, max_age=None)
     return caught.value
@@ -759,7 +760,7 @@ class Refusal(NamedTuple):
     """One real mutation: the id it must give and the dcap-qvl fragment that decides it."""
 
     name: str
-    tee: TeeType
+    tee: Tee
     raw: bytes
     collateral: dict[str, Any]
     now: datetime

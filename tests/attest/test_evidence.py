@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import struct
-from typing import get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chronoseal.attest import ComponentKind, Evidence, TeeType
+from chronoseal.attest import Evidence
 from chronoseal.attest._evidence import component_kind, tee_type
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component, Tee
 
 MALFORMED = "attest.evidence.malformed"
 
 evidences = st.builds(
     Evidence,
-    tee=st.sampled_from(get_args(TeeType)),
-    component=st.sampled_from(list(ComponentKind)),
+    tee=st.sampled_from(list(Tee)),
+    component=st.sampled_from(list(Component)),
     raw=st.binary(max_size=2048),
     certificates=st.lists(st.binary(max_size=256), max_size=8).map(tuple),
 )
 
-SAMPLE = Evidence("sev-snp", ComponentKind.GATEWAY, b"\x01report", (b"vcek", b"chain"))
+SAMPLE = Evidence("sev-snp", Component.GATEWAY, b"\x01report", (b"vcek", b"chain"))
 
 
 @given(evidences)
@@ -95,12 +95,12 @@ def test_malformed_inputs_are_refused(wire: bytes) -> None:
 
 def test_oversized_evidence_cannot_be_encoded() -> None:
     with pytest.raises(AttestationError) as caught:
-        Evidence("sgx", ComponentKind.CLIENT, b"", (b"",) * 9).to_bytes()
+        Evidence("sgx", Component.CLIENT, b"", (b"",) * 9).to_bytes()
     assert caught.value.id == MALFORMED
 
 
 def test_names_are_checked() -> None:
-    assert component_kind("prediction") is ComponentKind.PREDICTION
+    assert component_kind("prediction") is Component.PREDICTION
     assert tee_type("sev-snp") == "sev-snp"
     with pytest.raises(AttestationError) as caught:
         component_kind("oracle")
@@ -112,8 +112,8 @@ def test_names_are_checked() -> None:
 
 def test_constructor_normalises_and_checks_names() -> None:
     evidence = Evidence("sgx", "analysis", b"quote", [b"cert"])  # type: ignore[arg-type]
-    assert evidence.component is ComponentKind.ANALYSIS
+    assert evidence.component is Component.ANALYSIS
     assert evidence.certificates == (b"cert",)
     with pytest.raises(AttestationError) as caught:
-        Evidence("tpm", ComponentKind.ANALYSIS, b"quote")  # type: ignore[arg-type]
+        Evidence("tpm", Component.ANALYSIS, b"quote")  # type: ignore[arg-type]
     assert caught.value.id == "attest.tee.unknown"

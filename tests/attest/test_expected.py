@@ -19,10 +19,8 @@ from hypothesis import strategies as st
 from vectors import utc, vector_bytes, vector_hex, vector_json
 
 from chronoseal.attest import (
-    ComponentKind,
     Evidence,
     ExpectedMeasurement,
-    TeeType,
     VerifiedClaims,
     get_backend,
     measurement_digest,
@@ -30,6 +28,7 @@ from chronoseal.attest import (
     register_digest,
 )
 from chronoseal.errors import ConfigError
+from chronoseal.spec import Component, Tee
 
 JULY_2025 = utc("2025-07-01")
 TDX_REGISTERS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
@@ -53,12 +52,12 @@ def _snp_claims() -> VerifiedClaims:
         vector_bytes("virtee-sev/vcek_milan.der"),
         vector_bytes("virtee-sev/cert_chain_milan"),
     )
-    evidence = Evidence("sev-snp", ComponentKind.ANALYSIS, report, certificates)
+    evidence = Evidence("sev-snp", Component.ANALYSIS, report, certificates)
     return get_backend("sev-snp").verify(evidence, now=JULY_2025, collateral=None, max_age=None)
 
 
-def _dcap_claims(tee: TeeType, quote: str, collateral: str) -> VerifiedClaims:
-    evidence = Evidence(tee, ComponentKind.ANALYSIS, vector_bytes(quote))
+def _dcap_claims(tee: Tee, quote: str, collateral: str) -> VerifiedClaims:
+    evidence = Evidence(tee, Component.ANALYSIS, vector_bytes(quote))
     provider = _static(vector_json(collateral))
     return get_backend(tee).verify(evidence, now=JULY_2025, collateral=provider, max_age=None)
 

@@ -20,24 +20,19 @@ from eth_account import Account
 from test_configfs import _tdx_kernel
 
 from chronoseal.analysis import AnalysisRuntime
-from chronoseal.attest import (
-    ComponentKind,
-    GramineAttester,
-    SimulatedAttester,
-    TsmAttester,
-    attester_for,
-)
+from chronoseal.attest import GramineAttester, SimulatedAttester, TsmAttester, attester_for
 from chronoseal.attest._csv_guest import CsvGuestAttester
 from chronoseal.errors import AttestationError
 from chronoseal.ledger import read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
 from chronoseal.node._agents import serve_analysis
+from chronoseal.spec import Component
 
 TDX_DIGEST = hashlib.sha256(b"a tdx analysis runtime").hexdigest()
 
 
 def test_the_simulated_pin_gives_the_simulated_attester() -> None:
-    assert isinstance(attester_for("simulated", ComponentKind.GATEWAY), SimulatedAttester)
+    assert isinstance(attester_for("simulated", Component.GATEWAY), SimulatedAttester)
 
 
 @pytest.mark.parametrize("tee", ["tdx", "sev-snp", "sgx"])
@@ -45,7 +40,7 @@ def test_a_tee_this_host_lacks_is_refused_with_what_is_missing(tee: str) -> None
     if Path("/sys/kernel/config/tsm/report").exists() or Path("/dev/attestation").exists():
         pytest.skip("this host has a TEE device")
     with pytest.raises(AttestationError) as info:
-        attester_for(tee, ComponentKind.ANALYSIS)
+        attester_for(tee, Component.ANALYSIS)
     assert info.value.id == "attest.tee.not_available"
     assert tee in info.value.message and info.value.context["device"].startswith("/")
 
@@ -53,7 +48,7 @@ def test_a_tee_this_host_lacks_is_refused_with_what_is_missing(tee: str) -> None
 @pytest.mark.parametrize("tee", ["csv", "cca"])
 def test_csv_and_cca_pins_refuse_on_a_host_without_their_device(tee: str) -> None:
     with pytest.raises(AttestationError) as info:
-        attester_for(tee, ComponentKind.ANALYSIS)
+        attester_for(tee, Component.ANALYSIS)
     assert info.value.id == "attest.tee.not_available"
     assert info.value.context["device"] in ("/dev/csv-guest", "/sys/kernel/config/tsm/report")
 
@@ -61,11 +56,11 @@ def test_csv_and_cca_pins_refuse_on_a_host_without_their_device(tee: str) -> Non
 def test_the_registry_picks_the_vendor_attesters() -> None:
     from chronoseal.attest import get_backend
 
-    assert isinstance(get_backend("tdx").attester(ComponentKind.ANALYSIS), TsmAttester)
-    assert isinstance(get_backend("sev-snp").attester(ComponentKind.ANALYSIS), TsmAttester)
-    assert isinstance(get_backend("sgx").attester(ComponentKind.ANALYSIS), GramineAttester)
-    assert isinstance(get_backend("cca").attester(ComponentKind.ANALYSIS), TsmAttester)
-    assert isinstance(get_backend("csv").attester(ComponentKind.ANALYSIS), CsvGuestAttester)
+    assert isinstance(get_backend("tdx").attester(Component.ANALYSIS), TsmAttester)
+    assert isinstance(get_backend("sev-snp").attester(Component.ANALYSIS), TsmAttester)
+    assert isinstance(get_backend("sgx").attester(Component.ANALYSIS), GramineAttester)
+    assert isinstance(get_backend("cca").attester(Component.ANALYSIS), TsmAttester)
+    assert isinstance(get_backend("csv").attester(Component.ANALYSIS), CsvGuestAttester)
 
 
 def _tdx_scenario(tmp_path: Path) -> Path:
@@ -107,7 +102,7 @@ def test_a_tdx_pinned_runtime_attests_through_configfs_tsm(tmp_path: Path) -> No
     world.propose()
     world.review_and_approve(world.spec, world.task_id)
     kernel, vector_report_data = _tdx_kernel(tmp_path)
-    attester = TsmAttester("tdx", ComponentKind.ANALYSIS, root=kernel.root, fs=kernel)
+    attester = TsmAttester("tdx", Component.ANALYSIS, root=kernel.root, fs=kernel)
     key = Account.create()
     world.chain.fund(key.address, 10**20)
     runtime = AnalysisRuntime(world.consortium, world.spec, attester=attester, chain_key=key.key)

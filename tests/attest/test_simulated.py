@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from packaging.requirements import Requirement
 
-from chronoseal.attest import ComponentKind, Evidence, SimulatedAttester, _measure, code_measurement
+from chronoseal.attest import Evidence, SimulatedAttester, _measure, code_measurement
 from chronoseal.attest._simulated import SimulatedStatement, verify_simulated
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MAX_AGE = timedelta(minutes=5)
@@ -41,10 +42,10 @@ def _refusal(evidence: Evidence, now: datetime = NOW) -> str:
 
 
 def test_code_measurement_is_stable_and_per_component() -> None:
-    digests = {kind: code_measurement(kind) for kind in ComponentKind}
+    digests = {kind: code_measurement(kind) for kind in Component}
     assert all(len(digest) == 32 for digest in digests.values())
-    assert len(set(digests.values())) == len(ComponentKind)
-    assert code_measurement("gateway") == digests[ComponentKind.GATEWAY]
+    assert len(set(digests.values())) == len(Component)
+    assert code_measurement("gateway") == digests[Component.GATEWAY]
 
 
 def _package_copy(source: Path, target: Path) -> Path:
@@ -60,9 +61,9 @@ def test_code_measurement_is_the_hash_of_the_tree_and_dependencies(
     monkeypatch.setattr(_measure, "_PACKAGE_ROOT", copy)
     pins = _measure.installed_dependencies("chronoseal")
     expected = _measure.measure_code(
-        ComponentKind.ANALYSIS, _measure.tree_digest(copy), _measure.dependency_digest(pins)
+        Component.ANALYSIS, _measure.tree_digest(copy), _measure.dependency_digest(pins)
     )
-    assert code_measurement(ComponentKind.ANALYSIS) == expected
+    assert code_measurement(Component.ANALYSIS) == expected
     assert any(pin.startswith("cryptography==") for pin in pins)
     assert any(pin.startswith("py-evm==") for pin in pins), "extras of eth-tester[py-evm]"
 
@@ -72,25 +73,25 @@ def test_code_measurement_changes_when_a_source_file_changes(
 ) -> None:
     original = _package_copy(_measure._PACKAGE_ROOT, tmp_path / "original" / "chronoseal")
     monkeypatch.setattr(_measure, "_PACKAGE_ROOT", original)
-    before = code_measurement(ComponentKind.GATEWAY)
+    before = code_measurement(Component.GATEWAY)
 
     noisy = _package_copy(original, tmp_path / "noisy" / "chronoseal")
     (noisy / "__pycache__").mkdir()
     (noisy / "__pycache__" / "noise.cpython-311.pyc").write_bytes(b"compiled")
     (noisy / "attest" / "stray.pyc").write_bytes(b"compiled")
     monkeypatch.setattr(_measure, "_PACKAGE_ROOT", noisy)
-    assert code_measurement(ComponentKind.GATEWAY) == before, "compiled files are not source"
+    assert code_measurement(Component.GATEWAY) == before, "compiled files are not source"
 
     edited = _package_copy(original, tmp_path / "edited" / "chronoseal")
     target = edited / "attest" / "_binding.py"
     target.write_bytes(target.read_bytes() + b"\n# one more line\n")
     monkeypatch.setattr(_measure, "_PACKAGE_ROOT", edited)
-    assert code_measurement(ComponentKind.GATEWAY) != before
+    assert code_measurement(Component.GATEWAY) != before
 
     added = _package_copy(original, tmp_path / "added" / "chronoseal")
     (added / "attest" / "new_module.py").write_text("")
     monkeypatch.setattr(_measure, "_PACKAGE_ROOT", added)
-    assert code_measurement(ComponentKind.GATEWAY) != before
+    assert code_measurement(Component.GATEWAY) != before
 
 
 def test_code_measurement_is_computed_once_per_process(
@@ -98,12 +99,12 @@ def test_code_measurement_is_computed_once_per_process(
 ) -> None:
     copy = _package_copy(_measure._PACKAGE_ROOT, tmp_path / "chronoseal")
     monkeypatch.setattr(_measure, "_PACKAGE_ROOT", copy)
-    first = code_measurement(ComponentKind.PREDICTION)
+    first = code_measurement(Component.PREDICTION)
     (copy / "attest" / "_binding.py").write_text("changed after the first measurement\n")
-    assert code_measurement(ComponentKind.PREDICTION) == first
+    assert code_measurement(Component.PREDICTION) == first
     assert (
         _measure.measure_code(
-            ComponentKind.PREDICTION,
+            Component.PREDICTION,
             _measure.tree_digest(copy),
             _measure.dependency_digest(_measure.installed_dependencies("chronoseal")),
         )
@@ -114,13 +115,11 @@ def test_code_measurement_is_computed_once_per_process(
 def test_dependency_versions_change_the_measurement() -> None:
     tree = bytes(32)
     pins = {"cryptography==48.0.1", "typer==0.29.2"}
-    base = _measure.measure_code(ComponentKind.CLIENT, tree, _measure.dependency_digest(pins))
+    base = _measure.measure_code(Component.CLIENT, tree, _measure.dependency_digest(pins))
     bumped = {"cryptography==48.0.2", "typer==0.29.2"}
-    assert base != _measure.measure_code(
-        ComponentKind.CLIENT, tree, _measure.dependency_digest(bumped)
-    )
+    assert base != _measure.measure_code(Component.CLIENT, tree, _measure.dependency_digest(bumped))
     assert base == _measure.measure_code(
-        ComponentKind.CLIENT, tree, _measure.dependency_digest(sorted(pins, reverse=True))
+        Component.CLIENT, tree, _measure.dependency_digest(sorted(pins, reverse=True))
     )
 
 
@@ -169,11 +168,11 @@ def test_evidence_carries_statement_and_platform_key(
     analysis_attester: SimulatedAttester, report_data: bytes
 ) -> None:
     evidence = analysis_attester.attest_at(report_data, now=NOW)
-    assert (evidence.tee, evidence.component) == ("simulated", ComponentKind.ANALYSIS)
+    assert (evidence.tee, evidence.component) == ("simulated", Component.ANALYSIS)
     assert evidence.certificates == (analysis_attester.platform_public_key,)
     claims = verify_simulated(evidence, now=NOW + timedelta(seconds=1), max_age=MAX_AGE)
     assert claims.tee == "simulated"
-    assert claims.measurements["code"] == code_measurement(ComponentKind.ANALYSIS)
+    assert claims.measurements["code"] == code_measurement(Component.ANALYSIS)
     assert claims.report_data == report_data
     assert claims.debug is False
     assert claims.platform["component"] == "analysis"
@@ -254,7 +253,7 @@ def test_tampered_report_data(analysis_attester: SimulatedAttester, report_data:
 
 def test_relabelled_component(analysis_attester: SimulatedAttester, report_data: bytes) -> None:
     evidence = _evidence(analysis_attester, report_data)
-    relabelled = replace(evidence, component=ComponentKind.PREDICTION)
+    relabelled = replace(evidence, component=Component.PREDICTION)
     assert _refusal(relabelled) == "attest.evidence.malformed"
 
 
@@ -294,13 +293,13 @@ def test_platform_key_must_be_ec_p256(
 )
 def test_malformed_raw(analysis_attester: SimulatedAttester, raw: bytes) -> None:
     evidence = Evidence(
-        "simulated", ComponentKind.ANALYSIS, raw, (analysis_attester.platform_public_key,)
+        "simulated", Component.ANALYSIS, raw, (analysis_attester.platform_public_key,)
     )
     assert _refusal(evidence) == "attest.evidence.malformed"
 
 
 def test_statement_round_trip_and_shape(report_data: bytes) -> None:
-    statement = SimulatedStatement(ComponentKind.CLIENT, bytes(32), report_data, NOW)
+    statement = SimulatedStatement(Component.CLIENT, bytes(32), report_data, NOW)
     assert SimulatedStatement.from_bytes(statement.to_bytes()) == statement
     encoded = statement.to_bytes()
     for broken in (encoded[:-1], encoded + b"\x00", b"x" + encoded[1:]):
@@ -314,6 +313,6 @@ def test_statement_round_trip_and_shape(report_data: bytes) -> None:
 
 
 def test_non_simulated_evidence_is_refused(report_data: bytes) -> None:
-    assert _refusal(Evidence("sgx", ComponentKind.ANALYSIS, report_data)) == (
+    assert _refusal(Evidence("sgx", Component.ANALYSIS, report_data)) == (
         "attest.evidence.malformed"
     )

@@ -12,7 +12,7 @@ import pytest
 from ledger_world import PROVIDERS, World, digest
 
 from chronoseal.audit import CHECKS, ChainAuditError, TaskAudit, audit_task
-from chronoseal.ledger import ChainEvent, ComponentKind, TeeType, read_events
+from chronoseal.ledger import ChainComponent, ChainEvent, ChainTee, read_events
 
 
 def verdicts(audit: TaskAudit) -> dict[str, str]:
@@ -144,7 +144,7 @@ def test_a_measurement_revoked_during_running_and_used_after_fails_revocations(
     running = world.ready["running"]
     tid = world.trained_task()
     world.orgs["gamma"].revoke_measurement(
-        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+        ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis
     )
     world.refused(
         "ledger.measurement.revoked",
@@ -153,7 +153,7 @@ def test_a_measurement_revoked_during_running_and_used_after_fails_revocations(
     )
     events = events_of(world)
     revoked = next(e for e in reversed(events) if e.name == "MeasurementRevoked")
-    i = index_of(events, "ModelCommitted", tid, kind=int(ComponentKind.ANALYSIS))
+    i = index_of(events, "ModelCommitted", tid, kind=int(ChainComponent.ANALYSIS))
     model = events[i]
     moved = dataclasses.replace(revoked, block_number=model.block_number, log_index=model.log_index)
     rest = [
@@ -180,7 +180,7 @@ def test_a_disputed_commitment_fails_the_commitments_check(world: World) -> None
 def test_a_forged_model_commitment_fails_against_the_stored_record(world: World) -> None:
     tid = world.ready["serving"]
     events = events_of(world)
-    i = index_of(events, "ModelCommitted", tid, kind=int(ComponentKind.ANALYSIS))
+    i = index_of(events, "ModelCommitted", tid, kind=int(ChainComponent.ANALYSIS))
     events[i] = dataclasses.replace(
         events[i], args={**events[i].args, "commitment": "0x" + digest("forged").hex()}
     )

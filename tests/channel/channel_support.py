@@ -12,12 +12,12 @@ from typing import TypeVar
 from chronoseal.attest import (
     AppraisalPolicy,
     Appraiser,
-    ComponentKind,
     PinnedMeasurements,
     SimulatedAttester,
     code_measurement,
 )
 from chronoseal.channel import HpkeKem, RaTlsIdentity
+from chronoseal.spec import Component
 
 NONCE = bytes.fromhex("6b1f" * 16)
 UNAPPROVED = bytes([0x66]) * 32
@@ -26,14 +26,12 @@ T = TypeVar("T")
 
 def appraiser() -> Appraiser:
     """Approves the installed code of every component kind, simulated TEE allowed."""
-    approved = PinnedMeasurements(
-        (kind, "simulated", code_measurement(kind)) for kind in ComponentKind
-    )
+    approved = PinnedMeasurements((kind, "simulated", code_measurement(kind)) for kind in Component)
     return Appraiser(AppraisalPolicy(measurements=approved, allow_simulated=True))
 
 
 def identity(
-    kind: ComponentKind,
+    kind: Component,
     *,
     measurement: bytes | None = None,
     nonce: bytes = NONCE,

@@ -20,18 +20,21 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chronoseal.attest import ComponentKind
 from chronoseal.channel import (
     AttestedChannel,
     ChannelServer,
+    GatewayIntake,
+    PartyIntake,
     RaTlsIdentity,
     StreamContext,
     connect,
+    encode_batch,
+    serve_intake,
 )
 from chronoseal.channel._commitment import BatchCommitment, merkle_root
-from chronoseal.channel._intake import GatewayIntake, PartyIntake, encode_batch, serve_intake
 from chronoseal.channel._wire import U64
 from chronoseal.errors import ChronosealError, PeerRefused, StreamIntegrityError
+from chronoseal.spec import Component
 
 TASK = bytes(range(32))
 NONCE = bytes.fromhex("6b1f" * 16)
@@ -60,11 +63,11 @@ def _verify(party: str, digest: bytes, signature: bytes) -> None:
 
 class Runtime:
     def __init__(self) -> None:
-        self.identity = identity(ComponentKind.ANALYSIS)
+        self.identity = identity(Component.ANALYSIS)
         self.server = ChannelServer(
             self.identity,
             appraiser=appraiser(),
-            peer_component=ComponentKind.GATEWAY,
+            peer_component=Component.GATEWAY,
             fresh_nonces={NONCE},
         )
         self.intakes: dict[str, PartyIntake] = {}
@@ -98,7 +101,7 @@ def _gateway(
         address,
         gw,
         appraiser=appraiser(),
-        peer_component=ComponentKind.ANALYSIS,
+        peer_component=Component.ANALYSIS,
         fresh_nonces={NONCE},
     )
     return GatewayIntake(
@@ -114,7 +117,7 @@ def _gateway(
 def test_stream_commitments_match_and_batches_arrive() -> None:
     runtime = Runtime()
     with serve_once(runtime.handle) as (address, result):
-        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as intake:
+        with _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY) as intake:
             welcome = intake.hello()
             assert welcome.task_key == runtime.key and welcome.held == []
             for i in range(3):
@@ -139,7 +142,7 @@ def test_gateway_that_cannot_prove_its_party_sends_nothing(
     runtime = Runtime()
     with serve_once(runtime.handle) as (address, result):
         with (
-            _gateway(address, identity(ComponentKind.GATEWAY), party, key) as intake,
+            _gateway(address, identity(Component.GATEWAY), party, key) as intake,
             pytest.raises(ChronosealError),
         ):
             intake.hello()
@@ -153,7 +156,7 @@ def test_wrong_schema_is_refused_and_not_kept() -> None:
     runtime = Runtime()
     with serve_once(runtime.handle) as (address, result):
         bad = pa.record_batch({"date": pa.array([1]), "secret": pa.array([1.0])})
-        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as intake:
+        with _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY) as intake:
             intake.hello()
             with pytest.raises(ChronosealError):  # at the latest when the acks are drained
                 intake.send(encode_batch(bad))
@@ -183,13 +186,13 @@ def test_restarted_gateway_resumes_without_loss_or_duplicates() -> None:
         served = pool.submit(serve_two)
         # window=1: both batches are acknowledged, so the runtime surely holds them when the
         # gateway process dies mid-stream.
-        first = _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY, 1)
+        first = _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY, 1)
         first.hello()
         first.send(payloads[0])
         first.send(payloads[1])
         first.close()
 
-        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as second:
+        with _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY) as second:
             welcome = second.hello()
             assert [i for i, _ in welcome.held] == [0, 1]
             for index, salt in welcome.held:
@@ -224,12 +227,12 @@ def test_a_resume_from_a_changed_source_is_refused_before_sending(changed: str) 
                     pass
 
         served = pool.submit(serve_two)
-        first = _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY, 1)
+        first = _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY, 1)
         first.hello()
         first.send(payloads[0])
         first.send(payloads[1])
         first.close()
-        with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as second:
+        with _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY) as second:
             welcome = second.hello()
             assert len(welcome.leaves) == 2
             second.replay(0, welcome.held[0][1], payloads[0])
@@ -324,7 +327,7 @@ def test_an_acknowledgement_that_is_not_the_batch_sent_is_refused(
     change: str, error_id: str
 ) -> None:
     with serve_once(_lying_runtime(change)) as (address, served):
-        gw = identity(ComponentKind.GATEWAY)
+        gw = identity(Component.GATEWAY)
         with _gateway(address, gw, "transit", PARTY_KEY, window=1) as intake:
             intake.hello()
             with pytest.raises(StreamIntegrityError) as refused:
@@ -348,7 +351,7 @@ def test_acknowledgements_are_frames_of_one_stream_per_connection() -> None:
     with serve_once(runtime.handle) as (address, result):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(AttestedChannel, "open_writer", counting)
-            with _gateway(address, identity(ComponentKind.GATEWAY), "transit", PARTY_KEY) as gw:
+            with _gateway(address, identity(Component.GATEWAY), "transit", PARTY_KEY) as gw:
                 gw.hello()
                 for i in range(12):
                     gw.send(encode_batch(_batch(i)))

@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from chronoseal.attest import ComponentKind, SimulatedAttester, report_data_for
+from chronoseal.attest import SimulatedAttester, report_data_for
 from chronoseal.channel import CMW_MEDIA_TYPE, CMW_OID, HpkePrivateKey, appraise_certificate
 from chronoseal.channel._ratls import _encode_cmw, binding_nonce, spki_der
 from chronoseal.errors import ChannelError, PeerRefused
+from chronoseal.spec import Component
 
-ANALYSIS = ComponentKind.ANALYSIS
+ANALYSIS = Component.ANALYSIS
 NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chronoseal analysis")])
 
 

@@ -13,7 +13,6 @@ import pyarrow as pa
 import pytest
 from channel_support import NONCE, UNAPPROVED, appraiser, identity, read_until_eof, serve_once
 
-from chronoseal.attest import ComponentKind
 from chronoseal.channel import (
     AttestedChannel,
     ChannelServer,
@@ -25,10 +24,11 @@ from chronoseal.channel import (
 from chronoseal.channel._session import client_proof
 from chronoseal.channel._tls import client_context, server_context
 from chronoseal.errors import ChannelError, PeerRefused
+from chronoseal.spec import Component
 
 pytestmark = pytest.mark.integration
 
-GATEWAY, ANALYSIS = ComponentKind.GATEWAY, ComponentKind.ANALYSIS
+GATEWAY, ANALYSIS = Component.GATEWAY, Component.ANALYSIS
 CONTEXT = StreamContext(task_id=b"\x01" * 32, party="party-a", stream_id="data")
 
 
@@ -72,7 +72,7 @@ def test_a_stream_crosses_mutual_tls_in_both_directions(kem: HpkeKem) -> None:
     server = analysis_server(identity(ANALYSIS, kem=kem))
     reply_context = StreamContext(CONTEXT.task_id, "party-a", "ack")
 
-    def serve(connection: socket.socket) -> tuple[tuple[bytes, ...], ComponentKind]:
+    def serve(connection: socket.socket) -> tuple[tuple[bytes, ...], Component]:
         with server.accept(connection) as channel:
             received = channel.receive_stream(CONTEXT)
             channel.send_stream(reply_context, [b"got %d" % len(received.chunks)])
@@ -139,7 +139,7 @@ def test_a_client_with_valid_evidence_but_unapproved_measurement_gets_no_byte() 
 
 
 def test_a_server_of_the_wrong_component_kind_is_refused() -> None:
-    context = server_context(identity(ComponentKind.PREDICTION))
+    context = server_context(identity(Component.PREDICTION))
 
     def listen(connection: socket.socket) -> bytes:
         with context.wrap_socket(connection, server_side=True) as tls:
@@ -156,7 +156,7 @@ def test_a_client_of_the_wrong_component_kind_gets_no_byte() -> None:
     server_certificate = server.identity.certificate_der
     with serve_once(server.accept) as (address, accepted):
         _, received = raw_client(
-            address, framed_proof(identity(ComponentKind.CLIENT), server_certificate)
+            address, framed_proof(identity(Component.CLIENT), server_certificate)
         )
         with pytest.raises(PeerRefused) as refused:
             accepted.result(timeout=10)
@@ -243,7 +243,7 @@ def test_a_link_outside_the_design_is_refused_before_connecting() -> None:
             ("127.0.0.1", 9),
             identity(GATEWAY),
             appraiser=appraiser(),
-            peer_component=ComponentKind.GATEWAY,
+            peer_component=Component.GATEWAY,
             fresh_nonces={NONCE},
         )
     assert refused.value.id == "channel.link.not_allowed"

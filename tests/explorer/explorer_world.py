@@ -16,20 +16,20 @@ from eth_account.signers.local import LocalAccount
 
 from chronoseal.ledger import (
     ChainBackend,
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     ComponentSession,
     Consortium,
     OrgSession,
-    Role,
-    TeeType,
 )
 
 ETH = 10**18
 ORGS = ("alpha", "beta", "gamma")
 PARTIES = (
-    ("alpha", Role.DATA_PROVIDER | Role.RESULT_RECIPIENT),
-    ("beta", Role.DATA_PROVIDER),
-    ("gamma", Role.RESULT_RECIPIENT),
+    ("alpha", ChainRole.DATA_PROVIDER | ChainRole.RESULT_RECIPIENT),
+    ("beta", ChainRole.DATA_PROVIDER),
+    ("gamma", ChainRole.RESULT_RECIPIENT),
 )
 PROVIDERS = ("alpha", "beta")
 
@@ -52,10 +52,10 @@ class ExplorerWorld:
     def now(self) -> int:
         return int(self.chain.w3.eth.get_block("latest")["timestamp"])
 
-    def pins(self) -> list[tuple[ComponentKind, TeeType, bytes]]:
+    def pins(self) -> list[tuple[ChainComponent, ChainTee, bytes]]:
         return [
-            (ComponentKind.ANALYSIS, TeeType.SIMULATED, digest("analysis-code")),
-            (ComponentKind.PREDICTION, TeeType.SIMULATED, digest("prediction-code")),
+            (ChainComponent.ANALYSIS, ChainTee.SIMULATED, digest("analysis-code")),
+            (ChainComponent.PREDICTION, ChainTee.SIMULATED, digest("prediction-code")),
         ]
 
     def propose(self) -> bytes:
@@ -75,8 +75,8 @@ class ExplorerWorld:
         evidence = digest(f"evidence-analysis-{task_id.hex()}")
         self.analysis.post_attestation(
             task_id,
-            ComponentKind.ANALYSIS,
-            TeeType.SIMULATED,
+            ChainComponent.ANALYSIS,
+            ChainTee.SIMULATED,
             digest("analysis-code"),
             evidence,
             digest("tls-analysis"),
@@ -98,8 +98,8 @@ class ExplorerWorld:
         evidence = digest(f"evidence-prediction-{task_id.hex()}")
         self.prediction.post_attestation(
             task_id,
-            ComponentKind.PREDICTION,
-            TeeType.SIMULATED,
+            ChainComponent.PREDICTION,
+            ChainTee.SIMULATED,
             digest("prediction-code"),
             evidence,
             digest("tls-prediction"),
@@ -124,16 +124,16 @@ def build_explorer_world(chain: ChainBackend, *, batches: int = 2) -> ExplorerWo
     )
     orgs = {n: consortium.as_org(n, keys[n].key) for n in ORGS}
     for kind, label in (
-        (ComponentKind.ANALYSIS, "analysis-code"),
-        (ComponentKind.PREDICTION, "prediction-code"),
+        (ChainComponent.ANALYSIS, "analysis-code"),
+        (ChainComponent.PREDICTION, "prediction-code"),
     ):
-        orgs["alpha"].propose_measurement(kind, TeeType.SIMULATED, digest(label))
-        orgs["beta"].approve_measurement(kind, TeeType.SIMULATED, digest(label))
-        orgs["gamma"].approve_measurement(kind, TeeType.SIMULATED, digest(label))
+        orgs["alpha"].propose_measurement(kind, ChainTee.SIMULATED, digest(label))
+        orgs["beta"].approve_measurement(kind, ChainTee.SIMULATED, digest(label))
+        orgs["gamma"].approve_measurement(kind, ChainTee.SIMULATED, digest(label))
     # a gateway measurement proposed, approved by one more member, then revoked by gamma
-    orgs["beta"].propose_measurement(ComponentKind.GATEWAY, TeeType.SGX, digest("old-gateway"))
-    orgs["alpha"].approve_measurement(ComponentKind.GATEWAY, TeeType.SGX, digest("old-gateway"))
-    orgs["gamma"].revoke_measurement(ComponentKind.GATEWAY, TeeType.SGX, digest("old-gateway"))
+    orgs["beta"].propose_measurement(ChainComponent.GATEWAY, ChainTee.SGX, digest("old-gateway"))
+    orgs["alpha"].approve_measurement(ChainComponent.GATEWAY, ChainTee.SGX, digest("old-gateway"))
+    orgs["gamma"].revoke_measurement(ChainComponent.GATEWAY, ChainTee.SGX, digest("old-gateway"))
     world = ExplorerWorld(
         chain=chain,
         consortium=consortium,

@@ -20,10 +20,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chronoseal.analysis import AnalysisRuntime
-from chronoseal.attest import ComponentKind, SimulatedAttester
+from chronoseal.attest import SimulatedAttester
 from chronoseal.errors import ChronosealError, PeerRefused
 from chronoseal.ledger import TaskState, read_events
 from chronoseal.node import DemoConsortium, bundled_scenario, load_scenario
+from chronoseal.spec import Component
 
 
 def _world(tmp_path: Path, edit: Callable[[Path], None] | None = None) -> DemoConsortium:
@@ -65,7 +66,7 @@ def test_runtime_not_attested_on_chain(tmp_path: Path) -> None:
 def test_runtime_running_unpinned_code_is_refused_and_not_acknowledged(tmp_path: Path) -> None:
     world = _world(tmp_path)
     _approve_all(world)
-    rogue = SimulatedAttester(ComponentKind.ANALYSIS, measurement=b"\x66" * 32)
+    rogue = SimulatedAttester(Component.ANALYSIS, measurement=b"\x66" * 32)
     runtime = world.start_runtime(attester=rogue)
     try:
         error = _refused(world, "transit", runtime.address, tmp_path)
@@ -105,7 +106,7 @@ class _FrontRun(DemoConsortium):
         runtime = AnalysisRuntime(
             self.consortium,
             self.spec,
-            attester=attester or SimulatedAttester(ComponentKind.ANALYSIS),
+            attester=attester or SimulatedAttester(Component.ANALYSIS),
             chain_key=runtime_key.key,
         )
         self.thief.attach(runtime)
@@ -244,7 +245,7 @@ def _reattesting_runtime(world: DemoConsortium) -> AnalysisRuntime:
     runtime = AnalysisRuntime(
         world.consortium,
         world.spec,
-        attester=SimulatedAttester(ComponentKind.ANALYSIS),
+        attester=SimulatedAttester(Component.ANALYSIS),
         chain_key=key.key,
         reattest_blocks=1,
     )

@@ -15,22 +15,22 @@ from eth_account.signers.local import LocalAccount
 from chronoseal.errors import ChainRevert
 from chronoseal.ledger import (
     ChainBackend,
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     ComponentSession,
     Consortium,
     OrgSession,
-    Role,
     Session,
-    TeeType,
 )
 
 ETH = 10**18
 ORGS = ("alpha", "beta", "gamma")
 # alpha provides data and receives results, beta provides data, gamma only receives results.
-PARTIES: tuple[tuple[str, Role], ...] = (
-    ("alpha", Role.DATA_PROVIDER | Role.RESULT_RECIPIENT),
-    ("beta", Role.DATA_PROVIDER),
-    ("gamma", Role.RESULT_RECIPIENT),
+PARTIES: tuple[tuple[str, ChainRole], ...] = (
+    ("alpha", ChainRole.DATA_PROVIDER | ChainRole.RESULT_RECIPIENT),
+    ("beta", ChainRole.DATA_PROVIDER),
+    ("gamma", ChainRole.RESULT_RECIPIENT),
 )
 PROVIDERS = ("alpha", "beta")
 
@@ -68,10 +68,10 @@ class World:
         self.counter[0] += 1
         return digest(f"{label}-{self.counter[0]}-{os.urandom(8).hex()}")
 
-    def pins(self) -> list[tuple[ComponentKind, TeeType, bytes]]:
+    def pins(self) -> list[tuple[ChainComponent, ChainTee, bytes]]:
         return [
-            (ComponentKind.ANALYSIS, TeeType.SIMULATED, self.m_analysis),
-            (ComponentKind.PREDICTION, TeeType.SIMULATED, self.m_prediction),
+            (ChainComponent.ANALYSIS, ChainTee.SIMULATED, self.m_analysis),
+            (ChainComponent.PREDICTION, ChainTee.SIMULATED, self.m_prediction),
         ]
 
     def proposed_task(self, deadline_in: int = 30 * 86400) -> bytes:
@@ -89,8 +89,8 @@ class World:
         evidence = digest(f"evidence-analysis-{task_id.hex()}")
         self.analysis.post_attestation(
             task_id,
-            ComponentKind.ANALYSIS,
-            TeeType.SIMULATED,
+            ChainComponent.ANALYSIS,
+            ChainTee.SIMULATED,
             self.m_analysis,
             evidence,
             digest("tls-analysis"),
@@ -121,8 +121,8 @@ class World:
         evidence = digest(f"evidence-prediction-{task_id.hex()}")
         self.prediction.post_attestation(
             task_id,
-            ComponentKind.PREDICTION,
-            TeeType.SIMULATED,
+            ChainComponent.PREDICTION,
+            ChainTee.SIMULATED,
             self.m_prediction,
             evidence,
             digest("tls-prediction"),
@@ -175,10 +175,13 @@ def build_world(chain: ChainBackend) -> World:
     )
     orgs = {n: consortium.as_org(n, keys[n].key) for n in ORGS}
     m_analysis, m_prediction = digest("analysis-code"), digest("prediction-code")
-    for kind, m in ((ComponentKind.ANALYSIS, m_analysis), (ComponentKind.PREDICTION, m_prediction)):
-        orgs["alpha"].propose_measurement(kind, TeeType.SIMULATED, m)
-        orgs["beta"].approve_measurement(kind, TeeType.SIMULATED, m)
-        orgs["gamma"].approve_measurement(kind, TeeType.SIMULATED, m)
+    for kind, m in (
+        (ChainComponent.ANALYSIS, m_analysis),
+        (ChainComponent.PREDICTION, m_prediction),
+    ):
+        orgs["alpha"].propose_measurement(kind, ChainTee.SIMULATED, m)
+        orgs["beta"].approve_measurement(kind, ChainTee.SIMULATED, m)
+        orgs["gamma"].approve_measurement(kind, ChainTee.SIMULATED, m)
     world = World(
         chain=chain,
         consortium=consortium,

@@ -9,7 +9,7 @@ from eth_utils import keccak
 from ledger_world import World, digest
 
 from chronoseal.errors import LedgerError
-from chronoseal.ledger import ComponentKind, TaskState, TeeType
+from chronoseal.ledger import ChainComponent, ChainTee, TaskState
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -73,7 +73,7 @@ def test_forged_and_malleable_signatures_are_refused(world: World) -> None:
 
 
 def test_relayed_measurement_approval(world: World) -> None:
-    kind, tee, m = ComponentKind.PREDICTION, TeeType.CCA, digest("cca-prediction")
+    kind, tee, m = ChainComponent.PREDICTION, ChainTee.CCA, digest("cca-prediction")
     world.orgs["alpha"].propose_measurement(kind, tee, m)
     for name in ("beta", "gamma"):
         signature = world.orgs[name].sign_measurement_approval(kind, tee, m)

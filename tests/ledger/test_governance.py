@@ -7,11 +7,11 @@ from ledger_world import PARTIES, World, digest
 
 from chronoseal.errors import LedgerError
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
+    ChainTee,
     Consortium,
     MeasurementStatus,
     ProposalKind,
-    TeeType,
     org_id,
 )
 
@@ -59,7 +59,7 @@ def test_removing_a_member_by_unanimity(world: World) -> None:
     world.refused(
         "ledger.key.not_member",
         lambda: world.orgs["gamma"].propose_measurement(
-            ComponentKind.GATEWAY, TeeType.SGX, digest("g")
+            ChainComponent.GATEWAY, ChainTee.SGX, digest("g")
         ),
     )
     task_id = world.fresh_id()
@@ -93,12 +93,12 @@ def test_simulated_tee_flag_changes_only_by_unanimity(world: World) -> None:
     world.orgs["beta"].approve_proposal(pid)
     assert world.consortium.simulated_tee_allowed() is False
     assert not world.consortium.measurement_usable(
-        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+        ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis
     )
     world.refused(
         "ledger.tee.simulated_not_allowed",
         lambda: world.orgs["alpha"].propose_measurement(
-            ComponentKind.GATEWAY, TeeType.SIMULATED, digest("sim")
+            ChainComponent.GATEWAY, ChainTee.SIMULATED, digest("sim")
         ),
     )
     task_id = world.fresh_id()
@@ -110,7 +110,7 @@ def test_simulated_tee_flag_changes_only_by_unanimity(world: World) -> None:
 
 
 def test_measurement_needs_every_member_and_revocation_is_immediate(world: World) -> None:
-    c, kind, tee, m = world.consortium, ComponentKind.GATEWAY, TeeType.SEV_SNP, digest("gw")
+    c, kind, tee, m = world.consortium, ChainComponent.GATEWAY, ChainTee.SEV_SNP, digest("gw")
     world.orgs["beta"].propose_measurement(kind, tee, m)
     world.refused(
         "ledger.measurement.exists", lambda: world.orgs["gamma"].propose_measurement(kind, tee, m)
@@ -134,13 +134,26 @@ def test_measurement_needs_every_member_and_revocation_is_immediate(world: World
         "ledger.measurement.unknown",
         lambda: world.orgs["gamma"].approve_measurement(kind, tee, digest("unknown")),
     )
+    # An unknown code is refused before anything is sent; the contract refuses it too, on
+    # its own, for a client that does send it.
+    block = world.chain.block_number()
+    with pytest.raises(LedgerError) as tee_info:
+        world.orgs["alpha"].propose_measurement(kind, 7, m)  # type: ignore[arg-type]
+    with pytest.raises(LedgerError) as kind_info:
+        world.orgs["alpha"].propose_measurement(5, tee, m)  # type: ignore[arg-type]
+    assert (tee_info.value.id, kind_info.value.id) == (
+        "ledger.code.bad_tee",
+        "ledger.code.bad_component",
+    )
+    assert "sev-snp" in tee_info.value.message and "gateway" in kind_info.value.message
+    assert world.chain.block_number() == block
     world.refused(
         "ledger.measurement.bad_tee",
-        lambda: world.orgs["alpha"].propose_measurement(kind, 7, m),  # type: ignore[arg-type]
+        lambda: world.orgs["alpha"]._send("propose_measurement", int(kind), 7, m),
     )
     world.refused(
         "ledger.measurement.bad_kind",
-        lambda: world.orgs["alpha"].propose_measurement(5, tee, m),  # type: ignore[arg-type]
+        lambda: world.orgs["alpha"]._send("propose_measurement", 5, int(tee), m),
     )
     stranger = world.consortium.as_org("x", world.funded().key)
     world.refused(

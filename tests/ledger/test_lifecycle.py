@@ -5,8 +5,8 @@ from __future__ import annotations
 from ledger_world import PROVIDERS, World, digest
 
 from chronoseal.ledger import (
-    ComponentKind,
-    Role,
+    ChainComponent,
+    ChainRole,
     TaskState,
     chain_stats,
     read_events,
@@ -30,8 +30,11 @@ def test_full_lifecycle_reaches_retired_through_every_state(world: World) -> Non
     assert view.state is TaskState.PROPOSED
     assert (view.approvals, view.required, view.providers) == (0, 3, 2)
     assert view.participants == ["alpha", "beta", "gamma"]
-    assert view.roles["gamma"] == Role.RESULT_RECIPIENT
-    assert [p.kind for p in view.measurements] == [ComponentKind.ANALYSIS, ComponentKind.PREDICTION]
+    assert view.roles["gamma"] == ChainRole.RESULT_RECIPIENT
+    assert [p.kind for p in view.measurements] == [
+        ChainComponent.ANALYSIS,
+        ChainComponent.PREDICTION,
+    ]
 
     world.orgs["alpha"].approve_task(task_id)
     world.orgs["beta"].approve_task(task_id)
@@ -86,7 +89,7 @@ def test_timeline_names_every_record_in_order(world: World) -> None:
     assert names[-1] == "TaskStateChanged"
     bound = [e for e in timeline if e.name == "ComponentBound"]
     assert bound[0].args["component"] == world.analysis.address
-    assert bound[0].args["kind"] == ComponentKind.ANALYSIS
+    assert bound[0].args["kind"] == ChainComponent.ANALYSIS
     approvals = [e for e in timeline if e.name == "TaskApproved"]
     assert {e.actor for e in approvals} == {
         world.keys[n].address for n in ("alpha", "beta", "gamma")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ledger_world import PARTIES, PROVIDERS, World, digest
 
-from chronoseal.ledger import ComponentKind, TaskState, TeeType
+from chronoseal.ledger import ChainComponent, ChainTee, TaskState
 
 
 def test_proposal_refusals(world: World) -> None:
@@ -46,7 +46,7 @@ def test_proposal_refusals(world: World) -> None:
             lambda: alpha.propose_task(
                 fresh,
                 PARTIES,
-                [(ComponentKind.ANALYSIS, TeeType.SGX, digest("never proposed"))],
+                [(ChainComponent.ANALYSIS, ChainTee.SGX, digest("never proposed"))],
                 deadline,
             ),
         ),
@@ -68,16 +68,16 @@ def test_non_member_cannot_propose_or_approve(world: World) -> None:
 
 def test_pinning_a_proposed_but_unapproved_or_revoked_measurement(world: World) -> None:
     pending = digest("pending-analysis")
-    world.orgs["alpha"].propose_measurement(ComponentKind.ANALYSIS, TeeType.TDX, pending)
+    world.orgs["alpha"].propose_measurement(ChainComponent.ANALYSIS, ChainTee.TDX, pending)
     task_id = world.fresh_id()
-    pins = [(ComponentKind.ANALYSIS, TeeType.TDX, pending)]
+    pins = [(ChainComponent.ANALYSIS, ChainTee.TDX, pending)]
     world.refused(
         "ledger.measurement.not_approved",
         lambda: world.orgs["alpha"].propose_task(task_id, PARTIES, pins, world.now() + 99),
         task_id,
     )
     world.orgs["gamma"].revoke_measurement(
-        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+        ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis
     )
     world.refused(
         "ledger.measurement.revoked",
@@ -91,7 +91,7 @@ def test_approving_a_task_whose_pinned_measurement_was_revoked(world: World) -> 
     task_id = world.ready["proposed"]
     world.orgs["alpha"].approve_task(task_id)
     world.orgs["gamma"].revoke_measurement(
-        ComponentKind.PREDICTION, TeeType.SIMULATED, world.m_prediction
+        ChainComponent.PREDICTION, ChainTee.SIMULATED, world.m_prediction
     )
     world.refused(
         "ledger.measurement.revoked", lambda: world.orgs["beta"].approve_task(task_id), task_id
@@ -149,14 +149,14 @@ def test_attestation_and_acknowledgement_refusals(world: World) -> None:
     world.refused(
         "ledger.measurement.not_pinned",
         lambda: world.analysis.post_attestation(
-            task_id, ComponentKind.ANALYSIS, TeeType.SGX, world.m_analysis, ev, digest("tls")
+            task_id, ChainComponent.ANALYSIS, ChainTee.SGX, world.m_analysis, ev, digest("tls")
         ),
         task_id,
     )
     world.refused(
         "ledger.attestation.bad_kind",
         lambda: world.analysis.post_attestation(
-            task_id, ComponentKind.GATEWAY, TeeType.SIMULATED, world.m_analysis, ev, digest("t")
+            task_id, ChainComponent.GATEWAY, ChainTee.SIMULATED, world.m_analysis, ev, digest("t")
         ),
         task_id,
     )
@@ -278,7 +278,7 @@ def test_a_front_run_attestation_record_neither_blocks_nor_binds(world: World) -
     task_id = world.approved_task()
     evidence = digest(f"evidence-analysis-{task_id.hex()}")
     thief = world.consortium.as_component(world.funded().key)
-    args = (task_id, ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis, evidence)
+    args = (task_id, ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis, evidence)
     thief.post_attestation(*args, digest("tls-analysis"))
     assert world.attest_analysis(task_id) == evidence  # not blocked by the copy
     c = world.consortium
@@ -311,7 +311,7 @@ def test_nothing_is_taken_from_a_bound_runtime_whose_measurement_was_revoked(
     bound = world.attest_prediction(to_serve)
     world.analysis.acknowledge_prediction(to_serve, bound, world.prediction.address)
     world.orgs["gamma"].revoke_measurement(
-        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+        ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis
     )
     world.refused(
         "ledger.measurement.revoked",
@@ -326,7 +326,7 @@ def test_nothing_is_taken_from_a_bound_runtime_whose_measurement_was_revoked(
         trained,
     )
     world.orgs["gamma"].revoke_measurement(
-        ComponentKind.PREDICTION, TeeType.SIMULATED, world.m_prediction
+        ChainComponent.PREDICTION, ChainTee.SIMULATED, world.m_prediction
     )
     world.refused(
         "ledger.measurement.revoked",
@@ -340,7 +340,7 @@ def test_a_model_commitment_from_a_revoked_analysis_runtime_is_refused(world: Wo
     for name in PROVIDERS:
         world.commit_data(task_id, name)
     world.orgs["gamma"].revoke_measurement(
-        ComponentKind.ANALYSIS, TeeType.SIMULATED, world.m_analysis
+        ChainComponent.ANALYSIS, ChainTee.SIMULATED, world.m_analysis
     )
     world.refused(
         "ledger.measurement.revoked",

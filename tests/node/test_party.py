@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chronoseal.ledger import ComponentKind, TaskState, TeeType, spec_pins
+from chronoseal.ledger import ChainComponent, ChainTee, TaskState, spec_pins
 from chronoseal.node import (
     AgentLog,
     DemoConsortium,
@@ -117,13 +117,13 @@ def test_a_revoked_pin_before_the_model_exists_aborts_the_task(
     agents = {org: agent(proposed, org, log) for org in ("transit", "weather", "events")}
     for a in agents.values():
         a.step()
-    kind, tee, digest = next(p for p in spec_pins(proposed.spec) if p[0] is ComponentKind.ANALYSIS)
+    kind, tee, digest = next(p for p in spec_pins(proposed.spec) if p[0] is ChainComponent.ANALYSIS)
     proposed.org("events").revoke_measurement(kind, tee, digest)
     decisions = agents["transit"].step()
     assert [d.action for d in decisions] == ["aborted_revoked"]
     assert "party.task.pin_revoked" in log.ids()
     assert proposed.consortium.task_state(proposed.task_id) is TaskState.ABORTED
-    assert TeeType(tee) is TeeType.SIMULATED
+    assert ChainTee(tee) is ChainTee.SIMULATED
 
 
 def test_a_task_left_past_its_deadline_is_aborted(proposed: DemoConsortium) -> None:

@@ -16,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chronoseal.ledger import (
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     ComponentSession,
     Consortium,
     EmbeddedChain,
-    Role,
     TaskState,
     TaskView,
-    TeeType,
     read_events,
 )
 from chronoseal.prediction._audit import (
@@ -498,21 +498,24 @@ def served_base() -> Iterator[Served]:
     analysis = consortium.as_component(_funded(chain).key)
     prediction = consortium.as_component(_funded(chain).key)
     pins = [
-        (ComponentKind.ANALYSIS, TeeType.SIMULATED, h("analysis-code")),
-        (ComponentKind.PREDICTION, TeeType.SIMULATED, h("prediction-code")),
+        (ChainComponent.ANALYSIS, ChainTee.SIMULATED, h("analysis-code")),
+        (ChainComponent.PREDICTION, ChainTee.SIMULATED, h("prediction-code")),
     ]
     for kind, tee, digest in pins:
         orgs["alpha"].propose_measurement(kind, tee, digest)
         orgs["beta"].approve_measurement(kind, tee, digest)
     task_id = h("audited task")
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
-    parties = [("alpha", Role.DATA_PROVIDER | Role.RESULT_RECIPIENT), ("beta", Role.DATA_PROVIDER)]
+    parties = [
+        ("alpha", ChainRole.DATA_PROVIDER | ChainRole.RESULT_RECIPIENT),
+        ("beta", ChainRole.DATA_PROVIDER),
+    ]
     orgs["alpha"].propose_task(task_id, parties, pins, now + 86400)
     for org in orgs.values():
         org.approve_task(task_id)
     evidence = h("analysis-evidence")
     analysis.post_attestation(
-        task_id, ComponentKind.ANALYSIS, TeeType.SIMULATED, pins[0][2], evidence, h("tls-a")
+        task_id, ChainComponent.ANALYSIS, ChainTee.SIMULATED, pins[0][2], evidence, h("tls-a")
     )
     for org in orgs.values():
         org.acknowledge_attestation(task_id, evidence, analysis.address)
@@ -522,7 +525,7 @@ def served_base() -> Iterator[Served]:
     analysis.post_model_commitment(task_id, h("model"), h("metrics"))
     p_evidence = h("prediction-evidence")
     prediction.post_attestation(
-        task_id, ComponentKind.PREDICTION, TeeType.SIMULATED, pins[1][2], p_evidence, h("tls-p")
+        task_id, ChainComponent.PREDICTION, ChainTee.SIMULATED, pins[1][2], p_evidence, h("tls-p")
     )
     analysis.acknowledge_prediction(task_id, p_evidence, prediction.address)
     prediction.post_prediction_model_commitment(task_id, h("model"))

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from chronoseal.errors import PeerRefused
-from chronoseal.prediction._runtime import _feed_frame
+from chronoseal.prediction._feeds import feed_frame
 from chronoseal.spec import TaskSpec, load_spec
 
 CHICAGO = Path(__file__).resolve().parents[2] / "examples" / "chicago" / "task.toml"
@@ -45,15 +45,15 @@ def test_on_a_daily_grid_times_stay_on_their_local_day(tmp_path: Path) -> None:
     games = spec.dataset("home_games")
     assert games is not None
     late = [dt.datetime(2016, 8, 15, 22), dt.datetime(2016, 8, 16, 22)]  # 03:00 UTC next day
-    frame = _feed_frame(spec, games, _games(late, pa.timestamp("s")))
+    frame = feed_frame(spec, games, _games(late, pa.timestamp("s")))
     assert [str(t.date()) for t in frame["ds"]] == ["2016-08-15", "2016-08-16"]
     tokyo = dt.timezone(dt.timedelta(hours=9))
     midnights = [dt.datetime(2016, 8, 15, tzinfo=tokyo), dt.datetime(2016, 8, 16, tzinfo=tokyo)]
-    frame = _feed_frame(spec, games, _games(midnights, pa.timestamp("s", tz="Asia/Tokyo")))
+    frame = feed_frame(spec, games, _games(midnights, pa.timestamp("s", tz="Asia/Tokyo")))
     assert [str(t.date()) for t in frame["ds"]] == ["2016-08-15", "2016-08-16"]
     noon = [dt.datetime(2016, 8, 15, 12, tzinfo=tokyo)]
     with pytest.raises(PeerRefused) as refused:
-        _feed_frame(spec, games, _games(noon, pa.timestamp("s", tz="Asia/Tokyo")))
+        feed_frame(spec, games, _games(noon, pa.timestamp("s", tz="Asia/Tokyo")))
     assert refused.value.id == "prediction.feed.time"
     assert "12" not in refused.value.message and "2016" not in refused.value.message
 
@@ -64,13 +64,13 @@ def test_off_grid_and_repeated_times_follow_the_join_rules(tmp_path: Path) -> No
     assert games is not None
     noon = _games([dt.datetime(2016, 8, 15, 12)], pa.timestamp("s"))
     with pytest.raises(PeerRefused) as off:
-        _feed_frame(strict, games, noon)
+        feed_frame(strict, games, noon)
     assert off.value.id == "prediction.feed.off_grid"
     twice = _games([dt.date(2016, 8, 15), dt.date(2016, 8, 15)], pa.date32())
     with pytest.raises(PeerRefused) as repeated:
-        _feed_frame(strict, games, twice)
+        feed_frame(strict, games, twice)
     assert repeated.value.id == "prediction.feed.duplicate_keys"
     (tmp_path / "mean").mkdir()
     averaging = _spec(tmp_path / "mean", duplicates="mean")
-    frame = _feed_frame(averaging, games, twice)
+    frame = feed_frame(averaging, games, twice)
     assert len(frame) == 1 and frame["home_games__bulls_home"].tolist() == [0.5]

@@ -184,21 +184,21 @@ def _normalised(
         times = to_utc(table.column(ds.time_column), spec.join.naive_timezone, grid.alias)
     except TimeRangeError as exc:
         raise _refuse(
-            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
+            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc.message}",
             "analysis.join.time_range",
             dataset=ds.name,
             column=ds.time_column,
         ) from None
     except LocalTimeError as exc:
         raise _refuse(
-            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
+            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc.message}",
             "analysis.join.time_ambiguous",
             dataset=ds.name,
             column=ds.time_column,
         ) from None
     except ZoneTimeError as exc:
         raise _refuse(
-            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc}",
+            f"dataset {ds.name!r}, column {ds.time_column!r}: {exc.message}",
             "analysis.join.not_local_midnight",
             dataset=ds.name,
             column=ds.time_column,

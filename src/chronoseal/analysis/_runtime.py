@@ -46,12 +46,12 @@ from chronoseal.channel import (
 )
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
 from chronoseal.ledger import (
+    ChainComponent,
+    ChainTee,
     ComponentSession,
     Consortium,
     RecentBlocks,
     TaskState,
-    component_kind,
-    tee_type,
 )
 from chronoseal.model import ReleaseSet, commitment, seal
 from chronoseal.spec import Component, TaskSpec, task_id
@@ -197,8 +197,8 @@ class AnalysisRuntime:
         evidence = self.identity.evidence.to_bytes()
         self.session.post_attestation(
             self.task_id,
-            component_kind(Component.ANALYSIS),
-            tee_type(self.attester.tee),
+            ChainComponent.ANALYSIS,
+            ChainTee.of(self.attester.tee),
             pins[Component.ANALYSIS].digest,
             hashlib.sha256(evidence).digest(),
             self.identity.fingerprint,
@@ -357,7 +357,11 @@ class AnalysisRuntime:
                 raise AnalysisError(
                     f"the task was {state.name.lower()} on chain while the runtime waited for "
                     "the parties' streams; nothing is trained",
-                    id=f"analysis.task.{state.name.lower()}",
+                    id=(
+                        "analysis.task.aborted"
+                        if state is TaskState.ABORTED
+                        else "analysis.task.disputed"
+                    ),
                 )
             if deadline is not None and time.monotonic() > deadline:
                 return False
@@ -470,8 +474,8 @@ class AnalysisRuntime:
                 continue
             self.session.post_attestation(
                 self.task_id,
-                component_kind(Component.ANALYSIS_WORKER),
-                tee_type(record.tee),
+                ChainComponent.ANALYSIS_WORKER,
+                ChainTee.of(record.tee),
                 record.measurement,
                 record.evidence_hash,
                 record.fingerprint,

@@ -8,16 +8,16 @@ whose ids and EAR form (:meth:`Appraisal.to_ear`) are the record of the decision
 Typical use (attester side, then verifier side)::
 
     rd = report_data_for(tls_spki_der, nonce)              # 64 bytes, SHA-512 binding
-    evidence = SimulatedAttester(ComponentKind.ANALYSIS).attest(rd)
+    evidence = SimulatedAttester(Component.ANALYSIS).attest(rd)
     wire = evidence.to_bytes()                              # deterministic encoding
 
     policy = AppraisalPolicy(
         measurements=registry,                              # MeasurementSource (on chain)
-        pinned={ComponentKind.ANALYSIS: digest},            # what the task pins
+        pinned={Component.ANALYSIS: digest},                # what the task pins
         allow_simulated=consortium_allows_simulation,
     )
     appraisal = Appraiser(policy).appraise(
-        Evidence.from_bytes(wire), component=ComponentKind.ANALYSIS,
+        Evidence.from_bytes(wire), component=Component.ANALYSIS,
         expected_report_data=rd, now=datetime.now(UTC),
     )
     appraisal.require_accepted()                            # raises AttestationError(id=...)
@@ -26,7 +26,8 @@ Typical use (attester side, then verifier side)::
 :func:`measurement_digest` turns any TEE's claims into the 32-byte digest registered on
 chain, and :func:`register_digest` the raw registers a vendor tool prints.
 :func:`parse_expected_measurement` reads an operator's expectation in either form (see
-``docs/attestation-backends.md``). Failure ids are listed in ``docs/trust-model.md``.
+``docs/attestation-backends.md``). Failure ids are listed in ``docs/trust-model.md`` and,
+with what to do about each, in ``docs/failure-ids.md``.
 
 Hardware backends: SGX/TDX (DCAP), SEV-SNP, Hygon CSV (SM2 through libcrypto, Hygon's root
 pinned), Arm CCA and PSA tokens; attesters: :class:`GramineAttester`, :class:`TsmAttester`
@@ -52,10 +53,10 @@ from chronoseal.attest._backends import (
     get_backend,
 )
 from chronoseal.attest._binding import REPORT_DATA_SIZE, report_data_for
-from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.attest._csv import csv_report_wrapper, verify_csv_chain
 from chronoseal.attest._csv_guest import CsvGuestAttester
-from chronoseal.attest._evidence import Attester, ComponentKind, Evidence, tee_type
+from chronoseal.attest._evidence import Attester, Evidence, tee_type
 from chronoseal.attest._expected import ExpectedMeasurement, parse_expected_measurement
 from chronoseal.attest._measure import (
     code_measurement,
@@ -77,7 +78,6 @@ __all__ = [
     "Backend",
     "Collateral",
     "CollateralProvider",
-    "ComponentKind",
     "CsvGuestAttester",
     "Evidence",
     "ExpectedMeasurement",
@@ -85,7 +85,6 @@ __all__ = [
     "MeasurementSource",
     "PinnedMeasurements",
     "SimulatedAttester",
-    "TeeType",
     "TsmAttester",
     "VerifiedClaims",
     "attester_for",

@@ -21,12 +21,13 @@ from typing import Any, Final, Protocol
 from chronoseal.attest._arm import TCB_STATUS_CCA_VERIFIED, TCB_STATUS_PSA_VERIFIED
 from chronoseal.attest._backends import CollateralProvider, get_backend
 from chronoseal.attest._binding import binding_matches
-from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.attest._csv import TCB_STATUS_CSV_CHAIN_VERIFIED
-from chronoseal.attest._evidence import ComponentKind, Evidence, component_kind, tee_type
+from chronoseal.attest._evidence import Evidence, component_kind, tee_type
 from chronoseal.attest._measure import DIGEST_REGISTERS, measurement_digest
 from chronoseal.attest._snp import TCB_STATUS_VCEK_MATCHED
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component, Tee
 
 EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 APPRAISAL_POLICY_ID: Final = "policy:chronoseal/appraisal/v1"
@@ -69,7 +70,7 @@ class AppraisalStatus(StrEnum):
 class MeasurementSource(Protocol):
     """Where approved measurements live: the on-chain registry, or a pinned set in tests."""
 
-    def is_usable(self, component: ComponentKind, tee: TeeType, digest: bytes) -> bool:
+    def is_usable(self, component: Component, tee: Tee, digest: bytes) -> bool:
         """True when every member approved ``digest`` for (component, tee) and none revoked it."""
         ...
 
@@ -77,15 +78,13 @@ class MeasurementSource(Protocol):
 class PinnedMeasurements:
     """An in-process :class:`MeasurementSource`: a fixed set of (component, tee, digest)."""
 
-    def __init__(
-        self, entries: Iterable[tuple[ComponentKind | str, TeeType | str, bytes]] = ()
-    ) -> None:
+    def __init__(self, entries: Iterable[tuple[Component | str, Tee | str, bytes]] = ()) -> None:
         self._entries = frozenset(
             (component_kind(component), tee_type(tee), bytes(digest))
             for component, tee, digest in entries
         )
 
-    def is_usable(self, component: ComponentKind, tee: TeeType, digest: bytes) -> bool:
+    def is_usable(self, component: Component, tee: Tee, digest: bytes) -> bool:
         found = False
         for kind, entry_tee, approved in self._entries:
             if kind == component and entry_tee == tee:
@@ -110,7 +109,7 @@ class AppraisalPolicy:
     """
 
     measurements: MeasurementSource | None
-    pinned: Mapping[ComponentKind, bytes] | None = None
+    pinned: Mapping[Component, bytes] | None = None
     allow_simulated: bool = False
     accepted_tcb: frozenset[str] = DEFAULT_ACCEPTED_TCB
     warn_tcb: frozenset[str] = DEFAULT_WARN_TCB
@@ -128,8 +127,8 @@ class Appraisal:
     failures: tuple[str, ...]
     warnings: tuple[str, ...]
     claims: VerifiedClaims | None
-    tee: TeeType
-    component: ComponentKind
+    tee: Tee
+    component: Component
     appraised_at: datetime
     measurement: bytes | None = None
     details: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -220,7 +219,7 @@ class Appraiser:
         self,
         evidence: Evidence,
         *,
-        component: ComponentKind | str,
+        component: Component | str,
         expected_report_data: bytes | None,
         now: datetime,
     ) -> Appraisal:
@@ -240,7 +239,7 @@ class _Run:
     """The mutable state of one appraisal; kept apart so Appraiser stays reusable."""
 
     def __init__(
-        self, policy: AppraisalPolicy, evidence: Evidence, expected: ComponentKind, now: datetime
+        self, policy: AppraisalPolicy, evidence: Evidence, expected: Component, now: datetime
     ) -> None:
         self.policy = policy
         self.evidence = evidence

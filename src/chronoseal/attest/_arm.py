@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Tee
 
 __all__ = [
     "CCA_TAG",
@@ -426,7 +427,7 @@ def verify_cca_token(token: bytes, cpak_pem: bytes) -> VerifiedClaims:
     measurements.update({f"rem{index}": rem for index, rem in enumerate(rems)})
     measurements["platform_sw_components"] = sw_components_digest(components)
     return VerifiedClaims(
-        tee="cca",
+        tee=Tee.CCA,
         measurements=MappingProxyType(measurements),
         report_data=challenge,
         debug=not secured,
@@ -488,7 +489,7 @@ def verify_psa_token(token: bytes, key_pem: bytes) -> VerifiedClaims:
         if isinstance(claims.get(keys[name]), str):
             platform[name] = claims[keys[name]]
     return VerifiedClaims(
-        tee="psa",
+        tee=Tee.PSA,
         measurements=MappingProxyType(
             {
                 "implementation_id": implementation_id,

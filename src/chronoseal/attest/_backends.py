@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from chronoseal.attest._arm import token_instance_id, verify_cca_token, verify_psa_token
-from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.attest._configfs import (
     PROVIDER_CCA,
     PROVIDER_SEV,
@@ -30,11 +30,12 @@ from chronoseal.attest._configfs import (
 from chronoseal.attest._csv import verify_csv_report
 from chronoseal.attest._csv_guest import CSV_GUEST_DEVICE, CsvGuestAttester
 from chronoseal.attest._dcap import verify_dcap_quote
-from chronoseal.attest._evidence import Attester, ComponentKind, Evidence, tee_type
+from chronoseal.attest._evidence import Attester, Evidence, tee_type
 from chronoseal.attest._gramine import GRAMINE_ATTESTATION_ROOT, generate_gramine_quote
 from chronoseal.attest._simulated import SimulatedAttester, verify_simulated
 from chronoseal.attest._snp import verify_snp_report
 from chronoseal.errors import AttestationError, UnsupportedTee
+from chronoseal.spec import Component, Tee
 
 Collateral = bytes | Mapping[str, Any]
 CollateralProvider = Callable[[Evidence], Collateral]
@@ -57,7 +58,7 @@ class Backend(Protocol):
     """Verification (and generation, where chronoseal can run inside this TEE) for one type."""
 
     @property
-    def tee(self) -> TeeType: ...
+    def tee(self) -> Tee: ...
 
     def verify(
         self,
@@ -70,7 +71,7 @@ class Backend(Protocol):
         """Return the claims of authentic evidence or raise :class:`AttestationError`."""
         ...
 
-    def attester(self, component: ComponentKind) -> Attester:
+    def attester(self, component: Component) -> Attester:
         """An attester producing this type's evidence from inside the TEE."""
         ...
 
@@ -80,7 +81,7 @@ class GramineAttester:
 
     def __init__(
         self,
-        component: ComponentKind,
+        component: Component,
         *,
         root: Path = GRAMINE_ATTESTATION_ROOT,
         fs: PseudoFilesystem | None = None,
@@ -90,16 +91,16 @@ class GramineAttester:
         self._fs = fs
 
     @property
-    def tee(self) -> TeeType:
-        return "sgx"
+    def tee(self) -> Tee:
+        return Tee.SGX
 
     @property
-    def component(self) -> ComponentKind:
+    def component(self) -> Component:
         return self._component
 
     def attest(self, report_data: bytes) -> Evidence:
         quote = generate_gramine_quote(report_data, root=self._root, fs=self._fs)
-        return Evidence("sgx", self._component, quote)
+        return Evidence(Tee.SGX, self._component, quote)
 
 
 class TsmAttester:
@@ -119,8 +120,8 @@ class TsmAttester:
 
     def __init__(
         self,
-        tee: TeeType,
-        component: ComponentKind,
+        tee: Tee,
+        component: Component,
         *,
         root: Path | None = None,
         fs: PseudoFilesystem | None = None,
@@ -133,11 +134,11 @@ class TsmAttester:
         self._fs = fs
 
     @property
-    def tee(self) -> TeeType:
+    def tee(self) -> Tee:
         return self._tee
 
     @property
-    def component(self) -> ComponentKind:
+    def component(self) -> Component:
         return self._component
 
     def attest(self, report_data: bytes) -> Evidence:
@@ -154,7 +155,7 @@ class TsmAttester:
         certificates: tuple[bytes, ...] = ()
         if table.vcek is not None and table.ask is not None and table.ark is not None:
             certificates = (table.vcek, _pem(table.ask) + _pem(table.ark))
-        return Evidence("sev-snp", self._component, report.outblob, certificates)
+        return Evidence(Tee.SEV_SNP, self._component, report.outblob, certificates)
 
 
 def _pem(der: bytes) -> bytes:
@@ -168,8 +169,8 @@ def _pem(der: bytes) -> bytes:
 
 class _SimulatedBackend:
     @property
-    def tee(self) -> TeeType:
-        return "simulated"
+    def tee(self) -> Tee:
+        return Tee.SIMULATED
 
     def verify(
         self,
@@ -181,18 +182,18 @@ class _SimulatedBackend:
     ) -> VerifiedClaims:
         return verify_simulated(evidence, now=now, max_age=max_age)
 
-    def attester(self, component: ComponentKind) -> SimulatedAttester:
+    def attester(self, component: Component) -> SimulatedAttester:
         return SimulatedAttester(component)
 
 
 class _DcapBackend:
     """SGX and TDX: the evidence is the raw quote; collateral comes from the provider."""
 
-    def __init__(self, tee: TeeType) -> None:
+    def __init__(self, tee: Tee) -> None:
         self._tee = tee
 
     @property
-    def tee(self) -> TeeType:
+    def tee(self) -> Tee:
         return self._tee
 
     def verify(
@@ -216,18 +217,18 @@ class _DcapBackend:
             )
         return claims
 
-    def attester(self, component: ComponentKind) -> Attester:
+    def attester(self, component: Component) -> Attester:
         if self._tee == "sgx":
             return GramineAttester(component)
-        return TsmAttester("tdx", component)
+        return TsmAttester(Tee.TDX, component)
 
 
 class _SnpBackend:
     """SEV-SNP: the evidence is the raw report plus (VCEK DER, ASK/ARK PEM) certificates."""
 
     @property
-    def tee(self) -> TeeType:
-        return "sev-snp"
+    def tee(self) -> Tee:
+        return Tee.SEV_SNP
 
     def verify(
         self,
@@ -266,16 +267,16 @@ class _SnpBackend:
             )
         return vcek, chain
 
-    def attester(self, component: ComponentKind) -> Attester:
-        return TsmAttester("sev-snp", component)
+    def attester(self, component: Component) -> Attester:
+        return TsmAttester(Tee.SEV_SNP, component)
 
 
 class _CsvBackend:
     """Hygon CSV: raw = report (wrapper), certificates = (HSK || CEK,) or from collateral."""
 
     @property
-    def tee(self) -> TeeType:
-        return "csv"
+    def tee(self) -> Tee:
+        return Tee.CSV
 
     def verify(
         self,
@@ -307,7 +308,7 @@ class _CsvBackend:
             hsk_cek = fetched
         return verify_csv_report(evidence.raw, hsk_cek)
 
-    def attester(self, component: ComponentKind) -> Attester:
+    def attester(self, component: Component) -> Attester:
         return CsvGuestAttester(component)
 
 
@@ -318,11 +319,11 @@ class _ArmBackend:
     from the evidence, so there is no certificate slot to fall back on.
     """
 
-    def __init__(self, tee: TeeType) -> None:
+    def __init__(self, tee: Tee) -> None:
         self._tee = tee
 
     @property
-    def tee(self) -> TeeType:
+    def tee(self) -> Tee:
         return self._tee
 
     def verify(
@@ -364,9 +365,9 @@ class _ArmBackend:
             )
         return path.read_bytes()
 
-    def attester(self, component: ComponentKind) -> Attester:
+    def attester(self, component: Component) -> Attester:
         if self._tee == "cca":
-            return TsmAttester("cca", component)
+            return TsmAttester(Tee.CCA, component)
         raise UnsupportedTee(
             "chronoseal components do not run on PSA devices (microcontrollers): PSA tokens "
             "are verified only",
@@ -374,23 +375,23 @@ class _ArmBackend:
         )
 
 
-_BACKENDS: Final[Mapping[str, Backend]] = {
-    "simulated": _SimulatedBackend(),
-    "sgx": _DcapBackend("sgx"),
-    "tdx": _DcapBackend("tdx"),
-    "sev-snp": _SnpBackend(),
-    "csv": _CsvBackend(),
-    "cca": _ArmBackend("cca"),
-    "psa": _ArmBackend("psa"),
+_BACKENDS: Final[Mapping[Tee, Backend]] = {
+    Tee.SIMULATED: _SimulatedBackend(),
+    Tee.SGX: _DcapBackend(Tee.SGX),
+    Tee.TDX: _DcapBackend(Tee.TDX),
+    Tee.SEV_SNP: _SnpBackend(),
+    Tee.CSV: _CsvBackend(),
+    Tee.CCA: _ArmBackend(Tee.CCA),
+    Tee.PSA: _ArmBackend(Tee.PSA),
 }
 
 
-def get_backend(tee: TeeType | str) -> Backend:
+def get_backend(tee: Tee | str) -> Backend:
     """The backend for ``tee``; unknown names raise ``attest.tee.unknown``."""
     return _BACKENDS[tee_type(tee)]
 
 
-def attester_for(tee: TeeType | str, component: ComponentKind) -> Attester:
+def attester_for(tee: Tee | str, component: Component) -> Attester:
     """The attester a component runs with for the TEE its task pins (claim 4: the same
     command on an SGX/Gramine, TDX, SEV-SNP, Hygon CSV or Arm CCA host produces that host's
     evidence).

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
 
-TeeType = Literal["sgx", "tdx", "sev-snp", "simulated", "csv", "cca", "psa"]
+from chronoseal.spec import Tee
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ class VerifiedClaims:
     unless the policy allows migration.
     """
 
-    tee: TeeType
+    tee: Tee
     measurements: MappingProxyType[str, bytes]
     report_data: bytes
     debug: bool

@@ -20,7 +20,9 @@ by the SHA-256 of its 832 bytes (``roots/hygon_hrk.cert``); it signs the HSK; th
 the chip's CEK (HSK || CEK is what Hygon's key distribution service serves per chip serial,
 offline collateral here); the CEK signs the PEK, which travels in the report; the PEK signs
 the report. Issuer links are checked by key id as well: HSK.sid == HRK.kid, CEK.sid ==
-HSK.kid.
+HSK.kid. A PEK's second signature slot holds the platform owner's (OCA) signature; it is
+parsed but not verified, since nothing here holds an owner OCA to verify it against, and
+nothing the appraisal trusts depends on it.
 
 Reports are the 4,096-byte page ``/dev/csv-guest`` fills, after the guest restored the
 PEK and serial (as csv-rs does), optionally behind the 20-byte wrapper header (16-byte
@@ -61,6 +63,7 @@ from typing import Final
 from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.attest._sm2 import sm2_verify
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Tee
 
 __all__ = [
     "CA_CERT_SIZE",
@@ -615,7 +618,7 @@ def _claims(report: CsvReport, pek: CsvCertificate) -> VerifiedClaims:
     else:
         platform["anonce"] = f"0x{report.anonce:08x}"
     return VerifiedClaims(
-        tee="csv",
+        tee=Tee.CSV,
         measurements=MappingProxyType(measurements),
         report_data=report.report_data,
         debug=report.policy.debug,

@@ -44,7 +44,6 @@ from typing import Final, Protocol
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
-from chronoseal.attest._claims import TeeType
 from chronoseal.attest._csv import (
     CSV_CERT_SIZE,
     R_MNONCE,
@@ -56,8 +55,9 @@ from chronoseal.attest._csv import (
     csv_report_wrapper,
     parse_csv_report,
 )
-from chronoseal.attest._evidence import ComponentKind, Evidence
+from chronoseal.attest._evidence import Evidence
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component, Tee
 
 __all__ = [
     "CSV_GET_REPORT",
@@ -190,7 +190,7 @@ class CsvGuestAttester:
 
     def __init__(
         self,
-        component: ComponentKind,
+        component: Component,
         *,
         device: CsvGuestDevice | None = None,
         hsk_cek_dir: Path | None = None,
@@ -200,11 +200,11 @@ class CsvGuestAttester:
         self._hsk_cek_dir = HSK_CEK_DIR if hsk_cek_dir is None else hsk_cek_dir
 
     @property
-    def tee(self) -> TeeType:
-        return "csv"
+    def tee(self) -> Tee:
+        return Tee.CSV
 
     @property
-    def component(self) -> ComponentKind:
+    def component(self) -> Component:
         return self._component
 
     def attest(self, report_data: bytes) -> Evidence:
@@ -216,4 +216,4 @@ class CsvGuestAttester:
             cached = self._hsk_cek_dir / chip / "hsk_cek.cert"
             if cached.is_file():
                 certificates = (cached.read_bytes(),)
-        return Evidence("csv", self._component, report, certificates)
+        return Evidence(Tee.CSV, self._component, report, certificates)

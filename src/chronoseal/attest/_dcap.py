@@ -55,8 +55,9 @@ import dcap_qvl
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from chronoseal.attest._claims import TeeType, VerifiedClaims
+from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Tee
 
 __all__ = [
     "INTEL_SGX_ROOT_CA_SHA256",
@@ -660,13 +661,13 @@ def verify_dcap_quote(
         pck_ca = str(dcap_qvl.parse_quote(bytes(raw[: quote.length])).ca())
     except ValueError as exc:
         raise _map_dcap_error(exc) from exc
-    tee: TeeType
+    tee: Tee
     if isinstance(quote, SgxQuote):
         measurements, svn = _sgx_claims(quote)
-        tee = "sgx"
+        tee = Tee.SGX
     else:
         measurements, svn = _tdx_claims(quote)
-        tee = "tdx"
+        tee = Tee.TDX
     svn["pcesvn"] = int(pck.pce_svn)
     platform = {
         "quote_version": str(quote.header.version),

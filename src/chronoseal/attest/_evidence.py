@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Final, Protocol, get_args
+from typing import Final, Protocol
 
-from chronoseal.attest._claims import TeeType
 from chronoseal.errors import AttestationError
-from chronoseal.spec import Component
+from chronoseal.spec import Component, Tee
 
 MALFORMED: Final = "attest.evidence.malformed"
 
@@ -25,31 +24,26 @@ _VERSION: Final = 1
 _MAX_RAW: Final = 1 << 20
 _MAX_CERT: Final = 1 << 16
 _MAX_CERTS: Final = 8
-_TEE_TYPES: Final[frozenset[str]] = frozenset(get_args(TeeType))
+_TEE_TYPES: Final[frozenset[str]] = frozenset(t.value for t in Tee)
 
 
-#: One vocabulary for components across spec, attestation and channel (spec's enum).
-ComponentKind = Component
-
-
-def component_kind(value: ComponentKind | str) -> ComponentKind:
+def component_kind(value: Component | str) -> Component:
     """Coerce a component name, refusing unknown ones with a stable id."""
     try:
-        return ComponentKind(value)
+        return Component(value)
     except ValueError as exc:
-        known = ", ".join(kind.value for kind in ComponentKind)
+        known = ", ".join(kind.value for kind in Component)
         raise AttestationError(
             f"unknown component kind {value!r} (expected one of {known})",
             id="attest.component.unknown",
         ) from exc
 
 
-def tee_type(value: str) -> TeeType:
-    """Coerce a TEE name to :data:`TeeType`, refusing unknown ones with a stable id."""
-    for known in get_args(TeeType):
-        if value == known:
-            tee: TeeType = known
-            return tee
+def tee_type(value: str) -> Tee:
+    """Coerce a TEE name to :class:`~chronoseal.spec.Tee`, refusing unknown ones with a
+    stable id."""
+    if value in _TEE_TYPES:
+        return Tee(value)
     raise AttestationError(
         f"unknown TEE type {value!r} (expected one of {', '.join(sorted(_TEE_TYPES))})",
         id="attest.tee.unknown",
@@ -65,8 +59,8 @@ class Evidence:
     ASK/ARK PEM chain; simulated: the platform public key as DER SPKI).
     """
 
-    tee: TeeType
-    component: ComponentKind
+    tee: Tee
+    component: Component
     raw: bytes
     certificates: tuple[bytes, ...] = ()
 
@@ -120,10 +114,10 @@ class Attester(Protocol):
     """Produces evidence for one component inside one kind of TEE (RATS: the attester)."""
 
     @property
-    def tee(self) -> TeeType: ...
+    def tee(self) -> Tee: ...
 
     @property
-    def component(self) -> ComponentKind: ...
+    def component(self) -> Component: ...
 
     def attest(self, report_data: bytes) -> Evidence:
         """Return fresh evidence whose REPORTDATA is exactly ``report_data`` (64 bytes)."""

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from chronoseal.attest._claims import TeeType
 from chronoseal.attest._evidence import tee_type
 from chronoseal.attest._measure import DIGEST_REGISTERS, REGISTER_SIZES, register_digest
 from chronoseal.errors import AttestationError, ConfigError
+from chronoseal.spec import Tee
 
 __all__ = ["DIGEST_SIZE", "ExpectedMeasurement", "parse_expected_measurement"]
 
@@ -61,7 +61,7 @@ class ExpectedMeasurement:
     only ``registers`` can be compared and ``uncompared`` names the rest of the digest.
     """
 
-    tee: TeeType
+    tee: Tee
     digest: bytes | None
     registers: Mapping[str, bytes | int] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -85,7 +85,7 @@ class ExpectedMeasurement:
         return f"chain digest {self.digest.hex()}, computed from {', '.join(self.registers)}"
 
 
-def parse_expected_measurement(tee: TeeType | str, values: Sequence[str]) -> ExpectedMeasurement:
+def parse_expected_measurement(tee: Tee | str, values: Sequence[str]) -> ExpectedMeasurement:
     """Parse ``--measurement`` values (one or more) for evidence of ``tee``.
 
     Raises :class:`ConfigError` with an id from the module docstring; ``ValueError`` if
@@ -117,7 +117,7 @@ def parse_expected_measurement(tee: TeeType | str, values: Sequence[str]) -> Exp
     return ExpectedMeasurement(kind, digest, MappingProxyType(ordered))
 
 
-def _tee(tee: TeeType | str) -> TeeType:
+def _tee(tee: Tee | str) -> Tee:
     try:
         kind = tee_type(tee)
     except AttestationError as exc:
@@ -131,7 +131,7 @@ def _tee(tee: TeeType | str) -> TeeType:
     return kind
 
 
-def _parse_one(tee: TeeType, text: str) -> tuple[str, bytes | int]:
+def _parse_one(tee: Tee, text: str) -> tuple[str, bytes | int]:
     """Return (register name or ``digest``, value) for one option value."""
     stripped = text.strip()
     name, value = _split(stripped)
@@ -166,7 +166,7 @@ def _split(text: str) -> tuple[str | None, str]:
     return None, text
 
 
-def _bare(tee: TeeType, text: str, value: bytes) -> tuple[str, bytes | int]:
+def _bare(tee: Tee, text: str, value: bytes) -> tuple[str, bytes | int]:
     if len(value) == DIGEST_SIZE:
         return _DIGEST_PREFIX, value
     if tee == "sev-snp" and len(value) == REGISTER_SIZES["measurement"]:
@@ -230,7 +230,7 @@ def _conflict(text: str, why: str) -> ConfigError:
     return ConfigError(f"{_short(text)}: {why}", id="config.measurement.conflict")
 
 
-def _register_list(tee: TeeType) -> str:
+def _register_list(tee: Tee) -> str:
     return ", ".join(
         f"{name}:{'INT' if name in _INTEGER_REGISTERS else 'HEX'}" for name in DIGEST_REGISTERS[tee]
     )

@@ -23,9 +23,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import chronoseal
-from chronoseal.attest._claims import TeeType, VerifiedClaims
-from chronoseal.attest._evidence import ComponentKind, component_kind, tee_type
+from chronoseal.attest._claims import VerifiedClaims
+from chronoseal.attest._evidence import component_kind, tee_type
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component, Tee
 
 CODE_TAG: Final = b"chronoseal/code-measurement/v1\x00"
 _DIGEST_TAGS: Final = {
@@ -72,7 +73,7 @@ _DISTRIBUTION: Final = "chronoseal"
 _MISSING: Final = "<missing>"
 
 
-def code_measurement(component: ComponentKind | str) -> bytes:
+def code_measurement(component: Component | str) -> bytes:
     """Return the simulated TEE's 32-byte measurement of ``component``'s installed code.
 
     Covers every file of the installed ``chronoseal`` package and the exact versions of its
@@ -82,11 +83,11 @@ def code_measurement(component: ComponentKind | str) -> bytes:
 
 
 @functools.cache
-def _code_measurement(component: ComponentKind, root: Path) -> bytes:
+def _code_measurement(component: Component, root: Path) -> bytes:
     return measure_code(component, _tree_digest_once(root), _dependency_digest_once())
 
 
-def measure_code(component: ComponentKind, tree_digest: bytes, dependency_digest: bytes) -> bytes:
+def measure_code(component: Component, tree_digest: bytes, dependency_digest: bytes) -> bytes:
     """Combine the code tree and the dependency set into one component measurement."""
     name = component.value.encode()
     return hashlib.sha256(CODE_TAG + _prefixed(name) + tree_digest + dependency_digest).digest()
@@ -192,7 +193,7 @@ def _marker_holds(marker: Marker | None, extras: frozenset[str]) -> bool:
     return any(marker.evaluate({"extra": extra}) for extra in (sorted(extras) or [""]))
 
 
-def installed_measurement(component: ComponentKind | str, tee: str) -> bytes:
+def installed_measurement(component: Component | str, tee: str) -> bytes:
     """Resolve a task's ``value = "installed"`` pin: the simulated TEE's code measurement.
 
     The spec allows ``installed`` only with ``tee = "simulated"``; anything else is refused
@@ -251,7 +252,7 @@ def measurement_digest(claims: VerifiedClaims) -> bytes:
     return hashlib.sha256(_DIGEST_TAGS[claims.tee] + registers).digest()
 
 
-def register_digest(tee: TeeType | str, registers: Mapping[str, bytes | int]) -> bytes:
+def register_digest(tee: Tee | str, registers: Mapping[str, bytes | int]) -> bytes:
     """The chain digest of raw register values, as a vendor tool prints them.
 
     Goes through :func:`measurement_digest` itself, on claims holding only these registers,

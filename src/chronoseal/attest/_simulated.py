@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chronoseal.attest._binding import REPORT_DATA_SIZE
-from chronoseal.attest._claims import TeeType, VerifiedClaims
-from chronoseal.attest._evidence import MALFORMED, ComponentKind, Evidence, component_kind
+from chronoseal.attest._claims import VerifiedClaims
+from chronoseal.attest._evidence import MALFORMED, Evidence, component_kind
 from chronoseal.attest._measure import code_measurement
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Component, Tee
 
 STATEMENT_TAG: Final = b"chronoseal/simulated-evidence/v1\x00"
 DEFAULT_SKEW: Final = timedelta(seconds=30)
@@ -38,7 +39,7 @@ _MAX_SIGNATURE: Final = 80
 class SimulatedStatement:
     """What the simulated platform signs: who, which code, which binding, when."""
 
-    component: ComponentKind
+    component: Component
     measurement: bytes
     report_data: bytes
     issued_at: datetime
@@ -73,7 +74,7 @@ class SimulatedStatement:
         if tee != _TEE or len(view) - offset != fixed:
             raise AttestationError("simulated statement has the wrong shape", id=MALFORMED)
         try:
-            component = ComponentKind(name)
+            component = Component(name)
         except ValueError as exc:
             raise AttestationError(f"unknown component {name!r}", id=MALFORMED) from exc
         measurement = bytes(view[offset : offset + _MEASUREMENT_SIZE])
@@ -93,7 +94,7 @@ class SimulatedAttester:
 
     def __init__(
         self,
-        component: ComponentKind | str,
+        component: Component | str,
         *,
         platform_key: ec.EllipticCurvePrivateKey | None = None,
         measurement: bytes | None = None,
@@ -113,11 +114,11 @@ class SimulatedAttester:
         self._measurement = measurement
 
     @property
-    def tee(self) -> TeeType:
-        return "simulated"
+    def tee(self) -> Tee:
+        return Tee.SIMULATED
 
     @property
-    def component(self) -> ComponentKind:
+    def component(self) -> Component:
         return self._component
 
     @property
@@ -147,7 +148,7 @@ class SimulatedAttester:
         payload = statement.to_bytes()
         signature = self._key.sign(payload, ec.ECDSA(hashes.SHA256()))
         raw = struct.pack(">I", len(payload)) + payload + signature
-        return Evidence("simulated", self._component, raw, (self.platform_public_key,))
+        return Evidence(Tee.SIMULATED, self._component, raw, (self.platform_public_key,))
 
 
 def verify_simulated(
@@ -180,7 +181,7 @@ def verify_simulated(
         )
     _check_fresh(statement.issued_at, now=now, max_age=max_age, skew=skew)
     return VerifiedClaims(
-        tee="simulated",
+        tee=Tee.SIMULATED,
         measurements=MappingProxyType({"code": statement.measurement}),
         report_data=statement.report_data,
         debug=False,

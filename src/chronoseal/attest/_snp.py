@@ -56,6 +56,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from chronoseal.attest._claims import VerifiedClaims
 from chronoseal.errors import AttestationError
+from chronoseal.spec import Tee
 
 __all__ = [
     "TCB_STATUS_VCEK_MATCHED",
@@ -507,7 +508,7 @@ def verify_snp_report(
         raise _chain_error(f"the VCEK is malformed: {exc!r}") from exc
     tcb = report.reported_tcb
     return VerifiedClaims(
-        tee="sev-snp",
+        tee=Tee.SEV_SNP,
         measurements=MappingProxyType(
             {"measurement": report.measurement, "host_data": report.host_data}
         ),

@@ -21,13 +21,13 @@ from hexbytes import HexBytes
 
 from chronoseal.errors import ChronosealError, LedgerError
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
+    ChainRole,
+    ChainTee,
     Consortium,
-    Role,
     TaskState,
     TaskView,
-    TeeType,
     map_chain_errors,
     measurement_id,
     read_events,
@@ -186,9 +186,9 @@ class _Pin:
     mid: str
 
     def label(self) -> str:
-        kind = ComponentKind(self.kind).name.lower()
+        kind = ChainComponent(self.kind).component.value
         try:
-            tee = TeeType(self.tee).name.lower()
+            tee = ChainTee(self.tee).name.lower()
         except ValueError:
             tee = str(self.tee)
         return f"{kind}/{tee}/{self.digest}"
@@ -288,7 +288,7 @@ class _Replay:
         return self.chain.block(ev.block_number)[1]
 
     def providers(self) -> list[str]:
-        return [p for p in self.parties if self.roles.get(p, 0) & Role.DATA_PROVIDER]
+        return [p for p in self.parties if self.roles.get(p, 0) & ChainRole.DATA_PROVIDER]
 
     def pinned(self, kind: int, tee: int, digest: str) -> _Pin | None:
         for pin in self.pins:
@@ -322,7 +322,7 @@ class _Replay:
                 f"{what} at {self.where(ev)} runs {pin.label()} before every member approved "
                 f"it ({len(m.approvers)} of {m.required})",
             )
-        if pin.tee == TeeType.SIMULATED and not self.world.simulated:
+        if pin.tee == ChainTee.SIMULATED and not self.world.simulated:
             self.fail(
                 "audit.measurements",
                 f"{what} at {self.where(ev)} runs the simulated TEE while the consortium "
@@ -332,7 +332,7 @@ class _Replay:
     def use_gateway(self, pos: int, ev: ChainEvent, what: str) -> None:
         """The chain does not say which pinned gateway measurement a gateway ran: at least
         one must be usable, and each revoked one is noted."""
-        pins = [p for p in self.pins if p.kind == ComponentKind.GATEWAY]
+        pins = [p for p in self.pins if p.kind == ChainComponent.GATEWAY]
         usable = []
         for pin in pins:
             m = self.world.measurements.get(pin.mid)
@@ -670,11 +670,11 @@ class _Replay:
     def on_AttestationPosted(self, pos: int, ev: ChainEvent) -> None:
         a = ev.args
         kind = int(a["kind"])
-        check = "audit.prediction" if kind == ComponentKind.PREDICTION else "audit.attestations"
+        check = "audit.prediction" if kind == ChainComponent.PREDICTION else "audit.attestations"
         want = {
-            ComponentKind.PREDICTION: TaskState.TRAINED,
-            ComponentKind.ANALYSIS_WORKER: TaskState.RUNNING,  # posted by the bound runtime
-        }.get(ComponentKind(kind), TaskState.APPROVED)
+            ChainComponent.PREDICTION: TaskState.TRAINED,
+            ChainComponent.ANALYSIS_WORKER: TaskState.RUNNING,  # posted by the bound runtime
+        }.get(ChainComponent(kind), TaskState.APPROVED)
         self.expect_state(check, ev, want)
         component, evidence = str(a["component"]), str(a["evidence"])
         if component.lower() != ev.actor.lower():
@@ -682,13 +682,13 @@ class _Replay:
         pin = self.pinned(kind, int(a["tee"]), str(a["measurement"]))
         if pin is None:
             self.fail(check, f"the attestation at {self.where(ev)} is for an unpinned measurement")
-        self.use(pin, pos, ev, f"the {ComponentKind(kind).name.lower()} attestation")
+        self.use(pin, pos, ev, f"the {ChainComponent(kind).component.value} attestation")
         key = (evidence.lower(), component.lower())
         if key in self.records:
             self.fail(check, f"the same attestation record posted twice at {self.where(ev)}")
         self.records[key] = _Record(kind, int(a["tee"]), str(a["measurement"]), component, evidence)
-        what = ComponentKind(kind).name.lower()
-        if kind == ComponentKind.ANALYSIS_WORKER:
+        what = ChainComponent(kind).component.value
+        if kind == ChainComponent.ANALYSIS_WORKER:
             self.item(
                 ev,
                 f"analysis runtime {component} posted the attestation of a Dask worker it "
@@ -713,7 +713,7 @@ class _Replay:
             return
         key = (_hex(args.get("evidence", b"")).lower(), str(args.get("component", "")).lower())
         record = self.records.get(key)
-        if kind == ComponentKind.PREDICTION:
+        if kind == ChainComponent.PREDICTION:
             self.expect_state("audit.prediction", ev, TaskState.TRAINED)
             if fn != "acknowledge_prediction" or record is None or record.kind != kind:
                 self.fail(
@@ -743,7 +743,7 @@ class _Replay:
                 "no analysis attestation the history holds",
             )
             return
-        if not self.roles.get(org, 0) & Role.DATA_PROVIDER:
+        if not self.roles.get(org, 0) & ChainRole.DATA_PROVIDER:
             self.fail("audit.attestations", f"{name} acknowledged but provides no data")
         self.by_org_key("audit.attestations", ev, org, f"{name}'s acknowledgement")
         if org in self.acked:
@@ -772,13 +772,13 @@ class _Replay:
         kind = int(a["kind"])
         key = (str(a["evidence"]).lower(), str(a["component"]).lower())
         record = self.records.get(key)
-        check = "audit.prediction" if kind == ComponentKind.PREDICTION else "audit.attestations"
+        check = "audit.prediction" if kind == ChainComponent.PREDICTION else "audit.attestations"
         if record is None or record.kind != kind:
             self.fail(check, f"{self.where(ev)} binds a component with no attestation record")
             return
         if not self.same_tx(ev, "AttestationAcknowledged"):
             self.fail(check, f"{self.where(ev)} binds without an acknowledgement in the same call")
-        if kind == ComponentKind.ANALYSIS:
+        if kind == ChainComponent.ANALYSIS:
             missing = [self.world.name(p) for p in self.providers() if p not in record.acks]
             if missing:
                 self.fail(
@@ -792,7 +792,7 @@ class _Replay:
             if self.prediction is not None:
                 self.fail("audit.prediction", "a second prediction runtime was bound")
             self.prediction = record
-        what = ComponentKind(kind).name.lower()
+        what = ChainComponent(kind).component.value
         self.item(ev, f"{what} runtime {record.component} bound to the task", actor="chain")
 
     def on_DataCommitmentPosted(self, pos: int, ev: ChainEvent) -> None:
@@ -800,9 +800,9 @@ class _Replay:
         org, kind, commitment = str(a["org"]), int(a["kind"]), str(a["commitment"])
         name = self.world.name(org)
         self.expect_state("audit.commitments", ev, TaskState.RUNNING)
-        if not self.roles.get(org, 0) & Role.DATA_PROVIDER:
+        if not self.roles.get(org, 0) & ChainRole.DATA_PROVIDER:
             self.fail("audit.commitments", f"a commitment for {name}, which provides no data")
-        if kind == ComponentKind.GATEWAY:
+        if kind == ChainComponent.GATEWAY:
             self.by_org_key("audit.commitments", ev, org, f"{name}'s gateway commitment")
             if org in self.gateway_commit:
                 self.fail("audit.commitments", f"{name}'s gateway committed twice")
@@ -853,7 +853,7 @@ class _Replay:
     def on_ModelCommitted(self, pos: int, ev: ChainEvent) -> None:
         a = ev.args
         kind, commitment = int(a["kind"]), str(a["commitment"])
-        if kind == ComponentKind.ANALYSIS:
+        if kind == ChainComponent.ANALYSIS:
             self.expect_state("audit.model", ev, TaskState.RUNNING)
             if self.analysis is None or ev.actor.lower() != self.analysis.component.lower():
                 self.fail(
@@ -899,7 +899,7 @@ class _Replay:
     def on_ComponentAborted(self, pos: int, ev: ChainEvent) -> None:
         a = ev.args
         kind, reason = int(a["kind"]), str(a["reason"])
-        bound = self.analysis if kind == ComponentKind.ANALYSIS else self.prediction
+        bound = self.analysis if kind == ChainComponent.ANALYSIS else self.prediction
         if bound is None or ev.actor.lower() != bound.component.lower():
             self.fail(
                 "audit.transitions",
@@ -907,7 +907,8 @@ class _Replay:
             )
         if not reason:
             self.fail("audit.transitions", f"{self.where(ev)}: a component abort without reason")
-        what = ComponentKind(kind).name.lower() if kind in (2, 3) else "unknown"
+        runtimes = (ChainComponent.ANALYSIS, ChainComponent.PREDICTION)
+        what = ChainComponent(kind).component.value if kind in runtimes else "unknown"
         self.item(ev, f"the {what} runtime aborted the task: {reason}", actor=f"{what} runtime")
 
     def on_AuditRootPosted(self, pos: int, ev: ChainEvent) -> None:
@@ -950,7 +951,7 @@ def _verdicts(
         or TaskState.TRAINED in visited,
         "audit.model": TaskState.TRAINED in visited or replay.model is not None,
         "audit.prediction": TaskState.SERVING in visited
-        or any(r.kind == ComponentKind.PREDICTION for r in replay.records.values()),
+        or any(r.kind == ChainComponent.PREDICTION for r in replay.records.values()),
         "audit.audit_roots": TaskState.SERVING in visited,
         "audit.receipts": bool(receipts),
     }

@@ -14,7 +14,7 @@ Typical use (a gateway sending one party's batches to the analysis runtime)::
 
     identity = RaTlsIdentity.generate(attester, freshness=block_hash)
     with connect(address, identity, appraiser=appraiser,
-                 peer_component=ComponentKind.ANALYSIS, fresh_nonces={block_hash}) as channel:
+                 peer_component=Component.ANALYSIS, fresh_nonces={block_hash}) as channel:
         receipt = channel.send_stream(StreamContext(task_id, "party-a", "data"), batches)
 """
 

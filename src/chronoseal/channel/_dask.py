@@ -1,12 +1,15 @@
 """``ratls://``: Dask's TLS comm where every connection is mutual RA-TLS 1.3.
 
 Dask finds the backend through its own ``distributed.comm.backends`` entry point (declared
-in ``pyproject.toml``). It is Dask's TLS backend with two changes: the SSL contexts come from
-a :class:`RaTlsTrust` (this process's RA-TLS identity, and the exact certificates of the
-peers it admitted as its only trust anchors), and every connection, in either direction, is
-checked against that trust after the TLS handshake and before Dask's own handshake sends a
-byte: a peer certificate that is not one of the admitted ones, or whose admission was
-withdrawn, is dropped with its refusal id.
+in ``pyproject.toml``; an installed chronoseal's metadata carries it), and every
+:class:`RaTlsSecurity` registers the same class too, so a process running chronoseal from a
+source tree (``PYTHONPATH``, metadata of an older install) speaks ``ratls://`` alike.
+
+It is Dask's TLS backend with two changes: the SSL contexts come from a :class:`RaTlsTrust`
+(this process's RA-TLS identity, and the exact certificates of the peers it admitted as its only
+trust anchors), and every connection, in either direction, is checked against that trust after
+the TLS handshake and before Dask's own handshake sends a byte: a peer certificate that is not
+one of the admitted ones, or whose admission was withdrawn, is dropped with its refusal id.
 
 Python's ``ssl`` has no verification callback (``notes/python-tls.md``), so a peer is
 *admitted* before it connects: its certificate reaches the admitting side out of band (the
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from distributed.comm.core import FatalCommClosedError
+from distributed.comm.registry import backends
 from distributed.comm.tcp import TLS, TLSBackend, TLSConnector, TLSListener
 from distributed.security import Security
 
@@ -135,6 +139,7 @@ class RaTlsSecurity(Security):
     def __init__(self, trust: RaTlsTrust) -> None:
         super().__init__(require_encryption=True)
         self.trust = trust
+        register_backend()
 
     def get_connection_args(self, role: str) -> dict[str, Any]:
         return {
@@ -226,3 +231,10 @@ class RaTlsBackend(TLSBackend):
 
     _connector_class = RaTlsConnector
     _listener_class = RaTlsListener  # type: ignore[assignment]  # a TLSListener subclass
+
+
+def register_backend() -> None:
+    """``ratls`` in Dask's registry unless already there (the entry point loaded it, or an
+    earlier Security did); the same class either way, so nothing weaker can take its place."""
+    if not isinstance(backends.get("ratls"), RaTlsBackend):
+        backends["ratls"] = RaTlsBackend()

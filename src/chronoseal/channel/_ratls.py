@@ -38,18 +38,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from eth_utils.address import to_checksum_address
 
-from chronoseal._decode import loads_json
-from chronoseal.attest import (
-    Appraisal,
-    Appraiser,
-    Attester,
-    ComponentKind,
-    Evidence,
-    report_data_for,
-)
+from chronoseal._decode import DocumentRefused, loads_json
+from chronoseal.attest import Appraisal, Appraiser, Attester, Evidence, report_data_for
 from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
 from chronoseal.channel._wire import lp16
 from chronoseal.errors import AttestationError, ChannelError, PeerRefused
+from chronoseal.spec import Component
 
 CMW_OID: Final = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.35")
 CMW_MEDIA_TYPE: Final = "application/vnd.chronoseal.ra-tls.v1+json"
@@ -117,7 +111,7 @@ class RaTlsIdentity:
         tls_key: ec.EllipticCurvePrivateKey,
         certificate_der: bytes,
         hpke: HpkePrivateKey,
-        component: ComponentKind,
+        component: Component,
         evidence: Evidence,
         chain_address: str | None = None,
     ) -> None:
@@ -236,7 +230,7 @@ class RaTlsIdentity:
 class AttestedPeer:
     """A peer whose RA-TLS certificate appraised for the expected component kind."""
 
-    component: ComponentKind
+    component: Component
     certificate_der: bytes
     fingerprint: bytes
     hpke_public_key: HpkePublicKey
@@ -251,7 +245,7 @@ def appraise_certificate(
     certificate_der: bytes,
     *,
     appraiser: Appraiser,
-    component: ComponentKind,
+    component: Component,
     fresh_nonces: Collection[bytes],
     now: datetime,
 ) -> AttestedPeer:
@@ -303,7 +297,7 @@ def appraise_certificate(
 
 def certificate_appraiser(
     appraiser: Appraiser,
-    component: ComponentKind,
+    component: Component,
     fresh_nonces: Collection[bytes],
     clock: Clock = utc_now,
 ) -> Callable[[bytes], AttestedPeer]:
@@ -400,8 +394,10 @@ def _claims_of(certificate: x509.Certificate) -> tuple[Evidence, bytes, HpkePubl
             address,
         )
     except (ValueError, TypeError, KeyError, AttestationError, ChannelError) as exc:
+        # A decoder refusal is told without its own id (an appraisal's keeps its own).
+        why = exc.message if isinstance(exc, DocumentRefused) else exc
         raise PeerRefused(
-            f"the peer's CMW evidence extension does not parse: {exc}",
+            f"the peer's CMW evidence extension does not parse: {why}",
             id="channel.peer.bad_evidence",
         ) from exc
 

@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chronoseal.attest import Appraiser, ComponentKind
+from chronoseal.attest import Appraiser
 from chronoseal.channel._framing import SUITES, FrameBuffer, StreamContext, Suite
 from chronoseal.channel._memory import retain_freed_memory
 from chronoseal.channel._ratls import (
@@ -61,13 +61,14 @@ from chronoseal.channel._stream import (
 from chronoseal.channel._tls import client_context, server_context
 from chronoseal.channel._wire import U32, U64, Reader, lp16, lp32, read_exact
 from chronoseal.errors import ChannelError, PeerRefused
+from chronoseal.spec import Component
 
-LINKS: Final[frozenset[tuple[ComponentKind, ComponentKind]]] = frozenset(
+LINKS: Final[frozenset[tuple[Component, Component]]] = frozenset(
     {
-        (ComponentKind.GATEWAY, ComponentKind.ANALYSIS),
-        (ComponentKind.GATEWAY, ComponentKind.PREDICTION),
-        (ComponentKind.ANALYSIS, ComponentKind.PREDICTION),
-        (ComponentKind.CLIENT, ComponentKind.PREDICTION),
+        (Component.GATEWAY, Component.ANALYSIS),
+        (Component.GATEWAY, Component.PREDICTION),
+        (Component.ANALYSIS, Component.PREDICTION),
+        (Component.CLIENT, Component.PREDICTION),
     }
 )
 """Allowed (connecting component, serving component) pairs: the flows of DESIGN.md."""
@@ -81,7 +82,7 @@ _RANDOM_LEN: Final = 32
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _check_link(client: ComponentKind, server: ComponentKind) -> None:
+def _check_link(client: Component, server: Component) -> None:
     if (client, server) not in LINKS:
         allowed = ", ".join(f"{c.value}->{s.value}" for c, s in sorted(LINKS))
         raise ChannelError(
@@ -95,8 +96,8 @@ def _signed_proof(
     client_fp: bytes,
     random: bytes,
     micros: int,
-    client: ComponentKind,
-    server: ComponentKind,
+    client: Component,
+    server: Component,
 ) -> bytes:
     return (
         _PROOF_LABEL
@@ -110,7 +111,7 @@ def _signed_proof(
 
 
 def client_proof(
-    identity: RaTlsIdentity, server_certificate: bytes, server: ComponentKind, now: datetime
+    identity: RaTlsIdentity, server_certificate: bytes, server: Component, now: datetime
 ) -> bytes:
     """The client's first message: its certificate and a fresh signature bound to the server."""
     random = os.urandom(_RANDOM_LEN)
@@ -311,7 +312,7 @@ class ChannelServer:
         identity: RaTlsIdentity,
         *,
         appraiser: Appraiser,
-        peer_component: ComponentKind,
+        peer_component: Component,
         fresh_nonces: Collection[bytes],
         handshake_timeout: float = 10.0,
         io_timeout: float | None = DEFAULT_IO_TIMEOUT,
@@ -419,7 +420,7 @@ def connect(
     identity: RaTlsIdentity,
     *,
     appraiser: Appraiser,
-    peer_component: ComponentKind,
+    peer_component: Component,
     fresh_nonces: Collection[bytes],
     timeout: float = 10.0,
     io_timeout: float | None = DEFAULT_IO_TIMEOUT,

@@ -265,13 +265,19 @@ def _read_header(
     fields = [_need(source, int(U16.unpack(_need(source, 2))[0])) for _ in range(4)]
     task, party, stream, enc = fields
     expected = (context.task_id, context.party.encode("utf-8"), context.stream_id.encode("utf-8"))
-    for got, want, name in zip(
-        (task, party, stream), expected, ("task", "party", "stream"), strict=True
+    for got, want, (name, refusal) in zip(
+        (task, party, stream),
+        expected,
+        (
+            ("task", "channel.stream.wrong_task"),
+            ("party", "channel.stream.wrong_party"),
+            ("stream", "channel.stream.wrong_stream"),
+        ),
+        strict=True,
     ):
         if got != want:
             raise StreamIntegrityError(
-                f"the stream belongs to another {name} than the one expected",
-                id=f"channel.stream.wrong_{name}",
+                f"the stream belongs to another {name} than the one expected", id=refusal
             )
     try:
         kem = HpkeKem.from_wire_id(fixed[len(MAGIC)])

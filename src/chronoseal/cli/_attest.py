@@ -16,7 +16,6 @@ import binascii
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Final
@@ -33,11 +32,9 @@ from chronoseal.attest import (
     Appraiser,
     Collateral,
     CollateralProvider,
-    ComponentKind,
     Evidence,
     ExpectedMeasurement,
     PinnedMeasurements,
-    TeeType,
     code_measurement,
     csv_report_wrapper,
     parse_expected_measurement,
@@ -45,6 +42,7 @@ from chronoseal.attest import (
     verify_csv_chain,
 )
 from chronoseal.errors import AttestationError, ConfigError
+from chronoseal.spec import Component, Tee
 
 from ._output import EXIT_ATTESTATION, console, err_console, fail
 
@@ -54,18 +52,6 @@ attest_app = typer.Typer(
 
 _ENVELOPE_MAGIC: Final = b"CSEV"
 _PEM_CERT: Final = b"-----BEGIN CERTIFICATE-----"
-
-
-class Tee(StrEnum):
-    """TEE types an operator can verify or measure."""
-
-    SGX = "sgx"
-    TDX = "tdx"
-    SEV_SNP = "sev-snp"
-    CSV = "csv"
-    CCA = "cca"
-    PSA = "psa"
-    SIMULATED = "simulated"
 
 
 @attest_app.command("verify")
@@ -126,7 +112,7 @@ def verify(
         ),
     ] = None,
     component: Annotated[
-        ComponentKind | None,
+        Component | None,
         typer.Option(
             help="component the evidence must come from (default: the one an envelope "
             "names; raw quotes name none and default to analysis)"
@@ -175,7 +161,7 @@ def verify(
 
 def measure(
     component: Annotated[
-        ComponentKind, typer.Option("--component", help="component whose measurement to print")
+        Component, typer.Option("--component", help="component whose measurement to print")
     ],
     tee: Annotated[Tee, typer.Option("--tee", help="TEE the component will run in")] = (
         Tee.SIMULATED
@@ -400,7 +386,7 @@ def _csv_from_json(data: bytes) -> bytes | None:
         return None
 
 
-def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) -> Evidence:
+def _load_evidence(path: Path, tee: Tee, component: Component | None) -> Evidence:
     data = _read_capped(path, "evidence")
     if data.startswith(_ENVELOPE_MAGIC):
         try:
@@ -423,8 +409,8 @@ def _load_evidence(path: Path, tee: TeeType, component: ComponentKind | None) ->
         wrapper = _csv_from_json(data)
         if wrapper is None:
             raise typer.BadParameter(f"{path} is not Trustee's CSV evidence JSON")
-        return Evidence(tee, component or ComponentKind.ANALYSIS, wrapper)
-    return Evidence(tee, component or ComponentKind.ANALYSIS, _maybe_hex(data))
+        return Evidence(tee, component or Component.ANALYSIS, wrapper)
+    return Evidence(tee, component or Component.ANALYSIS, _maybe_hex(data))
 
 
 def _maybe_hex(data: bytes) -> bytes:

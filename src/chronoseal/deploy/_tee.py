@@ -7,18 +7,20 @@ from dataclasses import dataclass
 from typing import Final
 
 from chronoseal.errors import DeployError
+from chronoseal.spec import Tee
 
 #: Confidential Containers (kata-containers) runtime classes for confidential VMs, named as
 #: kata-deploy names them (kata-<hypervisor>-<tee>): Hygon CSV guests and Arm CCA realms run
 #: under QEMU like TDX and SEV-SNP; the cluster must have installed that class.
-COCO_RUNTIME_CLASSES: Final = {
-    "tdx": "kata-qemu-tdx",
-    "sev-snp": "kata-qemu-snp",
-    "csv": "kata-qemu-csv",
-    "cca": "kata-qemu-cca",
+COCO_RUNTIME_CLASSES: Final[dict[str, str]] = {
+    Tee.TDX.value: "kata-qemu-tdx",
+    Tee.SEV_SNP.value: "kata-qemu-snp",
+    Tee.CSV.value: "kata-qemu-csv",
+    Tee.CCA.value: "kata-qemu-cca",
 }
-SIMULATED: Final = "simulated"
-SGX: Final = "sgx"
+# Plain strings (the enum's values): these land in rendered manifests and YAML.
+SIMULATED: Final = Tee.SIMULATED.value
+SGX: Final = Tee.SGX.value
 #: A party agent is no TEE component: it runs in the party's own domain, like its TSDB.
 NO_TEE: Final = "none"
 SUPPORTED_TEES: Final = (SIMULATED, SGX, *COCO_RUNTIME_CLASSES)

@@ -205,8 +205,11 @@ def create_app(consortium: Consortium, *, from_block: int | None = None) -> Star
 
         return endpoint
 
-    task = ("task_id", lambda t: _read.parse_hex32(t, "task id"))
-    mid = ("measurement_id", lambda t: _read.parse_hex32(t, "measurement id"))
+    task = ("task_id", lambda t: _read.parse_hex32(t, "task id", "explorer.task_id.malformed"))
+    mid = (
+        "measurement_id",
+        lambda t: _read.parse_hex32(t, "measurement id", "explorer.measurement_id.malformed"),
+    )
     address = ("address", _read.parse_address)
     pages: list[tuple[str, str, Builder, tuple[tuple[str, Callable[[str], str]], ...]]] = [
         ("/", "consortium.html", _read.consortium_page, ()),

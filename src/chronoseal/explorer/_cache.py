@@ -15,12 +15,12 @@ from typing import Any
 
 from chronoseal.errors import LedgerError
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
+    ChainTee,
     Consortium,
     EventStream,
     Pin,
-    TeeType,
     map_chain_errors,
 )
 
@@ -75,7 +75,11 @@ class Index:
             self.key_orgs[args["key"]] = args["org"]
             self.membership.append(event)
         elif event.name == "AttestationPosted":
-            label = "analysis runtime" if args["kind"] == 2 else "prediction runtime"
+            label = (
+                "analysis runtime"
+                if args["kind"] == ChainComponent.ANALYSIS
+                else "prediction runtime"
+            )
             self.components.setdefault(args["component"], label)
         if "task_id" in args:
             task = str(args["task_id"])
@@ -162,7 +166,9 @@ class EventCache:
         with self.lock:
             if task not in self._pins:
                 rows = self.consortium.call("task_measurements", bytes.fromhex(task[2:]))
-                self._pins[task] = [Pin(ComponentKind(k), TeeType(t), bytes(d)) for k, t, d in rows]
+                self._pins[task] = [
+                    Pin(ChainComponent(k), ChainTee(t), bytes(d)) for k, t, d in rows
+                ]
             return self._pins[task]
 
     def participants(self, task: str) -> list[str]:

@@ -20,12 +20,14 @@ from chronoseal.errors import ChainUnavailable, LedgerError
 from chronoseal.explorer._cache import ZERO_ORG, EventCache
 from chronoseal.explorer._errors import ExplorerError, NotConsortium
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
+    ChainRole,
+    ChainTee,
     Consortium,
-    Role,
+    ProposalKind,
     TaskState,
-    TeeType,
+    TaskView,
     map_chain_errors,
     measurement_id,
     org_id,
@@ -49,13 +51,13 @@ def _shown(text: str) -> str:
     return repr(text[:80] + ("…" if len(text) > 80 else ""))
 
 
-def parse_hex32(text: str, what: str) -> str:
-    """``0x`` + 64 hex digits, lower-cased; anything else is a 400 with the reason."""
+def parse_hex32(text: str, what: str, refusal: str) -> str:
+    """``0x`` + 64 hex digits, lower-cased; anything else is a 400 with ``refusal`` as id."""
     if len(text) > MAX_PARAM or not _HEX32.fullmatch(text):
         raise ExplorerError(
             f"{what} must be 0x followed by 64 hex digits, got {_shown(text)} "
             f"({len(text)} characters)",
-            id=f"explorer.{what.replace(' ', '_')}.malformed",
+            id=refusal,
             status=400,
         )
     return text.lower()
@@ -134,16 +136,30 @@ def _hex(value: bytes | None) -> str | None:
     return None if value is None else "0x" + bytes(value).hex()
 
 
+# An event carries the chain's integer codes; one this build does not know is shown as is.
+
+
 def _kind(value: int) -> str:
-    return ComponentKind(value).name.lower() if value in (1, 2, 3) else str(value)
+    """The component's name (spec's vocabulary) for a chain code; an unknown code as is."""
+    try:
+        return ChainComponent(value).component.value
+    except ValueError:
+        return str(value)
 
 
 def _tee(value: int) -> str:
-    return TeeType(value).name.lower().replace("_", "-") if 1 <= value <= 6 else str(value)
+    """The TEE's name (spec's vocabulary) for a chain code; an unknown code as is."""
+    try:
+        return ChainTee(value).tee.value
+    except ValueError:
+        return str(value)
 
 
 def _state(value: int) -> str:
-    return TaskState(value).name.capitalize() if 0 <= value <= 8 else str(value)
+    try:
+        return TaskState(value).name.capitalize()
+    except ValueError:
+        return str(value)
 
 
 def _whole(value: str | None) -> str:
@@ -151,11 +167,11 @@ def _whole(value: str | None) -> str:
     return "—" if value is None else value
 
 
-def _role_names(role: Role) -> list[str]:
+def _role_names(role: ChainRole) -> list[str]:
     out = []
-    if role & Role.DATA_PROVIDER:
+    if role & ChainRole.DATA_PROVIDER:
         out.append("data provider")
-    if role & Role.RESULT_RECIPIENT:
+    if role & ChainRole.RESULT_RECIPIENT:
         out.append("result recipient")
     return out
 
@@ -202,7 +218,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
             f"{_whole(a['evidence'])}, TLS key {_whole(a['tls_key'])}"
         )
     if name == "AttestationAcknowledged":
-        if a["kind"] == ComponentKind.PREDICTION:
+        if a["kind"] == ChainComponent.PREDICTION:
             return "attestation", (
                 "the analysis runtime acknowledged the prediction runtime's attestation "
                 f"(evidence {_whole(a['evidence'])}) and handed the model over"
@@ -214,7 +230,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
     if name == "ComponentBound":
         return "attestation", f"{_kind(a['kind'])} runtime {a['component']} bound to the task"
     if name == "DataCommitmentPosted":
-        side = "gateway" if a["kind"] == ComponentKind.GATEWAY else "runtime"
+        side = "gateway" if a["kind"] == ChainComponent.GATEWAY else "runtime"
         return "commitment", (
             f"{org}: {side} side data commitment {_whole(a['commitment'])} "
             f"(posted by {index.actor(a['actor'])})"
@@ -227,7 +243,7 @@ def describe(event: ChainEvent, cache: EventCache) -> tuple[str, str]:
             f"{_whole(a['runtime'])}: the task is disputed"
         )
     if name == "ModelCommitted":
-        if a["kind"] == ComponentKind.PREDICTION:
+        if a["kind"] == ChainComponent.PREDICTION:
             return "model", (f"prediction runtime took over model {_whole(a['commitment'])}")
         return "model", (
             f"model commitment {_whole(a['commitment'])}, released metrics digest "
@@ -295,9 +311,9 @@ def consortium_page(consortium: Consortium, cache: EventCache) -> dict[str, Any]
         events = index.by_proposal.get(pid, [])
         created = next((e for e in events if e.name == "ProposalCreated"), None)
         executed = next((e for e in events if e.name == "ProposalExecuted"), None)
-        if view.kind.name == "ADD_MEMBER":
+        if view.kind is ProposalKind.ADD_MEMBER:
             change = f"add member {view.name} with key {view.key}"
-        elif view.kind.name == "REMOVE_MEMBER":
+        elif view.kind is ProposalKind.REMOVE_MEMBER:
             change = f"remove member {index.org('0x' + view.subject.hex())}"
         else:
             change = f"set simulated TEE allowed to {str(view.flag).lower()}"
@@ -338,7 +354,7 @@ def _measurement_entry(
     proposed = events[0]
     kind, tee = int(proposed.args["kind"]), int(proposed.args["tee"])
     digest = cache.digest(mid)
-    view = consortium.measurement(ComponentKind(kind), TeeType(tee), digest)
+    view = consortium.measurement(ChainComponent(kind), ChainTee(tee), digest)
     approved = [e for e in events if e.name == "MeasurementApproved"]
     revoked = next((e for e in events if e.name == "MeasurementRevoked"), None)
     approvers = {e.args["org"] for e in approved}
@@ -454,34 +470,81 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
         if exc.id == "ledger.task.unknown":
             raise _unknown_task(task) from exc
         raise
-    index = cache.index
-    events = index.by_task.get(task, [])
+    events = cache.index.by_task.get(task, [])
     now = latest_time(consortium)
-
     by_name: dict[str, list[ChainEvent]] = {}
     for e in events:
         by_name.setdefault(e.name, []).append(e)
-
-    transitions = []
-    for e in by_name.get("TaskStateChanged", []):
-        transitions.append(
+    approvals = [_approval(e, cache) for e in by_name.get("TaskApproved", [])]
+    return {
+        "page": "task",
+        "task_id": task,
+        "state": _state(view.state),
+        "disputed": view.state is TaskState.DISPUTED,
+        "proposer": view.proposer,
+        "deadline": view.deadline,
+        "deadline_utc": _iso(view.deadline),
+        "deadline_passed": now > view.deadline,
+        "participants": [
             {
-                "from": _state(e.args["from_state"]),
-                "to": _state(e.args["to_state"]),
-                "org": index.org(e.args["org"]),
-                "time_utc": _iso(cache.block_time(e.block_number)),
-                **_event_ref(e, cache),
+                "name": name,
+                "roles": _role_names(view.roles[name]),
+                "approved": name in view.approved_by,
             }
-        )
-    approvals = [
-        {
-            "org": index.org(e.args["org"]),
-            "count": f"{e.args['approvals']}/{e.args['required']}",
-            "relayed": bool(e.args["relayed"]),
-            **_event_ref(e, cache),
-        }
-        for e in by_name.get("TaskApproved", [])
-    ]
+            for name in view.participants
+        ],
+        "approvals": {"count": view.approvals, "required": view.required, "events": approvals},
+        "measurements": [_pin(p.kind, p.tee, p.digest) for p in view.measurements],
+        "transitions": [_transition(e, cache) for e in by_name.get("TaskStateChanged", [])],
+        "attestations": _attestations(by_name, cache),
+        "acknowledgements": f"{view.acknowledgements}/{view.providers}",
+        "analysis": view.analysis,
+        "prediction": view.prediction,
+        "commitments": _commitments(view, by_name),
+        "matched_commitments": f"{view.matched_commitments}/{view.providers}",
+        "model_commitment": _hex(view.model_commitment),
+        "metrics_digest": _hex(view.metrics_digest),
+        "models": [_model(e, view, cache) for e in by_name.get("ModelCommitted", [])],
+        "audit": _audit_batches(view, by_name.get("AuditRootPosted", []), cache),
+        "aborts": [
+            {"kind": _kind(e.args["kind"]), "reason": e.args["reason"], **_event_ref(e, cache)}
+            for e in by_name.get("ComponentAborted", [])
+        ],
+        "timeline": [timeline_item(e, cache) for e in events],
+    }
+
+
+def _transition(e: ChainEvent, cache: EventCache) -> dict[str, Any]:
+    return {
+        "from": _state(e.args["from_state"]),
+        "to": _state(e.args["to_state"]),
+        "org": cache.index.org(e.args["org"]),
+        "time_utc": _iso(cache.block_time(e.block_number)),
+        **_event_ref(e, cache),
+    }
+
+
+def _approval(e: ChainEvent, cache: EventCache) -> dict[str, Any]:
+    return {
+        "org": cache.index.org(e.args["org"]),
+        "count": f"{e.args['approvals']}/{e.args['required']}",
+        "relayed": bool(e.args["relayed"]),
+        **_event_ref(e, cache),
+    }
+
+
+def _pin(kind: int, tee: int, digest: bytes) -> dict[str, Any]:
+    return {
+        "kind": _kind(kind),
+        "tee": _tee(tee),
+        "digest": "0x" + digest.hex(),
+        "measurement_id": "0x" + measurement_id(kind, tee, digest).hex(),
+    }
+
+
+def _attestations(by_name: dict[str, list[ChainEvent]], cache: EventCache) -> list[dict[str, Any]]:
+    """Each posted attestation, whether it got its component bound, and who acknowledged
+    it (the parties for the analysis runtime, the analysis runtime for the prediction's)."""
     acks = by_name.get("AttestationAcknowledged", [])
     bound = {(e.args["component"], e.args["evidence"]) for e in by_name.get("ComponentBound", [])}
     attestations = []
@@ -505,8 +568,8 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
                     {
                         "by": (
                             "analysis runtime"
-                            if x.args["kind"] == ComponentKind.PREDICTION
-                            else index.org(x.args["org"])
+                            if x.args["kind"] == ChainComponent.PREDICTION
+                            else cache.index.org(x.args["org"])
                         ),
                         "count": f"{x.args['acks']}/{x.args['required']}",
                         **_event_ref(x, cache),
@@ -516,20 +579,35 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
                 **_event_ref(e, cache),
             }
         )
-    commitments = []
+    return attestations
+
+
+def _commitments(view: TaskView, by_name: dict[str, list[ChainEvent]]) -> list[dict[str, Any]]:
+    """Per data provider: the gateway's and the analysis runtime's data commitments and the
+    chain's verdict on them."""
     posted = by_name.get("DataCommitmentPosted", [])
+
+    def first(
+        events: list[ChainEvent], oid: str, kind: ChainComponent | None = None
+    ) -> ChainEvent | None:
+        return next(
+            (
+                e
+                for e in events
+                if e.args["org"] == oid and (kind is None or e.args["kind"] == kind)
+            ),
+            None,
+        )
+
+    commitments = []
     for party, role in view.roles.items():
-        if not role & Role.DATA_PROVIDER:
+        if not role & ChainRole.DATA_PROVIDER:
             continue
         oid = "0x" + org_id(party).hex()
-        gateway = next((e for e in posted if e.args["org"] == oid and e.args["kind"] == 1), None)
-        runtime = next((e for e in posted if e.args["org"] == oid and e.args["kind"] == 2), None)
-        matched = next(
-            (e for e in by_name.get("CommitmentMatched", []) if e.args["org"] == oid), None
-        )
-        differs = next(
-            (e for e in by_name.get("CommitmentMismatched", []) if e.args["org"] == oid), None
-        )
+        gateway = first(posted, oid, ChainComponent.GATEWAY)
+        runtime = first(posted, oid, ChainComponent.ANALYSIS)
+        matched = first(by_name.get("CommitmentMatched", []), oid)
+        differs = first(by_name.get("CommitmentMismatched", []), oid)
         verdict = "matched" if matched else "disputed" if differs else "pending"
         decided = matched or differs
         commitments.append(
@@ -543,75 +621,34 @@ def task_page(consortium: Consortium, cache: EventCache, task: str) -> dict[str,
                 "decided_block": decided.block_number if decided else None,
             }
         )
-    models = [
-        {
-            "kind": _kind(e.args["kind"]),
-            "commitment": e.args["commitment"],
-            "metrics_digest": (
-                e.args["metrics_digest"] if e.args["kind"] == ComponentKind.ANALYSIS else None
-            ),
-            "matches": e.args["commitment"] == _hex(view.model_commitment),
-            **_event_ref(e, cache),
-        }
-        for e in by_name.get("ModelCommitted", [])
-    ]
-    batches = by_name.get("AuditRootPosted", [])
-    pins = [
-        {
-            "kind": _kind(p.kind),
-            "tee": _tee(p.tee),
-            "digest": "0x" + p.digest.hex(),
-            "measurement_id": "0x" + measurement_id(p.kind, p.tee, p.digest).hex(),
-        }
-        for p in view.measurements
-    ]
+    return commitments
+
+
+def _model(e: ChainEvent, view: TaskView, cache: EventCache) -> dict[str, Any]:
     return {
-        "page": "task",
-        "task_id": task,
-        "state": _state(view.state),
-        "disputed": view.state is TaskState.DISPUTED,
-        "proposer": view.proposer,
-        "deadline": view.deadline,
-        "deadline_utc": _iso(view.deadline),
-        "deadline_passed": now > view.deadline,
-        "participants": [
+        "kind": _kind(e.args["kind"]),
+        "commitment": e.args["commitment"],
+        "metrics_digest": (
+            e.args["metrics_digest"] if e.args["kind"] == ChainComponent.ANALYSIS else None
+        ),
+        "matches": e.args["commitment"] == _hex(view.model_commitment),
+        **_event_ref(e, cache),
+    }
+
+
+def _audit_batches(view: TaskView, batches: list[ChainEvent], cache: EventCache) -> dict[str, Any]:
+    return {
+        "batches": view.audit_batches,
+        "predictions": view.audited_predictions,
+        "shown": [
             {
-                "name": name,
-                "roles": _role_names(view.roles[name]),
-                "approved": name in view.approved_by,
+                "batch": e.args["batch"],
+                "count": e.args["count"],
+                "root": e.args["root"],
+                **_event_ref(e, cache),
             }
-            for name in view.participants
+            for e in batches[-MAX_BATCHES_SHOWN:]
         ],
-        "approvals": {"count": view.approvals, "required": view.required, "events": approvals},
-        "measurements": pins,
-        "transitions": transitions,
-        "attestations": attestations,
-        "acknowledgements": f"{view.acknowledgements}/{view.providers}",
-        "analysis": view.analysis,
-        "prediction": view.prediction,
-        "commitments": commitments,
-        "matched_commitments": f"{view.matched_commitments}/{view.providers}",
-        "model_commitment": _hex(view.model_commitment),
-        "metrics_digest": _hex(view.metrics_digest),
-        "models": models,
-        "audit": {
-            "batches": view.audit_batches,
-            "predictions": view.audited_predictions,
-            "shown": [
-                {
-                    "batch": e.args["batch"],
-                    "count": e.args["count"],
-                    "root": e.args["root"],
-                    **_event_ref(e, cache),
-                }
-                for e in batches[-MAX_BATCHES_SHOWN:]
-            ],
-        },
-        "aborts": [
-            {"kind": _kind(e.args["kind"]), "reason": e.args["reason"], **_event_ref(e, cache)}
-            for e in by_name.get("ComponentAborted", [])
-        ],
-        "timeline": [timeline_item(e, cache) for e in events],
     }
 
 

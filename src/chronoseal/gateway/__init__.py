@@ -6,13 +6,8 @@ verifies the runtime's attestation itself and against the chain's record, acknow
 chain, charges the privacy budget, and posts the commitment of what it sent.
 """
 
-from ._gateway import (
-    DEFAULT_BATCH_ROWS,
-    Gateway,
-    StreamReport,
-    is_analysis_attestation,
-    runtime_record,
-)
+from ._binding import is_analysis_attestation, runtime_record
+from ._gateway import DEFAULT_BATCH_ROWS, Gateway, StreamReport
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",

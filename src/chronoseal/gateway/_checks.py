@@ -54,7 +54,7 @@ def zoned(batch: pa.RecordBatch, dataset: Dataset) -> pa.RecordBatch:
         ruled = apply_zone_rule(column, dataset.frequency)
     except ZoneTimeError as exc:
         raise _refuse(
-            f"dataset {dataset.name!r}, column {time!r}: {exc}; nothing is sent",
+            f"dataset {dataset.name!r}, column {time!r}: {exc.message}; nothing is sent",
             "gateway.data.not_local_midnight",
             dataset,
             time,

@@ -15,7 +15,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Generator, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from chronoseal.attest import Attester, Evidence
+from chronoseal.attest import Attester
 from chronoseal.channel import (
     AttestedChannel,
-    AttestedPeer,
     GatewayIntake,
     RaTlsIdentity,
     Welcome,
@@ -45,17 +44,11 @@ from chronoseal.errors import (
     StreamIntegrityError,
 )
 from chronoseal.ledger import (
-    AttestationView,
-    ChainEvent,
-    ComponentKind,
+    ChainComponent,
     Consortium,
     OrgSession,
     TaskState,
-    TaskView,
-    attestation_record,
     onchain_task,
-    org_id,
-    read_events,
     usable_pins,
 )
 from chronoseal.model import verify_release
@@ -64,6 +57,7 @@ from chronoseal.sources import ReadOrder, Source, open_source
 from chronoseal.spec import Component, Dataset, PartyConfig, TaskSpec, review_task, task_id
 from chronoseal.trust import TaskTrust
 
+from ._binding import RuntimeBinding
 from ._checks import checked_batches, in_window, read_order, refuse_empty_window
 from ._pipeline import prefetch
 
@@ -139,48 +133,6 @@ Progress = Callable[[int, int], None]
 """Called after every batch with (rows so far, payload bytes so far)."""
 
 
-def is_analysis_attestation(event: ChainEvent, tid: bytes) -> bool:
-    return (
-        event.name == "AttestationPosted"
-        and event.args.get("task_id") == "0x" + tid.hex()
-        and event.args.get("kind") == ComponentKind.ANALYSIS
-    )
-
-
-def runtime_record(
-    consortium: Consortium, tid: bytes, evidence: Evidence, component: str | None
-) -> AttestationView:
-    """The chain's record of the runtime an attested peer *is*: posted by the chain address
-    the peer's evidence binds, with that evidence. Once a runtime is bound it must be that
-    one. A copy of the record posted by any other sender is a different record, so a
-    front-runner can neither be acknowledged nor block the genuine runtime."""
-    if component is None:
-        raise PeerRefused(
-            "the runtime's evidence binds no chain address, so no record on chain can be "
-            "proved to be its own",
-            id="gateway.runtime.unbound",
-        )
-    evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()
-    view = consortium.task(tid)
-    if view.analysis is not None and (
-        view.analysis.lower() != component.lower()
-        or view.analysis_evidence is None
-        or not hmac.compare_digest(view.analysis_evidence, evidence_hash)
-    ):
-        raise PeerRefused(
-            "this attested runtime is not the one the chain bound to the task",
-            id="gateway.runtime.not_on_chain",
-        )
-    record = consortium.attestation(tid, evidence_hash, component)
-    if record is None:
-        raise LedgerError(
-            f"the runtime's address {component} has posted no attestation with this evidence "
-            f"for task 0x{tid.hex()}",
-            id="gateway.runtime.not_attested",
-        )
-    return record
-
-
 class Gateway:
     """One party's gateway for one task."""
 
@@ -208,6 +160,9 @@ class Gateway:
         )
         self._key = org_key
         self.session: OrgSession = consortium.as_org(self.name, org_key.key)
+        self._binding = RuntimeBinding(
+            consortium, self.task_id, self.name, self.trust, self.session
+        )
         self.state_dir = state_dir
         self.batch_rows = batch_rows
 
@@ -267,8 +222,8 @@ class Gateway:
         except DataError as exc:
             self._give_up(exc)
             raise
-        with self._runtime_channel(runtime) as (channel, record, identity):
-            self._acknowledge(record)
+        with self._binding.channel(runtime) as (channel, record, identity):
+            self._binding.acknowledge(record)
             self._wait_running()
             intake, welcome, desensitizer = self._hello(channel, identity, dataset)
             try:
@@ -394,7 +349,7 @@ class Gateway:
         with channel:
             view = self.consortium.task(self.task_id)
             peer = channel.peer
-            if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
+            if not view.binds(ChainComponent.PREDICTION, peer.chain_address):
                 raise PeerRefused(
                     "this attested runtime is not the prediction runtime the chain binds",
                     id="gateway.feed.not_on_chain",
@@ -434,7 +389,7 @@ class Gateway:
                 f"task 0x{self.task_id.hex()} is {view.state.name}: no model is committed",
                 id="gateway.release.not_trained",
             )
-        with self._bound_runtime_channel(runtime) as (channel, identity):
+        with self._binding.bound_channel(runtime) as (channel, identity):
             intake = GatewayIntake(
                 channel,
                 task_id=self.task_id,
@@ -480,82 +435,6 @@ class Gateway:
                 ) from exc
             raise
 
-    @contextmanager
-    def _runtime_channel(
-        self, runtime: tuple[str, int]
-    ) -> Iterator[tuple[AttestedChannel, AttestationView, RaTlsIdentity]]:
-        """An attested channel to the runtime the chain records for the task, and no other."""
-        posted = read_events(self.consortium)
-        if not any(is_analysis_attestation(e, self.task_id) for e in posted):
-            raise LedgerError(
-                f"no analysis runtime has posted an attestation for task 0x{self.task_id.hex()}",
-                id="gateway.runtime.not_attested",
-            )
-        channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
-        with channel:
-            peer = channel.peer
-            view = self.consortium.task(self.task_id)
-            if view.analysis is not None:
-                record = self._bound_record(view, peer)
-            else:
-                record = runtime_record(
-                    self.consortium, self.task_id, peer.evidence, peer.chain_address
-                )
-                self._match_chain_record(record, peer.fingerprint, peer.evidence)
-            yield channel, record, identity
-
-    def _bound_record(self, view: TaskView, peer: AttestedPeer) -> AttestationView:
-        """A reconnect once the task binds its runtime (a resumed stream): the record the
-        chain bound must be the one this party acknowledged on chain, and the peer that
-        runtime — the very identity of the record or, re-attested since (its certificate
-        ages), fresh evidence of the pinned code binding the chain key the task binds, a key
-        that never leaves the runtime's TEE. A re-attested runtime is thus resumed on, never
-        taken on its address alone."""
-        bound_evidence = view.analysis_evidence
-        if (
-            view.analysis is None
-            or bound_evidence is None
-            or not view.binds(ComponentKind.ANALYSIS, peer.chain_address)
-        ):
-            raise PeerRefused(
-                "this attested runtime is not the one the chain bound to the task",
-                id="gateway.runtime.not_on_chain",
-            )
-        ours = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
-        if not hmac.compare_digest(ours, attestation_record(bound_evidence, view.analysis)):
-            raise PeerRefused(
-                f"the chain binds a runtime record {self.name} did not acknowledge",
-                id="gateway.runtime.acknowledged_other",
-            )
-        record = self.consortium.attestation(self.task_id, bound_evidence, view.analysis)
-        if record is None:
-            raise LedgerError(
-                f"the bound runtime's attestation for task 0x{self.task_id.hex()} is not on chain",
-                id="gateway.runtime.not_attested",
-            )
-        if hmac.compare_digest(hashlib.sha256(peer.evidence.to_bytes()).digest(), bound_evidence):
-            self._match_chain_record(record, peer.fingerprint, peer.evidence)
-        return record
-
-    @contextmanager
-    def _bound_runtime_channel(
-        self, runtime: tuple[str, int]
-    ) -> Iterator[tuple[AttestedChannel, RaTlsIdentity]]:
-        """An attested channel to the runtime the task binds, as it is attested *now*: its
-        fresh evidence (pinned code, approved) binds the chain key the task bound. A long
-        training outlives the identity the runtime started with, so it re-attests, and its
-        newer evidence is not the record the parties acknowledged."""
-        channel, identity = self.trust.connect(runtime, Component.ANALYSIS)
-        with channel:
-            if not self.consortium.task(self.task_id).binds(
-                ComponentKind.ANALYSIS, channel.peer.chain_address
-            ):
-                raise PeerRefused(
-                    "this attested runtime is not the one the chain bound to the task",
-                    id="gateway.runtime.not_on_chain",
-                )
-            yield channel, identity
-
     def planned_rows(self) -> int | None:
         """Rows the party's source holds for this task (before any suppression), if cheap."""
         dataset = self.dataset()
@@ -598,49 +477,6 @@ class Gateway:
         partial = counter.with_suffix(".tmp")
         partial.write_text(json.dumps({"sent": sent + 1}))
         partial.replace(counter)
-
-    def _match_chain_record(
-        self, record: AttestationView, fingerprint: bytes, evidence: Evidence
-    ) -> None:
-        """The attested peer must be the runtime the chain recorded for this task."""
-        evidence_hash = hashlib.sha256(evidence.to_bytes()).digest()
-        if not (
-            hmac.compare_digest(fingerprint, record.tls_key)
-            and hmac.compare_digest(evidence_hash, record.evidence)
-        ):
-            raise PeerRefused(
-                "the runtime at this address is attested, but it is not the runtime whose "
-                "attestation is recorded on chain for this task",
-                id="gateway.runtime.not_on_chain",
-            )
-
-    def _acknowledge(self, record: AttestationView) -> None:
-        """Acknowledge once; a restarted gateway finds its acknowledgement already there."""
-        if self.consortium.task_state(self.task_id) is not TaskState.APPROVED:
-            return
-        earlier = bytes(self.consortium.call("acknowledged", self.task_id, org_id(self.name)))
-        if earlier == bytes(32):
-            try:
-                self.session.acknowledge_attestation(
-                    self.task_id, record.evidence, record.component
-                )
-            except ChainRevert as exc:
-                state = self.consortium.task_state(self.task_id)
-                if exc.id != "ledger.task.bad_state" or state is TaskState.APPROVED:
-                    raise
-                # another party aborted between the state check and this transaction
-                raise LedgerError(
-                    f"the task left Approved for {state.name} before this gateway's "
-                    "acknowledgement landed",
-                    id="gateway.task.not_running",
-                ) from exc
-        elif not hmac.compare_digest(
-            earlier, attestation_record(record.evidence, record.component)
-        ):
-            raise PeerRefused(
-                f"{self.name} already acknowledged another runtime for this task",
-                id="gateway.runtime.acknowledged_other",
-            )
 
     def _wait_running(self, timeout: float = 120.0, poll: float = 0.05) -> None:
         deadline = time.monotonic() + timeout

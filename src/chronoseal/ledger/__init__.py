@@ -10,11 +10,9 @@ from chronoseal._decode import restore_recursion_limit
 from chronoseal.ledger._bridge import (
     OnChainMeasurements,
     RecentBlocks,
-    component_kind,
     onchain_task,
     spec_participants,
     spec_pins,
-    tee_type,
     usable_pins,
 )
 from chronoseal.ledger._chain import ChainBackend, EmbeddedChain, JsonRpcChain
@@ -38,7 +36,9 @@ from chronoseal.ledger._events import (
 )
 from chronoseal.ledger._types import (
     AttestationView,
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     MeasurementStatus,
     MeasurementView,
     Member,
@@ -46,10 +46,8 @@ from chronoseal.ledger._types import (
     ProposalKind,
     ProposalView,
     Receipt,
-    Role,
     TaskState,
     TaskView,
-    TeeType,
 )
 
 # py-evm and py_ecc raise the recursion limit to 100,000 on import: put it back.
@@ -58,9 +56,11 @@ restore_recursion_limit()
 __all__ = [
     "AttestationView",
     "ChainBackend",
+    "ChainComponent",
     "ChainEvent",
+    "ChainRole",
     "ChainStats",
-    "ComponentKind",
+    "ChainTee",
     "ComponentSession",
     "Consortium",
     "EmbeddedChain",
@@ -76,14 +76,11 @@ __all__ = [
     "ProposalView",
     "Receipt",
     "RecentBlocks",
-    "Role",
     "Session",
     "TaskState",
     "TaskView",
-    "TeeType",
     "attestation_record",
     "chain_stats",
-    "component_kind",
     "map_chain_errors",
     "measurement_id",
     "onchain_task",
@@ -92,6 +89,5 @@ __all__ = [
     "spec_participants",
     "spec_pins",
     "task_timeline",
-    "tee_type",
     "usable_pins",
 ]

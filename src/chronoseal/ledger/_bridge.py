@@ -14,22 +14,11 @@ from hexbytes import HexBytes
 
 from chronoseal.ledger._consortium import Consortium
 from chronoseal.ledger._errors import map_chain_errors
-from chronoseal.ledger._types import ComponentKind, Role, TaskView, TeeType
+from chronoseal.ledger._types import ChainComponent, ChainRole, ChainTee, TaskView
 from chronoseal.spec import OnChainTask, TaskSpec
 
-_ROLE_BITS = {"data_provider": Role.DATA_PROVIDER, "result_recipient": Role.RESULT_RECIPIENT}
-_KINDS = {k.name.lower(): k for k in ComponentKind}
-_TEES = {t.name.lower().replace("_", "-"): t for t in TeeType}
-
-
-def component_kind(name: str) -> ComponentKind:
-    """``"gateway"`` → :class:`ComponentKind.GATEWAY`; the chain's integer encoding."""
-    return _KINDS[str(name)]
-
-
-def tee_type(name: str) -> TeeType:
-    """``"sev-snp"`` → :class:`TeeType.SEV_SNP`."""
-    return _TEES[str(name)]
+_KINDS = frozenset(k.component.value for k in ChainComponent)
+_TEES = frozenset(t.tee.value for t in ChainTee)
 
 
 class OnChainMeasurements:
@@ -42,7 +31,9 @@ class OnChainMeasurements:
     def is_usable(self, component: str, tee: str, digest: bytes) -> bool:
         if str(component) not in _KINDS or str(tee) not in _TEES:
             return False
-        return self._consortium.measurement_usable(component_kind(component), tee_type(tee), digest)
+        return self._consortium.measurement_usable(
+            ChainComponent.of(component), ChainTee.of(tee), digest
+        )
 
 
 class RecentBlocks:
@@ -79,17 +70,17 @@ class RecentBlocks:
         return min(self._depth, self._chain.block_number() + 1)
 
 
-def spec_pins(spec: TaskSpec) -> list[tuple[ComponentKind, TeeType, bytes]]:
+def spec_pins(spec: TaskSpec) -> list[tuple[ChainComponent, ChainTee, bytes]]:
     """The task's pinned measurements in the contract's encoding."""
     return [
-        (component_kind(c.value), tee_type(p.tee), p.digest)
+        (ChainComponent.of(c), ChainTee.of(p.tee), p.digest)
         for c, p in spec.measurements.pins().items()
     ]
 
 
-def spec_participants(spec: TaskSpec) -> list[tuple[str, Role]]:
+def spec_participants(spec: TaskSpec) -> list[tuple[str, ChainRole]]:
     """Participants with their roles as the contract's bitmask."""
-    return [(p.org, Role(sum(_ROLE_BITS[r.value] for r in p.roles))) for p in spec.participants]
+    return [(p.org, ChainRole.of(p.roles)) for p in spec.participants]
 
 
 def onchain_task(view: TaskView) -> OnChainTask:
@@ -97,13 +88,9 @@ def onchain_task(view: TaskView) -> OnChainTask:
     return OnChainTask(
         task_id=view.task_id,
         participants=[
-            (name, frozenset(r for r, bit in _ROLE_BITS.items() if view.roles[name] & bit))
-            for name in view.participants
+            (name, frozenset(r.value for r in view.roles[name].roles)) for name in view.participants
         ],
-        pins=[
-            (p.kind.name.lower(), p.tee.name.lower().replace("_", "-"), p.digest)
-            for p in view.measurements
-        ],
+        pins=[(p.kind.component.value, p.tee.tee.value, p.digest) for p in view.measurements],
         state=view.state.name.capitalize(),
     )
 

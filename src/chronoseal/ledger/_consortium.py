@@ -21,7 +21,9 @@ from chronoseal.ledger._chain import ChainBackend, account_from_key
 from chronoseal.ledger._errors import map_chain_errors
 from chronoseal.ledger._types import (
     AttestationView,
-    ComponentKind,
+    ChainComponent,
+    ChainRole,
+    ChainTee,
     MeasurementStatus,
     MeasurementView,
     Member,
@@ -29,11 +31,10 @@ from chronoseal.ledger._types import (
     ProposalKind,
     ProposalView,
     Receipt,
-    Role,
     TaskState,
     TaskView,
-    TeeType,
 )
+from chronoseal.spec import Component, Tee
 
 Bytes32Like = bytes | str
 ZERO32 = b"\x00" * 32
@@ -82,11 +83,18 @@ def attestation_record(evidence: Bytes32Like, component: str) -> bytes:
     return bytes(Web3.keccak(as_bytes32(evidence) + bytes.fromhex(component.removeprefix("0x"))))
 
 
-def measurement_id(kind: ComponentKind | int, tee: TeeType | int, digest: Bytes32Like) -> bytes:
+def measurement_id(
+    kind: ChainComponent | Component | int,
+    tee: ChainTee | Tee | int,
+    digest: Bytes32Like,
+) -> bytes:
     """The registry key of a measurement, as the contract computes it."""
     return bytes(
         Web3.keccak(
-            abi_encode(["uint8", "uint8", "bytes32"], [int(kind), int(tee), as_bytes32(digest)])
+            abi_encode(
+                ["uint8", "uint8", "bytes32"],
+                [int(ChainComponent.of(kind)), int(ChainTee.of(tee)), as_bytes32(digest)],
+            )
         )
     )
 
@@ -213,17 +221,26 @@ class Consortium:
     def simulated_tee_allowed(self) -> bool:
         return bool(self.call("simulated_tee_allowed"))
 
-    def measurement_usable(self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like) -> bool:
-        return bool(self.call("measurement_usable", int(kind), int(tee), as_bytes32(digest)))
+    def measurement_usable(
+        self, kind: ChainComponent | Component, tee: ChainTee | Tee, digest: Bytes32Like
+    ) -> bool:
+        return bool(
+            self.call(
+                "measurement_usable",
+                int(ChainComponent.of(kind)),
+                int(ChainTee.of(tee)),
+                as_bytes32(digest),
+            )
+        )
 
     def measurement(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent | Component, tee: ChainTee | Tee, digest: Bytes32Like
     ) -> MeasurementView:
         digest32 = as_bytes32(digest)
         row = self.call("measurements", measurement_id(kind, tee, digest32))
         return MeasurementView(
-            kind=ComponentKind(kind),
-            tee=TeeType(tee),
+            kind=ChainComponent.of(kind),
+            tee=ChainTee.of(tee),
             digest=digest32,
             status=MeasurementStatus(row[3]),
             approvals=int(row[6]),
@@ -260,13 +277,14 @@ class Consortium:
         parties = [bytes(p) for p in self.call("task_participants", tid)]
         names = [self.org_name(p) for p in parties]
         roles = {
-            n: Role(self.call("task_roles", tid, p)) for n, p in zip(names, parties, strict=True)
+            n: ChainRole(self.call("task_roles", tid, p))
+            for n, p in zip(names, parties, strict=True)
         }
         approved = [
             n for n, p in zip(names, parties, strict=True) if self.call("task_approved", tid, p)
         ]
         pins = [
-            Pin(ComponentKind(k), TeeType(t), bytes(d))
+            Pin(ChainComponent(k), ChainTee(t), bytes(d))
             for k, t, d in self.call("task_measurements", tid)
         ]
         return TaskView(
@@ -303,8 +321,8 @@ class Consortium:
         if row[0] == 0:
             return None
         return AttestationView(
-            kind=ComponentKind(row[0]),
-            tee=TeeType(row[1]),
+            kind=ChainComponent(row[0]),
+            tee=ChainTee(row[1]),
             measurement=bytes(row[2]),
             evidence=bytes(row[3]),
             tls_key=bytes(row[4]),
@@ -362,8 +380,8 @@ class Consortium:
     ) -> str | None:
         """Who signed an EIP-712 ``MeasurementApproval`` (None if the signature is not valid)."""
         message = {
-            "kind": int(kind),
-            "tee": int(tee),
+            "kind": int(ChainComponent.of(kind)),
+            "tee": int(ChainTee.of(tee)),
             "measurement": as_bytes32(digest),
             "org": as_bytes32(org),
         }
@@ -436,8 +454,8 @@ class Session:
 
     def relay_measurement_approval(
         self,
-        kind: ComponentKind,
-        tee: TeeType,
+        kind: ChainComponent | Component,
+        tee: ChainTee | Tee,
         digest: Bytes32Like,
         org: str,
         signature: bytes,
@@ -446,8 +464,8 @@ class Session:
         v, r, s = _split_signature(signature)
         return self._send(
             "approve_measurement_signed",
-            int(kind),
-            int(tee),
+            int(ChainComponent.of(kind)),
+            int(ChainTee.of(tee)),
             as_bytes32(digest),
             org_id(org),
             v,
@@ -505,25 +523,42 @@ class OrgSession(Session):
 
     # measurements
     def propose_measurement(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent | Component, tee: ChainTee | Tee, digest: Bytes32Like
     ) -> Receipt:
-        return self._send("propose_measurement", int(kind), int(tee), as_bytes32(digest))
+        return self._send(
+            "propose_measurement",
+            int(ChainComponent.of(kind)),
+            int(ChainTee.of(tee)),
+            as_bytes32(digest),
+        )
 
     def approve_measurement(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent | Component, tee: ChainTee | Tee, digest: Bytes32Like
     ) -> Receipt:
-        return self._send("approve_measurement", int(kind), int(tee), as_bytes32(digest))
+        return self._send(
+            "approve_measurement",
+            int(ChainComponent.of(kind)),
+            int(ChainTee.of(tee)),
+            as_bytes32(digest),
+        )
 
-    def revoke_measurement(self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like) -> Receipt:
-        return self._send("revoke_measurement", int(kind), int(tee), as_bytes32(digest))
+    def revoke_measurement(
+        self, kind: ChainComponent | Component, tee: ChainTee | Tee, digest: Bytes32Like
+    ) -> Receipt:
+        return self._send(
+            "revoke_measurement",
+            int(ChainComponent.of(kind)),
+            int(ChainTee.of(tee)),
+            as_bytes32(digest),
+        )
 
     def sign_measurement_approval(
-        self, kind: ComponentKind, tee: TeeType, digest: Bytes32Like
+        self, kind: ChainComponent | Component, tee: ChainTee | Tee, digest: Bytes32Like
     ) -> bytes:
         """EIP-712 ``MeasurementApproval`` signature that any funded account may relay."""
         message = {
-            "kind": int(kind),
-            "tee": int(tee),
+            "kind": int(ChainComponent.of(kind)),
+            "tee": int(ChainTee.of(tee)),
             "measurement": as_bytes32(digest),
             "org": self.org_id,
         }
@@ -533,14 +568,18 @@ class OrgSession(Session):
     def propose_task(
         self,
         task_id: Bytes32Like,
-        participants: Sequence[tuple[str, Role | int]],
-        measurements: Sequence[tuple[ComponentKind, TeeType, Bytes32Like]],
+        participants: Sequence[tuple[str, ChainRole | int]],
+        measurements: Sequence[tuple[ChainComponent | Component, ChainTee | Tee, Bytes32Like]],
         deadline: int,
     ) -> Receipt:
-        """Propose a task; ``task_id`` is SHA-256 of the RFC 8785 canonical spec."""
+        """Propose a task; ``task_id`` is SHA-256 of the RFC 8785 canonical spec. Components
+        and TEEs may be spec's or the chain's codes (converted here, at the ledger's edge)."""
         parties = [org_id(name) for name, _ in participants]
         roles = [int(role) for _, role in participants]
-        pins = [(int(k), int(t), as_bytes32(d)) for k, t, d in measurements]
+        pins = [
+            (int(ChainComponent.of(k)), int(ChainTee.of(t)), as_bytes32(d))
+            for k, t, d in measurements
+        ]
         return self._send("propose_task", as_bytes32(task_id), parties, roles, pins, deadline)
 
     def approve_task(self, task_id: Bytes32Like) -> Receipt:
@@ -590,8 +629,8 @@ class ComponentSession(Session):
     def post_attestation(
         self,
         task_id: Bytes32Like,
-        kind: ComponentKind,
-        tee: TeeType,
+        kind: ChainComponent | Component,
+        tee: ChainTee | Tee,
         measurement: Bytes32Like,
         evidence_hash: Bytes32Like,
         tls_key_fingerprint: Bytes32Like,
@@ -599,8 +638,8 @@ class ComponentSession(Session):
         return self._send(
             "post_attestation",
             as_bytes32(task_id),
-            int(kind),
-            int(tee),
+            int(ChainComponent.of(kind)),
+            int(ChainTee.of(tee)),
             as_bytes32(measurement),
             as_bytes32(evidence_hash),
             as_bytes32(tls_key_fingerprint),

@@ -1,9 +1,19 @@
-"""Enums and read-side records whose values mirror the contract's constants."""
+"""Enums and read-side records whose values mirror the contract's constants.
+
+The chain stores components, TEEs and roles as integers; ``Chain*`` are those codes, and the
+ledger's edge converts them from and to the one vocabulary in :mod:`chronoseal.spec`
+(:class:`~chronoseal.spec.Component`, :class:`~chronoseal.spec.Tee`,
+:class:`~chronoseal.spec.Role`) with ``of`` and the reverse properties.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+
+from chronoseal.errors import LedgerError
+from chronoseal.spec import Component, Role, Tee
 
 
 class TaskState(IntEnum):
@@ -20,17 +30,37 @@ class TaskState(IntEnum):
     DISPUTED = 8
 
 
-class ComponentKind(IntEnum):
-    """Which chronoseal component a measurement or attestation is for."""
+class ChainComponent(IntEnum):
+    """Which chronoseal component a measurement or attestation is for, as the chain codes it."""
 
     GATEWAY = 1
     ANALYSIS = 2
     PREDICTION = 3
     ANALYSIS_WORKER = 4
 
+    @classmethod
+    def of(cls, component: Component | str | int) -> ChainComponent:
+        """``Component.GATEWAY`` (or ``"gateway"``, or the code 1) → ``ChainComponent.GATEWAY``;
+        refused before anything is sent for a component the chain has no code for."""
+        try:
+            if isinstance(component, int):
+                return cls(component)
+            return cls[Component(component).name]
+        except (KeyError, ValueError):
+            raise LedgerError(
+                f"{component!r} is not a component the chain registers; "
+                f"use one of {', '.join(c.component.value for c in cls)}",
+                id="ledger.code.bad_component",
+            ) from None
 
-class TeeType(IntEnum):
-    """TEE families the registry knows; SIMULATED needs the consortium's on-chain consent."""
+    @property
+    def component(self) -> Component:
+        return Component[self.name]
+
+
+class ChainTee(IntEnum):
+    """TEE families the registry knows, as the chain codes them; SIMULATED needs the
+    consortium's on-chain consent. PSA has no code: it is appraised, never registered."""
 
     SIMULATED = 1
     SGX = 2
@@ -39,12 +69,43 @@ class TeeType(IntEnum):
     CSV = 5
     CCA = 6
 
+    @classmethod
+    def of(cls, tee: Tee | str | int) -> ChainTee:
+        """``Tee.SEV_SNP`` (or ``"sev-snp"``, or the code 4) → ``ChainTee.SEV_SNP``; refused
+        before anything is sent for a TEE the chain does not register."""
+        try:
+            if isinstance(tee, int):
+                return cls(tee)
+            return cls[Tee(tee).name]
+        except (KeyError, ValueError):
+            raise LedgerError(
+                f"{tee!r} is not a TEE the chain registers; "
+                f"use one of {', '.join(t.tee.value for t in cls)}",
+                id="ledger.code.bad_tee",
+            ) from None
 
-class Role(IntFlag):
+    @property
+    def tee(self) -> Tee:
+        return Tee[self.name]
+
+
+class ChainRole(IntFlag):
     """A participant's roles in a task (bitmask, as stored on chain)."""
 
     DATA_PROVIDER = 1
     RESULT_RECIPIENT = 2
+
+    @classmethod
+    def of(cls, roles: Iterable[Role]) -> ChainRole:
+        """The bitmask of a participant's roles."""
+        mask = cls(0)
+        for role in roles:
+            mask |= cls[Role(role).name]
+        return mask
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(Role[str(r.name)] for r in ChainRole if r in self)
 
 
 class MeasurementStatus(IntEnum):
@@ -77,8 +138,8 @@ class Receipt:
 class Pin:
     """A measurement a task trusts: (component kind, TEE type, digest)."""
 
-    kind: ComponentKind
-    tee: TeeType
+    kind: ChainComponent
+    tee: ChainTee
     digest: bytes
 
 
@@ -95,8 +156,8 @@ class Member:
 class MeasurementView:
     """A measurement's registry entry."""
 
-    kind: ComponentKind
-    tee: TeeType
+    kind: ChainComponent
+    tee: ChainTee
     digest: bytes
     status: MeasurementStatus
     approvals: int
@@ -124,8 +185,8 @@ class ProposalView:
 class AttestationView:
     """An attestation record posted for a task."""
 
-    kind: ComponentKind
-    tee: TeeType
+    kind: ChainComponent
+    tee: ChainTee
     measurement: bytes
     evidence: bytes
     tls_key: bytes
@@ -141,7 +202,7 @@ class TaskView:
     state: TaskState
     proposer: str
     participants: list[str]
-    roles: dict[str, Role]
+    roles: dict[str, ChainRole]
     approvals: int
     required: int
     approved_by: list[str]
@@ -159,7 +220,7 @@ class TaskView:
     audit_batches: int
     audited_predictions: int
 
-    def binds(self, kind: ComponentKind, address: str | None) -> bool:
+    def binds(self, kind: ChainComponent, address: str | None) -> bool:
         """Whether ``address`` is the component the task binds as its ``kind`` runtime."""
-        bound = self.analysis if kind is ComponentKind.ANALYSIS else self.prediction
+        bound = self.analysis if kind is ChainComponent.ANALYSIS else self.prediction
         return bound is not None and address is not None and bound.lower() == address.lower()

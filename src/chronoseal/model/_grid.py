@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chronoseal.errors import AnalysisError
+from chronoseal.errors import AnalysisError, DataError
 
 from ._zones import apply_zone_rule, is_date_grid
 
@@ -107,12 +107,18 @@ def is_time(arrow_type: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
 
 
-class LocalTimeError(ValueError):
-    """Naive local times that do not exist or are ambiguous in the zone they are read in."""
+class LocalTimeError(DataError):
+    """Naive local times that do not exist or are ambiguous in the zone they are read in
+    (each caller re-raises it with its own id)."""
+
+    default_id = "data.time.ambiguous"
 
 
-class TimeRangeError(ValueError):
-    """Times outside what ``datetime64[ns]`` holds (the years 1678 to 2261)."""
+class TimeRangeError(DataError):
+    """Times outside what ``datetime64[ns]`` holds, the years 1678 to 2261 (each caller
+    re-raises it with its own id)."""
+
+    default_id = "data.time.out_of_range"
 
 
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}

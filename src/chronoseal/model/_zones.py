@@ -12,14 +12,19 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chronoseal.errors import DataError
+
 
 def is_aware(arrow_type: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None)
 
 
-class ZoneTimeError(ValueError):
+class ZoneTimeError(DataError):
     """Zone-aware times on a grid of dates that are not at the local midnight of their day;
-    ``count`` says how many (the message names no value)."""
+    ``count`` says how many (the message names no value). Each caller re-raises it with its
+    own id."""
+
+    default_id = "data.time.not_local_midnight"
 
     def __init__(self, count: int, frequency: str) -> None:
         super().__init__(

@@ -36,8 +36,8 @@ from chronoseal.gateway import (
     is_analysis_attestation,
 )
 from chronoseal.ledger import (
+    ChainComponent,
     ChainEvent,
-    ComponentKind,
     Consortium,
     EventStream,
     JsonRpcChain,
@@ -348,7 +348,7 @@ def _abort_if_restarted(
         raise
     if view.state not in (TaskState.RUNNING, TaskState.TRAINED) or view.prediction is not None:
         return
-    if not view.binds(ComponentKind.ANALYSIS, key.address):
+    if not view.binds(ChainComponent.ANALYSIS, key.address):
         return
     consortium.as_component(key.key).abort_as_component(tid, RESTART_REASON)
     log(
@@ -365,7 +365,7 @@ def _is_prediction_attestation(event: ChainEvent, tid: bytes) -> bool:
     return bool(
         event.name == "AttestationPosted"
         and event.args.get("task_id") == "0x" + tid.hex()
-        and event.args.get("kind") == ComponentKind.PREDICTION
+        and event.args.get("kind") == ChainComponent.PREDICTION
     )
 
 

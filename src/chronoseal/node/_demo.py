@@ -30,14 +30,14 @@ from chronoseal.errors import ChronosealError, LedgerError, ReviewRefused
 from chronoseal.gateway import Gateway, StreamReport
 from chronoseal.ledger import (
     ChainBackend,
+    ChainComponent,
     ChainEvent,
     ChainStats,
-    ComponentKind,
+    ChainTee,
     Consortium,
     EmbeddedChain,
     OrgSession,
     TaskState,
-    TeeType,
     chain_stats,
     read_events,
     spec_participants,
@@ -713,8 +713,8 @@ def _field(world: DemoConsortium, key: str, value: Any) -> Any:
         return world.consortium.org_name(bytes.fromhex(value.removeprefix("0x")))
     if key in {"to_state", "from_state"}:
         return TaskState(value).name.capitalize()
-    if key == "kind" and isinstance(value, int) and value in {k.value for k in ComponentKind}:
-        return ComponentKind(value).name.lower()
+    if key == "kind" and isinstance(value, int) and value in {k.value for k in ChainComponent}:
+        return ChainComponent(value).name.lower()
     if key == "tee" and isinstance(value, int):
-        return TeeType(value).name.lower().replace("_", "-")
+        return ChainTee(value).name.lower().replace("_", "-")
     return value

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chronoseal._decode import DocumentRefused
+from chronoseal._decode import DocumentRefused, detail
 from chronoseal.errors import ConfigError, SpecError
 from chronoseal.spec import (
     PartyConfig,
@@ -167,7 +167,9 @@ def load_scenario(path: Path) -> Scenario:
             exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
-        raise ConfigError(f"cannot read scenario {path}: {exc}", id="config.file.invalid") from None
+        raise ConfigError(
+            f"cannot read scenario {path}: {detail(exc)}", id="config.file.invalid"
+        ) from None
     except ValidationError as exc:
         where = describe_validation_error(exc)
         raise ConfigError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from chronoseal.ledger import ChainEvent, ComponentKind
+from chronoseal.ledger import ChainComponent, ChainEvent
 from chronoseal.spec import TaskSpec
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def workers_json(records: list[dict[str, Any]], events: list[ChainEvent]) -> lis
     posted = [
         str(e.args["evidence"]).lower()
         for e in events
-        if e.name == "AttestationPosted" and int(e.args["kind"]) == ComponentKind.ANALYSIS_WORKER
+        if e.name == "AttestationPosted" and int(e.args["kind"]) == ChainComponent.ANALYSIS_WORKER
     ]
     out = []
     for record in records:

@@ -28,7 +28,8 @@ from ._wire import party_signer
 if TYPE_CHECKING:
     from ._client import Answer, ForecastClient
     from ._input import MAX_INPUT_ROWS, input_dataset
-    from ._runtime import PredictionRuntime, ResumeReport, ServingStats
+    from ._runtime import PredictionRuntime, ResumeReport
+    from ._serving import ServingStats
 
 # Receipts and the audit log are light; the client and runtime hold the model (pandas and
 # the forecasting libraries), so they load on first use.
@@ -37,7 +38,8 @@ __getattr__, __dir__ = lazy_exports(
     {
         "_client": ["Answer", "ForecastClient"],
         "_input": ["MAX_INPUT_ROWS", "input_dataset"],
-        "_runtime": ["PredictionRuntime", "ResumeReport", "ServingStats"],
+        "_runtime": ["PredictionRuntime", "ResumeReport"],
+        "_serving": ["ServingStats"],
     },
 )
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import rfc8785
 
-from chronoseal._decode import loads_json
+from chronoseal._decode import detail, loads_json
 from chronoseal.errors import ChronosealError, LedgerError
 from chronoseal.ledger import ChainEvent, ComponentSession, Consortium, read_events
 
@@ -380,7 +380,7 @@ def read_receipts(path: Path) -> list[Receipt]:
         doc = loads_json(data, max_bytes=MAX_RECEIPT_FILE, what=f"receipt file {path}")
     except ValueError as exc:
         raise AuditError(
-            f"{path} is not a receipt: {exc}", id="prediction.receipt.malformed"
+            f"{path} is not a receipt: {detail(exc)}", id="prediction.receipt.malformed"
         ) from None
     return [Receipt.from_json(item) for item in (doc if isinstance(doc, list) else [doc])]
 

@@ -22,7 +22,7 @@ from chronoseal.channel import (
     StreamContext,
 )
 from chronoseal.errors import DataError, LedgerError, PeerRefused
-from chronoseal.ledger import ComponentKind, Consortium
+from chronoseal.ledger import ChainComponent, Consortium
 from chronoseal.model import ZoneTimeError, apply_zone_rule
 from chronoseal.privacy import Desensitizer, dataset_cost
 from chronoseal.spec import Component, TaskSpec, task_id
@@ -93,7 +93,7 @@ class ForecastClient:
         # restart, and logs each refresh in its audit batches.
         view = self.consortium.task(self.task_id)
         peer = channel.peer
-        if not view.binds(ComponentKind.PREDICTION, peer.chain_address):
+        if not view.binds(ChainComponent.PREDICTION, peer.chain_address):
             channel.close()
             raise PeerRefused(
                 "this attested runtime is not the prediction runtime the chain binds to the task",
@@ -274,7 +274,7 @@ def _zoned(table: pa.Table, time: str, frequency: str) -> pa.Table:
         ruled = apply_zone_rule(table.column(time), frequency)
     except ZoneTimeError as exc:
         raise DataError(
-            f"column {time!r}: {exc}",
+            f"column {time!r}: {exc.message}",
             id="prediction.input.not_local_midnight",
             context={"column": time, "rows": exc.count},
         ) from None

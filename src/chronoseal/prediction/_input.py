@@ -104,10 +104,12 @@ def observation_rows(
     try:
         times = to_utc(column, spec.join.naive_timezone, recipe.freq)
     except (TimeRangeError, LocalTimeError) as exc:
-        raise _refuse(f"column {ds.time_column!r}: {exc}", "prediction.input.time") from None
+        raise _refuse(
+            f"column {ds.time_column!r}: {exc.message}", "prediction.input.time"
+        ) from None
     except ZoneTimeError as exc:
         raise _refuse(
-            f"column {ds.time_column!r}: {exc}", "prediction.input.not_local_midnight"
+            f"column {ds.time_column!r}: {exc.message}", "prediction.input.not_local_midnight"
         ) from None
     nulls = int(times.isna().sum())
     if nulls:

@@ -25,7 +25,7 @@ from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 from web3 import Web3
 
-from chronoseal._decode import loads_json
+from chronoseal._decode import detail, loads_json
 from chronoseal.errors import PeerRefused
 from chronoseal.ledger import Consortium
 
@@ -59,7 +59,7 @@ def decode_json(
     try:
         obj = loads_json(data, max_bytes=MAX_HEADER_BYTES, what=what)
     except ValueError as exc:
-        raise PeerRefused(f"malformed {what}: {exc}", id=id) from exc
+        raise PeerRefused(f"malformed {what}: {detail(exc)}", id=id) from exc
     if not isinstance(obj, dict):
         raise PeerRefused(f"malformed {what}: not a JSON object", id=id)
     return obj

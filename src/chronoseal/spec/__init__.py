@@ -42,6 +42,7 @@ from ._model import (
     Role,
     TaskKind,
     TaskSpec,
+    Tee,
 )
 from ._party import Budget, Consent, PartyConfig, load_party_config
 from ._policy import (
@@ -103,6 +104,7 @@ __all__ = [
     "Round",
     "TaskKind",
     "TaskSpec",
+    "Tee",
     "TimeShift",
     "Truncate",
     "canonical_json",

@@ -14,7 +14,7 @@ from typing import Any
 import rfc8785
 from pydantic import ValidationError
 
-from chronoseal._decode import DocumentRefused, loads_toml
+from chronoseal._decode import DocumentRefused, detail, loads_toml
 from chronoseal.errors import SpecError, SpecProblem
 
 from ._model import Component, MeasurementPin, TaskSpec
@@ -136,7 +136,7 @@ def load_spec(path: str | Path) -> TaskSpec:
         raise SpecError(
             f"{p} is not valid TOML",
             id="spec.toml.invalid",
-            problems=[SpecProblem("(document)", str(exc))],
+            problems=[SpecProblem("(document)", detail(exc))],
         ) from None
     return parse_spec(raw)
 

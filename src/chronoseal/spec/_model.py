@@ -35,6 +35,25 @@ class TaskKind(StrEnum):
     ANOMALY = "anomaly"
 
 
+class Tee(StrEnum):
+    """The TEE types chronoseal knows, spelled once: evidence, pins, the CLI and deployment
+    use these; the chain stores them as integers (``chronoseal.ledger.ChainTee``), converted
+    only at the ledger's edge. PSA tokens are appraised but not registered on chain."""
+
+    SGX = "sgx"
+    TDX = "tdx"
+    SEV_SNP = "sev-snp"
+    CSV = "csv"
+    CCA = "cca"
+    PSA = "psa"
+    SIMULATED = "simulated"
+
+
+#: The TEEs a task can pin (every :class:`Tee` the chain registers). A literal rather than
+#: ``Tee`` so that a spec's refusal keeps naming exactly these; tests/spec keeps the two equal.
+PinnableTee = Literal["simulated", "sgx", "tdx", "sev-snp", "csv", "cca"]
+
+
 class Component(StrEnum):
     """Which chronoseal component a TEE runs. A task pins measurements for the first three;
     ``client`` is a party's forecast requester, attested like the others on the channel."""
@@ -255,7 +274,7 @@ class Release(_Strict):
 class MeasurementPin(_Strict):
     """The code a component must run: a 32-byte digest registered and approved on chain."""
 
-    tee: Literal["simulated", "sgx", "tdx", "sev-snp", "csv", "cca"]
+    tee: PinnableTee
     value: str
 
     @property

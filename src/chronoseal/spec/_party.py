@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chronoseal._decode import DocumentRefused
+from chronoseal._decode import DocumentRefused, detail
 from chronoseal.errors import ConfigError, SpecError
 
 from ._load import describe_validation_error, read_config_toml
@@ -73,7 +73,7 @@ def load_party_config(path: str | Path) -> PartyConfig:
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
         raise ConfigError(
-            f"cannot read party config {p}: {exc}", id="config.file.invalid"
+            f"cannot read party config {p}: {detail(exc)}", id="config.file.invalid"
         ) from None
     except ValidationError as exc:
         where = describe_validation_error(exc)

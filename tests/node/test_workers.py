@@ -1,0 +1,58 @@
+"""``chronoseal run --workers N``: the Chicago task on attested Dask workers ends Serving with
+the released metrics of the one-process run, and the summary lists each worker's appraisal,
+its attestation as posted on chain and the fits it ran."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+import rfc8785
+
+from chronoseal.attest import installed_measurement
+from chronoseal.node import RunResult, Scenario, bundled_scenario
+
+# Dask's scheduler binds (and leaves to the collector) an HTTP probe socket in its __init__.
+pytestmark = [
+    pytest.mark.integration,  # starts worker processes: slow, outside the fast run
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+def _released_digest(result: RunResult) -> str:
+    """What the parties learn of the model: every release without its cost section (seconds
+    and worker counts differ by nature) and its per-release nonce."""
+    docs = {
+        party: {k: v for k, v in doc.items() if k not in {"cost", "nonce", "task_id"}}
+        for party, doc in result.report.releases.items()
+    }
+    for doc in docs.values():
+        if "model" in doc:
+            doc["model"] = {k: v for k, v in doc["model"].items() if k != "commitment"}
+    return hashlib.sha256(rfc8785.dumps(json.loads(json.dumps(docs, default=str)))).hexdigest()
+
+
+def test_chicago_on_two_workers_serves_the_one_process_metrics() -> None:
+    with Scenario.load(bundled_scenario()).run() as alone:
+        assert alone.state == "Serving"
+        assert "workers" not in alone.summary
+        want = _released_digest(alone)
+    with Scenario.load(bundled_scenario()).run(workers=2) as spread:
+        assert spread.state == "Serving" and spread.verified
+        assert _released_digest(spread) == want
+        workers: list[dict[str, Any]] = spread.summary["workers"]
+        cost = spread.report.released("cost")
+    assert [w["name"] for w in workers] == ["worker-0", "worker-1"]
+    pin = "0x" + installed_measurement("analysis_worker", "simulated").hex()
+    for worker in workers:
+        assert worker["appraisal"] == "accepted" and worker["on_chain"] is True
+        assert worker["tee"] == "simulated" and worker["measurement"] == pin
+        assert not worker["lost"] and sum(worker["fits"].values()) > 0
+    assert len({w["evidence_hash"] for w in workers}) == 2
+    # every back-test fit ran on a worker; only the released model's fit ran in the runtime
+    assert cost["workers"] == 2 and cost["fits"]["final"] == 1
+    ran = sum(sum(w["fits"].values()) for w in workers)
+    assert ran == sum(cost["fits"].values()) - 1
