@@ -28,7 +28,9 @@ from chronoseal.errors import AnalysisError
 from chronoseal.spec import Component
 
 # Dask's scheduler binds (and leaves to the collector) an HTTP probe socket in its __init__.
+# Worker processes boot Dask and the forecasting stack: slow, so outside the fast run.
 pytestmark = [
+    pytest.mark.integration,
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
@@ -81,7 +83,11 @@ def test_an_unapproved_worker_is_refused_before_it_receives_anything() -> None:
         assert compute._procs[bad.name].returncode == 3
         workers = compute.client.scheduler_info(n_workers=-1)["workers"].values()
         assert [w["name"] for w in workers] == [good.name]
-        assert compute.to_json()[1] == {"name": bad.name, "refused": bad.refused}
+        assert compute.to_json()[1] == {
+            "name": bad.name,
+            "appraisal": "refused",
+            "refused": bad.refused,
+        }
 
 
 def test_every_worker_refused_stops_the_start_with_an_id() -> None:
