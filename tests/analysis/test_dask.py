@@ -5,9 +5,13 @@ mid-back-test has its jobs re-run elsewhere, or the run stops with an id, never 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -110,6 +114,19 @@ def test_the_distributed_run_releases_the_single_process_metrics(two: DaskComput
     assert doc["evidence_hash"].startswith("0x") and doc["measurement"] == "0x" + WORKER_CODE.hex()
 
 
+def test_many_series_on_two_workers_release_the_single_process_metrics(two: DaskCompute) -> None:
+    # more series than the Chicago demo's one, and three providers: coalitions and
+    # per-series baselines spread over both workers
+    spec, panel = synthetic_panel(providers=3, series=24, periods=300, windows=2)
+    alone = analyse(spec, panel, workers=1)
+    before = {r.name: sum(r.fits.values()) for r in two.admitted}
+    spread = analyse(spec, panel, executor=two.pool)
+    assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
+    ran = {r.name: sum(r.fits.values()) - before[r.name] for r in two.admitted}
+    assert all(n > 0 for n in ran.values()), ran
+    assert sum(ran.values()) == spread.fits - 1
+
+
 def test_a_worker_killed_mid_backtest_has_its_jobs_rerun_elsewhere() -> None:
     spec, panel = synthetic_panel(providers=2, windows=3)
     alone = analyse(spec, panel, workers=1)
@@ -137,3 +154,67 @@ def test_every_worker_killed_aborts_with_an_id_not_a_hang() -> None:
         with pytest.raises(AnalysisError) as stopped:
             analyse(spec, panel, executor=compute.pool)
     assert stopped.value.id in {"analysis.worker.none_left", "analysis.worker.died"}
+
+
+LOOPBACK_WORKER = ("--listen", "127.0.0.1:0", "--dask-port", "0")
+
+
+@contextlib.contextmanager
+def _worker_at() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``chronoseal analysis worker`` on a free loopback port, as a worker pod runs it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chronoseal", "analysis", "worker", *LOOPBACK_WORKER],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        yield json.loads(proc.stdout.readline())["listening"], proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_a_worker_in_its_own_tee_joins_over_its_admission_port_and_leaves_with_the_runtime() -> (
+    None
+):
+    spec, panel = synthetic_panel(providers=2, series=4, windows=2)
+    alone = analyse(spec, panel, workers=1)
+    with _worker_at() as (address, proc):
+        with DaskCompute(0, remote=[address]) as compute:
+            _started(compute)
+            (record,) = compute.admitted
+            assert record.pid == address and record.measurement == WORKER_CODE
+            spread = analyse(spec, panel, executor=compute.pool)
+            assert sum(record.fits.values()) == spread.fits - 1
+        # the runtime closed the admission connection: the worker stops on its own
+        assert proc.wait(30) == 0
+    assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
+
+
+def test_a_remote_worker_of_an_unapproved_build_is_refused_and_gets_nothing() -> None:
+    with _worker_at() as (address, proc):
+        with DaskCompute(1, remote=[address], measurements=[None, UNAPPROVED]) as compute:
+            _started(compute)
+            assert [r.refused for r in compute.records] == [
+                None,
+                "attest.measurement.not_approved",
+            ]
+            assert proc.wait(30) == 3  # told it was refused, it exits: no scheduler learnt
+            workers = compute.client.scheduler_info(n_workers=-1)["workers"].values()
+            assert [w["name"] for w in workers] == ["worker-0"]
+
+
+def test_an_unreachable_remote_worker_is_refused_with_an_id() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: the connection is refused
+        with pytest.raises(AnalysisError) as info:
+            with DaskCompute(0, remote=[f"127.0.0.1:{port}"], start_timeout=5) as compute:
+                _started(compute)
+    assert info.value.id == "analysis.worker.unreachable"
+    with pytest.raises(AnalysisError) as bad:
+        DaskCompute(0, remote=["no-port"])
+    assert bad.value.id == "analysis.worker.bad_address"

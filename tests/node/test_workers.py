@@ -13,6 +13,7 @@ import rfc8785
 
 from chronoseal.attest import installed_measurement
 from chronoseal.node import RunResult, Scenario, bundled_scenario
+from chronoseal.node._report import render_report
 
 # Dask's scheduler binds (and leaves to the collector) an HTTP probe socket in its __init__.
 pytestmark = [
@@ -45,12 +46,16 @@ def test_chicago_on_two_workers_serves_the_one_process_metrics() -> None:
         assert _released_digest(spread) == want
         workers: list[dict[str, Any]] = spread.summary["workers"]
         cost = spread.report.released("cost")
+        page = render_report(spread.report)
     assert [w["name"] for w in workers] == ["worker-0", "worker-1"]
     pin = "0x" + installed_measurement("analysis_worker", "simulated").hex()
     for worker in workers:
         assert worker["appraisal"] == "accepted" and worker["on_chain"] is True
         assert worker["tee"] == "simulated" and worker["measurement"] == pin
         assert not worker["lost"] and sum(worker["fits"].values()) > 0
+        # the block of its AttestationPosted, read from the chain's events, shown in the report
+        assert isinstance(worker["attestation_block"], int)
+        assert f'<td class="num">{worker["attestation_block"]}</td>' in page
     assert len({w["evidence_hash"] for w in workers}) == 2
     # every back-test fit ran on a worker; only the released model's fit ran in the runtime
     assert cost["workers"] == 2 and cost["fits"]["final"] == 1

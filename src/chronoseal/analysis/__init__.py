@@ -35,11 +35,16 @@ from ._runtime import (
 )
 
 if TYPE_CHECKING:
-    from ._dask import DaskCompute, DaskPool, WorkerRecord
+    from ._dask import DaskCompute, DaskPool, RemoteWorker, WorkerRecord
+    from ._worker import WorkerEndpoint, serve_worker
 
 # Dask is imported only by a runtime that has workers.
 __getattr__, __dir__ = lazy_exports(
-    __name__, {"_dask": ["DaskCompute", "DaskPool", "WorkerRecord"]}
+    __name__,
+    {
+        "_dask": ["DaskCompute", "DaskPool", "RemoteWorker", "WorkerRecord"],
+        "_worker": ["WorkerEndpoint", "serve_worker"],
+    },
 )
 
 __all__ = [
@@ -54,9 +59,11 @@ __all__ = [
     "DaskPool",
     "IntakeState",
     "Panel",
+    "RemoteWorker",
     "Repair",
     "Score",
     "TrainedModel",
+    "WorkerEndpoint",
     "WorkerRecord",
     "analyse",
     "build_releases",
@@ -64,6 +71,7 @@ __all__ = [
     "join_tables",
     "sampled_shapley",
     "score",
+    "serve_worker",
     "shapley",
     "verify_party_signature",
 ]

@@ -9,6 +9,13 @@ worker receives nothing and is stopped. The runtime keeps the task key, the gate
 the chain: workers receive only the joined panel (once, as a worker plugin, over RA-TLS)
 and the window jobs, and send back window frames.
 
+A worker in another TEE (a pod of its own: ``chronoseal analysis worker --listen``) is
+reached the same way over its admission connection instead of a pipe (``remote=``): the
+same three lines, then the connection stays open while the worker runs, so its end is the
+worker's exit. Nothing on it is secret (a nonce, certificates, an address); a party in the
+middle can at most keep a worker from joining, never join one in its place (the
+certificate's evidence binds the worker's own key to the fresh nonce).
+
 A window job depends on nothing but the panel every worker holds, so Dask re-runs the jobs
 of a worker that dies on another one (up to ``distributed.scheduler.allowed-failures``
 deaths of a job, then :class:`AnalysisError` ``analysis.worker.died``); when no admitted
@@ -23,6 +30,7 @@ import json
 import logging
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -59,7 +67,8 @@ class WorkerRecord:
     fits it ran per group of jobs."""
 
     name: str
-    pid: int
+    #: The worker process's id on this host, or where a remote worker was reached.
+    pid: int | str
     fingerprint: bytes = b""
     evidence_hash: bytes = b""
     measurement: bytes | None = None
@@ -118,31 +127,105 @@ def _run_on_worker(job: WindowJob, plugin: str) -> tuple[pd.DataFrame, float, fl
     return cv, time.perf_counter() - start, time.process_time() - cpu, str(worker.name)
 
 
+class RemoteWorker:
+    """A worker started elsewhere (``chronoseal analysis worker --listen``), behind the part
+    of ``subprocess.Popen`` :class:`DaskCompute` uses: its admission connection's two
+    directions are ``stdin``/``stdout``, and the connection's end is its exit."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        try:
+            self._sock = socket.create_connection(address, timeout=timeout)
+        except OSError as exc:
+            raise AnalysisError(
+                f"the analysis worker at {address[0]}:{address[1]} could not be reached: {exc}",
+                id="analysis.worker.unreachable",
+            ) from None
+        self._sock.settimeout(None)
+        self.pid = f"{address[0]}:{address[1]}"
+        self.stdout: IO[bytes] = self._sock.makefile("rb")
+        self.stdin: IO[bytes] = self._sock.makefile("wb")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                ready, _, _ = select.select([self._sock], [], [], 0)
+                if ready and not self._sock.recv(1, socket.MSG_PEEK):
+                    self.returncode = -1  # the worker closed its end: it is gone
+            except OSError:
+                self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.pid, timeout or 0.0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def terminate(self) -> None:
+        """Close the admission connection: the worker stops when it sees the end."""
+        if self.returncode is None:
+            self.returncode = -15
+        for f in (self.stdin, self.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._sock.close()
+
+    kill = terminate
+
+
+def parse_worker_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` of a remote worker's admission listener."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AnalysisError(
+            f"{text!r} is not HOST:PORT of an analysis worker's admission listener",
+            id="analysis.worker.bad_address",
+        )
+    return host.strip("[]"), int(port)
+
+
 class DaskCompute:
     """The runtime's attested Dask cluster: scheduler and client here, ``workers`` worker
-    processes on this host (``chronoseal run --workers N``).
+    processes on this host (``chronoseal run --workers N``), and the ``remote`` workers
+    (``HOST:PORT`` of each one's admission listener, ``analysis serve --worker-at``).
 
-    ``measurements`` stands simulated workers in for other builds, one per worker (tests:
-    an unapproved build must be refused)."""
+    The scheduler listens on ``listen`` (``HOST:PORT``; loopback when every worker is
+    local) and is announced to the workers as ``contact`` (``HOST``, e.g. the runtime's
+    Service name; default: the host it listens on). ``measurements`` stands simulated
+    workers in for other builds, one per worker, local ones first (tests: an unapproved
+    build must be refused)."""
 
     def __init__(
         self,
         workers: int,
         *,
+        remote: Sequence[str] = (),
+        listen: str | None = None,
+        contact: str | None = None,
         tee: str = "simulated",
         measurements: Sequence[bytes | None] | None = None,
         start_timeout: float = 90.0,
     ) -> None:
-        if workers < 1:
+        self.remote = [parse_worker_address(a) for a in remote]
+        if workers < 0 or workers + len(self.remote) < 1:
             raise AnalysisError(
                 "a Dask cluster needs at least one worker", id="analysis.worker.none"
             )
         self.size = workers
+        default = "0.0.0.0:0" if self.remote else "127.0.0.1:0"
+        self._listen = parse_worker_address(listen) if listen else (default.split(":")[0], 0)
+        self._contact = contact
         self.tee = tee
-        self._measurements = list(measurements or [None] * workers)
+        self._measurements = list(measurements or [None] * (workers + len(self.remote)))
         self._timeout = start_timeout
         self.records: list[WorkerRecord] = []
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._procs: dict[str, subprocess.Popen[bytes] | RemoteWorker] = {}
         self._trust: RaTlsTrust | None = None
         self._cluster: Any = None
         self._chain_address: str | None = None
@@ -154,7 +237,11 @@ class DaskCompute:
 
     @property
     def scheduler_address(self) -> str:
-        return str(self._cluster.scheduler_address)
+        """Where the workers reach the scheduler (its contact host, if one was given)."""
+        address = str(self._cluster.scheduler_address)
+        if self._contact is None:
+            return address
+        return f"ratls://{self._contact}:{address.rsplit(':', 1)[1]}"
 
     def start(
         self,
@@ -179,7 +266,8 @@ class DaskCompute:
             n_workers=0,
             processes=False,
             protocol="ratls://",
-            host="127.0.0.1",
+            host=self._listen[0],
+            scheduler_port=self._listen[1],
             security=trust.security(),
             dashboard_address="127.0.0.1:0",  # any free port: never 8787 taken by another
             scheduler_kwargs={"dashboard": False},
@@ -187,6 +275,8 @@ class DaskCompute:
         self.client = Client(self._cluster, security=trust.security())
         for i in range(self.size):
             self._spawn(f"worker-{i}", self._measurements[i], freshness)
+        for j, address in enumerate(self.remote, start=self.size):
+            self._reach(f"worker-{j}", address, self._measurements[j], freshness)
         for record in self.records:
             self._admit(record, appraise, trust)
         if not self.admitted:
@@ -225,6 +315,20 @@ class DaskCompute:
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        self._hello(name, proc, measurement, freshness)
+
+    def _reach(
+        self, name: str, address: tuple[str, int], measurement: bytes | None, freshness: bytes
+    ) -> None:
+        self._hello(name, RemoteWorker(address, self._timeout), measurement, freshness)
+
+    def _hello(
+        self,
+        name: str,
+        proc: subprocess.Popen[bytes] | RemoteWorker,
+        measurement: bytes | None,
+        freshness: bytes,
+    ) -> None:
         self._procs[name] = proc
         hello: dict[str, Any] = {
             "freshness": freshness.hex(),
@@ -239,7 +343,7 @@ class DaskCompute:
         self.records.append(WorkerRecord(name, proc.pid))
 
     @staticmethod
-    def _send(proc: subprocess.Popen[bytes], doc: dict[str, Any]) -> None:
+    def _send(proc: subprocess.Popen[bytes] | RemoteWorker, doc: dict[str, Any]) -> None:
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(doc).encode() + b"\n")
         proc.stdin.flush()

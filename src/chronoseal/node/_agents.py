@@ -57,7 +57,7 @@ from chronoseal.trust import pinned_attester
 
 from ._health import Health, Log
 from ._party import PartyAgent, load_task, spec_directory
-from ._workers import analysis_compute
+from ._workers import ComputeOptions, analysis_compute
 
 if TYPE_CHECKING:
     from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -258,15 +258,18 @@ def serve_analysis(
     prediction: tuple[str, int] | None = None,
     health: Health | None = None,
     workers: int = 0,
+    compute_options: ComputeOptions | None = None,
 ) -> AnalysisRuntime:
     """Wait for the task to be Approved, attest, serve gateways until every stream is in,
     train and commit the model, serve each party its release, then (``prediction``: where
     the prediction runtime serves hand-over) hand the sealed model over. ``workers``: the
-    back-test runs on that many attested Dask workers (the task must pin their code)."""
+    back-test runs on that many attested Dask workers (the task must pin their code), and on
+    the remote ones of ``compute_options``."""
     from chronoseal.analysis import AnalysisRuntime  # the forecasting stack: only here
 
     spec = load_task(spec_path)
-    if workers and spec.measurements.analysis_worker is None:
+    remote = compute_options is not None and bool(compute_options.remote)
+    if (workers or remote) and spec.measurements.analysis_worker is None:
         raise AnalysisError(
             f"{spec_path} pins no measurements.analysis_worker: the parties approved no "
             "worker code, so the analysis cannot run on workers",
@@ -291,7 +294,7 @@ def serve_analysis(
         chain_key=key.key,
         listen=listen,
         io_timeout=io_timeout,
-        compute=analysis_compute(spec, workers),
+        compute=analysis_compute(spec, workers, compute_options),
     )
     runtime.start()
     host, port = runtime.address

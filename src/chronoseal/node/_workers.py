@@ -9,6 +9,7 @@ for the task (an ``AttestationPosted`` of kind ``analysis_worker`` with its evid
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chronoseal.ledger import ChainComponent, ChainEvent
@@ -18,20 +19,37 @@ if TYPE_CHECKING:
     from chronoseal.analysis import DaskCompute
 
 
-def analysis_compute(spec: TaskSpec, workers: int) -> DaskCompute | None:
-    """``workers`` local worker processes in the TEE the task pins for its workers."""
+@dataclass(frozen=True)
+class ComputeOptions:
+    """Workers in TEEs of their own (``analysis serve --worker-at``): each one's admission
+    ``HOST:PORT``, where the scheduler listens and the host name they reach it at."""
+
+    remote: tuple[str, ...] = ()
+    listen: str | None = None
+    contact: str | None = None
+
+
+def analysis_compute(
+    spec: TaskSpec, workers: int, options: ComputeOptions | None = None
+) -> DaskCompute | None:
+    """``workers`` local worker processes, and the remote ones of ``options``, in the TEE
+    the task pins for its workers."""
     pin = spec.measurements.analysis_worker
-    if not workers or pin is None:
+    options = options or ComputeOptions()
+    if not (workers or options.remote) or pin is None:
         return None
     from chronoseal.analysis import DaskCompute  # Dask: only for a runtime with workers
 
-    return DaskCompute(workers, tee=pin.tee)
+    return DaskCompute(
+        workers, remote=options.remote, listen=options.listen, contact=options.contact, tee=pin.tee
+    )
 
 
 def workers_json(records: list[dict[str, Any]], events: list[ChainEvent]) -> list[dict[str, Any]]:
-    """Each worker's record, ``on_chain`` from the chain's events rather than the runtime."""
+    """Each worker's record; ``on_chain`` (and the block and transaction of its
+    ``AttestationPosted``) from the chain's events rather than the runtime's word."""
     posted = [
-        str(e.args["evidence"]).lower()
+        e
         for e in events
         if e.name == "AttestationPosted" and int(e.args["kind"]) == ChainComponent.ANALYSIS_WORKER
     ]
@@ -40,6 +58,17 @@ def workers_json(records: list[dict[str, Any]], events: list[ChainEvent]) -> lis
         doc = dict(record)
         if "evidence_hash" in doc:
             evidence = str(doc["evidence_hash"]).lower()
-            doc["on_chain"] = any(hmac.compare_digest(evidence, p) for p in posted)
+            match = next(
+                (
+                    e
+                    for e in posted
+                    if hmac.compare_digest(evidence, str(e.args["evidence"]).lower())
+                ),
+                None,
+            )
+            doc["on_chain"] = match is not None
+            if match is not None:
+                doc["attestation_block"] = match.block_number
+                doc["attestation_tx"] = match.tx_hash
         out.append(doc)
     return out
