@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import ipaddress
 import json
 import os
@@ -39,22 +40,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from scale import load_average, series_case, stdout_to_stderr, warm_up
+# This file's name is Dask's package name: its directory (sys.path[0] for a script) must not
+# shadow ``distributed``, so it leaves the path (before any import of Dask: hence the late
+# imports below) and scale.py is loaded from its file.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+_spec = importlib.util.spec_from_file_location("scale", _HERE / "scale.py")
+assert _spec is not None and _spec.loader is not None
+scale = importlib.util.module_from_spec(_spec)
+sys.modules["scale"] = scale
+_spec.loader.exec_module(scale)
+load_average, series_case = scale.load_average, scale.series_case
+stdout_to_stderr, warm_up = scale.stdout_to_stderr, scale.warm_up
 
-from chronoseal.analysis import DaskCompute, WorkerRecord, analyse, join_tables
-from chronoseal.attest import (
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+from chronoseal.analysis import DaskCompute, WorkerRecord, analyse, join_tables  # noqa: E402
+from chronoseal.attest import (  # noqa: E402
     AppraisalPolicy,
     Appraiser,
     PinnedMeasurements,
     SimulatedAttester,
     code_measurement,
 )
-from chronoseal.channel import RaTlsIdentity, certificate_appraiser
-from chronoseal.spec import Component
+from chronoseal.channel import RaTlsIdentity, certificate_appraiser  # noqa: E402
+from chronoseal.spec import Component  # noqa: E402
 
 SERIES = 1000
 WORKERS = 2
