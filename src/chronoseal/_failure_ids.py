@@ -141,7 +141,9 @@ NOT_IDS: Mapping[str, frozenset[str]] = {
         {
             "analysis.json",
             "chronoseal.analysis",
+            "chronoseal.analysis._worker",
             "chronoseal.audit",
+            "chronoseal.channel",
             "chronoseal.explorer",
             "chronoseal.failures",
             "chronoseal.io",

@@ -205,3 +205,40 @@ def test_every_gramine_argv_parses_with_the_real_cli(
         assert argv[:3] == ["python3", "-m", "chronoseal"]
         ctx = parse_command_line(argv[3:])
         assert ctx.params["chain"] == "http://node:8545"
+
+
+def test_the_worker_and_runtime_commands_of_compute_workers_parse_with_the_real_cli(
+    make_scenario: Callable[..., Path], load_input: Callable[[Path], DeployInput]
+) -> None:
+    scenario = make_scenario(analysis="tdx")
+    task = scenario.parent / "task.toml"
+    task.write_text(
+        task.read_text().replace(
+            'analysis_worker = { tee = "simulated", value = "installed" }',
+            f'analysis_worker = {{ tee = "tdx", value = "{"cd" * 32}" }}',
+        )
+    )
+    scenario.write_text(scenario.read_text() + "\n[compute]\nworkers = 2\n")
+    files = render_k8s(load_input(scenario), K8sOptions(chain_url="http://node:8545")).files
+    containers = {}
+    for name in ("analysis-worker.yaml", "analysis.yaml"):
+        for doc in yaml.safe_load_all(files[name]):
+            if doc["kind"] == "StatefulSet":
+                (containers[doc["metadata"]["name"]],) = doc["spec"]["template"]["spec"][
+                    "containers"
+                ]
+    env = {"CHRONOSEAL_POD_NAME": "analysis-worker-1", "CHRONOSEAL_PREDICTION": "p:7543"}
+    env |= {"CHRONOSEAL_CHAIN_URL": "http://node:8545", "CHRONOSEAL_CONTRACT": "0x" + "ab" * 20}
+    worker = parse_command_line([expand(a, env) for a in containers["analysis-worker"]["args"]])
+    assert worker.params == {
+        "listen": "0.0.0.0:7643",
+        "dask_port": 7644,
+        "contact": "analysis-worker-1.analysis-worker.chronoseal-runtime.svc",
+    }
+    runtime = parse_command_line([expand(a, env) for a in containers["analysis"]["args"]])
+    assert runtime.params["worker_at"] == [
+        "analysis-worker-0.analysis-worker.chronoseal-runtime.svc:7643",
+        "analysis-worker-1.analysis-worker.chronoseal-runtime.svc:7643",
+    ]
+    assert runtime.params["dask_listen"] == "0.0.0.0:7645"
+    assert runtime.params["dask_contact"] == "analysis.chronoseal-runtime.svc"

@@ -13,11 +13,14 @@ import yaml
 
 from chronoseal.deploy import (
     ANALYSIS_INTAKE_PORT,
+    DASK_SCHEDULER_PORT,
     DEFAULT_RESOURCES,
     HEALTH_PORT,
     PREDICTION_FEEDS_PORT,
     PREDICTION_FORECASTS_PORT,
     PREDICTION_HANDOVER_PORT,
+    WORKER_ADMISSION_PORT,
+    WORKER_DASK_PORT,
     DeployInput,
     K8sOptions,
     Resources,
@@ -479,3 +482,108 @@ def test_resource_quantities_are_bounded(
     with pytest.raises(DeployError) as caught:
         render_k8s(simulated, options(resources=resources))
     assert caught.value.id == error_id
+
+
+@pytest.fixture
+def with_workers(make_scenario: Callable[..., Path], load_input: Loader) -> DeployInput:
+    """The hardware pins, the workers pinned to SEV-SNP, and ``[compute] workers = 3``."""
+    scenario = make_scenario(gateway="sgx", analysis="tdx", prediction="sev-snp")
+    task = scenario.parent / "task.toml"
+    task.write_text(
+        task.read_text().replace(
+            'analysis_worker = { tee = "simulated", value = "installed" }',
+            f'analysis_worker = {{ tee = "sev-snp", value = "{"cd" * 32}" }}',
+        )
+    )
+    scenario.write_text(scenario.read_text() + "\n[compute]\nworkers = 3\n")
+    return load_input(scenario)
+
+
+def test_workers_are_a_statefulset_in_their_tee_that_the_runtime_reaches_by_name(
+    with_workers: DeployInput, tmp_path: Path
+) -> None:
+    files = written_docs(tmp_path, with_workers, options())
+    for doc in all_docs(files):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert [d["kind"] for d in files["analysis-worker.yaml"]] == [
+        "Service",
+        "StatefulSet",
+        "NetworkPolicy",
+    ]
+    w = workloads(files)
+    worker = w["analysis-worker"]
+    assert worker["spec"]["replicas"] == 3 and "volumeClaimTemplates" not in worker["spec"]
+    assert worker["metadata"]["namespace"] == "chronoseal-runtime"
+    pod = pod_spec(worker)
+    assert pod["runtimeClassName"] == "kata-qemu-snp"
+    (container,) = pod["containers"]
+    assert container["args"] == [
+        "analysis",
+        "worker",
+        "--listen",
+        f"0.0.0.0:{WORKER_ADMISSION_PORT}",
+        "--dask-port",
+        str(WORKER_DASK_PORT),
+        "--contact",
+        "$(CHRONOSEAL_POD_NAME).analysis-worker.chronoseal-runtime.svc",
+    ]
+    # no chain key, no task spec: the runtime posts each worker's attestation itself
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert "secretKeyRef" not in str(container["env"])
+    service = next(d for d in files["analysis-worker.yaml"] if d["kind"] == "Service")
+    assert service["spec"]["clusterIP"] == "None"
+    args = pod_spec(w["analysis"])["containers"][0]["args"]
+    reach = [args[i + 1] for i, a in enumerate(args) if a == "--worker-at"]
+    assert reach == [
+        f"analysis-worker-{i}.analysis-worker.chronoseal-runtime.svc:{WORKER_ADMISSION_PORT}"
+        for i in range(3)
+    ]
+    assert args[args.index("--dask-listen") + 1] == f"0.0.0.0:{DASK_SCHEDULER_PORT}"
+    assert args[args.index("--dask-contact") + 1] == "analysis.chronoseal-runtime.svc"
+    readme = (tmp_path / "out" / "README.txt").read_text()
+    assert "analysis-worker: tee sev-snp, kata-qemu-snp, StatefulSet x 3" in readme
+    assert "keystore-analysis-worker" not in readme and "analysis-worker-keystore" not in readme
+
+
+def test_network_policies_open_exactly_scheduler_worker_flows(
+    with_workers: DeployInput, tmp_path: Path
+) -> None:
+    files = written_docs(tmp_path, with_workers, options())
+    cluster = Cluster(files)
+    gateways = ["gateway-events", "gateway-transit", "gateway-weather"]
+    expected = {
+        *((g, "analysis", ANALYSIS_INTAKE_PORT) for g in gateways),
+        *((g, "prediction", PREDICTION_FEEDS_PORT) for g in gateways),
+        ("analysis", "prediction", PREDICTION_HANDOVER_PORT),
+        ("party-agent-transit", "prediction", PREDICTION_FORECASTS_PORT),
+        ("party-agent-events", "prediction", PREDICTION_FORECASTS_PORT),
+        ("analysis", "analysis-worker", WORKER_ADMISSION_PORT),
+        ("analysis", "analysis-worker", WORKER_DASK_PORT),
+        ("analysis-worker", "analysis", DASK_SCHEDULER_PORT),
+    }
+    assert cluster.flows() == expected
+    assert cluster.flows("Egress") == expected
+    assert cluster.flows("Ingress") == expected
+    # worker to worker: closed at both ends (each worker admits only the scheduler's
+    # certificate, so no Dask connection between workers is ever made)
+    for port in (WORKER_ADMISSION_PORT, WORKER_DASK_PORT, DASK_SCHEDULER_PORT):
+        assert not cluster._allowed("Egress", "analysis-worker", "analysis-worker", port)
+        assert not cluster._allowed("Ingress", "analysis-worker", "analysis-worker", port)
+
+
+def test_sgx_workers_are_refused_with_their_id(
+    make_scenario: Callable[..., Path], load_input: Loader
+) -> None:
+    scenario = make_scenario()
+    task = scenario.parent / "task.toml"
+    task.write_text(
+        task.read_text().replace(
+            'analysis_worker = { tee = "simulated", value = "installed" }',
+            f'analysis_worker = {{ tee = "sgx", value = "{"cd" * 32}" }}',
+        )
+    )
+    scenario.write_text(scenario.read_text() + "\n[compute]\nworkers = 2\n")
+    with pytest.raises(DeployError) as info:
+        render_k8s(load_input(scenario), options())
+    assert info.value.id == "deploy.tee.unsupported"
+    assert info.value.context["component"] == "analysis_worker"

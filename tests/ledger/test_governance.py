@@ -140,7 +140,7 @@ def test_measurement_needs_every_member_and_revocation_is_immediate(world: World
     with pytest.raises(LedgerError) as tee_info:
         world.orgs["alpha"].propose_measurement(kind, 7, m)  # type: ignore[arg-type]
     with pytest.raises(LedgerError) as kind_info:
-        world.orgs["alpha"].propose_measurement(4, tee, m)  # type: ignore[arg-type]
+        world.orgs["alpha"].propose_measurement(5, tee, m)  # type: ignore[arg-type]
     assert (tee_info.value.id, kind_info.value.id) == (
         "ledger.code.bad_tee",
         "ledger.code.bad_component",
@@ -153,7 +153,7 @@ def test_measurement_needs_every_member_and_revocation_is_immediate(world: World
     )
     world.refused(
         "ledger.measurement.bad_kind",
-        lambda: world.orgs["alpha"]._send("propose_measurement", 4, int(tee), m),
+        lambda: world.orgs["alpha"]._send("propose_measurement", 5, int(tee), m),
     )
     stranger = world.consortium.as_org("x", world.funded().key)
     world.refused(

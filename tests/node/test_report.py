@@ -14,6 +14,7 @@ import base64
 import io
 import math
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -453,3 +454,74 @@ def test_demo_report_option_writes_the_page(
     assert result.exit_code == 0, result.output
     assert "report written to" in result.output
     assert path.is_file() and "Back-test" in path.read_text(encoding="utf-8")
+
+
+WORKER_CODE = "0x6a10f00acd047938ac09ac0cf87f356b5a604451c5edcfc3601be531fb483ad2"
+
+
+def worker(
+    name: str, block: int | None, fits: dict[str, int], lost: bool = False
+) -> dict[str, Any]:
+    """A worker record as ``chronoseal run --workers 2`` wrote it in its JSON summary."""
+    doc: dict[str, Any] = {
+        "name": name,
+        "tee": "simulated",
+        "measurement": WORKER_CODE,
+        "evidence_hash": "0x" + "73" * 32,
+        "certificate_fingerprint": "0x" + "5a" * 32,
+        "appraisal": "accepted",
+        "on_chain": block is not None,
+        "fits": fits,
+        "lost": lost,
+    }
+    if block is not None:
+        doc.update(attestation_block=block, attestation_tx="0x" + "ab" * 32)
+    return doc
+
+
+def test_the_workers_section_shows_each_worker_its_verdict_block_and_fits() -> None:
+    report = demo_report()
+    assert "<h2>Workers</h2>" not in render_report(report), "no workers, no section"
+    report = replace(
+        report,
+        workers=[
+            worker("worker-0", 21, {"baselines": 9, "coalitions": 9, "joint": 7, "own": 8}),
+            worker("worker-1", 22, {"baselines": 17, "joint": 6}, lost=True),
+            worker("worker-2", None, {}),
+            {
+                "name": "worker-3",
+                "appraisal": "refused",
+                "refused": "attest.measurement.not_approved",
+            },
+        ],
+    )
+    page = parse(render_report(report))
+    rows = page.table("worker")
+    assert rows[0] == [
+        "worker",
+        "TEE",
+        "measurement",
+        "appraisal",
+        "attestation block",
+        "fits",
+        "of",
+    ]
+    short = WORKER_CODE[:10] + "…"
+    assert rows[1] == [
+        "worker-0",
+        "simulated",
+        short,
+        "accepted",
+        "21",
+        "33",
+        "baselines 9, coalitions 9, joint 7, own 8",
+    ]
+    assert rows[2][0].startswith("worker-1 (lost during the run")
+    assert rows[3][3:5] == ["accepted", "not on chain"]
+    assert rows[4][:5] == [
+        "worker-3",
+        "",
+        "",
+        "refused attest.measurement.not_approved",
+        "",
+    ]

@@ -48,3 +48,32 @@ def test_an_oversized_scenario_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_scenario(scenario)
     assert info.value.id == "config.file.too_large"
+
+
+def test_compute_workers_need_the_task_to_pin_the_worker_code(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    task = root / "task.toml"
+    task.write_text(
+        "\n".join(
+            line for line in task.read_text().splitlines() if not line.startswith("analysis_worker")
+        )
+    )
+    scenario = root / "scenario.toml"
+    assert load_scenario(scenario).workers == 0
+    scenario.write_text(scenario.read_text() + "\n[compute]\nworkers = 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(scenario)
+    assert info.value.id == "config.scenario.no_worker_pin"
+
+
+def test_compute_workers_come_from_the_scenario_or_the_override(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    scenario = root / "scenario.toml"
+    scenario.write_text(scenario.read_text() + "\n[compute]\nworkers = 3\n")
+    loaded = load_scenario(scenario)
+    assert loaded.workers == 3
+    assert loaded.with_workers(0).workers == 0
+    scenario.write_text(scenario.read_text().replace("workers = 3", 'workers = "3"'))
+    with pytest.raises(ConfigError) as info:
+        load_scenario(scenario)
+    assert info.value.id == "config.scenario.invalid"

@@ -8,6 +8,9 @@ and its own commitment per party posted for the contract to compare. Analysis: o
 every commitment matched; a refusal aborts the task on chain with its id.
 """
 
+from typing import TYPE_CHECKING
+
+from chronoseal._lazy import lazy_exports
 from chronoseal.spec import SHAPLEY_MAX_PLAYERS
 
 from ._analyse import (
@@ -31,6 +34,19 @@ from ._runtime import (
     verify_party_signature,
 )
 
+if TYPE_CHECKING:
+    from ._dask import DaskCompute, DaskPool, RemoteWorker, WorkerRecord
+    from ._worker import WorkerEndpoint, serve_worker
+
+# Dask is imported only by a runtime that has workers.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "_dask": ["DaskCompute", "DaskPool", "RemoteWorker", "WorkerRecord"],
+        "_worker": ["WorkerEndpoint", "serve_worker"],
+    },
+)
+
 __all__ = [
     "SHAPLEY_MAX_PLAYERS",
     "AnalysisProgress",
@@ -39,17 +55,23 @@ __all__ = [
     "Contribution",
     "Cost",
     "Covariate",
+    "DaskCompute",
+    "DaskPool",
     "IntakeState",
     "Panel",
+    "RemoteWorker",
     "Repair",
     "Score",
     "TrainedModel",
+    "WorkerEndpoint",
+    "WorkerRecord",
     "analyse",
     "build_releases",
     "expected_columns",
     "join_tables",
     "sampled_shapley",
     "score",
+    "serve_worker",
     "shapley",
     "verify_party_signature",
 ]

@@ -56,7 +56,7 @@ from chronoseal.spec import (
 )
 
 from ._join import Panel
-from ._pool import WindowJob, WindowPool, backtest_jobs
+from ._pool import PoolFactory, WindowJob, WindowPool, backtest_jobs
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -427,13 +427,15 @@ def analyse(
     *,
     workers: int | None = None,
     cores: int | None = None,
+    executor: PoolFactory | None = None,
 ) -> AnalysisResult:
     """The whole analysis of one task; refuses with an :class:`AnalysisError` before fitting
     anything if the history cannot support the back-test.
 
     The back-test runs on ``workers`` processes (default: one per core this process may use,
     see :func:`~chronoseal.model.available_cores`), LightGBM on ``cores // workers`` threads
-    in each, and the final fit on every core."""
+    in each, and the final fit on every core; or on the pool ``executor`` makes (the attested
+    Dask workers of :mod:`._dask`)."""
     clock = _Clock()
     cores = cores or available_cores()
     workers = cores if workers is None else max(1, workers)
@@ -450,7 +452,12 @@ def analyse(
         need += spec.model.horizon
     dropped = _check_history(spec, panel, need)
     providers = [p for p in spec.data_providers() if p != target]
-    with WindowPool(panel.frame, panel.grid, workers=workers, cores=cores) as pool:
+    made = (
+        WindowPool(panel.frame, panel.grid, workers=workers, cores=cores)
+        if executor is None
+        else executor(panel.frame, panel.grid, cores)
+    )
+    with made as pool:
         pool.start()  # the workers boot while the differences are chosen
         started = clock.start()
         recipe = _prepared(spec, recipe, pool, clock)

@@ -36,6 +36,8 @@ log = logging.getLogger("chronoseal.analysis")
 
 JobDone = Callable[["WindowJob", float, float], None]
 """(job, wall seconds, CPU seconds of the process that ran it)."""
+PoolFactory = Callable[[pd.DataFrame, Grid, int], "WindowPool"]
+"""(panel frame, grid, cores) → the pool a back-test runs on."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -40,6 +41,7 @@ from chronoseal.channel import (
     PartyIntake,
     RaTlsIdentity,
     StreamContext,
+    certificate_appraiser,
     serve_intake,
 )
 from chronoseal.errors import AnalysisError, ChronosealError, LedgerError, PeerRefused
@@ -50,13 +52,16 @@ from chronoseal.ledger import (
     TaskState,
 )
 from chronoseal.model import ReleaseSet, commitment, seal
-from chronoseal.spec import Component, TaskSpec, task_id
+from chronoseal.spec import Component, TaskSpec, Tee, task_id
 from chronoseal.trust import REATTEST_BLOCKS, RuntimeIdentity, TaskTrust
 
 from ._analyse import JOINT, AnalysisResult, Progress, analyse
 from ._join import join_tables
-from ._pool import warm_up
+from ._pool import PoolFactory, warm_up
 from ._release import build_releases
+
+if TYPE_CHECKING:  # distributed is imported only by a runtime that has workers
+    from ._dask import DaskCompute
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -125,9 +130,14 @@ class AnalysisRuntime:
         identity_validity: timedelta = DEFAULT_VALIDITY,
         reattest_blocks: int = REATTEST_BLOCKS,
         workers: int | None = None,
+        compute: DaskCompute | None = None,
     ) -> None:
         self.consortium = consortium
         self._workers = workers
+        #: Attested Dask workers the back-test runs on (started with the runtime).
+        self.compute = compute
+        self._compute_started: threading.Thread | None = None
+        self._compute_error: ChronosealError | None = None
         self.spec = spec
         self.task_id = task_id(spec)
         self.attester = attester
@@ -185,6 +195,12 @@ class AnalysisRuntime:
         refresh = threading.Thread(target=self._refresh_loop, daemon=True)
         refresh.start()
         self._threads += [accept, refresh]
+        if self.compute is not None:  # the workers attest and join while the streams arrive
+            self._compute_started = threading.Thread(
+                target=self._start_compute, args=(blocks,), name="analysis-workers", daemon=True
+            )
+            self._compute_started.start()
+            return
         # The back-test's worker processes fork from a warm server: start it while the
         # parties' streams arrive.
         threading.Thread(target=warm_up, name="analysis-warm-up", daemon=True).start()
@@ -193,6 +209,33 @@ class AnalysisRuntime:
     def identity(self) -> RaTlsIdentity | None:
         """The identity new sessions get (None before start())."""
         return self._identity.current
+
+    def _start_compute(self, blocks: RecentBlocks) -> None:
+        """Start the Dask workers; each is appraised as the task's pinned, on-chain approved
+        ``analysis_worker`` before it learns where the scheduler is."""
+        from ._dask import CLUSTER_VALIDITY
+
+        assert self.compute is not None
+        try:
+            if self.spec.measurements.analysis_worker is None:
+                raise AnalysisError(
+                    "the task pins no measurements.analysis_worker: its analysis runs in the "
+                    "runtime's TEE only, not on workers",
+                    id="analysis.worker.not_pinned",
+                )
+            self.compute.start(
+                self.trust.identity(blocks, validity=CLUSTER_VALIDITY),
+                certificate_appraiser(
+                    self.trust.appraiser(Component.ANALYSIS_WORKER),
+                    Component.ANALYSIS_WORKER,
+                    blocks,
+                ),
+                blocks.latest(),
+                chain_address=self.session.address,
+            )
+        except ChronosealError as exc:
+            log.warning("analysis workers: %s", exc)
+            self._compute_error = exc
 
     def reattest(self) -> bool:
         """Re-attest once the identity is half its validity old or ``reattest_blocks``
@@ -361,9 +404,10 @@ class AnalysisRuntime:
         started = time.perf_counter()
         tables = {party: intake.table() for party, intake in self.state.parties.items()}
         try:
+            executor = self._executor()
             panel = join_tables(self.spec, tables)
             joined = time.perf_counter() - started
-            result = analyse(self.spec, panel, progress, workers=self._workers)
+            result = analyse(self.spec, panel, progress, workers=self._workers, executor=executor)
         except AnalysisError as exc:
             self.refusal = exc
             log.warning("analysis refused: %s", exc)
@@ -386,6 +430,36 @@ class AnalysisRuntime:
             result.cost.workers if result.cost is not None else 1,
         )
         return self.trained
+
+    def _executor(self) -> PoolFactory | None:
+        """The Dask workers' pool once they all attested and joined (or why they did not)."""
+        if self.compute is None:
+            return None
+        assert self._compute_started is not None
+        self._compute_started.join()
+        if self._compute_error is not None:
+            raise self._compute_error
+        self._post_workers()
+        return self.compute.pool
+
+    def _post_workers(self) -> None:
+        """Post each admitted worker's attestation for the task (kind ``analysis_worker``,
+        sent by this bound runtime, whose chain key the worker's evidence binds) before the
+        worker receives the panel: the contract checks the measurement is pinned and
+        approved, and the audit sees which TEEs held the data."""
+        assert self.compute is not None
+        for record in self.compute.admitted:
+            if record.posted or record.measurement is None:
+                continue
+            self.session.post_attestation(
+                self.task_id,
+                Component.ANALYSIS_WORKER,
+                Tee(record.tee),
+                record.measurement,
+                record.evidence_hash,
+                record.fingerprint,
+            )
+            record.posted = True
 
     def hand_over(self, prediction: tuple[str, int]) -> str:
         """Give the sealed model (and the task key) to the attested prediction runtime
@@ -425,6 +499,10 @@ class AnalysisRuntime:
         if self._socket is not None:
             self._socket.close()
         deadline = time.monotonic() + grace
+        if self.compute is not None:
+            if self._compute_started is not None:
+                self._compute_started.join(max(0.0, deadline - time.monotonic()))
+            self.compute.close()
         for thread in list(self._threads):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))

@@ -671,7 +671,10 @@ class _Replay:
         a = ev.args
         kind = int(a["kind"])
         check = "audit.prediction" if kind == ChainComponent.PREDICTION else "audit.attestations"
-        want = TaskState.TRAINED if kind == ChainComponent.PREDICTION else TaskState.APPROVED
+        want = {
+            ChainComponent.PREDICTION: TaskState.TRAINED,
+            ChainComponent.ANALYSIS_WORKER: TaskState.RUNNING,  # posted by the bound runtime
+        }.get(ChainComponent(kind), TaskState.APPROVED)
         self.expect_state(check, ev, want)
         component, evidence = str(a["component"]), str(a["evidence"])
         if component.lower() != ev.actor.lower():
@@ -685,6 +688,14 @@ class _Replay:
             self.fail(check, f"the same attestation record posted twice at {self.where(ev)}")
         self.records[key] = _Record(kind, int(a["tee"]), str(a["measurement"]), component, evidence)
         what = ChainComponent(kind).component.value
+        if kind == ChainComponent.ANALYSIS_WORKER:
+            self.item(
+                ev,
+                f"analysis runtime {component} posted the attestation of a Dask worker it "
+                f"admitted ({pin.label() if pin else 'unpinned'}, evidence {evidence})",
+                actor="analysis runtime",
+            )
+            return
         self.item(
             ev,
             f"{what} runtime {component} posted its attestation "

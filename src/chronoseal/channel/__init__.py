@@ -18,6 +18,9 @@ Typical use (a gateway sending one party's batches to the analysis runtime)::
         receipt = channel.send_stream(StreamContext(task_id, "party-a", "data"), batches)
 """
 
+from typing import TYPE_CHECKING
+
+from chronoseal._lazy import lazy_exports
 from chronoseal.channel._framing import StreamContext
 from chronoseal.channel._hpke import HpkeKem, HpkePrivateKey, HpkePublicKey
 from chronoseal.channel._intake import (
@@ -35,6 +38,7 @@ from chronoseal.channel._ratls import (
     AttestedPeer,
     RaTlsIdentity,
     appraise_certificate,
+    certificate_appraiser,
 )
 from chronoseal.channel._session import (
     DEFAULT_IO_TIMEOUT,
@@ -53,6 +57,12 @@ from chronoseal.channel._stream import (
     read_secure_stream,
 )
 from chronoseal.channel._wire import ByteSink, ByteSource
+
+if TYPE_CHECKING:
+    from chronoseal.channel._dask import RaTlsSecurity, RaTlsTrust
+
+# Dask is imported only by a process that runs a ratls:// cluster.
+__getattr__, __dir__ = lazy_exports(__name__, {"_dask": ["RaTlsSecurity", "RaTlsTrust"]})
 
 __all__ = [
     "CMW_MEDIA_TYPE",
@@ -73,6 +83,8 @@ __all__ = [
     "HpkePublicKey",
     "PartyIntake",
     "RaTlsIdentity",
+    "RaTlsSecurity",
+    "RaTlsTrust",
     "ReceivedStream",
     "SecureStreamReader",
     "SecureStreamWriter",
@@ -80,6 +92,7 @@ __all__ = [
     "StreamReceipt",
     "Welcome",
     "appraise_certificate",
+    "certificate_appraiser",
     "connect",
     "encode_batch",
     "open_sender",

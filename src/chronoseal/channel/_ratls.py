@@ -295,6 +295,27 @@ def appraise_certificate(
     )
 
 
+def certificate_appraiser(
+    appraiser: Appraiser,
+    component: Component,
+    fresh_nonces: Collection[bytes],
+    clock: Clock = utc_now,
+) -> Callable[[bytes], AttestedPeer]:
+    """:func:`appraise_certificate` with its policy bound, for a side that admits peers by
+    their certificate before they connect (the ``ratls://`` Dask backend's admission)."""
+
+    def appraise(certificate_der: bytes) -> AttestedPeer:
+        return appraise_certificate(
+            certificate_der,
+            appraiser=appraiser,
+            component=component,
+            fresh_nonces=fresh_nonces,
+            now=clock(),
+        )
+
+    return appraise
+
+
 def _checksum(address: bytes) -> str | None:
     """The EIP-55 form of a bound chain address, as the chain reports senders."""
     return str(to_checksum_address("0x" + address.hex())) if address else None

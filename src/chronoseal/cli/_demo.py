@@ -92,11 +92,26 @@ def run(
     ] = 900.0,
     explorer: ExplorerFlag = False,
     explorer_listen: ExplorerListen = "127.0.0.1:8080",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="attested Dask workers the analysis runtime runs its back-test on "
+            "(overrides the scenario's [compute] workers; 0: none)",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario through Serving and audit it from the chain: in one process on the
     embedded chain, or (``--rpc``) as separate processes coordinated only through a node."""
+
+    def start() -> RunResult:
+        loaded = Scenario.load(scenario)
+        if workers is not None:
+            loaded = loaded.with_workers(workers)
+        return _run(loaded, "chronoseal run", "serving", rpc, work, timeout)
+
     _run_and_present(
-        lambda: _run(Scenario.load(scenario), "chronoseal run", "serving", rpc, work, timeout),
+        start,
         json_path,
         report_path,
         explorer_listen if explorer else None,

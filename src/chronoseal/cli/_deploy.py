@@ -54,6 +54,7 @@ def deploy_input(scenario: Scenario) -> DeployInput:
             )
             for name, config in sorted(scenario.parties.items())
         },
+        workers=scenario.workers,
     )
 
 

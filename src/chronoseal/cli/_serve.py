@@ -14,6 +14,7 @@ from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.ledger import Consortium, JsonRpcChain
 from chronoseal.node import (
     AgentLog,
+    ComputeOptions,
     Health,
     load_task,
     new_keystore,
@@ -194,6 +195,32 @@ def analysis_serve(
     ] = None,
     health: HealthAt = None,
     log_format: LogFormat = "text",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="attested Dask worker processes to run the back-test on (the task must pin "
+            "measurements.analysis_worker)",
+            min=0,
+        ),
+    ] = 0,
+    worker_at: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="HOST:PORT of an attested worker in a TEE of its own (`chronoseal analysis "
+            "worker`); repeat for each",
+        ),
+    ] = None,
+    dask_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT the Dask scheduler listens on (ratls://) for --worker-at"),
+    ] = None,
+    dask_contact: Annotated[
+        str | None,
+        typer.Option(help="the host name --worker-at workers reach the scheduler at"),
+    ] = None,
+    workers_out: Annotated[
+        Path | None, typer.Option(help="write each worker's attestation and fits (JSON) here")
+    ] = None,
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
     log, probes = agent_io("analysis", health, log_format, spec)
@@ -209,9 +236,13 @@ def analysis_serve(
             health=probes,
             io_timeout=io_timeout,
             prediction=_endpoint(prediction, "--prediction") if prediction else None,
+            workers=workers,
+            compute_options=ComputeOptions(tuple(worker_at or ()), dask_listen, dask_contact),
         )
     except ChronosealError as exc:
         fail(exc)
+    if workers_out is not None and runtime.compute is not None:
+        write_json(workers_out, {"workers": runtime.compute.to_json()})
     if runtime.trained is not None:
         result = runtime.trained.result
         console.print(
@@ -244,6 +275,32 @@ def _print_release(party: str, release: dict[str, Any]) -> None:
     for key in sorted(set(release) - {"model", "baseline", "contribution", "task_id", "party"}):
         if key != "nonce":
             console.print(f"  {key}: released", highlight=False)
+
+
+@analysis_app.command("worker")
+def analysis_worker(
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to wait for the analysis runtime's admission on")
+    ] = "0.0.0.0:7643",
+    dask_port: Annotated[
+        int, typer.Option(help="the port this worker's Dask endpoint (ratls://) listens on")
+    ] = 7644,
+    contact: Annotated[
+        str | None,
+        typer.Option(help="the host name the scheduler reaches this worker at (its pod's DNS)"),
+    ] = None,
+) -> None:
+    """One attested Dask worker in this TEE: present its RA-TLS certificate to the analysis
+    runtime that connects, and serve it once admitted (exits when the runtime is done)."""
+    from chronoseal.analysis import WorkerEndpoint, serve_worker
+
+    host, port = _endpoint(listen, "--listen")
+    endpoint = WorkerEndpoint(host=host, port=dask_port, contact=contact)
+    try:
+        code = serve_worker((host, port), endpoint)
+    except ChronosealError as exc:
+        fail(exc)
+    raise typer.Exit(code)
 
 
 @party_app.command("serve")

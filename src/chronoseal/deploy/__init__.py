@@ -10,10 +10,13 @@ it renders files. Refusals are :class:`~chronoseal.errors.DeployError` with ids 
 from ._k8s import DEFAULT_RESOURCES, K8sOptions, Resources, default_image
 from ._layout import (
     ANALYSIS_INTAKE_PORT,
+    DASK_SCHEDULER_PORT,
     HEALTH_PORT,
     PREDICTION_FEEDS_PORT,
     PREDICTION_FORECASTS_PORT,
     PREDICTION_HANDOVER_PORT,
+    WORKER_ADMISSION_PORT,
+    WORKER_DASK_PORT,
 )
 from ._plan import Component, DeployInput, Kind, PartyInput, Plan, plan
 from ._render import Rendered, render_gramine, render_k8s
@@ -22,12 +25,15 @@ from ._tee import COCO_RUNTIME_CLASSES, SUPPORTED_TEES, Placement, placement
 __all__ = [
     "ANALYSIS_INTAKE_PORT",
     "COCO_RUNTIME_CLASSES",
+    "DASK_SCHEDULER_PORT",
     "DEFAULT_RESOURCES",
     "HEALTH_PORT",
     "PREDICTION_FEEDS_PORT",
     "PREDICTION_FORECASTS_PORT",
     "PREDICTION_HANDOVER_PORT",
     "SUPPORTED_TEES",
+    "WORKER_ADMISSION_PORT",
+    "WORKER_DASK_PORT",
     "Component",
     "DeployInput",
     "K8sOptions",

@@ -86,6 +86,7 @@ DEFAULT_RESOURCES: Mapping[Kind, Resources] = {
     Kind.ANALYSIS: Resources("1", "2Gi", "2", "8Gi"),
     Kind.PREDICTION: Resources("250m", "1Gi", "1", "4Gi"),
     Kind.PARTY_AGENT: Resources("100m", "128Mi", "500m", "512Mi"),
+    Kind.ANALYSIS_WORKER: Resources("1", "2Gi", "2", "4Gi"),
 }
 
 #: EPC an SGX component's enclave needs: its ``sgx.enclave_size`` (Gramine's "G" is GiB).
@@ -301,6 +302,7 @@ def component_policy(plan: Plan, c: Component) -> Doc | None:
     """The flows DESIGN.md allows ``c`` beyond DNS and the chain, on both ends of each."""
     analysis, prediction = plan.one(Kind.ANALYSIS), plan.one(Kind.PREDICTION)
     gateways = plan.of_kind(Kind.GATEWAY)
+    workers = plan.of_kind(Kind.ANALYSIS_WORKER)
     recipients = [a for a in plan.of_kind(Kind.PARTY_AGENT) if a.recipient]
     ingress: list[Doc] | None = None
     egress: list[Doc] | None = None
@@ -314,6 +316,17 @@ def component_policy(plan: Plan, c: Component) -> Doc | None:
     elif c.kind == Kind.ANALYSIS:
         ingress = [_flow(gateways, L.ANALYSIS_INTAKE_PORT, "from")] if gateways else []
         egress = [_flow([prediction], L.PREDICTION_HANDOVER_PORT, "to")]
+        # its Dask workers: admission and Dask to them, their Dask connections to the
+        # scheduler; nothing between workers (each admits only the scheduler's certificate)
+        for port in (L.WORKER_ADMISSION_PORT, L.WORKER_DASK_PORT):
+            egress += [_flow(workers, port, "to")] if workers else []
+        ingress += [_flow(workers, L.DASK_SCHEDULER_PORT, "from")] if workers else []
+    elif c.kind == Kind.ANALYSIS_WORKER:
+        ingress = [
+            _flow([analysis], L.WORKER_ADMISSION_PORT, "from"),
+            _flow([analysis], L.WORKER_DASK_PORT, "from"),
+        ]
+        egress = [_flow([analysis], L.DASK_SCHEDULER_PORT, "to")]
     elif c.kind == Kind.PREDICTION:
         ingress = [_flow([analysis], L.PREDICTION_HANDOVER_PORT, "from")]
         if gateways:
@@ -354,7 +367,20 @@ def _args(plan: Plan, c: Component) -> list[str]:
         cmd = ["gateway", "serve", *party, *common, *key, *runtime, *prediction, *state]
     elif c.kind == Kind.ANALYSIS:
         listen = ["--listen", f"0.0.0.0:{L.ANALYSIS_INTAKE_PORT}"]
-        cmd = ["analysis", "serve", *common, *key, *listen, *prediction]
+        cmd = ["analysis", "serve", *common, *key, *listen, *prediction, *_worker_args(plan)]
+    elif c.kind == Kind.ANALYSIS_WORKER:
+        # No chain, no spec, no probes' port: it serves the one runtime that admits it,
+        # then exits and is restarted for the next task.
+        return [
+            "analysis",
+            "worker",
+            "--listen",
+            f"0.0.0.0:{L.WORKER_ADMISSION_PORT}",
+            "--dask-port",
+            str(L.WORKER_DASK_PORT),
+            "--contact",
+            f"$({L.POD_NAME_ENV}).{_service_host(c)}",
+        ]
     elif c.kind == Kind.PREDICTION:
         listen = ["--listen", f"0.0.0.0:{L.PREDICTION_HANDOVER_PORT}"]
         cmd = ["predict", "serve", *common, *key, *listen]
@@ -362,6 +388,20 @@ def _args(plan: Plan, c: Component) -> list[str]:
         specs = ["--specs", f"{L.TASK_DIR}/{L.TASK_FILE}", *chain]
         cmd = ["party", "serve", *party, *specs, *key, *state]
     return [*cmd, *L.AGENT_OPTIONS]
+
+
+def _worker_args(plan: Plan) -> list[str]:
+    """``analysis serve``'s options for its worker pods: each one's stable name, and where
+    its Dask scheduler listens and is reached."""
+    args: list[str] = []
+    for w in plan.of_kind(Kind.ANALYSIS_WORKER):
+        for i in range(w.replicas):
+            args += ["--worker-at", f"{w.name}-{i}.{_service_host(w)}:{L.WORKER_ADMISSION_PORT}"]
+    if args:
+        analysis = plan.one(Kind.ANALYSIS)
+        args += ["--dask-listen", f"0.0.0.0:{L.DASK_SCHEDULER_PORT}"]
+        args += ["--dask-contact", _service_host(analysis)]
+    return args
 
 
 def config_map_name(c: Component) -> str:
@@ -387,7 +427,7 @@ def _config_map(plan: Plan, c: Component, inp: DeployInput, options: K8sOptions)
 
 
 def _service(plan: Plan, c: Component) -> Doc:
-    ports = {**c.listens, "health": L.HEALTH_PORT}
+    ports = _ports(c)
     spec: Doc = {
         "selector": _selector(c),
         "ports": [
@@ -395,7 +435,7 @@ def _service(plan: Plan, c: Component) -> Doc:
             for n, p in sorted(ports.items(), key=lambda kv: kv[1])
         ],
     }
-    if c.stateful:
+    if c.stable_names:
         spec["clusterIP"] = "None"  # a StatefulSet's governing service: stable pod DNS
     return {
         "apiVersion": "v1",
@@ -403,6 +443,13 @@ def _service(plan: Plan, c: Component) -> Doc:
         "metadata": _meta(c.name, c.namespace, _labels(plan, c)),
         "spec": spec,
     }
+
+
+def _ports(c: Component) -> dict[str, int]:
+    """What it listens on, and the agents' health endpoint (a worker has none)."""
+    if c.kind == Kind.ANALYSIS_WORKER:
+        return dict(c.listens)
+    return {**c.listens, "health": L.HEALTH_PORT}
 
 
 def _peers_env(plan: Plan, c: Component) -> dict[str, str]:
@@ -420,6 +467,16 @@ def _env(plan: Plan, c: Component) -> list[Doc]:
         ref = {"configMapKeyRef": {"name": config_map_name(c), "key": key}}
         return {"name": name, "valueFrom": ref}
 
+    if c.kind == Kind.ANALYSIS_WORKER:
+        pod: Doc = {"fieldRef": {"fieldPath": "metadata.name"}}
+        worker: list[Doc] = [
+            {"name": L.POD_NAME_ENV, "valueFrom": pod},
+            {"name": "HOME", "value": L.TMP_DIR},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ]
+        if c.placement.simulated:
+            worker.append({"name": "CHRONOSEAL_TEE_WARNING", "value": SIMULATED_WARNING})
+        return worker
     env = [
         from_config(L.CHAIN_URL_ENV, "chain-url"),
         from_config(L.CONTRACT_ENV, "contract"),
@@ -448,6 +505,9 @@ def _env(plan: Plan, c: Component) -> list[Doc]:
 
 
 def _mounts_and_volumes(c: Component) -> tuple[list[Doc], list[Doc]]:
+    if c.kind == Kind.ANALYSIS_WORKER:  # no spec, no key: scratch space only
+        scratch: Doc = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}
+        return [{"name": "tmp", "mountPath": L.TMP_DIR}], [scratch]
     cm = config_map_name(c)
     mounts: list[Doc] = [
         {"name": "task", "mountPath": L.TASK_DIR, "readOnly": True},
@@ -517,7 +577,7 @@ def _probe(path: str, initial: int) -> Doc:
 
 def _container(plan: Plan, c: Component, options: K8sOptions) -> Doc:
     mounts, _ = _mounts_and_volumes(c)
-    ports = {**c.listens, "health": L.HEALTH_PORT}
+    ports = _ports(c)
     container: Doc = {
         "name": c.kind.value,
         "image": options.gsc_image if c.placement.sgx else options.image,
@@ -529,8 +589,6 @@ def _container(plan: Plan, c: Component, options: K8sOptions) -> Doc:
         ],
         "resources": _resources(c, options),
         "volumeMounts": mounts,
-        "livenessProbe": _probe(L.LIVENESS_PATH, 15),
-        "readinessProbe": _probe(L.READINESS_PATH, 5),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": _UID,
@@ -541,6 +599,9 @@ def _container(plan: Plan, c: Component, options: K8sOptions) -> Doc:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+    if "health" in ports:
+        container["livenessProbe"] = _probe(L.LIVENESS_PATH, 15)
+        container["readinessProbe"] = _probe(L.READINESS_PATH, 5)
     if not c.placement.sgx:
         # A GSC image starts gramine-sgx with the argv fixed in its signed manifest instead.
         container["command"] = ["chronoseal"]
@@ -580,15 +641,19 @@ def _workload(plan: Plan, c: Component, options: K8sOptions) -> Doc:
     if annotations:
         meta["annotations"] = annotations
     spec: Doc = {
-        # One instance each: a runtime's attestation on chain binds one TLS key.
-        "replicas": 1,
+        # One instance each: a runtime's attestation on chain binds one TLS key (a worker
+        # pod is one worker, attested and posted on its own).
+        "replicas": c.replicas,
         "selector": {"matchLabels": _selector(c)},
         "template": _pod_template(plan, c, options),
     }
-    if not c.stateful:
+    if not c.stable_names:
         spec["strategy"] = {"type": "Recreate"}
         return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
     spec["serviceName"] = c.name
+    if not c.stateful:  # workers: no state, started together
+        spec["podManagementPolicy"] = "Parallel"
+        return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec}
     spec["podManagementPolicy"] = "OrderedReady"
     spec["volumeClaimTemplates"] = [
         {
@@ -603,7 +668,9 @@ def _workload(plan: Plan, c: Component, options: K8sOptions) -> Doc:
 
 
 def component_file(plan: Plan, c: Component, inp: DeployInput, options: K8sOptions) -> list[Doc]:
-    docs = [_config_map(plan, c, inp, options), _service(plan, c), _workload(plan, c, options)]
+    docs = [_service(plan, c), _workload(plan, c, options)]
+    if c.kind != Kind.ANALYSIS_WORKER:  # a worker reads no spec and no chain settings
+        docs.insert(0, _config_map(plan, c, inp, options))
     policy = component_policy(plan, c)
     if policy is not None:
         docs.append(policy)
@@ -614,7 +681,9 @@ def secrets_needed(plan: Plan) -> list[tuple[str, str, list[str]]]:
     """``(namespace, secret, keys)`` for every Secret the manifests reference (never rendered)."""
     needed = []
     for c in plan.components:
-        needed.append((c.namespace, keystore_secret(c), [L.KEYSTORE_FILE, L.KEYSTORE_PASSWORD_KEY]))
+        if c.chain_key:
+            keystore = [L.KEYSTORE_FILE, L.KEYSTORE_PASSWORD_KEY]
+            needed.append((c.namespace, keystore_secret(c), keystore))
         keys = (["password"] if _reads_postgres(c) else []) + list(c.source_secret_env)
         if keys:
             needed.append((c.namespace, tsdb_secret(c), keys))

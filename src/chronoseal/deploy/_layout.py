@@ -15,6 +15,14 @@ ANALYSIS_INTAKE_PORT: Final = 7443
 PREDICTION_HANDOVER_PORT: Final = 7543
 PREDICTION_FEEDS_PORT: Final = PREDICTION_HANDOVER_PORT + 1
 PREDICTION_FORECASTS_PORT: Final = PREDICTION_HANDOVER_PORT + 2
+#: ``[compute] workers``: each worker pod waits for the analysis runtime's admission on
+#: this port (``chronoseal analysis worker --listen``) and serves Dask (``ratls://``) on the
+#: next; the runtime's Dask scheduler listens on ``DASK_SCHEDULER_PORT``.
+WORKER_ADMISSION_PORT: Final = 7643
+WORKER_DASK_PORT: Final = WORKER_ADMISSION_PORT + 1
+DASK_SCHEDULER_PORT: Final = 7645
+#: The worker pods' own name (Downward API), for the Dask address the scheduler reaches.
+POD_NAME_ENV: Final = "CHRONOSEAL_POD_NAME"
 #: The agents' probe endpoints: ``GET /healthz`` (liveness) and ``GET /readyz`` (readiness).
 HEALTH_PORT: Final = 8081
 LIVENESS_PATH: Final = "/healthz"

@@ -32,10 +32,14 @@ class Kind(StrEnum):
     ANALYSIS = "analysis"
     PREDICTION = "prediction"
     PARTY_AGENT = "party-agent"
+    ANALYSIS_WORKER = "analysis-worker"
 
 
 #: Components that keep state across restarts: a StatefulSet with a volume each.
 STATEFUL_KINDS = frozenset({Kind.GATEWAY, Kind.ANALYSIS, Kind.PARTY_AGENT})
+#: Components with no state but a stable name per replica (a StatefulSet without volume):
+#: the analysis runtime reaches each worker at ``<pod>.<service>.<namespace>.svc``.
+STABLE_NAME_KINDS = frozenset({Kind.ANALYSIS_WORKER})
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class DeployInput:
     spec: TaskSpec
     spec_text: str
     parties: Mapping[str, PartyInput]
+    #: ``[compute] workers``: attested Dask worker pods of the analysis runtime (0: none).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,23 @@ class Component:
     source_secret_env: tuple[str, ...] = ()
     #: Whether it reads PostgreSQL (its password then comes as ``PGPASSWORD``).
     postgres_sources: bool = False
+    #: Pods of it: the analysis workers' count (``[compute] workers``), else one.
+    replicas: int = 1
 
     @property
     def stateful(self) -> bool:
         return self.kind in STATEFUL_KINDS
+
+    @property
+    def stable_names(self) -> bool:
+        """A StatefulSet (stable pod DNS names), with a state volume only if ``stateful``."""
+        return self.stateful or self.kind in STABLE_NAME_KINDS
+
+    @property
+    def chain_key(self) -> bool:
+        """Whether it holds a chain key (a keystore Secret): a worker's evidence binds its
+        runtime's key instead, and the runtime posts the worker's attestation."""
+        return self.kind != Kind.ANALYSIS_WORKER
 
 
 @dataclass(frozen=True)
@@ -128,13 +147,18 @@ def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
             )
     runtime_ns = dns_label(f"{namespace_prefix}-runtime", "namespace")
     pins = spec.measurements
-    components = [
+    analysis_listens = {"intake": L.ANALYSIS_INTAKE_PORT}
+    components = []
+    if inp.workers:
+        components.append(_workers(inp, runtime_ns))
+        analysis_listens["dask"] = L.DASK_SCHEDULER_PORT
+    components += [
         Component(
             name="analysis",
             kind=Kind.ANALYSIS,
             namespace=runtime_ns,
             placement=placement(pins.analysis.tee, "analysis"),
-            listens={"intake": L.ANALYSIS_INTAKE_PORT},
+            listens=analysis_listens,
         ),
         Component(
             name="prediction",
@@ -196,6 +220,35 @@ def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
         )
     ordered = tuple(sorted(components, key=lambda c: (c.namespace, c.name)))
     return Plan(task=spec.task.name, runtime_namespace=runtime_ns, components=ordered)
+
+
+def _workers(inp: DeployInput, namespace: str) -> Component:
+    """The analysis runtime's worker pods, in the TEE the task pins for ``analysis_worker``;
+    refused without that pin (the parties approved no worker code) and on SGX (a worker has
+    no Gramine manifest: pin a confidential-VM TEE for it)."""
+    pin = inp.spec.measurements.analysis_worker
+    if pin is None:
+        raise DeployError(
+            "the scenario asks for workers but the task pins no measurements.analysis_worker: "
+            "the parties approved no worker code; add the pin or render without [compute]",
+            id="config.scenario.no_worker_pin",
+        )
+    where = placement(pin.tee, "analysis_worker")
+    if where.sgx:
+        raise DeployError(
+            "the task pins analysis_worker to tee = 'sgx', which has no Gramine manifest: pin a "
+            "confidential-VM TEE (tdx, sev-snp, csv, cca) or simulated for analysis_worker",
+            id="deploy.tee.unsupported",
+            context={"component": "analysis_worker", "tee": pin.tee},
+        )
+    return Component(
+        name="analysis-worker",
+        kind=Kind.ANALYSIS_WORKER,
+        namespace=namespace,
+        placement=where,
+        listens={"admission": L.WORKER_ADMISSION_PORT, "dask": L.WORKER_DASK_PORT},
+        replicas=inp.workers,
+    )
 
 
 def _sources(party: PartyInput) -> tuple[tuple[int, ...], bool, tuple[str, ...], bool]:

@@ -157,7 +157,8 @@ def _readme(p: Plan, options: K8sOptions, warnings: list[str]) -> str:
         )
         lines.append(
             f"  {c.namespace}/{c.name}: tee {c.placement.tee}, {where}, "
-            f"{'StatefulSet' if c.stateful else 'Deployment'}"
+            f"{'StatefulSet' if c.stable_names else 'Deployment'}"
+            + (f" x {c.replicas}" if c.replicas != 1 else "")
         )
     lines += [
         "",

@@ -36,6 +36,7 @@ class ChainComponent(IntEnum):
     GATEWAY = 1
     ANALYSIS = 2
     PREDICTION = 3
+    ANALYSIS_WORKER = 4
 
     @classmethod
     def of(cls, component: Component | str | int) -> ChainComponent:

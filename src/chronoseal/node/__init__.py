@@ -21,6 +21,7 @@ from ._agents import (
 from ._health import AgentLog, Health, Log
 from ._party import Decision, PartyAgent, load_task, spec_directory
 from ._scenario import Scenario, Stage, bundled_scenario, load_scenario
+from ._workers import ComputeOptions
 
 if TYPE_CHECKING:
     from ._demo import DemoConsortium, DemoReport, PartyReport, TimelineEntry, run_demo
@@ -51,6 +52,7 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "AgentLog",
     "Anvil",
+    "ComputeOptions",
     "Decision",
     "DemoConsortium",
     "DemoReport",

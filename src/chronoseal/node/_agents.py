@@ -51,6 +51,7 @@ from chronoseal.trust import pinned_attester
 from ._health import Health, Log
 from ._lifecycle import POLL_SECONDS, AnalysisAgent, GatewayAgent, PredictionAgent, Watch
 from ._party import PartyAgent, load_task, spec_directory
+from ._workers import ComputeOptions, analysis_compute
 
 if TYPE_CHECKING:
     from chronoseal.analysis import AnalysisProgress, AnalysisRuntime
@@ -161,14 +162,25 @@ def serve_analysis(
     io_timeout: float | None = 120.0,
     prediction: tuple[str, int] | None = None,
     health: Health | None = None,
+    workers: int = 0,
+    compute_options: ComputeOptions | None = None,
 ) -> AnalysisRuntime:
     """The analysis agent as a process: its spec, key and chain node from the command line
-    (``prediction``: where the prediction runtime serves hand-over)."""
+    (``prediction``: where the prediction runtime serves hand-over). ``workers``: the
+    back-test runs on that many attested Dask workers (the task must pin their code), and on
+    the remote ones of ``compute_options``."""
     from chronoseal.analysis import AnalysisRuntime  # the forecasting stack: only here
 
     spec, attester, consortium, key = _runtime_setup(
         spec_path, Component.ANALYSIS, chain_url, contract, key_path
     )
+    remote = compute_options is not None and bool(compute_options.remote)
+    if (workers or remote) and spec.measurements.analysis_worker is None:
+        raise AnalysisError(
+            f"{spec_path} pins no measurements.analysis_worker: the parties approved no "
+            "worker code, so the analysis cannot run on workers",
+            id="analysis.worker.not_pinned",
+        )
     _abort_if_restarted(consortium, task_id(spec), key, log)
 
     def start() -> AnalysisRuntime:
@@ -179,6 +191,7 @@ def serve_analysis(
             chain_key=key.key,
             listen=listen,
             io_timeout=io_timeout,
+            compute=analysis_compute(spec, workers, compute_options),
         )
         runtime.start()
         return runtime

@@ -62,8 +62,11 @@ from chronoseal.trust import pinned_attester
 
 from ._lifecycle import KNOCK_ONS, AnalysisAgent, GatewayAgent, PredictionAgent, Watch
 from ._party import PartyAgent
+from ._workers import analysis_compute, workers_json
 
 if TYPE_CHECKING:
+    from chronoseal.analysis import DaskCompute
+
     from ._scenario import Scenario, Stage
 
 FUNDING_WEI = 10**20
@@ -121,6 +124,8 @@ class DemoReport:
     stages: dict[str, float] = field(default_factory=dict)
     #: The receipt of every request the parties made, each checked against the chain.
     receipts: list[Receipt] = field(default_factory=list)
+    #: The analysis runtime's attested Dask workers (``workers_json``); empty without.
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
     def released(self, key: str) -> Any:
         """A released item as the parties received it (every recipient gets the same)."""
@@ -195,6 +200,7 @@ class DemoReport:
             **self.analysis_json(),
             **({"predictions": self.predictions} if self.predictions is not None else {}),
             **({"audit": self.audit_json()} if self.audit is not None else {}),
+            **({"workers": self.workers} if self.workers else {}),
             "stages_s": {k: round(v, 3) for k, v in self.stages.items()},
         }
 
@@ -246,6 +252,9 @@ class DemoConsortium:
         self._keys: dict[str, LocalAccount] = {m: Account.create() for m in scenario.members}
         self._components: dict[str, str] = {}
         self.stages: dict[str, float] = {}
+        #: The one-process runtime's Dask workers; or what a separate runtime reported.
+        self.runtime_workers: DaskCompute | None = None
+        self.workers_reported: list[dict[str, Any]] = []
         self._since = time.monotonic()
         #: The agents' work once they ran: the analysis agent (its runtime) and the gateways.
         self.analysis: AnalysisAgent | None = None
@@ -352,7 +361,14 @@ class DemoConsortium:
             tee=self.runtime.attester.tee if self.runtime is not None else pinned_tees(self.spec),
             stages=dict(self.stages),
             receipts=self.served.receipts if self.served is not None else [],
+            workers=workers_json(self.worker_records(), events),
         )
+
+    def worker_records(self) -> list[dict[str, Any]]:
+        """What the analysis runtime recorded of its Dask workers (none without workers)."""
+        if self.runtime_workers is not None:
+            return self.runtime_workers.to_json()
+        return self.workers_reported
 
     def audit(self, events: list[ChainEvent]) -> TaskAudit:
         """What any member or auditor gets from ``chronoseal audit``: the task re-verified
@@ -387,7 +403,9 @@ class DemoConsortium:
             self.spec,
             attester=attester or pinned_attester(self.spec, Component.ANALYSIS),
             chain_key=runtime_key.key,
+            compute=analysis_compute(self.spec, self.scenario.workers),
         )
+        self.runtime_workers = runtime.compute
         runtime.start()
         return runtime
 

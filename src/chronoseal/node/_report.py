@@ -101,6 +101,7 @@ def render_report(report: DemoReport, *, task_name: str | None = None) -> str:
         "backtest": _backtest_section(report, doc, level),
         "contribution": _contribution_section(doc),
         "cost": _cost_section(doc),
+        "workers": _workers_section(report.workers),
         "anomalies": _anomaly_section(doc),
         "served": _served_section(report, party),
         "streams": [
@@ -356,6 +357,31 @@ def _cost_section(doc: Mapping[str, Any]) -> dict[str, Any] | None:
         "threads": cost.get("threads_per_worker"),
         "cores": cost.get("cores"),
     }
+
+
+def _workers_section(workers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per attested Dask worker the analysis runtime started: what it is, the
+    runtime's verdict on its evidence, the block its attestation is on chain in (from the
+    chain's events, not the runtime's word) and the back-test fits it ran."""
+    rows = []
+    for w in workers:
+        fits: Mapping[str, int] = w.get("fits") or {}
+        measurement = w.get("measurement")
+        rows.append(
+            {
+                "name": w["name"],
+                "tee": w.get("tee") or "",
+                "measurement": _short(str(measurement)) if measurement else "",
+                "accepted": w.get("appraisal") == "accepted",
+                "refused": w.get("refused"),
+                "block": w.get("attestation_block"),
+                "on_chain": bool(w.get("on_chain")),
+                "fits": sum(fits.values()),
+                "groups": ", ".join(f"{k} {v}" for k, v in fits.items()),
+                "lost": bool(w.get("lost")),
+            }
+        )
+    return rows
 
 
 def _contribution_section(doc: Mapping[str, Any]) -> dict[str, Any] | None:

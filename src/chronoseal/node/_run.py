@@ -284,7 +284,7 @@ def run_separate(
             "analysis", "analysis", "serve", "--spec", str(scenario.spec_path), *common,
             "--key-file", str(keys / "analysis.json"), "--listen", f"127.0.0.1:{analysis_port}",
             "--prediction", f"127.0.0.1:{prediction_port}", "--timeout", str(timeout),
-            *json_logs,
+            *json_logs, *_worker_args(scenario, work),
         )  # fmt: skip
         fleet.start(
             "prediction", "predict", "serve", "--spec", str(scenario.spec_path), *common,
@@ -327,10 +327,21 @@ def run_separate(
             {"audit_batches": view.audit_batches, "audited": view.audited_predictions}
         )
         world.served = served
+        if scenario.workers:
+            doc = json.loads((work / "out" / "analysis-workers.json").read_text("utf-8"))
+            world.workers_reported = list(doc["workers"])
         parties, releases = _gateway_outputs(world, work)
         return world.report(parties, releases)
     finally:
         fleet.close()
+
+
+def _worker_args(scenario: Scenario, work: Path) -> list[str]:
+    """``analysis serve``'s Dask workers, and where it writes what it recorded of them."""
+    if not scenario.workers:
+        return []
+    out = work / "out" / "analysis-workers.json"
+    return ["--workers", str(scenario.workers), "--workers-out", str(out)]
 
 
 def _wait_state(world: DemoConsortium, state: TaskState, fleet: _Fleet, timeout: float) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
     from ._result import RunResult
 
+#: The most Dask workers one runtime host starts for a scenario (``[compute] workers``).
+MAX_WORKERS = 64
+
 #: How far a scenario runs: approved, running (data streamed), trained, serving.
 Stage = Literal["approved", "running", "trained", "serving"]
 
@@ -52,10 +55,16 @@ class _Task(_Strict):
     relayed_approvals: list[str] = Field(default_factory=list)
 
 
+class _Compute(_Strict):
+    #: Attested Dask worker processes the analysis runtime starts (0: none, it fits alone).
+    workers: int = Field(0, ge=0, le=MAX_WORKERS)
+
+
 class _ScenarioFile(_Strict):
     consortium: _Consortium
     task: _Task
     parties: dict[str, str]
+    compute: _Compute = _Compute(workers=0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,8 @@ class Scenario:
     party_dirs: dict[str, Path]
     #: each party's config file, as the scenario names it (``chronoseal deploy`` ships its text)
     party_paths: dict[str, Path]
+    #: ``[compute] workers``: attested Dask workers of the analysis runtime (0: none)
+    workers: int = 0
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Scenario:
@@ -87,6 +98,7 @@ class Scenario:
         work: str | os.PathLike[str] | None = None,
         timeout: float = 900.0,
         chain: ChainBackend | None = None,
+        workers: int | None = None,
     ) -> RunResult:
         """Run the task up to ``until`` (as ``chronoseal demo --until``) and return what the
         parties received, what the chain holds and the audit from the chain alone.
@@ -95,13 +107,14 @@ class Scenario:
         line instead. ``rpc`` (a JSON-RPC URL, or ``"anvil"`` to start a local node) runs every
         component and party as its own process through Serving, as ``chronoseal run --rpc``;
         ``work`` and ``timeout`` are its work directory and per-stage limit. ``chain`` is
-        the chain of a one-process run (default: a fresh embedded chain).
+        the chain of a one-process run (default: a fresh embedded chain). ``workers``
+        overrides ``[compute] workers`` (``chronoseal run --workers N``).
         """
         # Imported here: running loads every component, the forecasting stack among them.
         from ._runner import run_scenario
 
         return run_scenario(
-            self,
+            self if workers is None else self.with_workers(workers),
             until,
             progress=progress,
             log=log,
@@ -110,6 +123,22 @@ class Scenario:
             timeout=timeout,
             chain=chain,
         )
+
+    def with_workers(self, workers: int) -> Scenario:
+        """This scenario with ``workers`` attested Dask workers for its analysis runtime."""
+        if not 0 <= workers <= MAX_WORKERS:
+            raise ConfigError(
+                f"workers must be between 0 and {MAX_WORKERS}, not {workers}",
+                id="config.scenario.invalid",
+            )
+        if workers and self.spec.measurements.analysis_worker is None:
+            raise ConfigError(
+                f"{self.spec_path} pins no measurements.analysis_worker: the parties have not "
+                "approved any worker code, so the analysis cannot run on workers (add the pin "
+                "to the task, or run without workers)",
+                id="config.scenario.no_worker_pin",
+            )
+        return replace(self, workers=workers)
 
 
 def bundled_scenario() -> Path:
@@ -151,7 +180,7 @@ def load_scenario(path: Path) -> Scenario:
     spec = load_spec(spec_path)
     parties = {name: load_party_config(root / p) for name, p in raw.parties.items()}
     _check(raw, spec, parties, path)
-    return Scenario(
+    scenario = Scenario(
         root=root,
         members=list(raw.consortium.members),
         simulated_tee_allowed=raw.consortium.simulated_tee_allowed,
@@ -163,6 +192,7 @@ def load_scenario(path: Path) -> Scenario:
         party_dirs={name: (root / p).parent for name, p in raw.parties.items()},
         party_paths={name: root / p for name, p in raw.parties.items()},
     )
+    return scenario.with_workers(raw.compute.workers) if raw.compute.workers else scenario
 
 
 def _check(raw: _ScenarioFile, spec: TaskSpec, parties: dict[str, PartyConfig], path: Path) -> None:

@@ -166,6 +166,8 @@ def canonical_json(spec: TaskSpec) -> bytes:
     doc = spec.model_dump(mode="json")
     if doc["task"].get("crypto") == "standard":
         del doc["task"]["crypto"]
+    if doc["measurements"].get("analysis_worker", False) is None:
+        del doc["measurements"]["analysis_worker"]  # a task without workers hashes as before
     for pin in doc["measurements"].values():
         pin["value"] = pin["value"].lower().removeprefix("0x")
     return rfc8785.dumps(doc)

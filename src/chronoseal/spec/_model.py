@@ -62,6 +62,8 @@ class Component(StrEnum):
     ANALYSIS = "analysis"
     PREDICTION = "prediction"
     CLIENT = "client"
+    #: A Dask worker of the analysis runtime (``[compute]``): pinned when the task uses any.
+    ANALYSIS_WORKER = "analysis_worker"
 
 
 class TaskInfo(_Strict):
@@ -286,13 +288,19 @@ class Measurements(_Strict):
     gateway: MeasurementPin
     analysis: MeasurementPin
     prediction: MeasurementPin
+    #: The code of the analysis runtime's Dask workers; a task without it runs its analysis
+    #: in the runtime's own TEE only (``chronoseal run --workers`` needs it).
+    analysis_worker: MeasurementPin | None = None
 
     def pins(self) -> dict[Component, MeasurementPin]:
-        return {
+        pins = {
             Component.GATEWAY: self.gateway,
             Component.ANALYSIS: self.analysis,
             Component.PREDICTION: self.prediction,
         }
+        if self.analysis_worker is not None:
+            pins[Component.ANALYSIS_WORKER] = self.analysis_worker
+        return pins
 
 
 class TaskSpec(_Strict):

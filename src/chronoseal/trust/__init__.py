@@ -12,6 +12,12 @@ Layer: above :mod:`chronoseal.attest`, :mod:`chronoseal.channel` and
 """
 
 from ._identity import REATTEST_BLOCKS, RuntimeIdentity
-from ._task import TaskTrust, pinned_attester
+from ._task import TaskTrust, attested_identity, pinned_attester
 
-__all__ = ["REATTEST_BLOCKS", "RuntimeIdentity", "TaskTrust", "pinned_attester"]
+__all__ = [
+    "REATTEST_BLOCKS",
+    "RuntimeIdentity",
+    "TaskTrust",
+    "attested_identity",
+    "pinned_attester",
+]

@@ -18,6 +18,21 @@ from chronoseal.ledger import Consortium, OnChainMeasurements, RecentBlocks
 from chronoseal.spec import Component, TaskSpec
 
 
+def attested_identity(
+    attester: Attester,
+    freshness: bytes,
+    *,
+    chain_address: str | None = None,
+    validity: timedelta = DEFAULT_VALIDITY,
+) -> RaTlsIdentity:
+    """Fresh keys and evidence bound to ``freshness`` (and ``chain_address``): the one place
+    a component's RA-TLS identity is made, for a component with no task trust of its own
+    (an analysis worker, which knows only what its runtime tells it)."""
+    return RaTlsIdentity.generate(
+        attester, freshness, chain_address=chain_address, validity=validity
+    )
+
+
 def pinned_attester(spec: TaskSpec, component: Component) -> Attester:
     """The attester for the TEE the task pins for ``component``."""
     return attester_for(spec.measurements.pins()[component].tee, component)
@@ -76,7 +91,7 @@ class TaskTrust:
         self, blocks: RecentBlocks, *, validity: timedelta = DEFAULT_VALIDITY
     ) -> RaTlsIdentity:
         """Fresh keys and evidence bound to the newest block (and the chain key, if any)."""
-        return RaTlsIdentity.generate(
+        return attested_identity(
             self.attester, blocks.latest(), chain_address=self.chain_address, validity=validity
         )
 

@@ -18,6 +18,9 @@ MAX_PINS: constant(uint256) = 8
 KIND_GATEWAY: constant(uint8) = 1
 KIND_ANALYSIS: constant(uint8) = 2
 KIND_PREDICTION: constant(uint8) = 3
+# The analysis runtime's Dask workers: approved and pinned like the others; appraised by the
+# runtime, which alone acts on chain for the analysis and posts their attestations.
+KIND_ANALYSIS_WORKER: constant(uint8) = 4
 TEE_SIMULATED: constant(uint8) = 1
 TEE_MAX: constant(uint8) = 6
 
@@ -491,7 +494,7 @@ def measurement_usable(kind: uint8, tee: uint8, digest: bytes32) -> bool:
 @external
 def propose_measurement(kind: uint8, tee: uint8, digest: bytes32):
     org: bytes32 = self._sender_org()
-    assert kind >= KIND_GATEWAY and kind <= KIND_PREDICTION, "ledger.measurement.bad_kind"
+    assert kind >= KIND_GATEWAY and kind <= KIND_ANALYSIS_WORKER, "ledger.measurement.bad_kind"
     assert tee >= TEE_SIMULATED and tee <= TEE_MAX, "ledger.measurement.bad_tee"
     assert digest != empty(bytes32), "ledger.measurement.empty"
     assert tee != TEE_SIMULATED or self.simulated_tee_allowed, "ledger.tee.simulated_not_allowed"
@@ -738,13 +741,17 @@ def post_attestation(
     task_id: bytes32, kind: uint8, tee: uint8, measurement: bytes32, evidence: bytes32,
     tls_key: bytes32,
 ):
-    state: uint8 = self._state(task_id)
-    if kind == KIND_ANALYSIS:
-        assert state == S_APPROVED, "ledger.task.bad_state"
-    elif kind == KIND_PREDICTION:
-        assert state == S_TRAINED, "ledger.task.bad_state"
-    else:
+    want: uint8 = S_APPROVED
+    if kind == KIND_PREDICTION:
+        want = S_TRAINED
+    elif kind == KIND_ANALYSIS_WORKER:
+        # The bound analysis runtime posts each Dask worker it admitted (whose evidence binds
+        # the runtime's key) before the worker receives the joined data.
+        want = S_RUNNING
+        self._from_bound(task_id, KIND_ANALYSIS)
+    elif kind != KIND_ANALYSIS:
         raise "ledger.attestation.bad_kind"
+    assert self._state(task_id) == want, "ledger.task.bad_state"
     assert evidence != empty(bytes32), "ledger.attestation.empty"
     # Keyed by (evidence, sender): a copied record is another record, and cannot block this
     # one; gateways acknowledge the record of the address the evidence itself binds.
