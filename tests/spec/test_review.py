@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chronoseal.node._scenario import bundled_scenario, load_scenario
+from chronoseal.node import bundled_scenario, load_scenario
 from chronoseal.spec import (
     Laplace,
     OnChainTask,
@@ -64,8 +64,10 @@ def test_swapped_measurement_and_revoked_pin(
     pins = [(c, t, b"\xee" * 32 if c == "analysis" else d) for c, t, d in _onchain(spec).pins]
     assert "review.measurement.mismatch" in _ids(spec, parties["events"], _onchain(spec, pins=pins))
     onchain = _onchain(spec)
-    problems = review_task(parties["events"], spec, onchain, [True, False, True])
+    usable = [comp != "analysis" for comp, _, _ in onchain.pins]  # the analysis pin revoked
+    problems = review_task(parties["events"], spec, onchain, usable)
     assert [p.id for p in problems] == ["review.measurement.not_usable"]
+    assert "analysis" in problems[0].message
 
 
 def test_participants_or_state_differ(spec: TaskSpec, parties: dict[str, PartyConfig]) -> None:
@@ -86,7 +88,9 @@ def test_policy_outside_consent_is_refused(spec: TaskSpec, parties: dict[str, Pa
     changed = spec.model_copy(
         update={"datasets": [changed_ds if d is weather else d for d in spec.datasets]}
     )
-    problems = review_task(parties["weather"], changed, _onchain(changed), [True] * 3)
+    problems = review_task(
+        parties["weather"], changed, _onchain(changed), [True] * len(_onchain(changed).pins)
+    )
     assert [p.id for p in problems] == ["review.policy.not_consented"]
     assert "weather.gust" in problems[0].message
 

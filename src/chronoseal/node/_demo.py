@@ -67,7 +67,7 @@ from ._workers import analysis_compute, workers_json
 if TYPE_CHECKING:
     from chronoseal.analysis import DaskCompute
 
-    from ._scenario import Scenario, Stage
+    from ._config import ScenarioConfig, Stage
 
 FUNDING_WEI = 10**20
 #: How long the demo's agents wait for a state (their waits end at once when one fails),
@@ -232,7 +232,7 @@ class DemoConsortium:
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: ScenarioConfig,
         log: Log,
         chain: ChainBackend | None = None,
         progress: StreamProgress | None = None,
@@ -763,7 +763,7 @@ def _knock_on(exc: BaseException) -> bool:
 
 
 def run_demo(
-    scenario: Scenario,
+    scenario: ScenarioConfig,
     *,
     log: Log,
     chain: ChainBackend | None = None,

@@ -24,8 +24,8 @@ from ._run import RunError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ._config import ScenarioConfig
     from ._demo import DemoReport
-    from ._scenario import Scenario
 
 
 def _nan(value: Any) -> float:
@@ -55,7 +55,7 @@ class RunResult:
     stays readable) until :meth:`close`, or the end of a ``with`` block.
     """
 
-    scenario: Scenario
+    scenario: ScenarioConfig
     report: DemoReport
     chain: ChainBackend
     #: With ``rpc``: where the keys, state and each process's log are.

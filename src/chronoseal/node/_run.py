@@ -39,7 +39,7 @@ from ._demo import FUNDING_WEI, DemoConsortium, DemoReport, PartyReport, ServedF
 from ._lifecycle import KNOCK_ONS
 
 if TYPE_CHECKING:
-    from ._scenario import Scenario
+    from ._config import ScenarioConfig
 
 Log = Callable[[str], None]
 ANVIL_ENV = "CHRONOSEAL_ANVIL"
@@ -234,7 +234,7 @@ def _keystore(path: Path, account: LocalAccount, password: str) -> None:
 
 
 def run_separate(
-    scenario: Scenario,
+    scenario: ScenarioConfig,
     *,
     chain: ChainBackend,
     chain_url: str,
@@ -336,7 +336,7 @@ def run_separate(
         fleet.close()
 
 
-def _worker_args(scenario: Scenario, work: Path) -> list[str]:
+def _worker_args(scenario: ScenarioConfig, work: Path) -> list[str]:
     """``analysis serve``'s Dask workers, and where it writes what it recorded of them."""
     if not scenario.workers:
         return []
@@ -355,7 +355,7 @@ def _wait_state(world: DemoConsortium, state: TaskState, fleet: _Fleet, timeout:
 
 def _ask_everyone(
     world: DemoConsortium,
-    scenario: Scenario,
+    scenario: ScenarioConfig,
     accounts: dict[str, LocalAccount],
     chain_url: str,
     port: int,

@@ -33,7 +33,7 @@ from ._result import RunResult
 from ._run import Anvil, RunError, run_separate
 
 if TYPE_CHECKING:
-    from ._scenario import Scenario, Stage
+    from ._config import ScenarioConfig, Stage
 
 Log = Callable[[str], None]
 
@@ -45,7 +45,7 @@ ANALYSIS_STAGES = {
 
 
 def run_scenario(
-    scenario: Scenario,
+    scenario: ScenarioConfig,
     until: Stage = "serving",
     *,
     progress: bool = False,
@@ -106,7 +106,7 @@ def _bullets(console: Console) -> Log:
     return lambda msg: console.print(f"  [dim]•[/] {escape(msg)}")
 
 
-def _banner(console: Console, scenario: Scenario, title: str, chain: str) -> None:
+def _banner(console: Console, scenario: ScenarioConfig, title: str, chain: str) -> None:
     console.print(
         Panel.fit(
             f"[bold]{escape(scenario.spec.task.name)}[/] — "
@@ -119,7 +119,7 @@ def _banner(console: Console, scenario: Scenario, title: str, chain: str) -> Non
 
 
 def _with_progress(
-    console: Console, scenario: Scenario, until: Stage, chain: ChainBackend, log: Log | None
+    console: Console, scenario: ScenarioConfig, until: Stage, chain: ChainBackend, log: Log | None
 ) -> DemoReport:
     """One progress bar per gateway stream and per analysis stage; log lines print above."""
     columns = (
