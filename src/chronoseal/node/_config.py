@@ -4,23 +4,20 @@ config, read and checked; :class:`~chronoseal.node.Scenario` adds running it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from chronoseal._decode import DocumentRefused, detail
-from chronoseal.errors import ConfigError, SpecError
+from chronoseal.errors import ConfigError
 from chronoseal.spec import (
     PartyConfig,
     TaskSpec,
-    describe_validation_error,
     load_party_config,
     load_spec,
-    read_config_toml,
+    read_config,
 )
 
 #: The most Dask workers one runtime host starts for a scenario (``[compute] workers``).
@@ -111,24 +108,7 @@ def bundled_scenario() -> Path:
 
 def read_scenario(path: Path, kind: type[C]) -> C:
     """The scenario in the TOML file ``path`` as ``kind``, checked (``config.scenario.*``)."""
-    try:
-        raw = _ScenarioFile.model_validate(read_config_toml(path, "scenario"))
-    except FileNotFoundError:
-        raise ConfigError(f"no scenario file at {path}", id="config.file.missing") from None
-    except SpecError as exc:
-        too_large = exc.id == "spec.file.too_large"
-        raise ConfigError(
-            exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
-        ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
-        raise ConfigError(
-            f"cannot read scenario {path}: {detail(exc)}", id="config.file.invalid"
-        ) from None
-    except ValidationError as exc:
-        where = describe_validation_error(exc)
-        raise ConfigError(
-            f"scenario {path} is invalid: {where}", id="config.scenario.invalid"
-        ) from None
+    raw = read_config(path, "scenario", _ScenarioFile, invalid_id="config.scenario.invalid")
     root = path.parent
     spec_path = root / raw.task.spec
     spec = load_spec(spec_path)

@@ -9,16 +9,18 @@ import stat
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import rfc8785
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chronoseal._decode import DocumentRefused, detail, loads_toml
-from chronoseal.errors import SpecError, SpecProblem
+from chronoseal.errors import ConfigError, SpecError, SpecProblem
 
 from ._model import Component, MeasurementPin, TaskSpec
 from ._validate import INSTALLED, validate
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Resolves ``value = "installed"`` (simulated TEE only) to the running code's measurement.
 MeasurementResolver = Callable[[Component, str], bytes]
@@ -73,10 +75,34 @@ def read_config_text(path: Path, what: str) -> str:
     return data.decode("utf-8")
 
 
-def read_config_toml(path: Path, what: str) -> dict[str, Any]:
-    """A config file's TOML document, read and decoded within the bounded decoder's size and
-    depth; a ``DocumentRefused`` or ``TOMLDecodeError`` (both ``ValueError``) if it is not."""
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A file's TOML document, read and decoded within the bounded decoder's size and depth;
+    a ``DocumentRefused`` or ``TOMLDecodeError`` (both ``ValueError``) if it is not."""
     return loads_toml(read_config_text(path, what), max_bytes=MAX_FILE_BYTES, what=f"{what} {path}")
+
+
+def read_config(path: Path, what: str, model: type[M], *, invalid_id: str) -> M:
+    """The config file ``path`` (a ``what``: "party config", "scenario") read, decoded within
+    the bounded decoder's size and depth, and validated as ``model``. Every way it can fail is
+    a :class:`ConfigError` naming the file: ``config.file.missing``, ``config.file.too_large``,
+    ``config.file.invalid``, or ``invalid_id`` for a document that is not a ``model``."""
+    try:
+        return model.model_validate(_read_toml(path, what))
+    except FileNotFoundError:
+        raise ConfigError(f"no {what} at {path}", id="config.file.missing") from None
+    except SpecError as exc:
+        too_large = exc.id == "spec.file.too_large"
+        raise ConfigError(
+            exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {detail(exc)}", id="config.file.invalid"
+        ) from None
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{what} {path} is invalid: {describe_validation_error(exc)}", id=invalid_id
+        ) from None
 
 
 def _unrepresentable(node: Any, loc: tuple[int | str, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -127,7 +153,7 @@ def load_spec(path: str | Path) -> TaskSpec:
     """Read and validate a TOML task file."""
     p = Path(path)
     try:
-        raw = read_config_toml(p, "task spec")
+        raw = _read_toml(p, "task spec")
     except FileNotFoundError:
         raise SpecError(f"no task file at {p}", id="spec.file.missing") from None
     except (OSError, UnicodeDecodeError) as exc:

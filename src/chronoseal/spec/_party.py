@@ -6,15 +6,11 @@ a proposed task against before approving it on chain.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from chronoseal._decode import DocumentRefused, detail
-from chronoseal.errors import ConfigError, SpecError
-
-from ._load import describe_validation_error, read_config_toml
+from ._load import read_config
 from ._policy import ColumnPolicy
 
 
@@ -60,23 +56,4 @@ class PartyConfig(_Strict):
 
 
 def load_party_config(path: str | Path) -> PartyConfig:
-    p = Path(path)
-    try:
-        raw = read_config_toml(p, "party config")
-        return PartyConfig.model_validate(raw)
-    except FileNotFoundError:
-        raise ConfigError(f"no party config at {p}", id="config.file.missing") from None
-    except SpecError as exc:
-        too_large = exc.id == "spec.file.too_large"
-        raise ConfigError(
-            exc.message, id="config.file.too_large" if too_large else "config.file.invalid"
-        ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, DocumentRefused) as exc:
-        raise ConfigError(
-            f"cannot read party config {p}: {detail(exc)}", id="config.file.invalid"
-        ) from None
-    except ValidationError as exc:
-        where = describe_validation_error(exc)
-        raise ConfigError(
-            f"party config {p} is invalid: {where}", id="config.party.invalid"
-        ) from None
+    return read_config(Path(path), "party config", PartyConfig, invalid_id="config.party.invalid")
