@@ -131,6 +131,65 @@ import { BlockBuilder } from '__VM__';
 import { EVM } from '__EVM__';
 import { cliqueSigner, createSealedCliqueBlock } from '__BLOCK__';
 import { Common } from '__COMMON__';
+import { RlpxServer } from '__RLPX__';
+import { FullEthereumService } from '__SERVICE__';
+// A node more than one block behind drops every NewBlock (it cannot validate it) and syncs
+// only from a peer whose total difficulty is above its own, read from the peer's handshake
+// and never updated: after its first sync a restarted node's own difficulty passes every
+// handshake value and it stops following the chain for good (it stayed at the height it
+// had synced to while the others went on). Keep each peer's announced difficulty and head
+// current from its NewBlock messages, so the client's own sync loop picks it up.
+const handleEth = FullEthereumService.prototype.handleEth;
+FullEthereumService.prototype.handleEth = async function (message, peer) {
+  const status = peer?.eth?.status;
+  if (message.name === 'NewBlock' && status !== undefined && status.td !== undefined) {
+    const [block, raw] = message.data;
+    const td = raw instanceof Uint8Array
+      ? (raw.length > 0 ? BigInt('0x' + Buffer.from(raw).toString('hex')) : 0n)
+      : BigInt(raw);
+    if (td > status.td) {
+      status.td = td;
+      status.bestHash = block.hash();
+      peer.eth.updatedBestHeader = block.header;
+    }
+  }
+  return handleEth.call(this, message, peer);
+};
+// Static peers, as geth's and Besu's static-nodes: the client dials its bootnodes once, at
+// start, after a discovery ping that fails while that peer is not up yet, and never redials
+// a link that dropped. Peering was whatever the start-up order left (4 nodes: one hub linked
+// to the three others, each of them to the hub only), and killing the hub cut the others
+// apart. Keep a link to every other validator instead: each node dials the ones listed for
+// it (the validators after it; the ones before dial it), again every 2 s while a link is down.
+const staticPeers = (process.env.CHRONOSEAL_STATIC_PEERS ?? '').split(',').filter(Boolean)
+  .map((entry) => {
+    const [id, hostPort] = entry.split('@');
+    const colon = hostPort.lastIndexOf(':');
+    return {
+      key: id,
+      id: Uint8Array.from(Buffer.from(id, 'hex')),
+      address: hostPort.slice(0, colon),
+      tcpPort: Number(hostPort.slice(colon + 1)),
+    };
+  });
+const startServer = RlpxServer.prototype.start;
+RlpxServer.prototype.start = async function () {
+  const started = await startServer.call(this);
+  if (staticPeers.length > 0 && this._chronosealDial === undefined) {
+    const dial = () => {
+      if (!this.started || !this.rlpx) return;
+      for (const peer of staticPeers) {
+        if (this.rlpx._peers.has(peer.key)) continue;
+        const { id, address, tcpPort } = peer;
+        this.rlpx.connect({ id, address, tcpPort }).catch(() => {});  // down: next round
+      }
+    };
+    this._chronosealDial = setInterval(dial, 2000);
+    this._chronosealDial.unref();
+    dial();
+  }
+  return started;
+};
 // A consortium chain parameter, as Quorum's `maxCodeSize` and Besu's `contractSizeLimit`:
 // the consortium contract built for London is a little over EIP-170's 24 KiB.
 const maxCodeSize = BigInt(process.env.CHRONOSEAL_CLIQUE_MAX_CODE_SIZE ?? '24576');
@@ -417,6 +476,9 @@ class ValidatorNetwork:
         text = text.replace("__EVM__", evm.as_uri())
         common = prefix / "@ethereumjs" / "common" / "dist" / "esm" / "index.js"
         text = text.replace("__COMMON__", common.as_uri())
+        text = text.replace("__SERVICE__", (src / "service" / "fullethereumservice.js").as_uri())
+        rlpx = src / "net" / "server" / "rlpxserver.js"
+        text = text.replace("__RLPX__", rlpx.as_uri())
         block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
         text = text.replace("__BLOCK__", block.as_uri())
         if not patch.exists() or patch.read_text() != text:
@@ -424,7 +486,6 @@ class ValidatorNetwork:
         return patch
 
     def _command(self, v: Validator) -> list[str]:
-        peers = [o.enode for o in self.validators if o.index != v.index]
         entry = Path(self.binary).resolve()
         cmd = [
             "node", "--import", self._gossip_patch().as_uri(), str(entry),
@@ -436,9 +497,13 @@ class ValidatorNetwork:
             "--discDns", "false", "--discV4", "false",
             "--logLevel", self.log_level,
         ]  # fmt: skip
-        if peers:
-            cmd += ["--bootnodes", ",".join(peers)]
         return cmd
+
+    def _static_peers(self, v: Validator) -> str:
+        """The validators node ``v`` keeps a link to by dialling them: the ones after it
+        (one dialler per pair, so two nodes never race to open the same link)."""
+        later = [o for o in self.validators if o.index > v.index]
+        return ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in later)
 
     def start_node(self, index: int) -> None:
         """Start (or restart) validator ``index``; it re-syncs from its peers."""
@@ -451,6 +516,7 @@ class ValidatorNetwork:
             **os.environ,
             "CHRONOSEAL_CLIQUE_PEERS": str(len(self.validators) - 1),
             "CHRONOSEAL_CLIQUE_MAX_CODE_SIZE": str(MAX_CODE_SIZE),
+            "CHRONOSEAL_STATIC_PEERS": self._static_peers(v),
         }
         with log_path.open("ab") as out:
             v.proc = subprocess.Popen(
