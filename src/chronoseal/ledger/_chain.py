@@ -173,15 +173,26 @@ class _Web3Chain:
                 "value": tx.get("value", 0),
             }
         )
-        with self._send_lock:
-            fields["nonce"] = self._nonces.reserve(account.address)
-            signed = account.sign_transaction(fields)
-            try:
-                with map_chain_errors(function):
-                    tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Exception:
-                self._nonces.forget(account.address)
-                raise
+        deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+        while True:
+            with self._send_lock:
+                fields["nonce"] = self._nonces.reserve(account.address)
+                signed = account.sign_transaction(fields)
+                try:
+                    with map_chain_errors(function):
+                        tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except ChainRevert:
+                    self._nonces.forget(account.address)
+                    raise
+                except LedgerError as exc:
+                    self._nonces.forget(account.address)
+                    if not _nonce_taken(exc) or time.monotonic() > deadline:
+                        raise
+            # Another process with this key (the runner and a party agent) sent a transaction
+            # with this nonce that the node read from did not count yet: it lags the node
+            # that took it. Re-read the count once that node has caught up.
+            time.sleep(0.5)
         hex_hash = HexBytes(tx_hash).to_0x_hex()
         self._senders[hex_hash] = str(account.address)
         receipt = self._settled_receipt(bytes(signed.raw_transaction), hex_hash, function)
@@ -425,6 +436,15 @@ class FailoverProvider(JSONBaseProvider):
 # EthereumJS client executes received blocks asynchronously): the same call succeeds a
 # moment later or on another node.
 _TRANSIENT_ERRORS = ("State trie does not contain state root", "not found in DB")
+
+
+# A send refused because the nonce is used already (mined, or in the node's pool).
+_NONCE_TAKEN = ("nonce too low", "replacement gas too low", "replacement transaction underpriced")
+
+
+def _nonce_taken(exc: LedgerError) -> bool:
+    message = exc.message.lower()
+    return any(m in message for m in _NONCE_TAKEN)
 
 
 def _transient(response: Any) -> bool:
