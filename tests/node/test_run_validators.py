@@ -52,7 +52,7 @@ def test_a_run_on_four_validators_with_one_killed_mid_run_ends_serving_audited(
             pytest.fail(message)
         pytest.skip(message)
     network = ValidatorNetwork.create(
-        tmp_path / "chain", ["transit", "weather", "events", "operator"], binary=binary
+        tmp_path / "chain", ["transit", "weather", "events", "operator"], period=2, binary=binary
     )
     network.start()
     network.start_supervisor()

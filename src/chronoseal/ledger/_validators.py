@@ -231,21 +231,37 @@ BlockBuilder.prototype.addTransaction = async function (tx, opts) {
 };
 // The miner builds on the newest block as soon as it arrives, but the client executes
 // received blocks asynchronously: building on a parent whose state is not there yet throws
-// outside any handler and the node exits. Wait for the parent's state instead.
+// outside any handler and the node exits (seen even after the check below, when the next
+// block lands in between). Wait for the parent's state, and retry instead of exiting.
+// Nor does it seal while a peer announces a heavier chain: a restarted node that sealed
+// before it had synced the block it missed forked the chain at equal difficulty, and with
+// one validator of four down neither side had a signer left to extend it (Clique lets a
+// signer seal one block in floor(N/2) + 1): the chain stopped.
 const assembleBlock = Miner.prototype.assembleBlock;
 Miner.prototype.assembleBlock = async function () {
-  const parent = this.service.chain.blocks.latest;
+  const chain = this.service.chain;
+  const parent = chain.blocks.latest;
   let ready = false;
   try {
     ready = await this.execution.vm.stateManager.hasStateRoot(parent.header.stateRoot);
   } catch {
     ready = false;
   }
-  if (!ready) {
+  const behind = this.service.pool.peers.some((peer) => {
+    const td = peer.eth?.status?.td;
+    return typeof td === 'bigint' && td > chain.blocks.td;
+  });
+  if (!ready || behind) {
     if (this.running) setTimeout(() => void this.assembleBlock(), 200);
     return;
   }
-  return assembleBlock.call(this);
+  try {
+    return await assembleBlock.call(this);
+  } catch (err) {
+    this.assembling = false;
+    this.config.logger?.warn(`Miner: block not assembled (${err?.message ?? err}): retrying`);
+    if (this.running) setTimeout(() => void this.assembleBlock(), 200);
+  }
 };
 // Seal only once peered: at genesis with every other validator (else each seals its own
 // block 1 and the network splits), later with one peer and the sync quiet for 3 s.
