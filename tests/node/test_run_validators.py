@@ -31,6 +31,12 @@ ON_DEMAND = pytest.mark.skipif(
 )
 
 
+def _note(path: Path, message: str) -> None:
+    """The supervisor's restarts, kept next to the nodes' logs for a failed run."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+
 def _small_scenario(tmp_path: Path) -> Path:
     """The bundled scenario with 2 back-test windows and no contribution (as the anvil run)."""
     root = tmp_path / "scenario"
@@ -52,7 +58,11 @@ def test_a_run_on_four_validators_with_one_killed_mid_run_ends_serving_audited(
             pytest.fail(message)
         pytest.skip(message)
     network = ValidatorNetwork.create(
-        tmp_path / "chain", ["transit", "weather", "events", "operator"], period=2, binary=binary
+        tmp_path / "chain",
+        ["transit", "weather", "events", "operator"],
+        period=2,
+        binary=binary,
+        log=lambda m: _note(tmp_path / "supervisor.log", m),
     )
     network.start()
     network.start_supervisor()

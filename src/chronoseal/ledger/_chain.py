@@ -244,6 +244,11 @@ class _Web3Chain:
             except LedgerError:  # unreachable, or a node whose receipt index lags its head
                 if time.monotonic() > deadline:
                     raise
+                # or whose index still names the block a reorganisation dropped (`value for
+                # 0x... not found in DB` on every node): the transaction may be lost with it
+                if time.monotonic() - last_send > RESEND_AFTER_S:
+                    last_send = time.monotonic()
+                    self._resend(raw, function, tx_hash)
             if time.monotonic() > deadline:
                 raise ChainUnavailable(
                     f"{function}: transaction {tx_hash} was not mined and "

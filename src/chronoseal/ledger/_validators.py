@@ -310,6 +310,13 @@ FullSynchronizer.prototype.handleNewBlock = async function (block, peer) {
     }
     await this.sendNewBlock(block, this.pool.peers);
     try {
+      if (tieLost(tip, block)) {
+        // a sibling of our tip of the same difficulty: the chain keeps the first it saw,
+        // so two halves of the network can each keep their own. Both sides settle on the
+        // lower hash (geth breaks such ties too, at random): drop our tip, take theirs.
+        this.config.logger?.info(`Clique tie at ${block.header.number}: taking the lower hash`);
+        await this.chain.blockchain.delBlock(tip.hash());
+      }
       await this.chain.putBlocks([block]);
     } catch (err) {
       this.config.logger?.debug(`side block not stored: ${err}`);
@@ -318,6 +325,15 @@ FullSynchronizer.prototype.handleNewBlock = async function (block, peer) {
   }
   return original.call(this, block, peer);
 };
+const hex = (bytes) => Buffer.from(bytes).toString('hex');
+function tieLost(tip, block) {
+  return tip !== null && tip !== undefined
+    && block.header.number === tip.header.number
+    && block.header.number > 0n
+    && same(tip.header.parentHash, block.header.parentHash)
+    && block.header.difficulty === tip.header.difficulty
+    && hex(block.hash()) < hex(tip.hash());
+}
 """
 
 
