@@ -25,6 +25,7 @@ from eth_account.signers.local import LocalAccount
 from chronoseal.errors import (
     AnalysisError,
     ChainUnavailable,
+    ChronosealError,
     ConfigError,
     DataError,
     LedgerError,
@@ -418,7 +419,7 @@ def serve_gateway(
             report = gateway.run(runtime, progress)
     log("stream committed; waiting for the model to be trained")
     wait_for_trained(consortium, gateway.task_id, timeout=timeout, log=log, health=health)
-    release = gateway.fetch_release(runtime)
+    release = fetch_release_when_ready(gateway, runtime, timeout=timeout)
     if prediction is not None and party_name in {d.party for d in spec.feed_datasets()}:
         wait_for(
             "the task to be Serving",
@@ -566,6 +567,22 @@ def read_observations(spec: TaskSpec, party: str, location: str | Path) -> pa.Ta
     if not batches:
         raise DataError(f"{location} holds no rows", id="prediction.input.empty")
     return pa.Table.from_batches(batches)
+
+
+def fetch_release_when_ready(
+    gateway: Gateway, runtime: tuple[str, int], *, timeout: float
+) -> dict[str, Any]:
+    """The party's release, once the runtime holds it: the chain's head says Trained as
+    soon as the commitment is mined, the runtime counts it only ``confirmations`` blocks
+    later (a Clique chain), so ``analysis.release.not_ready`` in between is waited out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return gateway.fetch_release(runtime)
+        except ChronosealError as exc:
+            if exc.id != "analysis.release.not_ready" or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def wait_for_trained(
