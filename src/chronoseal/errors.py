@@ -16,7 +16,9 @@ happened and what to do, is in ``docs/failure-ids.md``.
     ├── LedgerError                anything between chronoseal and the consortium chain
     │   ├── ChainUnavailable       the node cannot be reached or answers nonsense
     │   ├── ContractArtifactError  compiled ABI/bytecode missing or not matching the source
-    │   └── ChainRevert            a transaction or call was refused by a contract
+    │   ├── ChainRevert            a transaction or call was refused by a contract
+    │   └── ValidatorError         the members' validator network could not start or run
+    │                              (chronoseal.ledger)
     ├── AttestationError           evidence could not be produced or did not appraise
     │   └── UnsupportedTee         a registered TEE type with no implementation yet
     ├── ChannelError               the attested secure channel failed

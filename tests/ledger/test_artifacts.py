@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chronoseal.errors import ContractArtifactError
-from chronoseal.ledger import _artifacts, _build
+from chronoseal.ledger import _artifacts, _build, _validators
 from chronoseal.ledger._artifacts import load_artifact
 
 MAX_RUNTIME_BYTES = 24_576  # EIP-170
@@ -24,6 +24,19 @@ def test_committed_artifact_matches_a_fresh_compile() -> None:
         # creation and runtime bytecode (metadata trailer included) are compared byte for byte
         assert json.loads(committed) == fresh
         assert committed == _build.render(fresh)
+
+
+def test_the_london_build_is_the_same_source_for_the_members_clique_chain() -> None:
+    for name in _build.CONTRACT_NAMES:
+        for evm in _build.EVM_VARIANTS:
+            path = _build.ARTIFACTS_DIR / _build.artifact_file(name, evm)
+            fresh = _build.compile_contract(name, evm)
+            assert path.read_text(encoding="utf-8") == _build.render(fresh)
+            default, variant = load_artifact(name), load_artifact(name, evm)
+            assert variant.abi == default.abi and variant.source_sha256 == default.source_sha256
+            assert variant.bytecode != default.bytecode  # no PUSH0 (Shanghai) in London
+            size = (len(variant.bytecode_runtime) - 2) // 2
+            assert size < _validators.MAX_CODE_SIZE  # the limit the validators run with
 
 
 def test_runtime_code_fits_the_contract_size_limit() -> None:

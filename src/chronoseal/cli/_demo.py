@@ -73,7 +73,8 @@ def run(
     rpc: Annotated[
         str | None,
         typer.Option(
-            help="JSON-RPC URL of the chain, or 'anvil' to start a local node: then every "
+            help="JSON-RPC URL of the chain (several, comma-separated: the members' nodes in "
+            "member order, party i on node i), or 'anvil' to start a local node: then every "
             "component and party runs as its own process (default: one process, embedded chain)"
         ),
     ] = None,

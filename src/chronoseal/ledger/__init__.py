@@ -49,6 +49,14 @@ from chronoseal.ledger._types import (
     TaskState,
     TaskView,
 )
+from chronoseal.ledger._validators import (
+    Validator,
+    ValidatorError,
+    ValidatorNetwork,
+    clique_genesis,
+    find_ethereumjs,
+)
+from chronoseal.ledger._validators import run_network as run_validator_network
 
 # py-evm and py_ecc raise the recursion limit to 100,000 on import: put it back.
 restore_recursion_limit()
@@ -79,13 +87,19 @@ __all__ = [
     "Session",
     "TaskState",
     "TaskView",
+    "Validator",
+    "ValidatorError",
+    "ValidatorNetwork",
     "attestation_record",
     "chain_stats",
+    "clique_genesis",
+    "find_ethereumjs",
     "map_chain_errors",
     "measurement_id",
     "onchain_task",
     "org_id",
     "read_events",
+    "run_validator_network",
     "spec_participants",
     "spec_pins",
     "task_timeline",

@@ -23,15 +23,17 @@ class ContractArtifact:
     source_sha256: str
 
 
-def load_artifact(name: str = "Consortium") -> ContractArtifact:
-    """Read ``artifacts/<name>.json`` and check it was built from the shipped source.
+def load_artifact(name: str = "Consortium", evm_version: str | None = None) -> ContractArtifact:
+    """Read ``artifacts/<name>.json`` (``<name>.<evm_version>.json`` for a chain whose forks
+    stop earlier) and check it was built from the shipped source.
 
     A stale artifact would deploy code nobody reviewed, so a hash mismatch is an error,
     not a warning.
     """
     package = resources.files("chronoseal.ledger")
+    file = f"{name}.json" if evm_version is None else f"{name}.{evm_version}.json"
     try:
-        raw = (package / "artifacts" / f"{name}.json").read_text(encoding="utf-8")
+        raw = (package / "artifacts" / file).read_text(encoding="utf-8")
         source = (package / "contracts" / f"{name}.vy").read_bytes()
         data = json.loads(raw)
         artifact = ContractArtifact(
@@ -50,7 +52,7 @@ def load_artifact(name: str = "Consortium") -> ContractArtifact:
     actual = hashlib.sha256(source).hexdigest()
     if actual != artifact.source_sha256:
         raise ContractArtifactError(
-            f"artifacts/{name}.json was built from another source (sha256 "
+            f"artifacts/{file} was built from another source (sha256 "
             f"{artifact.source_sha256[:12]}…, source is {actual[:12]}…); "
             "run `python -m chronoseal.ledger._build`",
             id="ledger.artifact.stale",

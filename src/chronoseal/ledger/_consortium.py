@@ -143,7 +143,7 @@ class Consortium:
         simulated_tee_allowed: bool = True,
     ) -> Consortium:
         """Deploy a new consortium whose founders are ``(org name, first key address)``."""
-        artifact = load_artifact()
+        artifact = load_artifact(evm_version=chain.evm_version)
         account = account_from_key(deployer_key)
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         names = [name for name, _ in founders]
@@ -152,10 +152,12 @@ class Consortium:
         receipt = chain.transact(
             account, cast(TxParams, {"data": data}), gas=DEPLOY_GAS, function="deploy"
         )
-        with map_chain_errors("deploy", receipt.tx_hash):
-            address = chain.w3.eth.get_transaction_receipt(cast(HexBytes, receipt.tx_hash))[
-                "contractAddress"
-            ]
+        address = receipt.contract_address  # from the settled receipt: no second lookup
+        if address is None:
+            with map_chain_errors("deploy", receipt.tx_hash):
+                address = chain.w3.eth.get_transaction_receipt(cast(HexBytes, receipt.tx_hash))[
+                    "contractAddress"
+                ]
         if address is None:
             raise LedgerError(f"deployment {receipt.tx_hash} created no contract")
         return cls(chain, str(address), deploy_block=receipt.block_number, artifact=artifact)

@@ -101,8 +101,13 @@ class EventStream:
         cursor_path: Path | None = None,
         *,
         from_block: int | None = None,
+        confirmations: int | None = None,
     ) -> None:
         self.consortium = consortium
+        # events in the newest blocks may still be reorganised away: act on them later
+        self.confirmations = (
+            consortium.chain.confirmations if confirmations is None else confirmations
+        )
         self.cursor_path = cursor_path
         self._decoder = EventDecoder(consortium.artifact.abi)
         self.next_block = consortium.deploy_block if from_block is None else from_block
@@ -141,8 +146,10 @@ class EventStream:
         os.replace(tmp, self.cursor_path)
 
     def poll(self) -> list[ChainEvent]:
-        """Read every block since the cursor, return new events, then advance the cursor."""
-        latest = self.consortium.chain.block_number()
+        """Read every settled block since the cursor (``confirmations`` blocks deep), return
+        new events, then advance the cursor. The cursor is a block number, the same on every
+        node of the chain, so it survives a switch to another member's node."""
+        latest = self.consortium.chain.block_number() - self.confirmations
         if latest < self.next_block:
             return []
         raw = self.consortium.chain.logs(self.consortium.address, self.next_block, latest)
@@ -165,8 +172,11 @@ class EventStream:
 
 
 def read_events(consortium: Consortium, from_block: int | None = None) -> list[ChainEvent]:
-    """Every consortium event from ``from_block`` (default: deployment) to the latest block."""
-    return EventStream(consortium, from_block=from_block).poll()
+    """Every consortium event from ``from_block`` (default: deployment) to the latest block.
+
+    Reads to the head (no confirmations): the audit and the explorer show what the node
+    has now; agents that act on events use an ``EventStream``, which waits for them."""
+    return EventStream(consortium, from_block=from_block, confirmations=0).poll()
 
 
 def task_timeline(

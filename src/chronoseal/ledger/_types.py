@@ -133,6 +133,7 @@ class Receipt:
     tx_hash: str
     block_number: int
     gas_used: int
+    contract_address: str | None = None  # set for a contract creation
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from chronoseal.errors import ChainUnavailable, LedgerError
+from chronoseal.errors import ChainUnavailable, ChronosealError, LedgerError
 from chronoseal.gateway import Gateway, StreamReport, is_analysis_attestation
 from chronoseal.ledger import (
     ChainComponent,
@@ -42,6 +42,7 @@ POLL_SECONDS = 0.5
 
 Say = Callable[[str], None]
 Address = Callable[[], tuple[str, int]]
+T = TypeVar("T")
 
 #: What an agent raises when another party's abort (or the run's own stop) ended it: a
 #: knock-on, not a cause (the task left Approved under it, its acknowledgement reverted on
@@ -229,6 +230,21 @@ class Watch:
             poll=self.poll,
         )
 
+    def retry(
+        self, what: str, attempt: Callable[[], T], not_yet: Callable[[ChronosealError], bool]
+    ) -> T:
+        """``attempt`` until it succeeds, as long as what it raises is ``not_yet`` (nothing
+        was done) and the agent's timeout has not passed; any other refusal stands."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return attempt()
+            except ChronosealError as exc:
+                if not not_yet(exc) or time.monotonic() > deadline or self.stop.is_set():
+                    raise
+                self.log(f"{what} is not ready yet ({exc.id}); trying again")
+            self.stop.wait(max(self.poll, 0.5))
+
     def within(self, what: str, done: Callable[[float], bool], poll: float | None = None) -> bool:
         return _within(what, done, timeout=self.timeout, stop=self.stop, poll=poll or self.poll)
 
@@ -344,7 +360,13 @@ class AnalysisAgent(_Agent):
             "an attested prediction runtime",
             lambda: any(_is_prediction_attestation(e, tid) for e in events.poll()),
         )
-        bound = runtime.hand_over(prediction())
+        # its attestation can be seen before its listener is up (a chain's confirmations):
+        # a refused connection has sent nothing, so it is tried again
+        bound = self.watch.retry(
+            "the prediction runtime's hand-over port",
+            lambda: runtime.hand_over(prediction()),
+            lambda exc: isinstance(exc.__cause__, ConnectionRefusedError),
+        )
         self.log(
             f"verified the prediction runtime {bound}, acknowledged it on chain and handed "
             "the sealed model over"
@@ -406,7 +428,13 @@ class GatewayAgent(_Agent):
         if not self.fetch:
             return self.report, self.release
         self.watch.wait_for("the model to be trained", is_trained(consortium, gateway.task_id))
-        self.release = gateway.fetch_release(runtime)
+        # the head says Trained once the commitment is mined; the runtime counts it only
+        # ``confirmations`` blocks later (a Clique chain), so not_ready is waited out
+        self.release = self.watch.retry(
+            "the release",
+            lambda: gateway.fetch_release(runtime),
+            lambda exc: exc.id == "analysis.release.not_ready",
+        )
         self.log(
             "fetched the release over the attested channel and checked it against the chain: "
             + ", ".join(sorted(set(self.release) - {"task_id", "party", "nonce"}))

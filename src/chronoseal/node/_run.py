@@ -1,5 +1,5 @@
-"""``chronoseal run SCENARIO --rpc URL``: the scenario with one OS process per component and
-per party, coordinated only through the chain.
+"""``chronoseal run SCENARIO --rpc URL[,URL...]``: the scenario with one OS process per
+component and per party, coordinated only through the chain.
 
 The runner founds the consortium (deploys the contract for the scenario's members, has
 each register and approve the pinned measurements, proposes the task for the proposer) —
@@ -7,7 +7,9 @@ the one-off ceremony a real consortium does by hand — then only starts process
 ``party serve`` per participant (each reviews and approves for itself), an ``analysis
 serve``, a ``predict serve`` and a ``gateway serve`` per data provider. From then on it
 reads the chain like anyone else, asks for each party's forecast with that party's key, and
-ends with the audit from the chain alone. Each process writes JSON-lines logs under the
+ends with the audit from the chain alone. With several URLs (the members' validators, in
+member order) each party's agent and gateway use that member's node first, the runtimes the
+next ones. Each process writes JSON-lines logs under the
 work directory; any process that fails stops the run with its last lines.
 """
 
@@ -258,7 +260,17 @@ def run_separate(
         world.org(org).add_key(accounts[org].address)
     world.name_component(accounts["analysis"].address, "analysis runtime")
     world.name_component(accounts["prediction"].address, "prediction runtime")
-    common = ["--chain", chain_url, "--contract", world.consortium.address]
+    urls = [u.strip() for u in chain_url.split(",") if u.strip()]
+
+    def node_of(i: int) -> list[str]:
+        """Process ``i``'s node first (party i -> member i's validator), the rest as
+        fallbacks; with one URL every process shares it."""
+        own = i % len(urls)
+        ordered = ",".join(urls[own:] + urls[:own])
+        return ["--chain", ordered, "--contract", world.consortium.address]
+
+    party_index = {org: i for i, org in enumerate(scenario.members)}
+    common = node_of(len(scenario.members))
     analysis_port = free_ports(1)
     prediction_port = free_ports(3)
     fleet = _Fleet(work, env)
@@ -275,7 +287,7 @@ def run_separate(
             fleet.start(
                 f"party-{org}", "party", "serve", "--party", org,
                 "--config", str(scenario.party_paths[org]), "--specs", str(spec_dir),
-                *common, "--key-file", str(keys / f"{org}.json"),
+                *node_of(party_index[org]), "--key-file", str(keys / f"{org}.json"),
                 "--state-dir", str(work / "state" / org), *relay, *json_logs,
             )  # fmt: skip
         world.propose()
@@ -287,7 +299,8 @@ def run_separate(
             *json_logs, *_worker_args(scenario, work),
         )  # fmt: skip
         fleet.start(
-            "prediction", "predict", "serve", "--spec", str(scenario.spec_path), *common,
+            "prediction", "predict", "serve", "--spec", str(scenario.spec_path),
+            *node_of(len(scenario.members) + 1),
             "--key-file", str(keys / "prediction.json"),
             "--listen", f"127.0.0.1:{prediction_port}", "--timeout", str(timeout),
             "--serve-for", str(timeout), "--audit-max-age", "1",
@@ -300,7 +313,7 @@ def run_separate(
             fleet.start(
                 name, "gateway", "serve", "--party", org,
                 "--config", str(scenario.party_paths[org]), "--spec", str(scenario.spec_path),
-                *common, "--key-file", str(keys / f"{org}.json"),
+                *node_of(party_index[org]), "--key-file", str(keys / f"{org}.json"),
                 "--runtime", f"127.0.0.1:{analysis_port}",
                 "--prediction", f"127.0.0.1:{prediction_port}",
                 "--state-dir", str(work / "state" / org),
