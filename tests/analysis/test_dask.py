@@ -20,7 +20,7 @@ import pytest
 import rfc8785
 from panels import synthetic_panel
 
-from chronoseal.analysis import DaskCompute, analyse, build_releases
+from chronoseal.analysis import DaskCompute, _pool, analyse, build_releases
 from chronoseal.attest import (
     AppraisalPolicy,
     Appraiser,
@@ -136,6 +136,22 @@ def test_many_series_on_two_workers_release_the_single_process_metrics(two: Dask
     ran = {r.name: sum(r.fits.values()) - before[r.name] for r in two.admitted}
     assert all(n > 0 for n in ran.values()), ran
     assert sum(ran.values()) == spread.fits - 1
+
+
+def test_local_models_cut_by_series_on_two_workers_release_the_single_process_metrics(
+    two: DaskCompute, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, panel = synthetic_panel(providers=2, series=8, periods=300, windows=2)
+    alone = analyse(spec, panel, workers=1)
+    monkeypatch.setattr(_pool, "MIN_SERIES_PER_SHARD", 2)  # 8 series: 4 shards on 2 workers
+    before = {r.name: (sum(r.fits.values()), sum(r.shards.values())) for r in two.admitted}
+    spread = analyse(spec, panel, executor=two.pool)
+    assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
+    fits = sum(sum(r.fits.values()) - before[r.name][0] for r in two.admitted)
+    shards = sum(sum(r.shards.values()) - before[r.name][1] for r in two.admitted)
+    assert fits == spread.fits - 1  # a (candidate, window) counts once, however it was cut
+    assert shards == 4 * 2 * 2  # the two local baselines, 2 windows, 4 shards each
+    assert "shards" in two.to_json()[0]
 
 
 def test_a_worker_killed_mid_backtest_has_its_jobs_rerun_elsewhere() -> None:

@@ -327,10 +327,13 @@ class _Clock:
         self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - wall
         self.phases_cpu[phase] = self.phases_cpu.get(phase, 0.0) + time.process_time() - cpu
 
-    def job(self, group: str, seconds: float, cpu: float) -> None:
+    def job(self, job: WindowJob, seconds: float, cpu: float) -> None:
+        """A finished job's seconds; a fit is one (candidate, window), however many shards."""
+        group = job.group
         self.work[group] = self.work.get(group, 0.0) + seconds
         self.work_cpu[group] = self.work_cpu.get(group, 0.0) + cpu
-        self.fits[group] = self.fits.get(group, 0) + 1
+        if job.counts_fit:
+            self.fits[group] = self.fits.get(group, 0) + 1
 
 
 class _Backtest:
@@ -356,9 +359,17 @@ class _Backtest:
             if planned.key in seen or planned.key in self.results:
                 continue
             seen.add(planned.key)
+            candidate = planned.candidate
+            series = self.pool.series if candidate.series is None else list(candidate.series)
             out.extend(
                 backtest_jobs(
-                    planned.key, planned.group, planned.candidate, self.windows, self.step
+                    planned.key,
+                    planned.group,
+                    candidate,
+                    self.windows,
+                    self.step,
+                    series,
+                    self.pool.shards(candidate),
                 )
             )
         return out
@@ -370,7 +381,7 @@ class _Backtest:
         def on_done(job: WindowJob, seconds: float, cpu: float) -> None:
             nonlocal done
             done += 1
-            self.clock.job(job.group, seconds, cpu)
+            self.clock.job(job, seconds, cpu)
             if progress is not None:
                 progress("back-test", done, len(jobs))
 
@@ -428,14 +439,15 @@ def analyse(
     workers: int | None = None,
     cores: int | None = None,
     executor: PoolFactory | None = None,
+    final_threads: int | None = None,
 ) -> AnalysisResult:
     """The whole analysis of one task; refuses with an :class:`AnalysisError` before fitting
     anything if the history cannot support the back-test.
 
     The back-test runs on ``workers`` processes (default: one per core this process may use,
     see :func:`~chronoseal.model.available_cores`), LightGBM on ``cores // workers`` threads
-    in each, and the final fit on every core; or on the pool ``executor`` makes (the attested
-    Dask workers of :mod:`._dask`)."""
+    in each, and the final fit on every core (``final_threads``: on that many LightGBM
+    threads); or on the pool ``executor`` makes (the attested Dask workers of :mod:`._dask`)."""
     clock = _Clock()
     cores = cores or available_cores()
     workers = cores if workers is None else max(1, workers)
@@ -514,7 +526,7 @@ def analyse(
     if progress is not None:
         progress("fit", 0, 1)
     started = clock.start()
-    fitted = fit(panel.frame, recipe, panel.grid, JOINT, threads=cores)
+    fitted = fit(panel.frame, recipe, panel.grid, JOINT, threads=final_threads or cores)
     clock.timed("fit", started)
     clock.fits["final"] = 1
     if progress is not None:
@@ -566,7 +578,7 @@ def _prepared(spec: TaskSpec, recipe: Recipe, pool: WindowPool, clock: _Clock) -
         WindowJob(f"trial-{i}", "differences", Candidate("trial", t, intervals=False), 0, back)
         for i, t in enumerate(trials)
     ]
-    frames = pool.run(jobs, lambda job, seconds, cpu: clock.job(job.group, seconds, cpu))
+    frames = pool.run(jobs, clock.job)
     errors = [holdout_error(frames[job.key, 0], "trial") for job in jobs]
     return family.choose(recipe, trials, errors)
 

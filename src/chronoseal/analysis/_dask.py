@@ -7,7 +7,8 @@ measurement. A worker's certificate is appraised against the chain (the runtime'
 passed in as ``appraise``) before the worker learns the scheduler's address; a refused
 worker receives nothing and is stopped. The runtime keeps the task key, the gateways and
 the chain: workers receive only the joined panel (once, as a worker plugin, over RA-TLS)
-and the window jobs, and send back window frames.
+and the window jobs, and send back window frames. A shard of a local model's window is a
+job like any other: it carries its series ids, never the panel again.
 
 A worker in another TEE (a pod of its own: ``chronoseal analysis worker --listen``) is
 reached the same way over its admission connection instead of a pipe (``remote=``): the
@@ -47,7 +48,7 @@ from chronoseal.channel import AttestedPeer, RaTlsIdentity, RaTlsTrust
 from chronoseal.errors import AnalysisError, ChronosealError, PeerRefused
 from chronoseal.model import Grid
 
-from ._pool import JobDone, WindowJob, WindowPool, _from_end, run_window
+from ._pool import JobDone, Parts, WindowJob, WindowPool, _from_end, joined, run_window
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -74,7 +75,11 @@ class WorkerRecord:
     measurement: bytes | None = None
     tee: str = ""
     refused: str | None = None
+    #: (candidate, window) fits per group: a job cut by series counts once, for the worker
+    #: that ran its first shard, so the workers' fits add up to the analysis cost's.
     fits: dict[str, int] = field(default_factory=dict)
+    #: Shards of local models' windows it ran per group (jobs cut by series only).
+    shards: dict[str, int] = field(default_factory=dict)
     lost: bool = False
     #: Its attestation is on chain for the task (posted by the runtime it serves).
     posted: bool = False
@@ -92,6 +97,7 @@ class WorkerRecord:
             appraisal="accepted",
             on_chain=self.posted,
             fits=dict(sorted(self.fits.items())),
+            shards=dict(sorted(self.shards.items())),
             lost=self.lost,
         )
         return doc
@@ -500,7 +506,7 @@ class DaskPool(WindowPool):
             for job in jobs
         }
         by_name = {r.name: r for r in self.compute.records}
-        out: dict[tuple[str, int], pd.DataFrame] = {}
+        parts: Parts = {}
         starved_since: float | None = None
         try:
             while pending:
@@ -508,9 +514,12 @@ class DaskPool(WindowPool):
                 for future in finished:
                     job = pending.pop(future)
                     cv, seconds, cpu, worker = self._result(future)
-                    out[job.key, job.window] = cv
+                    parts.setdefault((job.key, job.window), {})[job.shard] = cv
                     record = by_name[worker]
-                    record.fits[job.group] = record.fits.get(job.group, 0) + 1
+                    if job.counts_fit:
+                        record.fits[job.group] = record.fits.get(job.group, 0) + 1
+                    if job.shards > 1:
+                        record.shards[job.group] = record.shards.get(job.group, 0) + 1
                     if on_done is not None:
                         on_done(job, seconds, cpu)
                 if finished:
@@ -536,11 +545,11 @@ class DaskPool(WindowPool):
                 future.cancel()
             for record in self.compute.admitted:
                 record.lost = self.compute._procs[record.name].poll() is not None
-        return out
+        return joined(parts)
 
     @staticmethod
     def _key(job: WindowJob) -> str:
-        return f"window-{job.key}-{job.window}-{uuid.uuid4().hex[:12]}"
+        return f"window-{job.key}-{job.window}-{job.shard}-{uuid.uuid4().hex[:12]}"
 
     @staticmethod
     def _result(future: Any) -> tuple[pd.DataFrame, float, float, str]:

@@ -6,6 +6,13 @@ window's cutoff and one forecast of the horizon after it, exactly what the libra
 every candidate (the joint model, the baselines, each coalition) is one job, planned up
 front, and the jobs run on as many processes as the runtime has cores.
 
+A local model (statsforecast: one model per series, fitted on that series alone) is also
+cut by series: its window job becomes :func:`shard_count` shards of its sorted series ids,
+each fitted apart, their frames concatenated in shard order (:func:`joined`). Every series'
+forecast is the one the whole job would have made, so the result is the same frame; a
+global model (LightGBM over all series) is never cut. A fit is still one (candidate,
+window): the shards are parts of it, counted once (:attr:`WindowJob.counts_fit`).
+
 Processes, not threads: statsforecast's models hold the GIL while they fit. Forked from a
 fork server, not from the runtime: the runtime holds TLS server threads and OpenMP pools that
 a fork would copy half-alive, while the fork server is a fresh single-threaded process that
@@ -24,13 +31,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from chronoseal.errors import AnalysisError
-from chronoseal.model import DS, ID, Candidate, Grid, cross_validate
+from chronoseal.model import DS, ID, Candidate, Grid, cross_validate, is_global
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -39,26 +46,88 @@ JobDone = Callable[["WindowJob", float, float], None]
 PoolFactory = Callable[[pd.DataFrame, Grid, int], "WindowPool"]
 """(panel frame, grid, cores) → the pool a back-test runs on."""
 
+#: Fewest series in a shard of a local model's window: below it a shard's fixed cost
+#: (the window cut, the library's set-up) outweighs what spreading it gains.
+MIN_SERIES_PER_SHARD = 50
+#: Shards per worker process: more than one, so that the workers finish together even when
+#: the jobs beside the shards (a global model's) are long.
+SHARDS_PER_WORKER = 2
+
 
 @dataclass(frozen=True)
 class WindowJob:
     """One window of one candidate's back-test: every series cut ``rows_back`` periods
     short, then the ``h`` periods after the new cutoff forecast. ``window`` orders a
-    candidate's windows (0 is the earliest)."""
+    candidate's windows (0 is the earliest). A shard (``shards`` > 1) is part ``shard`` of
+    a local model's window: its candidate's ``series`` are that shard's series."""
 
     key: str
     group: str
     candidate: Candidate
     window: int
     rows_back: int
+    shard: int = 0
+    shards: int = 1
+
+    @property
+    def counts_fit(self) -> bool:
+        """Whether this job counts as its (candidate, window)'s fit: one job of each does."""
+        return self.shard == 0
 
 
 def backtest_jobs(
-    key: str, group: str, candidate: Candidate, windows: int, step: int
+    key: str,
+    group: str,
+    candidate: Candidate,
+    windows: int,
+    step: int,
+    series: list[str] | None = None,
+    shards: int = 1,
 ) -> list[WindowJob]:
     """The ``windows`` rolling windows of a back-test, ``step`` periods apart, as
-    ``cross_validation(n_windows=windows, step_size=step)`` places them."""
-    return [WindowJob(key, group, candidate, i, step * (windows - 1 - i)) for i in range(windows)]
+    ``cross_validation(n_windows=windows, step_size=step)`` places them; each cut into
+    ``shards`` contiguous parts of the sorted ``series`` (the candidate's series) when
+    ``shards`` > 1, which only a local model's candidate may be."""
+    if shards > 1 and is_global(candidate.recipe.family):
+        raise ValueError(f"a global model ({candidate.recipe.family}) is not cut by series")
+    parts: list[Candidate] = [candidate]
+    if shards > 1:
+        assert series is not None
+        ids = sorted(series)
+        bounds = [len(ids) * i // shards for i in range(shards + 1)]
+        parts = [
+            replace(candidate, series=tuple(ids[bounds[i] : bounds[i + 1]])) for i in range(shards)
+        ]
+    return [
+        WindowJob(key, group, part, i, step * (windows - 1 - i), shard, len(parts))
+        for i in range(windows)
+        for shard, part in enumerate(parts)
+    ]
+
+
+def shard_count(candidate: Candidate, series: int, workers: int) -> int:
+    """Shards of each window of ``candidate`` on ``workers`` processes, for ``series``
+    series: 1 for a global model or one process, else up to :data:`SHARDS_PER_WORKER` per
+    worker with at least :data:`MIN_SERIES_PER_SHARD` series in each."""
+    if workers <= 1 or is_global(candidate.recipe.family):
+        return 1
+    return max(1, min(SHARDS_PER_WORKER * workers, series // MIN_SERIES_PER_SHARD))
+
+
+Parts = dict[tuple[str, int], dict[int, pd.DataFrame]]
+
+
+def joined(parts: Parts) -> dict[tuple[str, int], pd.DataFrame]:
+    """Each (key, window)'s frame: its shards' frames in shard order (one: as it is)."""
+    out: dict[tuple[str, int], pd.DataFrame] = {}
+    for at, frames in parts.items():
+        ordered_frames = [frames[i] for i in sorted(frames)]
+        out[at] = (
+            ordered_frames[0]
+            if len(ordered_frames) == 1
+            else pd.concat(ordered_frames, ignore_index=True)
+        )
+    return out
 
 
 def _from_end(frame: pd.DataFrame) -> pd.Series:
@@ -130,6 +199,19 @@ class WindowPool:
         self.cores = max(1, cores)
         self._executor: ProcessPoolExecutor | None = None
         self._from_end: pd.Series | None = None
+        self._series: list[str] | None = None
+
+    @property
+    def series(self) -> list[str]:
+        """The panel's series ids, as a candidate that names none learns from."""
+        if self._series is None:
+            self._series = list(pd.unique(self.frame[ID]))
+        return self._series
+
+    def shards(self, candidate: Candidate) -> int:
+        """How many shards each window of ``candidate`` is cut into on this pool."""
+        series = len(self.series) if candidate.series is None else len(candidate.series)
+        return shard_count(candidate, series, self.workers)
 
     @property
     def threads_per_job(self) -> int:
@@ -160,14 +242,14 @@ class WindowPool:
         pending: dict[Future[tuple[pd.DataFrame, float, float]], WindowJob] = {
             self._executor.submit(_run_in_worker, job): job for job in jobs
         }
-        out: dict[tuple[str, int], pd.DataFrame] = {}
+        parts: Parts = {}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = pending.pop(future)
                     cv, seconds, cpu = future.result()
-                    out[job.key, job.window] = cv
+                    parts.setdefault((job.key, job.window), {})[job.shard] = cv
                     if on_done is not None:
                         on_done(job, seconds, cpu)
         except BrokenProcessPool as exc:
@@ -179,22 +261,22 @@ class WindowPool:
         finally:
             for future in pending:
                 future.cancel()
-        return out
+        return joined(parts)
 
     def _run_here(
         self, jobs: list[WindowJob], on_done: JobDone | None
     ) -> dict[tuple[str, int], pd.DataFrame]:
         if self._from_end is None:
             self._from_end = _from_end(self.frame)
-        out: dict[tuple[str, int], pd.DataFrame] = {}
+        parts: Parts = {}
         for job in jobs:
             start, cpu = time.perf_counter(), time.process_time()
-            out[job.key, job.window] = run_window(
+            parts.setdefault((job.key, job.window), {})[job.shard] = run_window(
                 self.frame, self._from_end, self.grid, job, self.cores
             )
             if on_done is not None:
                 on_done(job, time.perf_counter() - start, time.process_time() - cpu)
-        return out
+        return joined(parts)
 
     def close(self) -> None:
         if self._executor is not None:
