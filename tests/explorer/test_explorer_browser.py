@@ -17,6 +17,7 @@ from rpc_proxy import RpcProxy
 from chronoseal.explorer import RunningExplorer, open_consortium, start_explorer
 from chronoseal.ledger import Consortium, EmbeddedChain
 from chronoseal.node import bundled_scenario, load_scenario, run_demo
+from chronoseal.spec import TaskSpec
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 20_000
@@ -39,18 +40,18 @@ class DemoChain:
     explorer: RunningExplorer
     task_id: str
     participants: list[str]
+    spec: TaskSpec
 
 
 @pytest.fixture(scope="module")
 def demo(chromium_path: str) -> Iterator[DemoChain]:
     """The bundled demo up to Trained (about a minute), with the explorer next to it."""
     chain = EmbeddedChain()
-    report = run_demo(
-        load_scenario(bundled_scenario()), log=lambda _: None, chain=chain, until="trained"
-    )
+    scenario = load_scenario(bundled_scenario())
+    report = run_demo(scenario, log=lambda _: None, chain=chain, until="trained")
     consortium = Consortium.at(chain, report.contract)
     with start_explorer(consortium) as explorer:
-        yield DemoChain(explorer, "0x" + report.task_id.hex(), report.participants)
+        yield DemoChain(explorer, "0x" + report.task_id.hex(), report.participants, scenario.spec)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,11 @@ def test_each_page_renders(page: Page, demo: DemoChain) -> None:
     page.click("nav >> text=Measurements")
     expect(page.locator("h1")).to_have_text("Measurements")
     rows = page.locator("#measurements tbody tr")
-    expect(rows).to_have_count(3)  # gateway, analysis, prediction
-    for i in range(3):
+    pins = demo.spec.measurements.pins()  # gateway, analysis, analysis_worker, prediction
+    expect(rows).to_have_count(len(pins))
+    for component in pins:
+        expect(page.locator("#measurements")).to_contain_text(component.value)
+    for i in range(len(pins)):
         expect(rows.nth(i)).to_contain_text("usable")
         expect(rows.nth(i)).to_contain_text(demo.task_id[:12])
     page.click("nav >> text=Tasks")
