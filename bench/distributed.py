@@ -300,14 +300,7 @@ def main() -> None:
         "--series", type=int, default=SERIES, help="meters (default: scale.py's 1,000 case)"
     )
     args = parser.parse_args()
-    began = time.perf_counter()
-    load = [load_average()]
-    with stdout_to_stderr():
-        summary = measure(args.quick, args.series)
-    load.append(load_average())
-    summary["load_average_1min"] = load
-    summary["wall_seconds"] = round(time.perf_counter() - began, 1)
-    print(json.dumps(summary), flush=True)
+    scale.report(lambda: measure(args.quick, args.series))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +134,19 @@ def cpu_time() -> float:
 def load_average() -> float:
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
+
+
+def report(measure: Callable[[], dict[str, Any]]) -> None:
+    """Run ``measure`` with its chatter on stderr and print its figures as the last line,
+    with the load average before and after and the wall time: the machine is shared."""
+    began = time.perf_counter()
+    load = [load_average()]
+    with stdout_to_stderr():
+        summary = measure()
+    load.append(load_average())
+    summary["load_average_1min"] = load
+    summary["wall_seconds"] = round(time.perf_counter() - began, 1)
+    print(json.dumps(summary), flush=True)
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -648,14 +661,7 @@ def main() -> None:
         help="workers= passed to analyse, when it takes it (default: up to 2)",
     )
     args = parser.parse_args()
-    began = time.perf_counter()
-    load = [load_average()]
-    with stdout_to_stderr():
-        summary = measure(args.quick, args.workers)
-    load.append(load_average())
-    summary["load_average_1min"] = load
-    summary["wall_seconds"] = round(time.perf_counter() - began, 1)
-    print(json.dumps(summary), flush=True)
+    report(lambda: measure(args.quick, args.workers))
 
 
 if __name__ == "__main__":
