@@ -16,7 +16,7 @@ from chronoseal.audit import TaskAudit
 from chronoseal.audit import audit as audit_chain
 from chronoseal.errors import ChronosealError
 
-from ._output import EXIT_ATTESTATION, console, fail, write_json
+from ._output import EXIT_ATTESTATION, console, fail, output_path, write_json
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "not_reached": "[dim]—[/]"}
 
@@ -58,7 +58,9 @@ def audit(
         typer.Option(help="a prediction receipt (JSON, one or a list) to check; repeatable"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the audit as JSON")] = False,
-    out: Annotated[Path | None, typer.Option(help="also write the audit as JSON to PATH")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="also write the audit as JSON to PATH", callback=output_path)
+    ] = None,
 ) -> None:
     """Rebuild the task's life from chain events and re-verify every step; exit 1 if any
     check fails (2 if the audit cannot start: unknown task, unreachable node)."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from chronoseal.node import DemoReport, RunResult
 
 from ._audit import audit_table, audit_timeline
-from ._output import EXIT_ATTESTATION, console, fail, write_json
+from ._output import EXIT_ATTESTATION, console, fail, output_path, write_json
 from ._serve import _endpoint
 
 ExplorerFlag = Annotated[
@@ -34,7 +34,8 @@ ExplorerListen = Annotated[str, typer.Option(help="HOST:PORT for --explorer")]
 
 def demo(
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="also write the summary as JSON to PATH")
+        Path | None,
+        typer.Option("--json", help="also write the summary as JSON to PATH", callback=output_path),
     ] = None,
     scenario: Annotated[
         Path | None,
@@ -51,6 +52,7 @@ def demo(
         Path | None,
         typer.Option(
             "--report",
+            callback=output_path,
             help="also write a self-contained HTML page of what the task released to the "
             "target party (plots, back-test, contributions, timeline) to PATH",
         ),
@@ -79,10 +81,12 @@ def run(
         ),
     ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="also write the summary as JSON to PATH")
+        Path | None,
+        typer.Option("--json", help="also write the summary as JSON to PATH", callback=output_path),
     ] = None,
     report_path: Annotated[
-        Path | None, typer.Option("--report", help="also write the HTML report to PATH")
+        Path | None,
+        typer.Option("--report", help="also write the HTML report to PATH", callback=output_path),
     ] = None,
     work: Annotated[
         Path | None,

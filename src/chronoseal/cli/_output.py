@@ -39,6 +39,21 @@ def show(exc: ChronosealError) -> int:
     return EXIT_ATTESTATION if isinstance(exc, AttestationError) else EXIT_REFUSED
 
 
+def output_path(value: Path | None) -> Path | None:
+    """Refuse an output PATH before the work starts, not after it: an option name taken as
+    the path (``--json --report x.html`` names a file ``--report``) or a directory."""
+    if value is None:
+        return None
+    if str(value).startswith("-"):
+        raise typer.BadParameter(
+            f"{str(value)!r} is not a PATH (an option where the path should be?): give the "
+            "file to write, e.g. --json run.json"
+        )
+    if value.is_dir():
+        raise typer.BadParameter(f"{value} is a directory: give the file to write in it")
+    return value
+
+
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")

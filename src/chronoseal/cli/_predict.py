@@ -15,7 +15,7 @@ from chronoseal.errors import ChronosealError, ConfigError
 from chronoseal.node import query_forecast, serve_prediction
 from chronoseal.prediction import read_receipts, verify_receipt
 
-from ._output import console, fail, write_json
+from ._output import console, fail, output_path, write_json
 from ._serve import (
     Chain,
     Contract,
@@ -110,10 +110,14 @@ def predict_query(
         list[str] | None, typer.Option("--series", help="a series id (repeat); default all")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="write the forecast to FILE.csv or FILE.parquet")
+        Path | None,
+        typer.Option(help="write the forecast to FILE.csv or FILE.parquet", callback=output_path),
     ] = None,
     receipt_path: Annotated[
-        Path | None, typer.Option("--receipt", help="write the audit receipt (JSON) to PATH")
+        Path | None,
+        typer.Option(
+            "--receipt", help="write the audit receipt (JSON) to PATH", callback=output_path
+        ),
     ] = None,
     input_path: Annotated[
         str | None,

@@ -24,7 +24,7 @@ from chronoseal.node import (
 )
 from chronoseal.spec import task_id
 
-from ._output import console, fail, write_json
+from ._output import console, fail, output_path, write_json
 
 gateway_app = typer.Typer(help="A party's trusted data gateway.")
 analysis_app = typer.Typer(help="The attested analysis runtime.")
@@ -219,7 +219,10 @@ def analysis_serve(
         typer.Option(help="the host name --worker-at workers reach the scheduler at"),
     ] = None,
     workers_out: Annotated[
-        Path | None, typer.Option(help="write each worker's attestation and fits (JSON) here")
+        Path | None,
+        typer.Option(
+            help="write each worker's attestation and fits (JSON) here", callback=output_path
+        ),
     ] = None,
 ) -> None:
     """Wait for the task to be Approved, attest on chain, and take every party's stream."""
