@@ -171,7 +171,8 @@ def _readme(p: Plan, options: K8sOptions, warnings: list[str]) -> str:
         "",
         "Apply in this order",
         "",
-        f"  1. kubectl apply -f {NAMESPACES_FILE}   # namespaces, default-deny, DNS, chain egress",
+        f"  1. kubectl apply -f {NAMESPACES_FILE}   # namespaces, default-deny, DNS"
+        + ("" if p.validator_order else ", chain egress"),
         "  2. create the Secrets (values never pass through these files):",
     ]
     for ns, secret, keys in secrets_needed(p):
