@@ -478,6 +478,53 @@ def test_a_signer_key_the_genesis_does_not_list_is_refused(
     assert not (tmp_path / "data").exists()  # refused before anything is written
 
 
+@pytest.mark.parametrize(
+    ("breakage", "error_id"),
+    [
+        ("genesis without signers", "ledger.validators.genesis"),
+        ("genesis not json", "ledger.validators.genesis"),
+        ("node key not hex", "ledger.validators.node_key"),
+        ("peer without node id", "ledger.validators.peer_invalid"),
+        ("no client", "ledger.validators.client_missing"),
+    ],
+)
+def test_the_pod_command_refuses_what_would_not_make_a_validator(
+    members_input: DeployInput, key_dir: Path, tmp_path: Path, breakage: str, error_id: str
+) -> None:
+    files = render_k8s(members_input, options()).files
+    doc = next(d for d in yaml.safe_load_all(files["validator-transit.yaml"]) if d)
+    genesis = tmp_path / "consortium.json"
+    genesis.write_text(doc["data"]["consortium.json"])
+    node_key = key_dir / "transit" / "node.key"
+    peers = [f"{'ab' * 64}@validator-weather-0.validator-weather.chronoseal-weather.svc:30303"]
+    binary = str(tmp_path / "absent" / "ethereumjs")
+    if breakage == "genesis without signers":
+        genesis.write_text(json.dumps({**json.loads(genesis.read_text()), "extraData": "0x00"}))
+    elif breakage == "genesis not json":
+        genesis.write_text("{")
+    elif breakage == "node key not hex":
+        node_key = tmp_path / "node.key"
+        node_key.write_text("zz" * 32)
+    elif breakage == "peer without node id":
+        peers = ["validator-weather-0.validator-weather.chronoseal-weather.svc:30303"]
+    with pytest.raises(ChronosealError) as caught:
+        validator_node_command(
+            genesis=genesis,
+            data_dir=tmp_path / "data",
+            signer_key_file=key_dir / "transit" / "signer.key",
+            node_key_file=node_key,
+            static_peers=peers,
+            p2p_port=30303,
+            rpc_addr="127.0.0.1",
+            rpc_port=8545,
+            ext_ip="127.0.0.1",
+            binary=binary,
+        )
+    assert caught.value.id == error_id
+    assert (key_dir / "transit" / "signer.key").read_text() not in str(caught.value)
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.fixture
 def rendered_network(
     members_input: DeployInput, key_dir: Path, tmp_path: Path

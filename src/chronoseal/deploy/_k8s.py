@@ -529,7 +529,7 @@ def _config_map(plan: Plan, c: Component, inp: DeployInput, options: K8sOptions)
         "chain-url": chain_url(plan, c, options),
         "contract": options.contract or L.CONTRACT_PLACEHOLDER,
     }
-    if c.kind == Kind.VALIDATOR:
+    if c.kind == Kind.VALIDATOR:  # a node reads no task: only the members' genesis
         data = {GENESIS_FILE: genesis_json(inp)}
     elif c.party is not None:
         data[L.PARTY_FILE] = inp.parties[c.party].config_text

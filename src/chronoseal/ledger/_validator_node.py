@@ -76,12 +76,6 @@ def validator_node_command(
     and return the client's command line and the environment the patch reads. Refuses a
     signer key the genesis does not list: that node could never seal a block."""
     found = binary or find_ethereumjs()
-    if found is None:
-        raise ValidatorError(
-            "the EthereumJS client is not installed: install @ethereumjs/client 0.10.5 "
-            "(scripts/ethereumjs) and set CHRONOSEAL_ETHEREUMJS to its bin/ethereumjs",
-            id="ledger.validators.client_missing",
-        )
     try:
         signers = clique_signers(json.loads(genesis.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
@@ -103,6 +97,13 @@ def validator_node_command(
                 id="ledger.validators.peer_invalid",
             )
     node_key = _read_key(node_key_file, "node", "ledger.validators.node_key")
+    if found is None or not os.access(found, os.X_OK):
+        raise ValidatorError(
+            f"the EthereumJS client is not installed{f' at {found}' if found else ''}: the "
+            "image needs Node.js and @ethereumjs/client 0.10.5 (scripts/ethereumjs), with "
+            "CHRONOSEAL_ETHEREUMJS naming its node_modules/.bin/ethereumjs",
+            id="ledger.validators.client_missing",
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     # the client names its network (and its data subdirectory) after the genesis file
     network = genesis.name.split(".")[0]

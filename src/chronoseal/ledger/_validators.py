@@ -414,11 +414,15 @@ def node_id_of(node_key_hex: str) -> str:
     return PrivateKey(bytes.fromhex(node_key_hex)).public_key.to_bytes().hex()
 
 
-def clique_signers(genesis: dict[str, Any]) -> list[str]:
+def clique_signers(genesis: object) -> list[str]:
     """The signer addresses a Clique genesis' extra-data lists (``clique_extra_data``)."""
-    extra = bytes.fromhex(str(genesis.get("extraData", "")).removeprefix("0x"))
+    raw = genesis.get("extraData", "") if isinstance(genesis, dict) else ""
+    try:
+        extra = bytes.fromhex(str(raw).removeprefix("0x"))
+    except ValueError:
+        extra = b""
     body = extra[len(_VANITY) : len(extra) - len(_SEAL)]
-    if len(extra) < len(_VANITY) + len(_SEAL) or len(body) % 20:
+    if len(extra) < len(_VANITY) + len(_SEAL) + 20 or len(body) % 20:
         raise ValidatorError(
             "the genesis extra-data is not a Clique signer list (32 vanity bytes, 20 bytes "
             "per signer, a 65-byte seal)",
