@@ -158,6 +158,7 @@ NOT_IDS: Mapping[str, frozenset[str]] = {
             "chronoseal.warnings",
             "explorer.css",
             "explorer.js",
+            "node.key",
             "prediction.json",
             "party.toml",
             "task.toml",

@@ -15,6 +15,7 @@ from chronoseal.errors import ChronosealError
 
 from ._attest import attest_app, measure
 from ._audit import audit
+from ._chain import chain_app
 from ._demo import demo, run
 from ._deploy import deploy_app
 from ._explorer import explorer
@@ -42,6 +43,7 @@ app.add_typer(predict_app, name="predict")
 app.add_typer(key_app, name="key")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(party_app, name="party")
+app.add_typer(chain_app, name="chain")
 
 
 DEBUG_ENV = "CHRONOSEAL_DEBUG"

@@ -16,6 +16,7 @@ from chronoseal.deploy import (
     PartyInput,
     Resources,
     default_image,
+    parse_validators,
     render_gramine,
     render_k8s,
 )
@@ -32,8 +33,9 @@ class Target(StrEnum):
     GRAMINE = "gramine"
 
 
-def deploy_input(scenario: Scenario) -> DeployInput:
-    """The scenario's task spec and party configs as the components' pods will read them."""
+def deploy_input(scenario: Scenario, validators: Path | None = None) -> DeployInput:
+    """The scenario's task spec and party configs as the components' pods will read them,
+    and the members' validators file if one is given."""
 
     def text(path: Path, what: str) -> str:
         try:
@@ -55,6 +57,10 @@ def deploy_input(scenario: Scenario) -> DeployInput:
             for name, config in sorted(scenario.parties.items())
         },
         workers=scenario.workers,
+        members=tuple(scenario.members),
+        validators=None
+        if validators is None
+        else parse_validators(text(validators, "validators file"), str(validators)),
     )
 
 
@@ -86,10 +92,17 @@ def render(
         str | None,
         typer.Option(help="memory request = limit of every container (default per kind)"),
     ] = None,
+    validators: Annotated[
+        Path | None,
+        typer.Option(
+            help="the members' validators (signer address, node id each): render a validator "
+            "per member and point each party's components at its own"
+        ),
+    ] = None,
 ) -> None:
     """Render manifests for the scenario's task into OUT, one file per component."""
     try:
-        inp = deploy_input(load_scenario(scenario or bundled_scenario()))
+        inp = deploy_input(load_scenario(scenario or bundled_scenario()), validators)
         if target == Target.GRAMINE:
             rendered = render_gramine(inp)
         else:

@@ -7,6 +7,7 @@ Secrets are only ever *referenced* by name; their values never pass through here
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chronoseal.errors import DeployError
+from chronoseal.ledger import GENESIS_NAME, VALIDATOR_WEI, clique_genesis, static_peer
 
 from . import _layout as L
 from ._gramine import ENCLAVE_SIZE
-from ._plan import Component, DeployInput, Kind, Plan
+from ._plan import CHAIN_USERS, Component, DeployInput, Kind, Plan
 from ._tee import (
     SGX_ENCLAVE_RESOURCE,
     SGX_EPC_RESOURCE,
@@ -87,6 +89,7 @@ DEFAULT_RESOURCES: Mapping[Kind, Resources] = {
     Kind.PREDICTION: Resources("250m", "1Gi", "1", "4Gi"),
     Kind.PARTY_AGENT: Resources("100m", "128Mi", "500m", "512Mi"),
     Kind.ANALYSIS_WORKER: Resources("1", "2Gi", "2", "4Gi"),
+    Kind.VALIDATOR: Resources("250m", "512Mi", "1", "2Gi"),
 }
 
 #: EPC an SGX component's enclave needs: its ``sgx.enclave_size`` (Gramine's "G" is GiB).
@@ -159,6 +162,15 @@ def tsdb_secret(c: Component) -> str:
     return f"{c.name}-tsdb"
 
 
+def validator_secret(c: Component) -> str:
+    """The validator's signer key and node key (``signer.key``, ``node.key``)."""
+    return f"{c.name}-keys"
+
+
+#: The genesis file name: the client names its network (and data directory) after it.
+GENESIS_FILE = f"{GENESIS_NAME}.json"
+
+
 def secret_prov_ca(c: Component) -> str:
     """A ConfigMap (public data) with ``ca.crt``: the CA of the party's secret-provisioning
     server that releases the SGX keystore's encryption key to the attested enclave."""
@@ -227,12 +239,14 @@ def namespaces_file(plan: Plan, options: K8sOptions) -> list[Doc]:
 
 
 def _baseline_policies(ns: str, plan: Plan, rpc_port: int) -> list[Doc]:
+    """Deny all, allow DNS and, when the chain node is outside the cluster, its RPC port
+    (with the members' validators rendered, each component's own policy opens its node)."""
     labels = {"app.kubernetes.io/part-of": "chronoseal", f"{L.LABEL_PREFIX}/task": plan.task}
     dns_peer = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
     }
-    return [
+    policies = [
         _policy("default-deny", ns, labels, {}, ingress=[], egress=[]),
         _policy(
             "allow-dns",
@@ -259,6 +273,7 @@ def _baseline_policies(ns: str, plan: Plan, rpc_port: int) -> list[Doc]:
             egress=[{"ports": [{"protocol": "TCP", "port": rpc_port}]}],
         ),
     ]
+    return policies[:2] if plan.validator_order else policies
 
 
 def _policy(
@@ -300,6 +315,8 @@ def _flow(peers: list[Component], port: int, direction: str) -> Doc:
 
 def component_policy(plan: Plan, c: Component) -> Doc | None:
     """The flows DESIGN.md allows ``c`` beyond DNS and the chain, on both ends of each."""
+    if c.kind == Kind.VALIDATOR:
+        return _validator_policy(plan, c)
     analysis, prediction = plan.one(Kind.ANALYSIS), plan.one(Kind.PREDICTION)
     gateways = plan.of_kind(Kind.GATEWAY)
     workers = plan.of_kind(Kind.ANALYSIS_WORKER)
@@ -335,6 +352,9 @@ def component_policy(plan: Plan, c: Component) -> Doc | None:
             ingress.append(_flow(recipients, L.PREDICTION_FORECASTS_PORT, "from"))
     elif c.recipient:
         egress = [_flow([prediction], L.PREDICTION_FORECASTS_PORT, "to")]
+    nodes = chain_nodes(plan, c)
+    if nodes:  # the members' validators: this component's own node(s), nothing else
+        egress = [*(egress or []), _flow(nodes, L.VALIDATOR_RPC_PORT, "to")]
     if ingress is None and egress is None:
         return None
     return _policy(
@@ -347,6 +367,99 @@ def component_policy(plan: Plan, c: Component) -> Doc | None:
     )
 
 
+def _validator_policy(plan: Plan, v: Component) -> Doc:
+    """RLPx to and from the other validators only; JSON-RPC from the components that use
+    this node: its own member's gateway and party agent, and the runtimes (which list every
+    member's node, their own first)."""
+    others = [o for o in plan.of_kind(Kind.VALIDATOR) if o.name != v.name]
+    clients = [c for c in plan.components if v in chain_nodes(plan, c)]
+    ingress = [_flow(others, L.VALIDATOR_P2P_PORT, "from")] if others else []
+    ingress += [_flow(clients, L.VALIDATOR_RPC_PORT, "from")] if clients else []
+    egress = [_flow(others, L.VALIDATOR_P2P_PORT, "to")] if others else []
+    return _policy(
+        f"{v.name}-flows",
+        v.namespace,
+        _labels(plan, v),
+        _selector(v),
+        ingress=ingress,
+        egress=egress,
+    )
+
+
+def _validators_in_order(plan: Plan) -> list[Component]:
+    by_name = {v.name: v for v in plan.of_kind(Kind.VALIDATOR)}
+    return [by_name[name] for name in plan.validator_order]
+
+
+def chain_nodes(plan: Plan, c: Component) -> list[Component]:
+    """The validators ``c`` talks to, in the order it tries them: a party's components only
+    their own member's node; a runtime every member's, starting at a different one for the
+    analysis and the prediction runtime (as ``chronoseal run --rpc`` does); none without
+    rendered validators or for a component that does not use the chain."""
+    validators = _validators_in_order(plan)
+    if not validators or c.kind not in CHAIN_USERS:
+        return []
+    if c.party is not None:
+        return [v for v in validators if v.party == c.party]
+    first = 0 if c.kind == Kind.ANALYSIS else 1 % len(validators)
+    return validators[first:] + validators[:first]
+
+
+def _rpc_url(v: Component) -> str:
+    return f"http://{_service_host(v)}:{L.VALIDATOR_RPC_PORT}"
+
+
+def chain_url(plan: Plan, c: Component, options: K8sOptions) -> str:
+    """What ``c``'s ``--chain`` says: its validators' URLs (comma-separated, tried in order),
+    or ``--chain-url`` when the chain is external."""
+    nodes = chain_nodes(plan, c)
+    return ",".join(_rpc_url(v) for v in nodes) if nodes else options.chain_url
+
+
+def _validator_pod_host(v: Component) -> str:
+    """The stable DNS name of the validator's one pod (its StatefulSet's headless service)."""
+    return f"{v.name}-0.{_service_host(v)}"
+
+
+def _validator_args(plan: Plan, v: Component) -> list[str]:
+    """``chronoseal chain validator``: the same client command line and gossip patch as the
+    loopback network (``ledger.validator_node_command``); each validator dials the ones after
+    it in the members' order (one dialler per pair), the ones before dial it."""
+    order = _validators_in_order(plan)
+    later = order[order.index(v) + 1 :]
+    peers: list[str] = []
+    for o in later:
+        peer = static_peer(o.node_id or "", _validator_pod_host(o), L.VALIDATOR_P2P_PORT)
+        peers += ["--static-peer", peer]
+    return [
+        "chain", "validator",
+        "--genesis", f"{L.CHAIN_DIR}/{GENESIS_FILE}",
+        "--data-dir", L.VALIDATOR_DATA_DIR,
+        "--signer-key-file", f"{L.VALIDATOR_KEYS_DIR}/{L.SIGNER_KEY_FILE}",
+        "--node-key-file", f"{L.VALIDATOR_KEYS_DIR}/{L.NODE_KEY_FILE}",
+        "--p2p-port", str(L.VALIDATOR_P2P_PORT),
+        "--rpc-listen", f"0.0.0.0:{L.VALIDATOR_RPC_PORT}",
+        "--ext-ip", f"$({L.POD_IP_ENV})",
+        *peers,
+    ]  # fmt: skip
+
+
+def genesis_json(inp: DeployInput) -> str:
+    """The members' Clique genesis: every member's signer in the extra-data (and funded, to
+    pay for its components' keys), the same bytes in every member's ConfigMap."""
+    given = inp.validators
+    if given is None:
+        raise DeployError("no validators to render a genesis for", id="deploy.validators.invalid")
+    signers = [m.signer for m in given.members.values()]
+    genesis = clique_genesis(
+        signers,
+        dict.fromkeys(signers, VALIDATOR_WEI),
+        period=given.period,
+        chain_id=given.chain_id,
+    )
+    return json.dumps(genesis, indent=1, sort_keys=True) + "\n"
+
+
 # --- one component -----------------------------------------------------------------------
 
 
@@ -356,6 +469,8 @@ def _service_host(c: Component) -> str:
 
 def _args(plan: Plan, c: Component) -> list[str]:
     """The serve command; ``$(VAR)`` is expanded by the kubelet from the container's env."""
+    if c.kind == Kind.VALIDATOR:
+        return _validator_args(plan, c)
     chain = ["--chain", f"$({L.CHAIN_URL_ENV})", "--contract", f"$({L.CONTRACT_ENV})"]
     common = ["--spec", f"{L.TASK_DIR}/{L.TASK_FILE}", *chain]
     key = ["--key-file", f"{L.KEYSTORE_DIR}/{L.KEYSTORE_FILE}"]
@@ -411,10 +526,12 @@ def config_map_name(c: Component) -> str:
 def _config_map(plan: Plan, c: Component, inp: DeployInput, options: K8sOptions) -> Doc:
     data = {
         L.TASK_FILE: inp.spec_text,
-        "chain-url": options.chain_url,
+        "chain-url": chain_url(plan, c, options),
         "contract": options.contract or L.CONTRACT_PLACEHOLDER,
     }
-    if c.party is not None:
+    if c.kind == Kind.VALIDATOR:  # a node reads no task: only the members' genesis
+        data = {GENESIS_FILE: genesis_json(inp)}
+    elif c.party is not None:
         data[L.PARTY_FILE] = inp.parties[c.party].config_text
     if c.placement.sgx:
         data["secret-provision-servers"] = L.SECRET_PROV_PLACEHOLDER
@@ -437,6 +554,10 @@ def _service(plan: Plan, c: Component) -> Doc:
     }
     if c.stable_names:
         spec["clusterIP"] = "None"  # a StatefulSet's governing service: stable pod DNS
+    if c.kind == Kind.VALIDATOR:
+        # the validators must reach each other before any is ready: none seals block 1
+        # until it is linked to every other
+        spec["publishNotReadyAddresses"] = True
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -446,8 +567,9 @@ def _service(plan: Plan, c: Component) -> Doc:
 
 
 def _ports(c: Component) -> dict[str, int]:
-    """What it listens on, and the agents' health endpoint (a worker has none)."""
-    if c.kind == Kind.ANALYSIS_WORKER:
+    """What it listens on, and the agents' health endpoint (a worker and a validator have
+    none: the client's RPC port is the validator's probe)."""
+    if c.kind in (Kind.ANALYSIS_WORKER, Kind.VALIDATOR):
         return dict(c.listens)
     return {**c.listens, "health": L.HEALTH_PORT}
 
@@ -467,6 +589,14 @@ def _env(plan: Plan, c: Component) -> list[Doc]:
         ref = {"configMapKeyRef": {"name": config_map_name(c), "key": key}}
         return {"name": name, "valueFrom": ref}
 
+    if c.kind == Kind.VALIDATOR:
+        pod_ip: Doc = {"fieldRef": {"fieldPath": "status.podIP"}}
+        return [
+            {"name": L.POD_IP_ENV, "valueFrom": pod_ip},
+            {"name": L.ETHEREUMJS_ENV, "value": L.ETHEREUMJS_BIN},
+            {"name": "HOME", "value": L.TMP_DIR},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ]
     if c.kind == Kind.ANALYSIS_WORKER:
         pod: Doc = {"fieldRef": {"fieldPath": "metadata.name"}}
         worker: list[Doc] = [
@@ -508,6 +638,8 @@ def _mounts_and_volumes(c: Component) -> tuple[list[Doc], list[Doc]]:
     if c.kind == Kind.ANALYSIS_WORKER:  # no spec, no key: scratch space only
         scratch: Doc = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}
         return [{"name": "tmp", "mountPath": L.TMP_DIR}], [scratch]
+    if c.kind == Kind.VALIDATOR:
+        return _validator_mounts_and_volumes(c)
     cm = config_map_name(c)
     mounts: list[Doc] = [
         {"name": "task", "mountPath": L.TASK_DIR, "readOnly": True},
@@ -553,6 +685,32 @@ def _mounts_and_volumes(c: Component) -> tuple[list[Doc], list[Doc]]:
     return mounts, volumes
 
 
+def _validator_mounts_and_volumes(c: Component) -> tuple[list[Doc], list[Doc]]:
+    """The genesis (ConfigMap), the keys (Secret, by reference), scratch, the chain data."""
+    mounts: list[Doc] = [
+        {"name": "genesis", "mountPath": L.CHAIN_DIR, "readOnly": True},
+        {"name": "keys", "mountPath": L.VALIDATOR_KEYS_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": L.TMP_DIR},
+        {"name": "state", "mountPath": L.STATE_DIR},
+    ]
+    keys = [{"key": k, "path": k} for k in (L.SIGNER_KEY_FILE, L.NODE_KEY_FILE)]
+    volumes: list[Doc] = [
+        {
+            "name": "genesis",
+            "configMap": {
+                "name": config_map_name(c),
+                "items": [{"key": GENESIS_FILE, "path": GENESIS_FILE}],
+            },
+        },
+        {
+            "name": "keys",
+            "secret": {"secretName": validator_secret(c), "items": keys, "defaultMode": 0o440},
+        },
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+    ]
+    return mounts, volumes
+
+
 def _resources(c: Component, options: K8sOptions) -> Doc:
     r = options.resources.get(c.kind, DEFAULT_RESOURCES[c.kind])
     requests: dict[str, str] = {"cpu": r.cpu_request, "memory": r.memory_request}
@@ -572,6 +730,16 @@ def _probe(path: str, initial: int) -> Doc:
         "periodSeconds": 10,
         "timeoutSeconds": 3,
         "failureThreshold": 3,
+    }
+
+
+def _tcp_probe(initial: int) -> Doc:
+    return {
+        "tcpSocket": {"port": "rpc"},
+        "initialDelaySeconds": initial,
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 6,
     }
 
 
@@ -602,6 +770,9 @@ def _container(plan: Plan, c: Component, options: K8sOptions) -> Doc:
     if "health" in ports:
         container["livenessProbe"] = _probe(L.LIVENESS_PATH, 15)
         container["readinessProbe"] = _probe(L.READINESS_PATH, 5)
+    if c.kind == Kind.VALIDATOR:  # the client has no health endpoint: its RPC port answers
+        container["livenessProbe"] = _tcp_probe(30)
+        container["readinessProbe"] = _tcp_probe(10)
     if not c.placement.sgx:
         # A GSC image starts gramine-sgx with the argv fixed in its signed manifest instead.
         container["command"] = ["chronoseal"]
@@ -684,6 +855,9 @@ def secrets_needed(plan: Plan) -> list[tuple[str, str, list[str]]]:
         if c.chain_key:
             keystore = [L.KEYSTORE_FILE, L.KEYSTORE_PASSWORD_KEY]
             needed.append((c.namespace, keystore_secret(c), keystore))
+        if c.kind == Kind.VALIDATOR:
+            node_keys = [L.SIGNER_KEY_FILE, L.NODE_KEY_FILE]
+            needed.append((c.namespace, validator_secret(c), node_keys))
         keys = (["password"] if _reads_postgres(c) else []) + list(c.source_secret_env)
         if keys:
             needed.append((c.namespace, tsdb_secret(c), keys))

@@ -68,3 +68,24 @@ SECRET_PROV_PLACEHOLDER: Final = "SET-ME-secret-provisioning-server:4433"
 DEFAULT_CHAIN_URL: Final = "http://chain-rpc.chronoseal.invalid:8545"
 
 LABEL_PREFIX: Final = "chronoseal.io"
+
+#: A member's validator (``chronoseal chain validator``, ``--validators``): RLPx links between
+#: the validators on the first, JSON-RPC for the member's own components on the second
+#: (geth's and Besu's default ports).
+VALIDATOR_P2P_PORT: Final = 30303
+VALIDATOR_RPC_PORT: Final = 8545
+#: The members' Clique genesis, from the validator's ConfigMap.
+CHAIN_DIR: Final = f"{CONFIG_ROOT}/chain"
+#: The client's chain data, in the validator's state volume.
+VALIDATOR_DATA_DIR: Final = f"{STATE_DIR}/chain"
+#: The validator's keys, from its Secret: the signer key it seals with and its node key
+#: (64 hex digits each; the client reads only plaintext key files).
+VALIDATOR_KEYS_DIR: Final = "/var/run/secrets/chronoseal/validator"
+SIGNER_KEY_FILE: Final = "signer.key"
+NODE_KEY_FILE: Final = "node.key"
+#: Where the image carries the EthereumJS client (scripts/ethereumjs's install, under /opt),
+#: and the variable ``chain validator`` finds it by.
+ETHEREUMJS_BIN: Final = "/opt/ethereumjs/node_modules/.bin/ethereumjs"
+ETHEREUMJS_ENV: Final = "CHRONOSEAL_ETHEREUMJS"
+#: The validator pod's address (Downward API), the address its node announces.
+POD_IP_ENV: Final = "CHRONOSEAL_POD_IP"

@@ -17,6 +17,7 @@ from chronoseal.sources import parse_source_url
 from chronoseal.spec import PartyConfig, Role, TaskSpec
 
 from . import _layout as L
+from ._members import ValidatorsInput
 from ._tee import NO_TEE, Placement, placement
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -33,10 +34,14 @@ class Kind(StrEnum):
     PREDICTION = "prediction"
     PARTY_AGENT = "party-agent"
     ANALYSIS_WORKER = "analysis-worker"
+    VALIDATOR = "validator"
 
 
-#: Components that keep state across restarts: a StatefulSet with a volume each.
-STATEFUL_KINDS = frozenset({Kind.GATEWAY, Kind.ANALYSIS, Kind.PARTY_AGENT})
+#: Components that keep state across restarts: a StatefulSet with a volume each (a
+#: validator's is its chain data).
+STATEFUL_KINDS = frozenset({Kind.GATEWAY, Kind.ANALYSIS, Kind.PARTY_AGENT, Kind.VALIDATOR})
+#: Components that send and read transactions through a chain node.
+CHAIN_USERS = frozenset({Kind.GATEWAY, Kind.ANALYSIS, Kind.PREDICTION, Kind.PARTY_AGENT})
 #: Components with no state but a stable name per replica (a StatefulSet without volume):
 #: the analysis runtime reaches each worker at ``<pod>.<service>.<namespace>.svc``.
 STABLE_NAME_KINDS = frozenset({Kind.ANALYSIS_WORKER})
@@ -60,6 +65,11 @@ class DeployInput:
     parties: Mapping[str, PartyInput]
     #: ``[compute] workers``: attested Dask worker pods of the analysis runtime (0: none).
     workers: int = 0
+    #: The consortium's founding members (``[consortium] members``), in the scenario's order.
+    members: tuple[str, ...] = ()
+    #: ``--validators FILE``: render each member's validator node and point every component
+    #: at its own member's node; None: the chain is external (``--chain-url``).
+    validators: ValidatorsInput | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,9 @@ class Component:
     postgres_sources: bool = False
     #: Pods of it: the analysis workers' count (``[compute] workers``), else one.
     replicas: int = 1
+    #: A validator's node id (the other validators dial it by it) and signer address.
+    node_id: str | None = None
+    signer: str | None = None
 
     @property
     def stateful(self) -> bool:
@@ -96,8 +109,9 @@ class Component:
     @property
     def chain_key(self) -> bool:
         """Whether it holds a chain key (a keystore Secret): a worker's evidence binds its
-        runtime's key instead, and the runtime posts the worker's attestation."""
-        return self.kind != Kind.ANALYSIS_WORKER
+        runtime's key instead, and the runtime posts the worker's attestation; a validator
+        seals with its signer key (a Secret of its own, ``validator_secret``)."""
+        return self.kind in CHAIN_USERS
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,8 @@ class Plan:
     task: str
     runtime_namespace: str
     components: tuple[Component, ...]
+    #: The validators' names in the members' order (who dials whom, the runtimes' order).
+    validator_order: tuple[str, ...] = ()
 
     def of_kind(self, kind: Kind) -> list[Component]:
         return [c for c in self.components if c.kind == kind]
@@ -218,8 +234,67 @@ def plan(inp: DeployInput, *, namespace_prefix: str = "chronoseal") -> Plan:
                 recipient=recipient,
             )
         )
-    ordered = tuple(sorted(components, key=lambda c: (c.namespace, c.name)))
-    return Plan(task=spec.task.name, runtime_namespace=runtime_ns, components=ordered)
+    validators: list[Component] = []
+    if inp.validators is not None:
+        validators = _validators(inp, inp.validators, namespace_prefix, names)
+    ordered = tuple(sorted([*components, *validators], key=lambda c: (c.namespace, c.name)))
+    return Plan(
+        task=spec.task.name,
+        runtime_namespace=runtime_ns,
+        components=ordered,
+        validator_order=tuple(v.name for v in validators),
+    )
+
+
+def _validators(
+    inp: DeployInput, given: ValidatorsInput, namespace_prefix: str, names: dict[str, str]
+) -> list[Component]:
+    """One validator per founding member, in its namespace; refuses a member (or a task
+    participant) with no validator, and a validator of no member."""
+    members = list(inp.members or given.members)
+    for org in [*members, *(p.org for p in inp.spec.participants)]:
+        if org not in given.members:
+            raise DeployError(
+                f"founding member {org!r} has no validator in the validators file: add "
+                f"[members.{org}] with its signer address and node id (chronoseal chain "
+                "validator-key prints both); every member seals and every party uses its own "
+                "member's node",
+                id="deploy.validators.member_missing",
+                context={"member": org},
+            )
+    strangers = sorted(set(given.members) - set(members))
+    if strangers:
+        raise DeployError(
+            f"the validators file names {', '.join(map(repr, strangers))}, not founding members "
+            f"of this consortium ({', '.join(members)}): a validator signs for a member",
+            id="deploy.validators.invalid",
+        )
+    validators = []
+    for org in members:
+        label = dns_label(org, "member")
+        if names.setdefault(label, org) != org:
+            raise DeployError(
+                f"members {names[label]!r} and {org!r} would share the Kubernetes name {label!r}",
+                id="deploy.name.collision",
+            )
+        if not _LABEL_VALUE.fullmatch(org):
+            raise DeployError(
+                f"member {org!r} cannot be a Kubernetes label value", id="deploy.name.invalid"
+            )
+        entry = given.members[org]
+        validators.append(
+            Component(
+                name=f"validator-{label}",
+                kind=Kind.VALIDATOR,
+                namespace=dns_label(f"{namespace_prefix}-{label}", "namespace"),
+                placement=placement(NO_TEE, "validator"),
+                party=org,
+                listens={"p2p": L.VALIDATOR_P2P_PORT, "rpc": L.VALIDATOR_RPC_PORT},
+                node_id=entry.node_id,
+                signer=entry.signer,
+            )
+        )
+    return validators
 
 
 def _workers(inp: DeployInput, namespace: str) -> Component:

@@ -26,6 +26,8 @@ from ._plan import DeployInput, Kind, Plan, plan
 from ._tee import SIMULATED_WARNING
 
 NAMESPACES_FILE = "namespaces.yaml"
+#: Secret keys created from files (a keystore, a validator's key files), not literals.
+_FILE_KEYS = frozenset({L.KEYSTORE_FILE, L.SIGNER_KEY_FILE, L.NODE_KEY_FILE})
 README_FILE = "README.txt"
 
 
@@ -110,7 +112,7 @@ def render_gramine(inp: DeployInput) -> Rendered:
     warnings = [
         f"{c.name} is pinned to tee = {c.placement.tee}: no Gramine manifest (render --target k8s)"
         for c in p.components
-        if c.kind != Kind.PARTY_AGENT and not c.placement.sgx
+        if c.kind not in (Kind.PARTY_AGENT, Kind.VALIDATOR) and not c.placement.sgx
     ]
     files[README_FILE] = _gramine_readme(p, sorted(files))
     return Rendered(files=files, warnings=tuple(sorted(set(warnings))))
@@ -134,7 +136,12 @@ def _warnings(p: Plan, options: K8sOptions) -> list[str]:
             f"no --contract given: the ConfigMaps say {L.CONTRACT_PLACEHOLDER!r}; render again "
             "with --contract 0x... once the consortium contract is deployed"
         )
-    if options.chain_url == L.DEFAULT_CHAIN_URL:
+    if p.validator_order and options.chain_url != L.DEFAULT_CHAIN_URL:
+        warnings.append(
+            f"--chain-url {options.chain_url} is not used: with --validators every component "
+            "talks to its own member's validator"
+        )
+    elif not p.validator_order and options.chain_url == L.DEFAULT_CHAIN_URL:
         warnings.append(
             f"no --chain-url given: the ConfigMaps point at {L.DEFAULT_CHAIN_URL}, which does "
             "not resolve; render again with the consortium node's JSON-RPC URL"
@@ -164,13 +171,13 @@ def _readme(p: Plan, options: K8sOptions, warnings: list[str]) -> str:
         "",
         "Apply in this order",
         "",
-        f"  1. kubectl apply -f {NAMESPACES_FILE}   # namespaces, default-deny, DNS, chain egress",
+        f"  1. kubectl apply -f {NAMESPACES_FILE}   # namespaces, default-deny, DNS"
+        + ("" if p.validator_order else ", chain egress"),
         "  2. create the Secrets (values never pass through these files):",
     ]
     for ns, secret, keys in secrets_needed(p):
         sources = " ".join(
-            f"--from-file={k}=PATH" if k == L.KEYSTORE_FILE else f"--from-literal={k}=..."
-            for k in keys
+            f"--from-file={k}=PATH" if k in _FILE_KEYS else f"--from-literal={k}=..." for k in keys
         )
         lines.append(f"       kubectl -n {ns} create secret generic {secret} {sources}")
     step = 3
@@ -200,8 +207,16 @@ def _readme(p: Plan, options: K8sOptions, warnings: list[str]) -> str:
             "gateway's namespace), or edit the gateway's egress rule to an ipBlock"
         )
         step += 1
+    if p.validator_order:
+        lines += [
+            f"  {step}. each member's validator (they seal once all are linked); then deploy the",
+            "       consortium contract through one of them and render again with --contract:",
+            *(f"       kubectl apply -f {name}.yaml" for name in p.validator_order),
+        ]
+        step += 1
     lines.append(f"  {step}. the components (runtime namespace first, then each party's):")
-    runtime_first = sorted(p.components, key=lambda c: c.namespace != p.runtime_namespace)
+    others = [c for c in p.components if c.kind != Kind.VALIDATOR]
+    runtime_first = sorted(others, key=lambda c: c.namespace != p.runtime_namespace)
     lines += [f"       kubectl apply -f {c.name}.yaml" for c in runtime_first]
     lines.append("")
     lines += [

@@ -49,12 +49,20 @@ from chronoseal.ledger._types import (
     TaskState,
     TaskView,
 )
+from chronoseal.ledger._validator_node import (
+    ValidatorKeys,
+    new_validator_keys,
+    validator_node_command,
+)
 from chronoseal.ledger._validators import (
+    GENESIS_NAME,
+    VALIDATOR_WEI,
     Validator,
     ValidatorError,
     ValidatorNetwork,
     clique_genesis,
     find_ethereumjs,
+    static_peer,
 )
 from chronoseal.ledger._validators import run_network as run_validator_network
 
@@ -62,6 +70,8 @@ from chronoseal.ledger._validators import run_network as run_validator_network
 restore_recursion_limit()
 
 __all__ = [
+    "GENESIS_NAME",
+    "VALIDATOR_WEI",
     "AttestationView",
     "ChainBackend",
     "ChainComponent",
@@ -89,6 +99,7 @@ __all__ = [
     "TaskView",
     "Validator",
     "ValidatorError",
+    "ValidatorKeys",
     "ValidatorNetwork",
     "attestation_record",
     "chain_stats",
@@ -96,12 +107,15 @@ __all__ = [
     "find_ethereumjs",
     "map_chain_errors",
     "measurement_id",
+    "new_validator_keys",
     "onchain_task",
     "org_id",
     "read_events",
     "run_validator_network",
     "spec_participants",
     "spec_pins",
+    "static_peer",
     "task_timeline",
     "usable_pins",
+    "validator_node_command",
 ]

@@ -337,6 +337,100 @@ function tieLost(tip, block) {
 """
 
 
+# --- one validator's command line: the loopback network and a member's deployed node ------
+
+
+def write_gossip_patch(binary: str, patch: Path) -> None:
+    """Write ``_GOSSIP_JS`` to ``patch``, its imports pointing into the client ``binary``
+    belongs to (``PREFIX/node_modules/.bin/ethereumjs``); rewritten only if it changed."""
+    prefix = Path(binary).parent.parent
+    src = prefix / "@ethereumjs" / "client" / "dist" / "esm" / "src"
+    text = _GOSSIP_JS.replace("__FULLSYNC__", (src / "sync" / "fullsync.js").as_uri())
+    text = text.replace("__MINER__", (src / "miner" / "miner.js").as_uri())
+    text = text.replace("__TYPES__", (src / "types.js").as_uri())
+    vm = prefix / "@ethereumjs" / "vm" / "dist" / "esm" / "index.js"
+    text = text.replace("__VM__", vm.as_uri())
+    evm = prefix / "@ethereumjs" / "evm" / "dist" / "esm" / "index.js"
+    text = text.replace("__EVM__", evm.as_uri())
+    common = prefix / "@ethereumjs" / "common" / "dist" / "esm" / "index.js"
+    text = text.replace("__COMMON__", common.as_uri())
+    text = text.replace("__SERVICE__", (src / "service" / "fullethereumservice.js").as_uri())
+    rlpx = src / "net" / "server" / "rlpxserver.js"
+    text = text.replace("__RLPX__", rlpx.as_uri())
+    block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
+    text = text.replace("__BLOCK__", block.as_uri())
+    if not patch.exists() or patch.read_text() != text:
+        patch.parent.mkdir(parents=True, exist_ok=True)
+        patch.write_text(text)
+
+
+def client_command(
+    binary: str,
+    patch: Path,
+    *,
+    genesis: Path,
+    data_dir: Path,
+    p2p_port: int,
+    ext_ip: str,
+    rpc_addr: str,
+    rpc_port: int,
+    signer_key_file: Path,
+    log_level: str = "info",
+) -> list[str]:
+    """The client's command line for one Clique validator: the gossip patch loaded first,
+    the members' genesis, its own RLPx and JSON-RPC listeners, sealing with its signer key
+    (the client reads a plaintext key file), discovery off (peers are static)."""
+    entry = Path(binary).resolve()
+    return [
+        "node", "--import", patch.as_uri(), str(entry),
+        "--gethGenesis", str(genesis),
+        "--dataDir", str(data_dir),
+        "--port", str(p2p_port), "--extIP", ext_ip,
+        "--rpc", "--rpcAddr", rpc_addr, "--rpcPort", str(rpc_port),
+        "--mine", "--unlock", str(signer_key_file),
+        "--discDns", "false", "--discV4", "false",
+        "--logLevel", log_level,
+    ]  # fmt: skip
+
+
+def client_env(validators: int, static_peers: list[str]) -> dict[str, str]:
+    """What the gossip patch reads: how many peers to wait for before sealing block 1, the
+    chain's contract-size limit, and the validators this node dials (``static_peer``)."""
+    return {
+        "CHRONOSEAL_CLIQUE_PEERS": str(validators - 1),
+        "CHRONOSEAL_CLIQUE_MAX_CODE_SIZE": str(MAX_CODE_SIZE),
+        "CHRONOSEAL_STATIC_PEERS": ",".join(static_peers),
+    }
+
+
+def static_peer(node_id: str, host: str, port: int) -> str:
+    """One entry of the patch's static peers: the peer's node id (its node key's public key,
+    128 hex digits) at ``host`` (an address or a DNS name) and its RLPx port."""
+    return f"{node_id}@{host}:{port}"
+
+
+def node_id_of(node_key_hex: str) -> str:
+    """The node id (enode public key, 128 hex digits) of a node key (64 hex digits)."""
+    return PrivateKey(bytes.fromhex(node_key_hex)).public_key.to_bytes().hex()
+
+
+def clique_signers(genesis: object) -> list[str]:
+    """The signer addresses a Clique genesis' extra-data lists (``clique_extra_data``)."""
+    raw = genesis.get("extraData", "") if isinstance(genesis, dict) else ""
+    try:
+        extra = bytes.fromhex(str(raw).removeprefix("0x"))
+    except ValueError:
+        extra = b""
+    body = extra[len(_VANITY) : len(extra) - len(_SEAL)]
+    if len(extra) < len(_VANITY) + len(_SEAL) + 20 or len(body) % 20:
+        raise ValidatorError(
+            "the genesis extra-data is not a Clique signer list (32 vanity bytes, 20 bytes "
+            "per signer, a 65-byte seal)",
+            id="ledger.validators.genesis",
+        )
+    return ["0x" + body[i : i + 20].hex() for i in range(0, len(body), 20)]
+
+
 @dataclass
 class Validator:
     """One member's node: its signer, its ports, its process while it runs."""
@@ -430,9 +524,9 @@ class ValidatorNetwork:
             signer = Account.create()
             _write_secret(directory / "keys" / f"validator-{i}.key", signer.key.hex())
             node_key = secrets.token_bytes(32)
-            node_id = PrivateKey(node_key).public_key.to_bytes().hex()
+            node_id = node_id_of(node_key.hex())
             datadir = directory / f"node-{i}"
-            _seed_node_key(found, datadir / GENESIS_NAME / "config", node_key.hex())
+            seed_node_key(found, datadir / GENESIS_NAME / "config", node_key.hex())
             alloc[signer.address] = VALIDATOR_WEI
             validators.append(
                 Validator(i, name, signer.address, datadir, _free_port(), _free_port(), node_id)
@@ -496,46 +590,29 @@ class ValidatorNetwork:
         return self.directory / "keys" / "faucet.key"
 
     def _gossip_patch(self) -> Path:
-        prefix = Path(self.binary).parent.parent  # PREFIX/node_modules/.bin/ethereumjs
-        src = prefix / "@ethereumjs" / "client" / "dist" / "esm" / "src"
         patch = self.directory / "gossip.mjs"
-        text = _GOSSIP_JS.replace("__FULLSYNC__", (src / "sync" / "fullsync.js").as_uri())
-        text = text.replace("__MINER__", (src / "miner" / "miner.js").as_uri())
-        text = text.replace("__TYPES__", (src / "types.js").as_uri())
-        vm = prefix / "@ethereumjs" / "vm" / "dist" / "esm" / "index.js"
-        text = text.replace("__VM__", vm.as_uri())
-        evm = prefix / "@ethereumjs" / "evm" / "dist" / "esm" / "index.js"
-        text = text.replace("__EVM__", evm.as_uri())
-        common = prefix / "@ethereumjs" / "common" / "dist" / "esm" / "index.js"
-        text = text.replace("__COMMON__", common.as_uri())
-        text = text.replace("__SERVICE__", (src / "service" / "fullethereumservice.js").as_uri())
-        rlpx = src / "net" / "server" / "rlpxserver.js"
-        text = text.replace("__RLPX__", rlpx.as_uri())
-        block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
-        text = text.replace("__BLOCK__", block.as_uri())
-        if not patch.exists() or patch.read_text() != text:
-            patch.write_text(text)
+        write_gossip_patch(self.binary, patch)
         return patch
 
     def _command(self, v: Validator) -> list[str]:
-        entry = Path(self.binary).resolve()
-        cmd = [
-            "node", "--import", self._gossip_patch().as_uri(), str(entry),
-            "--gethGenesis", str(self.directory / f"{GENESIS_NAME}.json"),
-            "--dataDir", str(v.datadir),
-            "--port", str(v.p2p_port), "--extIP", "127.0.0.1",
-            "--rpc", "--rpcAddr", "127.0.0.1", "--rpcPort", str(v.rpc_port),
-            "--mine", "--unlock", str(self.directory / "keys" / f"validator-{v.index}.key"),
-            "--discDns", "false", "--discV4", "false",
-            "--logLevel", self.log_level,
-        ]  # fmt: skip
-        return cmd
+        return client_command(
+            self.binary,
+            self._gossip_patch(),
+            genesis=self.directory / f"{GENESIS_NAME}.json",
+            data_dir=v.datadir,
+            p2p_port=v.p2p_port,
+            ext_ip="127.0.0.1",
+            rpc_addr="127.0.0.1",
+            rpc_port=v.rpc_port,
+            signer_key_file=self.directory / "keys" / f"validator-{v.index}.key",
+            log_level=self.log_level,
+        )
 
-    def _static_peers(self, v: Validator) -> str:
+    def _static_peers(self, v: Validator) -> list[str]:
         """The validators node ``v`` keeps a link to by dialling them: the ones after it
         (one dialler per pair, so two nodes never race to open the same link)."""
         later = [o for o in self.validators if o.index > v.index]
-        return ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in later)
+        return [static_peer(o.node_id, "127.0.0.1", o.p2p_port) for o in later]
 
     def start_node(self, index: int) -> None:
         """Start (or restart) validator ``index``; it re-syncs from its peers."""
@@ -544,12 +621,7 @@ class ValidatorNetwork:
             return
         log_path = self.directory / "logs" / f"validator-{index}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "CHRONOSEAL_CLIQUE_PEERS": str(len(self.validators) - 1),
-            "CHRONOSEAL_CLIQUE_MAX_CODE_SIZE": str(MAX_CODE_SIZE),
-            "CHRONOSEAL_STATIC_PEERS": self._static_peers(v),
-        }
+        env = {**os.environ, **client_env(len(self.validators), self._static_peers(v))}
         with log_path.open("ab") as out:
             v.proc = subprocess.Popen(
                 self._command(v),
@@ -696,7 +768,7 @@ class ValidatorNetwork:
             self.stop_node(v.index)
 
 
-def _seed_node_key(binary: str, config_dir: Path, key_hex: str) -> None:
+def seed_node_key(binary: str, config_dir: Path, key_hex: str) -> None:
     """Store the node key where the client looks for it, so its enode id is stable."""
     prefix = Path(binary).parent.parent.parent  # PREFIX/node_modules/.bin/ethereumjs
     config_dir.parent.mkdir(parents=True, exist_ok=True)
