@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -146,11 +147,54 @@ def _settle(pieces: list[pa.RecordBatch], floats_settled: bool = False) -> pa.Re
     Floats read -0.0 as 0.0 and every NaN as one quiet NaN, because DuckDB already does
     and PostgreSQL does not.
     """
-    batch = pa.concat_batches(pieces)
+    if len(pieces) == 1 and all(_laid_out_exactly(c) for c in pieces[0].columns):
+        # The engine's batch as it came: concatenating it would copy every byte into the
+        # same layout (its validity bitmaps aside, dropped here).
+        batch = pa.RecordBatch.from_arrays(
+            [_without_validity(c) for c in pieces[0].columns], schema=pieces[0].schema
+        )
+    else:
+        batch = pa.concat_batches(pieces)
     columns = batch.columns if floats_settled else [_settle_floats(c) for c in batch.columns]
     return pa.RecordBatch.from_arrays(
         [_settle_nulls(column) for column in columns], schema=batch.schema
     )
+
+
+def _laid_out_exactly(column: pa.Array) -> bool:
+    """Whether ``column``'s Arrow IPC bytes already depend on its values alone: unsliced,
+    of a fixed-width or string type, and no buffer longer than its values (IPC writes a
+    buffer whole, so an engine's spare capacity would reach the hash). A bitmap's spare bits
+    (booleans) are not checked here, so those columns are always laid out afresh."""
+    kind, length = column.type, len(column)
+    if column.offset != 0 or pa.types.is_dictionary(kind):
+        return False
+    buffers = column.buffers()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        offsets, data = buffers[1], buffers[2]
+        width = 8 if pa.types.is_large_string(kind) else 4
+        if offsets is None or data is None or offsets.size != (length + 1) * width:
+            return False
+        bounds = np.frombuffer(offsets, dtype=np.int64 if width == 8 else np.int32)
+        return int(bounds[0]) == 0 and int(bounds[length]) == data.size
+    fixed = (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_temporal(kind)
+        or pa.types.is_decimal(kind)
+    )
+    if not fixed or len(buffers) != 2 or buffers[1] is None:
+        return False
+    return bool(buffers[1].size == length * (kind.bit_width // 8))
+
+
+def _without_validity(column: pa.Array) -> pa.Array:
+    """The column without a validity bitmap when it has no nulls (as concatenation leaves
+    it; zero-copy)."""
+    buffers = column.buffers()
+    if buffers[0] is None or column.null_count:
+        return column
+    return pa.Array.from_buffers(column.type, len(column), [None, *buffers[1:]], null_count=0)
 
 
 def _settle_floats(column: pa.Array) -> pa.Array:
@@ -193,6 +237,9 @@ def _settle_nulls(column: pa.Array) -> pa.Array:
 def _conform(batch: pa.RecordBatch, target: pa.Schema, where: str) -> pa.RecordBatch:
     arrays = []
     for field, column in zip(target, batch.columns, strict=True):
+        if column.type == field.type:  # a cast to its own type costs ~50 us a column
+            arrays.append(column)
+            continue
         try:
             arrays.append(column.cast(field.type, safe=True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
