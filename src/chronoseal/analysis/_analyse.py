@@ -521,7 +521,9 @@ def analyse(
         else executor(panel.frame, panel.grid, cores)
     )
     with made as pool:
-        pool.start()  # the workers boot (and receive the panel) before the clock starts
+        started = clock.start()
+        pool.start()  # the workers boot (Dask's: receive the panel) before the first job
+        clock.timed("panel", started)
         started = clock.start()
         backtest = _Backtest(spec, panel, pool, clock)
         for candidate, group in statistical:

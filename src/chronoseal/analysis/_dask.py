@@ -42,6 +42,7 @@ from datetime import timedelta
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from chronoseal.channel import AttestedPeer, RaTlsIdentity, RaTlsTrust
@@ -238,6 +239,8 @@ class DaskCompute:
         self._cluster: Any = None
         self._chain_address: str | None = None
         self.client: Any = None
+        #: The worker plugin holding the panel the workers have now (keyed by its digest).
+        self.panel: str | None = None
 
     @property
     def admitted(self) -> list[WorkerRecord]:
@@ -477,22 +480,41 @@ class DaskPool(WindowPool):
         return max(1, self.cores // max(1, self.compute.alive()))
 
     def start(self) -> None:
+        """Send the panel to every worker, unless they hold it already (the same digest:
+        a second analysis of the same panel sends nothing); a panel they held before is
+        dropped first."""
         if self._plugin is not None:
             return
-        self._plugin = f"chronoseal-panel-{uuid.uuid4().hex}"
+        name = f"chronoseal-panel-{self._digest()}"
+        compute = self.compute
         try:
-            self.compute.client.register_plugin(
-                _Panel(self.frame, self.grid.alias, self.threads_per_job), name=self._plugin
-            )
+            if compute.panel != name:
+                if compute.panel is not None:
+                    compute.client.unregister_worker_plugin(compute.panel)
+                    compute.panel = None
+                compute.client.register_plugin(
+                    _Panel(self.frame, self.grid.alias, self.threads_per_job), name=name
+                )
+                compute.panel = name
         except OSError as exc:  # distributed's CommClosedError: a worker died meanwhile
             raise AnalysisError(
                 f"the panel could not reach every analysis worker ({exc}); "
-                f"{self.compute.alive()} of {len(self.compute.admitted)} still run; nothing "
+                f"{compute.alive()} of {len(compute.admitted)} still run; nothing "
                 "is trained or released",
-                id="analysis.worker.none_left"
-                if self.compute.alive() == 0
-                else "analysis.worker.died",
+                id="analysis.worker.none_left" if compute.alive() == 0 else "analysis.worker.died",
             ) from exc
+        self._plugin = name
+
+    def _digest(self) -> str:
+        """SHA-256 of the panel (its Arrow IPC stream: values, columns, types), its grid and
+        the LightGBM threads per job: what the workers' copy must match to be reused."""
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        h = hashlib.sha256(sink.getvalue())
+        h.update(f"|{self.grid.alias}|{self.threads_per_job}".encode())
+        return h.hexdigest()
 
     def run(
         self,
@@ -584,6 +606,6 @@ class DaskPool(WindowPool):
         return result
 
     def close(self) -> None:
-        if self._plugin is not None and self.compute.client is not None:
-            self.compute.client.unregister_worker_plugin(self._plugin)
-            self._plugin = None
+        """The panel stays on the workers (:meth:`start`) until another replaces it or the
+        cluster closes."""
+        self._plugin = None
