@@ -23,13 +23,15 @@ set-up out of the figures; the worker start (attestation, appraisal, joining) is
 
 The machine is shared, so each run also says what it got: ``cpu_seconds`` of the runtime's
 process (``time.process_time``, every thread: in the local run that is all the work) and
-of each worker (the same, read on the worker through ``client.run`` before and after),
-and from Dask's task stream each worker's ``busy_seconds`` (computing a job) and
-``idle_seconds`` (the distributed part's wall seconds less its busy ones: waiting for a job,
-a gate, or the runtime). ``speedup_2_workers_cpu`` = the local run's CPU seconds of the
-distributed part / the longest worker's (CPU seconds + idle seconds) in the ratls run: the
-wall speedup had each process had a core of its own whenever it could run, so it keeps
-every wait of the plan (idle) and drops only the time the host gave the cores to others.
+of each worker (the same, read on the worker through ``client.run`` before and after);
+``job_cpu_seconds`` the jobs' CPU seconds per group (where they ran: the runtime's process
+in the local run, the workers on Dask); from Dask's task stream each worker's
+``busy_seconds`` (computing a job) and ``idle_seconds`` (the distributed part's wall seconds
+less its busy ones: waiting for a job, the gate, or the runtime). ``speedup_2_workers_cpu``
+= the local run's CPU seconds of the distributed part / the longest worker's (CPU seconds +
+idle seconds) in the ratls run: the wall speedup had each process had a core of its own
+whenever it could run, so it keeps every wait of the plan (idle) and drops only the time the
+host gave the cores to others. ``speedup_2_workers`` (wall) stays the headline figure.
 
     python bench/distributed.py --quick   # 1 back-test window (several minutes on 2 cores)
     python bench/distributed.py           # 4 windows, as scale.py's series ladder
@@ -233,6 +235,7 @@ def timed(name: str, spec: Any, panel: Any, client: Any = None, **kwargs: Any) -
                 sum(result.cost.phases_cpu.get(k, 0.0) for k in PART), 2
             ),
         },
+        "job_cpu_seconds": {k: round(v, 2) for k, v in result.cost.work_cpu.items()},
         "fits": result.fits,
         "workers": result.cost.workers,
         "metrics": result.joint.metrics,
