@@ -21,6 +21,18 @@ metrics of the three runs must be equal (``same_metrics``). An untimed warm-up k
 set-up out of the figures; the worker start (attestation, appraisal, joining) is timed apart
 (``start_seconds``).
 
+The machine is shared, so each run also says what it got: ``cpu_seconds`` of the runtime's
+process (``time.process_time``, every thread: in the local run that is all the work) and
+of each worker (the same, read on the worker through ``client.run`` before and after);
+``job_cpu_seconds`` the jobs' CPU seconds per group (where they ran: the runtime's process
+in the local run, the workers on Dask); from Dask's task stream each worker's
+``busy_seconds`` (computing a job) and ``idle_seconds`` (the distributed part's wall seconds
+less its busy ones: waiting for a job, the gate, or the runtime). ``speedup_2_workers_cpu``
+= the local run's CPU seconds of the distributed part / the longest worker's (CPU seconds +
+idle seconds) in the ratls run: the wall speedup had each process had a core of its own
+whenever it could run, so it keeps every wait of the plan (idle) and drops only the time the
+host gave the cores to others. ``speedup_2_workers`` (wall) stays the headline figure.
+
     python bench/distributed.py --quick   # 1 back-test window (several minutes on 2 cores)
     python bench/distributed.py           # 4 windows, as scale.py's series ladder
 
@@ -192,28 +204,73 @@ def start_attested(compute: DaskCompute) -> None:
     compute.start(identity, appraise, nonce)
 
 
-def timed(name: str, spec: Any, panel: Any, **kwargs: Any) -> dict[str, Any]:
+PART = ("differences", "back-test")
+
+
+def timed(name: str, spec: Any, panel: Any, client: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """One ``analyse``, its wall and CPU seconds; with a Dask ``client``, each worker's CPU
+    seconds and its busy and idle seconds from Dask's task stream."""
+    from distributed import get_task_stream
+
     load = load_average()
-    began = time.perf_counter()
-    result = analyse(spec, panel, **kwargs)
-    seconds = time.perf_counter() - began
+    workers_cpu = {} if client is None else client.run(time.process_time)
+    stream: Any = None
+    began, cpu = time.perf_counter(), time.process_time()
+    if client is None:
+        result = analyse(spec, panel, **kwargs)
+    else:
+        with get_task_stream(client) as stream:
+            result = analyse(spec, panel, **kwargs)
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     assert result.cost is not None
     phases = result.cost.phases
-    part = phases.get("differences", 0.0) + phases.get("back-test", 0.0)
+    part = sum(phases.get(k, 0.0) for k in PART)
     out = {
         "seconds": round(seconds, 2),
         "distributed_part_seconds": round(part, 2),
         "phases": {k: round(v, 2) for k, v in phases.items()},
+        "cpu_seconds": {
+            "runtime": round(cpu, 2),
+            "runtime_distributed_part": round(
+                sum(result.cost.phases_cpu.get(k, 0.0) for k in PART), 2
+            ),
+        },
+        "job_cpu_seconds": {k: round(v, 2) for k, v in result.cost.work_cpu.items()},
         "fits": result.fits,
         "workers": result.cost.workers,
         "metrics": result.joint.metrics,
         "load_average_1min": [load, load_average()],
     }
+    if client is not None:
+        after = client.run(time.process_time)
+        names = {
+            a: str(w["name"]) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
+        }
+        busy = dict.fromkeys(names.values(), 0.0)
+        for task in stream.data:
+            for span in task["startstops"]:
+                if span["action"] == "compute":
+                    busy[names.get(task["worker"], task["worker"])] += span["stop"] - span["start"]
+        out["cpu_seconds"]["workers"] = {
+            names.get(a, a): round(after[a] - workers_cpu[a], 2) for a in after if a in workers_cpu
+        }
+        out["busy_seconds"] = {w: round(b, 2) for w, b in busy.items()}
+        out["idle_seconds"] = {w: round(max(0.0, part - b), 2) for w, b in busy.items()}
     _say(
         f"{name}: {seconds:.1f} s in all, {part:.1f} s differences + back-test, "
-        f"{result.fits} fits, load {out['load_average_1min']}"
+        f"{result.fits} fits, CPU {out['cpu_seconds']}, load {out['load_average_1min']}"
     )
     return out
+
+
+def cpu_speedup(local: dict[str, Any], run: dict[str, Any]) -> float | None:
+    """Local CPU seconds of the distributed part / the longest worker's CPU + idle seconds."""
+    spans = [
+        cpu + run["idle_seconds"].get(w, 0.0) for w, cpu in run["cpu_seconds"]["workers"].items()
+    ]
+    if not spans or max(spans) <= 0:
+        return None
+    return round(local["cpu_seconds"]["runtime_distributed_part"] / max(spans), 3)
 
 
 def _meets(name: str, value: float | None) -> bool | None:
@@ -239,6 +296,7 @@ def measure(quick: bool, series: int) -> dict[str, Any]:
             f"ratls:// ({WORKERS} attested workers)",
             case.spec,
             panel,
+            compute.client,
             executor=compute.pool,
             cores=WORKERS,
             final_threads=1,
@@ -259,6 +317,7 @@ def measure(quick: bool, series: int) -> dict[str, Any]:
                 f"tls:// ({WORKERS} plain-TLS workers)",
                 case.spec,
                 panel,
+                plain.client,
                 executor=plain.pool,
                 cores=WORKERS,
                 final_threads=1,
@@ -282,6 +341,8 @@ def measure(quick: bool, series: int) -> dict[str, Any]:
         "runs": runs,
         "same_metrics": len(set(metrics)) == 1,
         "speedup_2_workers_total": ratio("local", "ratls", "seconds"),
+        "speedup_2_workers_cpu": cpu_speedup(runs["local"], runs["ratls"]),
+        "speedup_2_workers_cpu_tls": cpu_speedup(runs["local"], runs["tls"]),
         "ratls_overhead_total": ratio("ratls", "tls", "seconds"),
         "targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()},
         "meets": {

@@ -154,6 +154,32 @@ def test_local_models_cut_by_series_on_two_workers_release_the_single_process_me
     assert "shards" in two.to_json()[0]
 
 
+def _panels_held(compute: DaskCompute) -> list[list[str]]:
+    def held(dask_worker: object) -> list[str]:
+        return sorted(n for n in dask_worker.plugins if n.startswith("chronoseal-panel-"))  # type: ignore[attr-defined]
+
+    return list(compute.client.run(held).values())
+
+
+def test_each_worker_gets_the_panel_once_and_a_second_analysis_of_it_sends_nothing(
+    two: DaskCompute,
+) -> None:
+    spec, panel = synthetic_panel(providers=2, series=3, periods=300, windows=2)
+    alone = analyse(spec, panel, workers=1)
+    first = analyse(spec, panel, executor=two.pool)
+    name = two.panel
+    assert name is not None and _panels_held(two) == [[name], [name]]
+    again = analyse(spec, panel, executor=two.pool)
+    assert two.panel == name and _panels_held(two) == [[name], [name]]
+    assert first.cost is not None and again.cost is not None
+    for result in (first, again):  # the trials ran on the workers: the same choice
+        assert result.recipe.differences == alone.recipe.differences
+        assert _metrics_digest(spec, result) == _metrics_digest(spec, alone)
+    other_spec, other = synthetic_panel(providers=2, series=3, periods=300, windows=2, seed=1)
+    analyse(other_spec, other, executor=two.pool)
+    assert two.panel != name and _panels_held(two) == [[two.panel], [two.panel]]
+
+
 def test_a_worker_killed_mid_backtest_has_its_jobs_rerun_elsewhere() -> None:
     spec, panel = synthetic_panel(providers=2, windows=3)
     alone = analyse(spec, panel, workers=1)

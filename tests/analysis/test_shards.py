@@ -59,9 +59,11 @@ def test_a_sharded_analysis_releases_the_single_process_metrics(
     planned: list[int] = []
     real = WindowPool.run
 
-    def counting(self: WindowPool, jobs: list[_pool.WindowJob], on_done: object = None) -> object:
+    def counting(
+        self: WindowPool, jobs: list[_pool.WindowJob], on_done: object = None, **kw: object
+    ) -> object:
         planned.extend(j.shards for j in jobs)
-        return real(self, jobs, on_done)  # type: ignore[arg-type]
+        return real(self, jobs, on_done, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(WindowPool, "run", counting)
     spread = analyse(spec, panel, workers=2, cores=2)

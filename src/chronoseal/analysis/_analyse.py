@@ -56,7 +56,7 @@ from chronoseal.spec import (
 )
 
 from ._join import Panel
-from ._pool import PoolFactory, WindowJob, WindowPool, backtest_jobs
+from ._pool import Frames, PoolFactory, WindowJob, WindowPool, backtest_jobs
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -348,23 +348,29 @@ class _Backtest:
         self.clock = clock
         self.planned: list[_Planned] = []
         self.results: dict[str, tuple[str, pd.DataFrame]] = {}
+        self._issued = 0
+        self._keys: set[str] = set()
 
     def add(self, candidate: Candidate, group: str) -> None:
         self.planned.append(_Planned(candidate, group, _cache_key(candidate)))
 
-    def jobs(self) -> list[WindowJob]:
-        seen: set[str] = set()
+    def jobs(self, planned: list[_Planned] | None = None) -> list[WindowJob]:
+        """The jobs of the candidates added since the last call (or of ``planned``: what
+        adding them would plan), each shared key once."""
+        fresh = planned is None
+        todo = self.planned[self._issued :] if planned is None else planned
+        seen = set(self._keys)
         out: list[WindowJob] = []
-        for planned in self.planned:
-            if planned.key in seen or planned.key in self.results:
+        for item in todo:
+            if item.key in seen or item.key in self.results:
                 continue
-            seen.add(planned.key)
-            candidate = planned.candidate
+            seen.add(item.key)
+            candidate = item.candidate
             series = self.pool.series if candidate.series is None else list(candidate.series)
             out.extend(
                 backtest_jobs(
-                    planned.key,
-                    planned.group,
+                    item.key,
+                    item.group,
                     candidate,
                     self.windows,
                     self.step,
@@ -372,26 +378,48 @@ class _Backtest:
                     self.pool.shards(candidate),
                 )
             )
+        if fresh:
+            self._issued = len(self.planned)
+            self._keys = seen
         return out
 
-    def run(self, progress: Progress | None) -> None:
+    def run(
+        self,
+        progress: Progress | None,
+        gate: list[WindowJob],
+        then: Callable[[Frames], list[_Planned]],
+        expected: int,
+    ) -> None:
+        """Every job of the plan on the pool at once: the ``gate`` (the differencing
+        trials) first, what is planned already beside it, and the candidates ``then``
+        plans from the gate's frames once they are in. ``expected``: the back-test jobs
+        in all, for the progress (the trials are not counted)."""
         jobs = self.jobs()
         done = 0
+        gated = {(j.key, j.window, j.shard) for j in gate}
 
         def on_done(job: WindowJob, seconds: float, cpu: float) -> None:
             nonlocal done
-            done += 1
             self.clock.job(job, seconds, cpu)
+            if (job.key, job.window, job.shard) in gated:
+                return
+            done += 1
             if progress is not None:
-                progress("back-test", done, len(jobs))
+                progress("back-test", done, expected)
+
+        def decided(frames: Frames) -> list[WindowJob]:
+            self.planned.extend(then(frames))
+            return self.jobs()
 
         if progress is not None:
-            progress("back-test", 0, len(jobs))
-        frames = self.pool.run(jobs, on_done)
+            progress("back-test", 0, expected)
+        frames = self.pool.run(jobs, on_done, gate=gate, then=decided)
         names: dict[str, str] = {}
         for planned in self.planned:
             names.setdefault(planned.key, planned.candidate.name)
-        for key in dict.fromkeys(j.key for j in jobs):
+        for key in dict.fromkeys(p.key for p in self.planned):
+            if key in self.results:
+                continue
             cv = pd.concat([frames[key, i] for i in range(self.windows)], ignore_index=True)
             cv = cv[cv[ID].isin(self.target_series)]
             cv = cv.sort_values([ID, "cutoff", DS], kind="stable").reset_index(drop=True)
@@ -464,35 +492,57 @@ def analyse(
         need += spec.model.horizon
     dropped = _check_history(spec, panel, need)
     providers = [p for p in spec.data_providers() if p != target]
+    target_only = tuple(panel.target_series()) if spec.join.kind == "horizontal" else None
+    statistical = [
+        (Candidate(stat_name, stat, series=target_only), "baselines"),
+        (Candidate(NAIVE, naive, series=target_only), "baselines"),
+    ]
+    trials = family_of(family).trials(recipe)
+    value: _ValuePlan | None = None
+    plan: list[tuple[Candidate, str]] = []
+
+    def decided(chosen: Recipe) -> list[tuple[Candidate, str]]:
+        """The candidates that use the chosen differences: joint, own, coalitions."""
+        nonlocal value
+        own = Recipe.from_json({**own_recipe.to_json(), "differences": chosen.differences})
+        out = [
+            (Candidate(JOINT, chosen), "joint"),
+            (Candidate(OWN, own, series=target_only), "own"),
+        ]
+        value = None
+        if spec.release.contribution is not None:
+            value = _ValuePlan(spec, panel, chosen, providers)
+            out.extend((c, "coalitions") for c in value.candidates())
+        return out
+
     made = (
         WindowPool(panel.frame, panel.grid, workers=workers, cores=cores)
         if executor is None
         else executor(panel.frame, panel.grid, cores)
     )
     with made as pool:
-        pool.start()  # the workers boot while the differences are chosen
         started = clock.start()
-        recipe = _prepared(spec, recipe, pool, clock)
-        clock.timed("differences", started)
-        own_recipe = Recipe.from_json({**own_recipe.to_json(), "differences": recipe.differences})
-        target_only = tuple(panel.target_series()) if spec.join.kind == "horizontal" else None
-        plan = [
-            (Candidate(JOINT, recipe), "joint"),
-            (Candidate(OWN, own_recipe, series=target_only), "own"),
-            (Candidate(stat_name, stat, series=target_only), "baselines"),
-            (Candidate(NAIVE, naive, series=target_only), "baselines"),
-        ]
+        pool.start()  # the workers boot (Dask's: receive the panel) before the first job
+        clock.timed("panel", started)
+        started = clock.start()
         backtest = _Backtest(spec, panel, pool, clock)
-        for candidate, group in plan:
+        for candidate, group in statistical:
             backtest.add(candidate, group)
-        value = None
-        if spec.release.contribution is not None:
-            value = _ValuePlan(spec, panel, recipe, providers)
-            for candidate in value.candidates():
-                backtest.add(candidate, "coalitions")
-        started = clock.start()
-        backtest.run(progress)
-        clock.timed("back-test", started)
+        expected = len(backtest.jobs([*backtest.planned, *_planned(decided(recipe))]))
+        gate = _trial_jobs(spec, trials)
+        choice_made = started
+
+        def then(frames: Frames) -> list[_Planned]:
+            nonlocal recipe, plan, choice_made
+            recipe = _chosen(family, recipe, trials, gate, frames)
+            clock.timed("differences", started)
+            choice_made = clock.start()
+            later = decided(recipe)
+            plan = [*later[:2], *statistical]
+            return _planned(later)
+
+        backtest.run(progress, gate, then, expected)
+        clock.timed("back-test", choice_made)
     started = clock.start()
     frames = [backtest.frame(c) for c, _ in plan]
     merged = _merge(frames)
@@ -565,22 +615,29 @@ def _window(family: str, local: int) -> int | None:
     return None if is_global(family) else local
 
 
-def _prepared(spec: TaskSpec, recipe: Recipe, pool: WindowPool, clock: _Clock) -> Recipe:
+def _planned(candidates: list[tuple[Candidate, str]]) -> list[_Planned]:
+    return [_Planned(c, g, _cache_key(c)) for c, g in candidates]
+
+
+def _trial_jobs(spec: TaskSpec, trials: list[Recipe]) -> list[WindowJob]:
     """The family's trials (LightGBM: differencing the target or not), each one window
-    ending at the first back-test cutoff, run as jobs of the pool, and its choice."""
-    family = family_of(recipe.family)
-    trials = family.trials(recipe)
-    if not trials:
-        return recipe
+    ending at the first back-test cutoff, so no choice sees a scored period."""
     h = spec.model.horizon
     back = h + spec.evaluation.step(h) * (spec.evaluation.windows - 1)
-    jobs = [
+    return [
         WindowJob(f"trial-{i}", "differences", Candidate("trial", t, intervals=False), 0, back)
         for i, t in enumerate(trials)
     ]
-    frames = pool.run(jobs, clock.job)
-    errors = [holdout_error(frames[job.key, 0], "trial") for job in jobs]
-    return family.choose(recipe, trials, errors)
+
+
+def _chosen(
+    family: str, recipe: Recipe, trials: list[Recipe], gate: list[WindowJob], frames: Frames
+) -> Recipe:
+    """The family's choice from its trials' holdout errors (the recipe as it is, if none)."""
+    if not trials:
+        return recipe
+    errors = [holdout_error(frames[job.key, 0], "trial") for job in gate]
+    return family_of(family).choose(recipe, trials, errors)
 
 
 def _mase(s: Score) -> float:

@@ -42,13 +42,14 @@ from datetime import timedelta
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from chronoseal.channel import AttestedPeer, RaTlsIdentity, RaTlsTrust
 from chronoseal.errors import AnalysisError, ChronosealError, PeerRefused
 from chronoseal.model import Grid
 
-from ._pool import JobDone, Parts, WindowJob, WindowPool, _from_end, joined, run_window
+from ._pool import Frames, JobDone, Then, WindowJob, WindowPool, _from_end, run_window
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -60,6 +61,8 @@ Appraise = Callable[[bytes], AttestedPeer]
 CLUSTER_VALIDITY = timedelta(hours=12)
 #: How long the run waits with no admitted worker alive before it stops.
 NO_WORKER_GRACE = 10.0
+#: How often the run looks for finished jobs (and live workers) while jobs are out.
+POLL = 0.02
 
 
 @dataclass
@@ -236,6 +239,8 @@ class DaskCompute:
         self._cluster: Any = None
         self._chain_address: str | None = None
         self.client: Any = None
+        #: The worker plugin holding the panel the workers have now (keyed by its digest).
+        self.panel: str | None = None
 
     @property
     def admitted(self) -> list[WorkerRecord]:
@@ -475,46 +480,75 @@ class DaskPool(WindowPool):
         return max(1, self.cores // max(1, self.compute.alive()))
 
     def start(self) -> None:
+        """Send the panel to every worker, unless they hold it already (the same digest:
+        a second analysis of the same panel sends nothing); a panel they held before is
+        dropped first."""
         if self._plugin is not None:
             return
-        self._plugin = f"chronoseal-panel-{uuid.uuid4().hex}"
+        name = f"chronoseal-panel-{self._digest()}"
+        compute = self.compute
         try:
-            self.compute.client.register_plugin(
-                _Panel(self.frame, self.grid.alias, self.threads_per_job), name=self._plugin
-            )
+            if compute.panel != name:
+                if compute.panel is not None:
+                    compute.client.unregister_worker_plugin(compute.panel)
+                    compute.panel = None
+                compute.client.register_plugin(
+                    _Panel(self.frame, self.grid.alias, self.threads_per_job), name=name
+                )
+                compute.panel = name
         except OSError as exc:  # distributed's CommClosedError: a worker died meanwhile
             raise AnalysisError(
                 f"the panel could not reach every analysis worker ({exc}); "
-                f"{self.compute.alive()} of {len(self.compute.admitted)} still run; nothing "
+                f"{compute.alive()} of {len(compute.admitted)} still run; nothing "
                 "is trained or released",
-                id="analysis.worker.none_left"
-                if self.compute.alive() == 0
-                else "analysis.worker.died",
+                id="analysis.worker.none_left" if compute.alive() == 0 else "analysis.worker.died",
             ) from exc
+        self._plugin = name
+
+    def _digest(self) -> str:
+        """SHA-256 of the panel (its Arrow IPC stream: values, columns, types), its grid and
+        the LightGBM threads per job: what the workers' copy must match to be reused."""
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        h = hashlib.sha256(sink.getvalue())
+        h.update(f"|{self.grid.alias}|{self.threads_per_job}".encode())
+        return h.hexdigest()
 
     def run(
-        self, jobs: list[WindowJob], on_done: JobDone | None = None
-    ) -> dict[tuple[str, int], pd.DataFrame]:
-        """Every job's window frame; a job lost with its worker is re-run elsewhere by Dask.
-        The first failure stops the rest and is raised; nothing partial is returned."""
+        self,
+        jobs: Sequence[WindowJob],
+        on_done: JobDone | None = None,
+        *,
+        gate: Sequence[WindowJob] = (),
+        then: Then | None = None,
+    ) -> Frames:
+        """Every job's window frame (:meth:`WindowPool.run`); one job per live worker is
+        out at a time, the longest ready first, so both finish together. A job lost with
+        its worker is re-run elsewhere by Dask. The first failure stops the rest and is
+        raised; nothing partial is returned."""
         from distributed import CancelledError
 
         self.start()
         client = self.compute.client
-        pending = {
-            client.submit(_run_on_worker, job, self._plugin, pure=False, key=self._key(job)): job
-            for job in jobs
-        }
+        feed = self.feed(jobs, gate, then)
+        out: dict[Any, WindowJob] = {}
         by_name = {r.name: r for r in self.compute.records}
-        parts: Parts = {}
         starved_since: float | None = None
         try:
-            while pending:
-                finished = [f for f in pending if f.done()]
+            while not feed.finished:
+                slots = max(1, self.compute.alive())
+                while len(out) < slots and (job := feed.next()) is not None:
+                    future = client.submit(
+                        _run_on_worker, job, self._plugin, pure=False, key=self._key(job)
+                    )
+                    out[future] = job
+                finished = [f for f in out if f.done()]
                 for future in finished:
-                    job = pending.pop(future)
+                    job = out.pop(future)
                     cv, seconds, cpu, worker = self._result(future)
-                    parts.setdefault((job.key, job.window), {})[job.shard] = cv
+                    feed.done(job, cv)
                     record = by_name[worker]
                     if job.counts_fit:
                         record.fits[job.group] = record.fits.get(job.group, 0) + 1
@@ -528,28 +562,32 @@ class DaskPool(WindowPool):
                     starved_since = starved_since or time.monotonic()
                     if time.monotonic() - starved_since > NO_WORKER_GRACE:
                         raise AnalysisError(
-                            f"every analysis worker is gone with {len(pending)} back-test "
-                            "job(s) left; nothing is trained or released",
+                            f"every analysis worker is gone with {len(out)} back-test "
+                            "job(s) out; nothing is trained or released",
                             id="analysis.worker.none_left",
                         )
                 else:
                     starved_since = None
-                time.sleep(0.02)
+                time.sleep(POLL)
         except CancelledError as exc:
             raise AnalysisError(
                 "the Dask cluster cancelled back-test jobs (it is closing); nothing is trained",
                 id="analysis.worker.cancelled",
             ) from exc
         finally:
-            for future in pending:
+            for future in out:
                 future.cancel()
             for record in self.compute.admitted:
                 record.lost = self.compute._procs[record.name].poll() is not None
-        return joined(parts)
+        return feed.frames()
 
     @staticmethod
     def _key(job: WindowJob) -> str:
-        return f"window-{job.key}-{job.window}-{job.shard}-{uuid.uuid4().hex[:12]}"
+        """Dask's key of a job: its group first (Dask learns durations per key prefix),
+        a digest of the candidate's key (which may list thousands of series), the window,
+        the shard, and a fresh suffix (a re-run is a new task)."""
+        digest = hashlib.sha256(job.key.encode()).hexdigest()[:12]
+        return f"{job.group}-{digest}-{job.window}-{job.shard}-{uuid.uuid4().hex[:12]}"
 
     @staticmethod
     def _result(future: Any) -> tuple[pd.DataFrame, float, float, str]:
@@ -568,6 +606,6 @@ class DaskPool(WindowPool):
         return result
 
     def close(self) -> None:
-        if self._plugin is not None and self.compute.client is not None:
-            self.compute.client.unregister_worker_plugin(self._plugin)
-            self._plugin = None
+        """The panel stays on the workers (:meth:`start`) until another replaces it or the
+        cluster closes."""
+        self._plugin = None

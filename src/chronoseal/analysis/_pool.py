@@ -13,6 +13,13 @@ forecast is the one the whole job would have made, so the result is the same fra
 global model (LightGBM over all series) is never cut. A fit is still one (candidate,
 window): the shards are parts of it, counted once (:attr:`WindowJob.counts_fit`).
 
+The plan is fed, not dumped (:class:`Feed`): at most one job per worker is out at a time,
+the longest ready job first (:func:`estimated_seconds`), so the workers finish together
+rather than one waiting on another's long last job; and a run may have a *gate*: jobs that
+go out before all others (the differencing trials), whose frames decide further jobs (the
+back-test of the models that use the chosen differences) while the jobs that do not depend
+on them (the statistical baselines) keep the workers busy meanwhile.
+
 Processes, not threads: statsforecast's models hold the GIL while they fit. Forked from a
 fork server, not from the runtime: the runtime holds TLS server threads and OpenMP pools that
 a fork would copy half-alive, while the fork server is a fresh single-threaded process that
@@ -25,10 +32,11 @@ Gramine, ``/dev/shm`` is the untrusted host's), and LightGBM in a worker trains 
 
 from __future__ import annotations
 
+import heapq
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -45,6 +53,10 @@ JobDone = Callable[["WindowJob", float, float], None]
 """(job, wall seconds, CPU seconds of the process that ran it)."""
 PoolFactory = Callable[[pd.DataFrame, Grid, int], "WindowPool"]
 """(panel frame, grid, cores) → the pool a back-test runs on."""
+Frames = dict[tuple[str, int], pd.DataFrame]
+"""Window frames by (job key, window)."""
+Then = Callable[[Frames], list["WindowJob"]]
+"""The gate's frames → the jobs they decide."""
 
 #: Fewest series in a shard of a local model's window: below it a shard's fixed cost
 #: (the window cut, the library's set-up) outweighs what spreading it gains.
@@ -115,6 +127,92 @@ def shard_count(candidate: Candidate, series: int, workers: int) -> int:
 
 
 Parts = dict[tuple[str, int], dict[int, pd.DataFrame]]
+
+#: Seconds per fitted row on one thread, by family, measured on ``bench/distributed.py``'s
+#: case (a global LightGBM fit: 1,000 series x 716 rows in ~10 s; AutoETS: 250 series x 140
+#: rows in ~22 s; SeasonalNaive: the same in 0.13 s). They only order the jobs (longest
+#: first); no result depends on them. A local family not listed costs as AutoETS.
+SECONDS_PER_ROW = {"global": 14e-6, "seasonal-naive": 4e-6, "local": 6.4e-4}
+#: A global model's window with conformal intervals fits its calibration windows too.
+INTERVALS_FACTOR = 2.0
+
+
+def estimated_seconds(job: WindowJob, series: int, rows_per_series: float) -> float:
+    """What ``job`` should cost on one thread, ``series`` series of ``rows_per_series``
+    rows (before its window's cut): the key that orders the plan, longest first."""
+    recipe = job.candidate.recipe
+    n = series if job.candidate.series is None else len(job.candidate.series)
+    rows = max(1.0, rows_per_series - job.rows_back)
+    if is_global(recipe.family):
+        factor = INTERVALS_FACTOR if job.candidate.intervals else 1.0
+        return n * rows * SECONDS_PER_ROW["global"] * factor
+    if recipe.local_input_size is not None:
+        rows = min(rows, recipe.local_input_size)
+    return n * rows * SECONDS_PER_ROW.get(recipe.family, SECONDS_PER_ROW["local"])
+
+
+class Feed:
+    """A run's plan, handed out a job at a time: the gate's jobs first, then the longest
+    ready job (:func:`estimated_seconds`); once every gate job is done, ``then`` (given
+    the gate's frames) adds the jobs they decide. :meth:`frames` joins every job's frame,
+    gate and decided jobs included."""
+
+    def __init__(
+        self,
+        jobs: Sequence[WindowJob],
+        *,
+        series: int,
+        rows_per_series: float,
+        gate: Sequence[WindowJob] = (),
+        then: Then | None = None,
+    ) -> None:
+        self._series, self._rows = series, rows_per_series
+        self._ready: list[tuple[int, float, int, WindowJob]] = []
+        self._order = 0
+        self._out = 0
+        self._gate = {(j.key, j.window, j.shard) for j in gate}
+        self._then = then
+        self.parts: Parts = {}
+        self.total = len(jobs) + len(gate)
+        self._add(gate, rank=0)
+        self._add(jobs, rank=1)
+        if not self._gate:
+            self._release()
+
+    def _add(self, jobs: Sequence[WindowJob], rank: int) -> None:
+        for job in jobs:
+            cost = estimated_seconds(job, self._series, self._rows)
+            heapq.heappush(self._ready, (rank, -cost, self._order, job))
+            self._order += 1
+
+    def _release(self) -> None:
+        if self._then is None:
+            return
+        then, self._then = self._then, None
+        decided = then(joined(self.parts))
+        self.total += len(decided)
+        self._add(decided, rank=1)
+
+    def next(self) -> WindowJob | None:
+        """The next job to hand out, or None while none is ready."""
+        if not self._ready:
+            return None
+        self._out += 1
+        return heapq.heappop(self._ready)[3]
+
+    def done(self, job: WindowJob, frame: pd.DataFrame) -> None:
+        self._out -= 1
+        self.parts.setdefault((job.key, job.window), {})[job.shard] = frame
+        self._gate.discard((job.key, job.window, job.shard))
+        if not self._gate:
+            self._release()
+
+    @property
+    def finished(self) -> bool:
+        return not self._ready and self._out == 0 and self._then is None
+
+    def frames(self) -> Frames:
+        return joined(self.parts)
 
 
 def joined(parts: Parts) -> dict[tuple[str, int], pd.DataFrame]:
@@ -230,26 +328,44 @@ class WindowPool:
         for _ in range(self.workers):
             self._executor.submit(time.sleep, 0)
 
+    def feed(
+        self, jobs: Sequence[WindowJob], gate: Sequence[WindowJob] = (), then: Then | None = None
+    ) -> Feed:
+        """The plan of a :meth:`run` over this pool's panel."""
+        return Feed(
+            jobs,
+            series=len(self.series),
+            rows_per_series=len(self.frame) / max(1, len(self.series)),
+            gate=gate,
+            then=then,
+        )
+
     def run(
-        self, jobs: list[WindowJob], on_done: JobDone | None = None
-    ) -> dict[tuple[str, int], pd.DataFrame]:
-        """Every job's window frame by (key, window); the first failure stops the rest and
-        is raised."""
-        if self.workers == 1 or len(jobs) <= 1:
-            return self._run_here(jobs, on_done)
+        self,
+        jobs: Sequence[WindowJob],
+        on_done: JobDone | None = None,
+        *,
+        gate: Sequence[WindowJob] = (),
+        then: Then | None = None,
+    ) -> Frames:
+        """Every job's window frame by (key, window), the ``gate``'s and those ``then``
+        decides from the gate's frames included (:class:`Feed`); the first failure stops
+        the rest and is raised."""
+        feed = self.feed(jobs, gate, then)
+        if self.workers == 1 or feed.total <= 1:
+            return self._run_here(feed, on_done)
         self.start()
         assert self._executor is not None
-        pending: dict[Future[tuple[pd.DataFrame, float, float]], WindowJob] = {
-            self._executor.submit(_run_in_worker, job): job for job in jobs
-        }
-        parts: Parts = {}
+        out: dict[Future[tuple[pd.DataFrame, float, float]], WindowJob] = {}
         try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            while not feed.finished:
+                while len(out) < self.workers and (job := feed.next()) is not None:
+                    out[self._executor.submit(_run_in_worker, job)] = job
+                done, _ = wait(out, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job = pending.pop(future)
+                    job = out.pop(future)
                     cv, seconds, cpu = future.result()
-                    parts.setdefault((job.key, job.window), {})[job.shard] = cv
+                    feed.done(job, cv)
                     if on_done is not None:
                         on_done(job, seconds, cpu)
         except BrokenProcessPool as exc:
@@ -259,24 +375,20 @@ class WindowPool:
                 id="analysis.worker.died",
             ) from exc
         finally:
-            for future in pending:
+            for future in out:
                 future.cancel()
-        return joined(parts)
+        return feed.frames()
 
-    def _run_here(
-        self, jobs: list[WindowJob], on_done: JobDone | None
-    ) -> dict[tuple[str, int], pd.DataFrame]:
+    def _run_here(self, feed: Feed, on_done: JobDone | None) -> Frames:
         if self._from_end is None:
             self._from_end = _from_end(self.frame)
-        parts: Parts = {}
-        for job in jobs:
+        while (job := feed.next()) is not None:
             start, cpu = time.perf_counter(), time.process_time()
-            parts.setdefault((job.key, job.window), {})[job.shard] = run_window(
-                self.frame, self._from_end, self.grid, job, self.cores
-            )
+            cv = run_window(self.frame, self._from_end, self.grid, job, self.cores)
+            feed.done(job, cv)
             if on_done is not None:
                 on_done(job, time.perf_counter() - start, time.process_time() - cpu)
-        return joined(parts)
+        return feed.frames()
 
     def close(self) -> None:
         if self._executor is not None:

@@ -329,8 +329,9 @@ def _backtest_section(
 #: The analysis phases in the order they run, as the cost table names them.
 _PHASES = {
     "join": "join of the parties' tables",
-    "differences": "choice of the target's differencing",
-    "back-test": "back-test: every window of every model and coalition",
+    "panel": "start of the back-test workers, the panel sent to each",
+    "differences": "choice of the target's differencing (the baselines' windows beside it)",
+    "back-test": "back-test: every other window of every model and coalition",
     "score": "scores and value of each party",
     "fit": "fit of the released model",
     "seal": "sealing of the model bundle",
