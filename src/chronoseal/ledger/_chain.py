@@ -579,7 +579,7 @@ class JsonRpcChain(_Web3Chain):
                         block = self._w3.eth.get_block(
                             cast(HexBytes, block_hash), full_transactions=True
                         )
-                        for tx in block["transactions"]:
+                        for tx in cast(list[Any], block["transactions"]):
                             senders[HexBytes(tx["hash"]).to_0x_hex()] = str(tx["from"])
                     out.append(_raw_log(log, block_hash, senders[tx_hash]))
         return out

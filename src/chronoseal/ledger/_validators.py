@@ -251,7 +251,9 @@ ReceiptsManager.prototype.saveReceipts = async function (block, receipts) {
 };
 const updateIndex = ReceiptsManager.prototype.updateIndex;
 ReceiptsManager.prototype.updateIndex = async function (operation, type, value) {
-  if (operation !== 'delete' || type !== 'txhash') return updateIndex.call(this, operation, type, value);
+  if (operation !== 'delete' || type !== 'txhash') {
+    return updateIndex.call(this, operation, type, value);
+  }
   for (const tx of value.transactions) {
     const index = await this.getIndex('txhash', tx.hash());
     if (index !== null && same(index[0], value.hash())) await this.delete(DBKey.TxHash, tx.hash());
@@ -324,7 +326,8 @@ function repool(service, blocks) {
   const txs = blocks.flatMap((b) => b.transactions);
   const logger = service.config.logger;
   for (const b of blocks) {
-    logger?.info(`Reorg: block ${b.header.number} 0x${hex(b.hash()).slice(0, 8)} dropped (${b.transactions.length} txs)`);
+    const id = `${b.header.number} 0x${hex(b.hash()).slice(0, 8)}`;
+    logger?.info(`Reorg: block ${id} dropped (${b.transactions.length} txs)`);
   }
   for (const tx of txs) {
     let attempts = 0;
@@ -332,7 +335,8 @@ function repool(service, blocks) {
       attempts++;
       try {
         await service.txPool.add(tx, true);
-        service.txPool.sendNewTxHashes([[tx.type], [tx.serialize().byteLength], [tx.hash()]], service.pool.peers);
+        const announce = [[tx.type], [tx.serialize().byteLength], [tx.hash()]];
+        service.txPool.sendNewTxHashes(announce, service.pool.peers);
         logger?.info(`Reorg: tx 0x${hex(tx.hash()).slice(0, 8)} back in the pool`);
       } catch (err) {
         const message = `${err?.message ?? err}`;
