@@ -134,7 +134,6 @@ import { Common, Hardfork } from '__COMMON__';
 import { RlpxServer } from '__RLPX__';
 import { FullEthereumService } from '__SERVICE__';
 import { ReceiptsManager } from '__RECEIPT__';
-import { DBKey } from '__METADB__';
 import { CliqueConsensus } from '__BLOCKCHAIN__';
 // A node more than one block behind drops every NewBlock (it cannot validate it) and syncs
 // only from a peer whose total difficulty is above its own, read from the peer's handshake
@@ -237,9 +236,11 @@ BlockBuilder.prototype.addTransaction = async function (tx, opts) {
 // interrupts it (the block is then thrown away): the index names a block the node never
 // stores, and every receipt query for its transactions fails with `value for 0x... not
 // found in DB` until they are mined again. Save receipts only for a stored block (the VM
-// saves them when it executes the block, on the sealer as on every other node). And a
-// dropped block's index entries are removed only where they still name that block, not
-// where the block that replaced it has indexed the same transaction meanwhile.
+// saves them when it executes the block, on the sealer as on every other node). Nor is a
+// block a reorganisation dropped taken out of the index: the client removes its entries
+// asynchronously, after the block that replaced it may have indexed the same transaction
+// (the receipt then vanishes for good on that node); an entry naming a block off the
+// canonical chain already reads as no receipt (eth_getTransactionReceipt checks).
 const saveReceipts = ReceiptsManager.prototype.saveReceipts;
 ReceiptsManager.prototype.saveReceipts = async function (block, receipts) {
   try {
@@ -251,13 +252,11 @@ ReceiptsManager.prototype.saveReceipts = async function (block, receipts) {
 };
 const updateIndex = ReceiptsManager.prototype.updateIndex;
 ReceiptsManager.prototype.updateIndex = async function (operation, type, value) {
-  if (operation !== 'delete' || type !== 'txhash') {
-    return updateIndex.call(this, operation, type, value);
+  if (operation === 'delete' && type === 'txhash') {
+    const canonical = await this.chain.blockchain.dbManager.numberToHash(value.header.number);
+    if (canonical === undefined || !same(canonical, value.hash())) return;  // dropped
   }
-  for (const tx of value.transactions) {
-    const index = await this.getIndex('txhash', tx.hash());
-    if (index !== null && same(index[0], value.hash())) await this.delete(DBKey.TxHash, tx.hash());
-  }
+  return updateIndex.call(this, operation, type, value);  // also txLookupLimit's pruning
 };
 // On a reorganisation the Clique snapshot of recent signers keeps the dropped block's signer
 // (the library rolls back to the ancestor's child, inclusive, then adds the new blocks):
@@ -658,7 +657,6 @@ class ValidatorNetwork:
         block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
         text = text.replace("__BLOCK__", block.as_uri())
         text = text.replace("__RECEIPT__", (src / "execution" / "receipt.js").as_uri())
-        text = text.replace("__METADB__", (src / "util" / "metaDBManager.js").as_uri())
         chain = prefix / "@ethereumjs" / "blockchain" / "dist" / "esm" / "index.js"
         text = text.replace("__BLOCKCHAIN__", chain.as_uri())
         if not patch.exists() or patch.read_text() != text:
