@@ -115,14 +115,15 @@ await db.close();
 """
 
 
-# Loaded with ``node --import`` before the client: two gossip fixes on the client's own
-# synchroniser class (no file of the client is changed). The client hands a sealed block to
-# floor(sqrt(peers)) peers and drops the others' hash announcements while it is not syncing,
-# so in a small network most nodes miss most blocks; and it ignores a block that is not a
-# child of its tip, so a node that sealed the losing side of a fork never reorganises. Here
-# every peer gets every block (a send to a peer that died is skipped instead of aborting
-# the sealer's own import), and a block whose parent is known is stored, the client's
-# blockchain then keeps the heaviest chain (Clique: in-turn blocks weigh 2, others 1).
+# Loaded with ``node --import`` before the client: fixes on the client's own classes (no file of
+# the client is changed; docs/ledger.md has the table of each behaviour, its effect and its fix),
+# each explained where it is made. The first were gossip: the client hands a sealed block to
+# floor(sqrt(peers)) peers and drops the others' hash announcements while it is not syncing, so in
+# a small network most nodes miss most blocks; and it ignores a block that is not a child of its
+# tip, so a node that sealed the losing side of a fork never reorganises. Here every peer gets
+# every block (a send to a peer that died is skipped instead of aborting the sealer's own import),
+# and a block whose parent is known is stored, the client's blockchain then keeps the heaviest
+# chain (Clique: in-turn blocks weigh 2, others 1).
 _GOSSIP_JS = """
 import { FullSynchronizer } from '__FULLSYNC__';
 import { Miner } from '__MINER__';
