@@ -149,6 +149,12 @@ def test_the_consortium_runs_on_the_members_chain_with_one_story_on_every_node(
         views.append(
             [(e.block_hash, e.log_index, e.name) for e in events if e.block_number <= last]
         )
+        # every node's receipt of a transaction names the block its events are in, not a
+        # block a reorganisation dropped (its transaction index once kept naming those)
+        mined = {e.tx_hash: e.block_hash for e in events if e.block_number <= last}
+        for tx_hash, block_hash in mined.items():
+            receipt = node.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            assert receipt["blockHash"].to_0x_hex() == block_hash, (index, tx_hash)
     assert views[0] and all(v == views[0] for v in views)
 
 

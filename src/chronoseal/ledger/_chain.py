@@ -551,9 +551,15 @@ class JsonRpcChain(_Web3Chain):
         return [Web3(HTTPProvider(u, request_kwargs={"timeout": 5.0})) for u in self.urls]
 
     def logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
-        """Use ``eth_getLogs`` (indexed on real nodes), then one receipt per transaction.
+        """Use ``eth_getLogs`` (indexed on real nodes), then each block's senders.
 
         Ranges are split into chunks because many nodes cap the blocks one call may span.
+        A node that imported a block but has not executed it yet has no receipts for it,
+        and its ``eth_getLogs`` silently leaves that block out (EthereumJS): the state at the
+        chunk's last block is asked for first, which such a node refuses as not yet there
+        (the provider waits or asks another node). Senders come from the block's own
+        transactions, not from the transaction index, which a reorganisation may have left
+        naming another block.
         """
         target = Web3.to_checksum_address(address)
         senders: dict[str, str] = {}
@@ -561,15 +567,20 @@ class JsonRpcChain(_Web3Chain):
         with map_chain_errors("eth_getLogs"):
             for start in range(from_block, to_block + 1, LOGS_CHUNK_BLOCKS):
                 end = min(start + LOGS_CHUNK_BLOCKS - 1, to_block)
+                if self.confirmations > 0:  # the members' chain: execution lags import
+                    self._w3.eth.get_transaction_count(target, block_identifier=end)
                 entries = self._w3.eth.get_logs(
                     {"address": target, "fromBlock": start, "toBlock": end}
                 )
                 for log in entries:
                     tx_hash = HexBytes(log["transactionHash"]).to_0x_hex()
-                    if tx_hash not in senders:
-                        receipt = self._w3.eth.get_transaction_receipt(cast(HexBytes, tx_hash))
-                        senders[tx_hash] = str(receipt["from"])
                     block_hash = HexBytes(log["blockHash"]).to_0x_hex()
+                    if tx_hash not in senders:
+                        block = self._w3.eth.get_block(
+                            cast(HexBytes, block_hash), full_transactions=True
+                        )
+                        for tx in cast(list[Any], block["transactions"]):
+                            senders[HexBytes(tx["hash"]).to_0x_hex()] = str(tx["from"])
                     out.append(_raw_log(log, block_hash, senders[tx_hash]))
         return out
 

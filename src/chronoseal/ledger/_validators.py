@@ -115,14 +115,15 @@ await db.close();
 """
 
 
-# Loaded with ``node --import`` before the client: two gossip fixes on the client's own
-# synchroniser class (no file of the client is changed). The client hands a sealed block to
-# floor(sqrt(peers)) peers and drops the others' hash announcements while it is not syncing,
-# so in a small network most nodes miss most blocks; and it ignores a block that is not a
-# child of its tip, so a node that sealed the losing side of a fork never reorganises. Here
-# every peer gets every block (a send to a peer that died is skipped instead of aborting
-# the sealer's own import), and a block whose parent is known is stored, the client's
-# blockchain then keeps the heaviest chain (Clique: in-turn blocks weigh 2, others 1).
+# Loaded with ``node --import`` before the client: fixes on the client's own classes (no file of
+# the client is changed; docs/ledger.md has the table of each behaviour, its effect and its fix),
+# each explained where it is made. The first were gossip: the client hands a sealed block to
+# floor(sqrt(peers)) peers and drops the others' hash announcements while it is not syncing, so in
+# a small network most nodes miss most blocks; and it ignores a block that is not a child of its
+# tip, so a node that sealed the losing side of a fork never reorganises. Here every peer gets
+# every block (a send to a peer that died is skipped instead of aborting the sealer's own import),
+# and a block whose parent is known is stored, the client's blockchain then keeps the heaviest
+# chain (Clique: in-turn blocks weigh 2, others 1).
 _GOSSIP_JS = """
 import { FullSynchronizer } from '__FULLSYNC__';
 import { Miner } from '__MINER__';
@@ -130,9 +131,11 @@ import { Event } from '__TYPES__';
 import { BlockBuilder } from '__VM__';
 import { EVM } from '__EVM__';
 import { cliqueSigner, createSealedCliqueBlock } from '__BLOCK__';
-import { Common } from '__COMMON__';
+import { Common, Hardfork } from '__COMMON__';
 import { RlpxServer } from '__RLPX__';
 import { FullEthereumService } from '__SERVICE__';
+import { ReceiptsManager } from '__RECEIPT__';
+import { CliqueConsensus } from '__BLOCKCHAIN__';
 // A node more than one block behind drops every NewBlock (it cannot validate it) and syncs
 // only from a peer whose total difficulty is above its own, read from the peer's handshake
 // and never updated: after its first sync a restarted node's own difficulty passes every
@@ -229,6 +232,122 @@ BlockBuilder.prototype.addTransaction = async function (tx, opts) {
     delete this.headerData.extraData;
   }
 };
+// Receipts and their tx-hash index. The miner saves the receipts of the block it sealed
+// before the block is stored, and saves them even when a block that arrived meanwhile
+// interrupts it (the block is then thrown away): the index names a block the node never
+// stores, and every receipt query for its transactions fails with `value for 0x... not
+// found in DB` until they are mined again. Save receipts only for a stored block (the VM
+// saves them when it executes the block, on the sealer as on every other node). Nor is a
+// block a reorganisation dropped taken out of the index: the client removes its entries
+// asynchronously, after the block that replaced it may have indexed the same transaction
+// (the receipt then vanishes for good on that node); an entry naming a block off the
+// canonical chain already reads as no receipt (eth_getTransactionReceipt checks).
+const saveReceipts = ReceiptsManager.prototype.saveReceipts;
+ReceiptsManager.prototype.saveReceipts = async function (block, receipts) {
+  try {
+    await this.chain.blockchain.dbManager.hashToNumber(block.hash());
+  } catch {
+    return;  // not stored (yet): the VM saves them if and when it runs the block
+  }
+  return saveReceipts.call(this, block, receipts);
+};
+const updateIndex = ReceiptsManager.prototype.updateIndex;
+ReceiptsManager.prototype.updateIndex = async function (operation, type, value) {
+  if (operation === 'delete' && type === 'txhash') {
+    const canonical = await this.chain.blockchain.dbManager.numberToHash(value.header.number);
+    if (canonical === undefined || !same(canonical, value.hash())) return;  // dropped
+  }
+  return updateIndex.call(this, operation, type, value);  // also txLookupLimit's pruning
+};
+// On a reorganisation the Clique snapshot of recent signers keeps the dropped block's signer
+// (the library rolls back to the ancestor's child, inclusive, then adds the new blocks):
+// that signer counts as having signed twice and may not seal when it should.
+const cliqueNewBlock = CliqueConsensus.prototype.newBlock;
+CliqueConsensus.prototype.newBlock = async function (block, commonAncestor, ancestorHeaders) {
+  if (commonAncestor !== undefined) await this._cliqueDeleteSnapshots(commonAncestor.number);
+  return cliqueNewBlock.call(this, block, commonAncestor, ancestorHeaders);
+};
+// Out-of-turn sealing with a deterministic back-off. The client lets every out-of-turn
+// signer seal after a random 0..N*500 ms (EIP-225's suggestion); with a 1 s period on a
+// loaded machine two of them often seal the same height before the in-turn block arrives:
+// equal-difficulty siblings, reorganisations, dropped transactions. Clique lets any eligible
+// signer seal once the period is over, so each takes its place instead: the k-th eligible
+// signer after the in-turn one (signers that sealed too recently skipped) waits k back-off
+// steps, plus a little jitter, and the next one only takes over when the one before it is
+// late by a whole step (down, or still building).
+const backoffMs = Number(process.env.CHRONOSEAL_CLIQUE_BACKOFF_MS ?? '1000');
+function outOfTurnDelay(miner) {
+  const consensus = miner.service.chain.blockchain.consensus;
+  const [signerAddress] = miner.config.accounts[0];
+  const number = miner.service.chain.blocks.latest.header.number + 1n;
+  const signers = consensus.cliqueActiveSigners(number);
+  const mine = signers.findIndex((a) => a.equals(signerAddress));
+  if (mine < 0 || signers.length < 2) return 0;
+  // the same window the consensus checks (cliqueCheckRecentlySigned)
+  const limit = consensus.cliqueSignerLimit(number);
+  let recent = consensus._cliqueLatestBlockSigners;
+  recent = recent.slice(recent.length < limit ? 0 : 1);
+  if (recent.length > 0 && recent[recent.length - 1][0] !== number - 1n) recent = [];
+  const first = Number(number % BigInt(signers.length));
+  let rank = 0;
+  for (let step = 0; step < signers.length; step++) {
+    const at = (first + step) % signers.length;
+    if (at === mine) break;
+    if (!recent.some(([, s]) => s.equals(signers[at]))) rank++;
+  }
+  if (rank === 0) return 0;
+  return rank * backoffMs + Math.random() * backoffMs / 4;
+}
+Miner.prototype.queueNextAssembly = async function (timeout) {
+  if (this._nextAssemblyTimeoutId) clearTimeout(this._nextAssemblyTimeoutId);
+  if (!this.running) return;
+  const nextBlockHf = this.config.chainCommon.getHardforkBy({
+    blockNumber: this.service.chain.headers.height + 1n,
+  });
+  if (this.config.chainCommon.hardforkGteHardfork(nextBlockHf, Hardfork.Paris)) {
+    this.config.logger?.info('Miner: reached merge hardfork - stopping');
+    this.stop();
+    return;
+  }
+  let wait = timeout ?? this.period;
+  try {
+    wait += outOfTurnDelay(this);
+  } catch (err) {
+    wait += backoffMs;
+    this.config.logger?.warn(`Miner: sealing order unknown (${err?.message ?? err})`);
+  }
+  this._nextAssemblyTimeoutId = setTimeout(this.assembleBlock.bind(this), wait);
+};
+// Transactions of a block a reorganisation dropped go back into the pool (as geth does):
+// the sealer and the importers took them out when the block arrived, and the block that
+// replaced it may not carry them. Retried while the new head's state is still executing;
+// a transaction the new chain carries is refused as `nonce too low` and stays out.
+function repool(service, blocks) {
+  const txs = blocks.flatMap((b) => b.transactions);
+  const logger = service.config.logger;
+  for (const b of blocks) {
+    const id = `${b.header.number} 0x${hex(b.hash()).slice(0, 8)}`;
+    logger?.info(`Reorg: block ${id} dropped (${b.transactions.length} txs)`);
+  }
+  for (const tx of txs) {
+    let attempts = 0;
+    const retry = async () => {
+      attempts++;
+      try {
+        await service.txPool.add(tx, true);
+        const announce = [[tx.type], [tx.serialize().byteLength], [tx.hash()]];
+        service.txPool.sendNewTxHashes(announce, service.pool.peers);
+        logger?.info(`Reorg: tx 0x${hex(tx.hash()).slice(0, 8)} back in the pool`);
+      } catch (err) {
+        const message = `${err?.message ?? err}`;
+        if (message.includes('nonce too low') || message.includes('already in the TxPool')) return;
+        if (attempts < 40) setTimeout(() => void retry(), 250).unref();
+        else logger?.warn(`Reorg: tx 0x${hex(tx.hash()).slice(0, 8)} not put back: ${message}`);
+      }
+    };
+    setTimeout(() => void retry(), 250).unref();
+  }
+}
 // The miner builds on the newest block as soon as it arrives, but the client executes
 // received blocks asynchronously: building on a parent whose state is not there yet throws
 // outside any handler and the node exits (seen even after the check below, when the next
@@ -269,6 +388,8 @@ const startMiner = Miner.prototype.start;
 Miner.prototype.start = function () {
   if (!this.config.mine || this.running || this._gated) return false;
   this._gated = true;
+  const service = this.service;
+  service.chain.blockchain.events.on('deletedCanonicalBlocks', (blocks) => repool(service, blocks));
   const needAll = Number(process.env.CHRONOSEAL_CLIQUE_PEERS ?? '0');
   let lastUpdate = Date.now();
   this.config.events.on(Event.CHAIN_UPDATED, () => { lastUpdate = Date.now(); });
@@ -313,9 +434,9 @@ FullSynchronizer.prototype.handleNewBlock = async function (block, peer) {
       if (tieLost(tip, block)) {
         // a sibling of our tip of the same difficulty: the chain keeps the first it saw,
         // so two halves of the network can each keep their own. Both sides settle on the
-        // lower hash (geth breaks such ties too, at random): drop our tip, take theirs.
+        // lower hash (geth breaks such ties too, at random): unwind our tip, take theirs.
         this.config.logger?.info(`Clique tie at ${block.header.number}: taking the lower hash`);
-        await this.chain.blockchain.delBlock(tip.hash());
+        await unwindTip(this.chain.blockchain, tip);
       }
       await this.chain.putBlocks([block]);
     } catch (err) {
@@ -326,6 +447,29 @@ FullSynchronizer.prototype.handleNewBlock = async function (block, peer) {
   return original.call(this, block, peer);
 };
 const hex = (bytes) => Buffer.from(bytes).toString('hex');
+// Make the tip's parent the head again, the way the blockchain itself unwinds a stale
+// branch on a reorganisation: under its lock, canonical number->hash entries dropped, every
+// iterator head that named the tip (the VM's) moved to the parent, the Clique signer
+// snapshot rolled back, the heads saved, and `deletedCanonicalBlocks` emitted (the client
+// then drops the tip's receipts and their index). The tip stays stored as a side block.
+// `Blockchain.delBlock`, used here before, takes no lock (its own comment says so) and
+// deletes the block: the VM, executing it meanwhile, saved its receipts and moved its head
+// onto a block no longer in the DB (`value for 0x... not found in DB` from then on).
+async function unwindTip(blockchain, tip) {
+  let dropped = [];
+  await blockchain.runWithLock(async () => {
+    const head = blockchain._headHeaderHash;
+    if (head === undefined || !same(head, tip.hash())) return;  // moved on meanwhile
+    const ops = [];
+    await blockchain._deleteCanonicalChainReferences(tip.header.number, tip.header.parentHash, ops);
+    await blockchain.consensus?._cliqueDeleteSnapshots?.(tip.header.number - 1n);
+    ops.push(...blockchain._saveHeadOps());
+    await blockchain.dbManager.batch(ops);
+    dropped = blockchain._deletedBlocks;
+    blockchain._deletedBlocks = [];
+  });
+  if (dropped.length > 0) blockchain.events.emit('deletedCanonicalBlocks', dropped);
+}
 function tieLost(tip, block) {
   return tip !== null && tip !== undefined
     && block.header.number === tip.header.number
@@ -359,6 +503,9 @@ def write_gossip_patch(binary: str, patch: Path) -> None:
     text = text.replace("__RLPX__", rlpx.as_uri())
     block = prefix / "@ethereumjs" / "block" / "dist" / "esm" / "index.js"
     text = text.replace("__BLOCK__", block.as_uri())
+    text = text.replace("__RECEIPT__", (src / "execution" / "receipt.js").as_uri())
+    chain = prefix / "@ethereumjs" / "blockchain" / "dist" / "esm" / "index.js"
+    text = text.replace("__BLOCKCHAIN__", chain.as_uri())
     if not patch.exists() or patch.read_text() != text:
         patch.parent.mkdir(parents=True, exist_ok=True)
         patch.write_text(text)
