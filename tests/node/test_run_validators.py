@@ -19,10 +19,10 @@ from chronoseal.node import bundled_scenario
 
 pytestmark = [pytest.mark.integration]
 
-# Run on demand (CHRONOSEAL_VALIDATOR_RUN=1): about 8 minutes here; after the peering, sync
-# and fork fixes it passed twice in three runs, the third hit the hand-over race named in
-# docs/ledger.md ("Why the network was unreliable"), so CI does not gate on it yet. The
-# test is the done-when of issue 23.
+# Run on demand (CHRONOSEAL_VALIDATOR_RUN=1): about 5.5 minutes here; after the back-off,
+# reorganisation and receipt-index fixes it passed both times it ran (docs/ledger.md, "Why
+# the network was unreliable"), too few runs for CI to gate on it yet. The test is the
+# done-when of issue 23.
 ON_DEMAND = pytest.mark.skipif(
     os.environ.get("CHRONOSEAL_VALIDATOR_RUN") != "1",
     reason="set CHRONOSEAL_VALIDATOR_RUN=1: the chicago run on four validators takes about "
