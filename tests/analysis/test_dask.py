@@ -1,19 +1,23 @@
 """The back-test on attested Dask worker processes over ratls://: a worker with an
 unapproved measurement is refused before it receives anything, the distributed run
 releases the same metrics as the single-process run, and a worker killed with SIGKILL
-mid-back-test has its jobs re-run elsewhere, or the run stops with an id, never hangs."""
+mid-back-test has its jobs re-run elsewhere and is replaced by a newly appraised worker, or
+the run stops with an id, never hangs; a worker the runtime did not appraise never joins."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -180,7 +184,16 @@ def test_each_worker_gets_the_panel_once_and_a_second_analysis_of_it_sends_nothi
     assert two.panel != name and _panels_held(two) == [[two.panel], [two.panel]]
 
 
-def test_a_worker_killed_mid_backtest_has_its_jobs_rerun_elsewhere() -> None:
+def _settle(compute: DaskCompute) -> None:
+    """Until every replacement started is admitted or refused (the run does not wait)."""
+    deadline = time.monotonic() + 120
+    while compute.pending:
+        assert time.monotonic() < deadline, "a replacement never presented its certificate"
+        compute.tend()
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_mid_backtest_is_replaced_by_an_appraised_one() -> None:
     spec, panel = synthetic_panel(providers=2, windows=3)
     alone = analyse(spec, panel, workers=1)
     with DaskCompute(2) as compute:
@@ -193,20 +206,82 @@ def test_a_worker_killed_mid_backtest_has_its_jobs_rerun_elsewhere() -> None:
                 compute.kill("worker-1")
 
         spread = analyse(spec, panel, kill_once, executor=compute.pool)
-        assert killed.is_set() and compute.alive() == 1
-        assert compute.records[1].lost
+        assert killed.is_set() and compute.records[1].lost
+        _settle(compute)
+        dead, new = compute.records[1], compute.records[2]
+        assert new.replaces == dead.name and new.refused is None
+        assert new.measurement == WORKER_CODE and new.pid != dead.pid
+        assert compute.alive() == 2 and compute.replacements_left == 1
+        doc = compute.to_json()[2]
+        assert doc["replaces"] == "worker-1" and doc["appraisal"] == "accepted"
+        assert doc["evidence_hash"].startswith("0x") and doc["certificate_fingerprint"]
+        # the replacement received the panel from the scheduler and takes jobs
+        before = sum(new.fits.values())
+        again = analyse(spec, panel, executor=compute.pool)
+        assert sum(new.fits.values()) > before
     assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
+    assert _metrics_digest(spec, again) == _metrics_digest(spec, alone)
 
 
 def test_every_worker_killed_aborts_with_an_id_not_a_hang() -> None:
     spec, panel = synthetic_panel(providers=1, windows=2)
-    with DaskCompute(1) as compute:
+    with DaskCompute(1, replacements=0) as compute:  # nothing left to replace it with
         _started(compute)
         compute.kill("worker-0")
         compute._procs["worker-0"].wait(10)
         with pytest.raises(AnalysisError) as stopped:
             analyse(spec, panel, executor=compute.pool)
+        assert len(compute.records) == 1
     assert stopped.value.id in {"analysis.worker.none_left", "analysis.worker.died"}
+
+
+def test_a_worker_the_runtime_did_not_appraise_never_joins_nor_gets_work(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real worker process with a valid simulated certificate that learnt the scheduler's
+    address (and certificate) some other way than admission."""
+    spec, panel = synthetic_panel(providers=2, windows=2)
+    alone = analyse(spec, panel, workers=1)
+    with DaskCompute(1) as compute:
+        _started(compute)
+        assert compute._trust is not None
+        late = subprocess.Popen(
+            [sys.executable, "-m", "chronoseal.analysis._worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert late.stdin is not None and late.stdout is not None
+            hello = {"freshness": NONCE.hex(), "tee": "simulated", "validity": 3600}
+            late.stdin.write(json.dumps(hello).encode() + b"\n")
+            late.stdin.flush()
+            certificate = base64.b64decode(json.loads(late.stdout.readline())["certificate"])
+            assert _appraise()(certificate)  # type: ignore[operator]  # it would pass appraisal
+            scheduler = compute._trust.identity.certificate_der
+            reply = {
+                "scheduler": compute.scheduler_address,
+                "scheduler_certificate": base64.b64encode(scheduler).decode(),
+                "name": "intruder",
+            }
+            with caplog.at_level(logging.WARNING, logger="chronoseal.channel"):
+                late.stdin.write(json.dumps(reply).encode() + b"\n")
+                late.stdin.flush()
+                deadline = time.monotonic() + 120
+                while "refused Dask peer" not in caplog.text:
+                    assert late.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+                spread = analyse(spec, panel, executor=compute.pool)
+            workers = compute.client.scheduler_info(n_workers=-1)["workers"].values()
+            assert [w["name"] for w in workers] == ["worker-0"]
+            assert [r.name for r in compute.records] == ["worker-0"]
+            assert sum(compute.records[0].fits.values()) == spread.fits - 1
+        finally:
+            late.kill()
+            late.wait(10)
+            for pipe in (late.stdin, late.stdout):
+                if pipe is not None:
+                    pipe.close()
+    assert _metrics_digest(spec, spread) == _metrics_digest(spec, alone)
 
 
 LOOPBACK_WORKER = ("--listen", "127.0.0.1:0", "--dask-port", "0")

@@ -21,6 +21,14 @@ A window job depends on nothing but the panel every worker holds, so Dask re-run
 of a worker that dies on another one (up to ``distributed.scheduler.allowed-failures``
 deaths of a job, then :class:`AnalysisError` ``analysis.worker.died``); when no admitted
 worker is left the run stops with ``analysis.worker.none_left`` rather than wait.
+
+A local worker that dies is replaced (:meth:`DaskCompute.tend`, from the run's loop): a new
+process of the same build, attested and appraised through the same admission before it
+learns the scheduler's address, up to ``replacements`` of them (default: one per local
+worker). It joins, receives the panel plugin from the scheduler and takes jobs like the
+others. A remote worker is someone else's process: it is never respawned. A process that
+reaches the scheduler without this admission has no admitted certificate, so the RA-TLS
+listener refuses its connection (``channel.dask.not_admitted``): it never gets work.
 """
 
 from __future__ import annotations
@@ -86,9 +94,13 @@ class WorkerRecord:
     lost: bool = False
     #: Its attestation is on chain for the task (posted by the runtime it serves).
     posted: bool = False
+    #: The dead worker this one was started to replace.
+    replaces: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name}
+        if self.replaces is not None:
+            doc["replaces"] = self.replaces
         if self.refused is not None:
             doc.update(appraisal="refused", refused=self.refused)
             return doc
@@ -220,6 +232,7 @@ class DaskCompute:
         tee: str = "simulated",
         measurements: Sequence[bytes | None] | None = None,
         start_timeout: float = 90.0,
+        replacements: int | None = None,
     ) -> None:
         self.remote = [parse_worker_address(a) for a in remote]
         if workers < 0 or workers + len(self.remote) < 1:
@@ -241,10 +254,28 @@ class DaskCompute:
         self.client: Any = None
         #: The worker plugin holding the panel the workers have now (keyed by its digest).
         self.panel: str | None = None
+        #: How many dead local workers may still be replaced.
+        self.replacements_left = workers if replacements is None else replacements
+        #: Called with a replacement's record once it is appraised, before it learns the
+        #: scheduler (the runtime posts its attestation on chain there).
+        self.on_admitted: Callable[[WorkerRecord], None] | None = None
+        self._local: dict[str, bytes | None] = {}
+        self._pending: dict[str, float] = {}
+        self._replaced: set[str] = set()
+        self._appraise: Appraise | None = None
+        self._freshness = b""
 
     @property
     def admitted(self) -> list[WorkerRecord]:
-        return [r for r in self.records if r.refused is None]
+        return [r for r in self.records if r.refused is None and r.name not in self._pending]
+
+    @property
+    def pending(self) -> int:
+        """Replacements started whose certificate is not appraised yet."""
+        return len(self._pending)
+
+    def record(self, name: str) -> WorkerRecord:
+        return next(r for r in self.records if r.name == name)
 
     @property
     def scheduler_address(self) -> str:
@@ -271,6 +302,8 @@ class DaskCompute:
         from distributed import Client, LocalCluster
 
         self._chain_address = chain_address
+        self._appraise = appraise
+        self._freshness = freshness
 
         self._trust = trust = RaTlsTrust(identity)
         self._cluster = LocalCluster(
@@ -320,6 +353,7 @@ class DaskCompute:
             time.sleep(0.05)
 
     def _spawn(self, name: str, measurement: bytes | None, freshness: bytes) -> None:
+        self._local[name] = measurement
         proc = subprocess.Popen(
             [sys.executable, "-m", "chronoseal.analysis._worker"],
             stdin=subprocess.PIPE,
@@ -373,7 +407,60 @@ class DaskCompute:
             )
         return doc
 
-    def _admit(self, record: WorkerRecord, appraise: Appraise, trust: RaTlsTrust) -> None:
+    def tend(self) -> list[WorkerRecord]:
+        """Replace each dead admitted local worker (while replacements are left) and admit
+        the replacements whose certificate arrived; never blocks. Returns the records of
+        the replacements admitted now."""
+        if self._appraise is None or self._trust is None:
+            return []
+        for record in self.admitted:
+            if (
+                record.name in self._local
+                and record.name not in self._replaced
+                and self.replacements_left > 0
+                and self._procs[record.name].poll() is not None
+            ):
+                self._replaced.add(record.name)
+                self.replacements_left -= 1
+                name = f"worker-{len(self.records)}"
+                self._spawn(name, self._local[record.name], self._freshness)
+                self.records[-1].replaces = record.name
+                self._pending[name] = time.monotonic() + self._timeout
+                log.warning("analysis %s died: starting %s in its place", record.name, name)
+        done: list[WorkerRecord] = []
+        for name, deadline in list(self._pending.items()):
+            out = self._procs[name].stdout
+            assert out is not None
+            ready, _, _ = select.select([out], [], [], 0)
+            if not ready and time.monotonic() < deadline:
+                continue
+            del self._pending[name]
+            record = self.record(name)
+            if not ready:
+                record.refused = "analysis.worker.no_certificate"
+                log.warning("analysis %s presented no certificate in time", name)
+                self._procs[name].kill()
+                continue
+            try:
+                self._admit(record, self._appraise, self._trust, replacement=True)
+            except AnalysisError as exc:
+                record.refused = exc.id
+                log.warning("analysis %s not admitted: [%s] %s", name, exc.id, exc.message)
+                self._procs[name].kill()
+                continue
+            if record.refused is None:
+                done.append(record)
+                log.info("analysis %s admitted in place of %s", name, record.replaces)
+        return done
+
+    def _admit(
+        self,
+        record: WorkerRecord,
+        appraise: Appraise,
+        trust: RaTlsTrust,
+        *,
+        replacement: bool = False,
+    ) -> None:
         proc = self._procs[record.name]
         assert proc.stdout is not None
         certificate = base64.b64decode(self._read(record.name, proc.stdout)["certificate"])
@@ -391,6 +478,8 @@ class DaskCompute:
         record.measurement = peer.appraisal.measurement
         record.tee = str(peer.appraisal.tee)
         assert self._trust is not None
+        if replacement and self.on_admitted is not None:
+            self.on_admitted(record)
         self._send(
             proc,
             {
@@ -534,10 +623,10 @@ class DaskPool(WindowPool):
         client = self.compute.client
         feed = self.feed(jobs, gate, then)
         out: dict[Any, WindowJob] = {}
-        by_name = {r.name: r for r in self.compute.records}
         starved_since: float | None = None
         try:
             while not feed.finished:
+                self.compute.tend()
                 slots = max(1, self.compute.alive())
                 while len(out) < slots and (job := feed.next()) is not None:
                     future = client.submit(
@@ -549,7 +638,7 @@ class DaskPool(WindowPool):
                     job = out.pop(future)
                     cv, seconds, cpu, worker = self._result(future)
                     feed.done(job, cv)
-                    record = by_name[worker]
+                    record = self.compute.record(worker)
                     if job.counts_fit:
                         record.fits[job.group] = record.fits.get(job.group, 0) + 1
                     if job.shards > 1:
@@ -558,7 +647,7 @@ class DaskPool(WindowPool):
                         on_done(job, seconds, cpu)
                 if finished:
                     continue
-                if self.compute.alive() == 0:
+                if self.compute.alive() == 0 and not self.compute.pending:
                     starved_since = starved_since or time.monotonic()
                     if time.monotonic() - starved_since > NO_WORKER_GRACE:
                         raise AnalysisError(

@@ -61,7 +61,7 @@ from ._pool import PoolFactory, warm_up
 from ._release import build_releases
 
 if TYPE_CHECKING:  # distributed is imported only by a runtime that has workers
-    from ._dask import DaskCompute
+    from ._dask import DaskCompute, WorkerRecord
 
 log = logging.getLogger("chronoseal.analysis")
 
@@ -440,6 +440,7 @@ class AnalysisRuntime:
         if self._compute_error is not None:
             raise self._compute_error
         self._post_workers()
+        self.compute.on_admitted = self._post_worker
         return self.compute.pool
 
     def _post_workers(self) -> None:
@@ -449,17 +450,21 @@ class AnalysisRuntime:
         approved, and the audit sees which TEEs held the data."""
         assert self.compute is not None
         for record in self.compute.admitted:
-            if record.posted or record.measurement is None:
-                continue
-            self.session.post_attestation(
-                self.task_id,
-                Component.ANALYSIS_WORKER,
-                Tee(record.tee),
-                record.measurement,
-                record.evidence_hash,
-                record.fingerprint,
-            )
-            record.posted = True
+            self._post_worker(record)
+
+    def _post_worker(self, record: WorkerRecord) -> None:
+        """One worker's attestation (a replacement's too, before it learns the scheduler)."""
+        if record.posted or record.measurement is None:
+            return
+        self.session.post_attestation(
+            self.task_id,
+            Component.ANALYSIS_WORKER,
+            Tee(record.tee),
+            record.measurement,
+            record.evidence_hash,
+            record.fingerprint,
+        )
+        record.posted = True
 
     def hand_over(self, prediction: tuple[str, int]) -> str:
         """Give the sealed model (and the task key) to the attested prediction runtime
