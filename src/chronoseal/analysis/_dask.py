@@ -261,6 +261,8 @@ class DaskCompute:
         self.on_admitted: Callable[[WorkerRecord], None] | None = None
         self._local: dict[str, bytes | None] = {}
         self._pending: dict[str, float] = {}
+        #: Replacements admitted but not yet registered with the scheduler: their deadline.
+        self._joining: dict[str, float] = {}
         self._replaced: set[str] = set()
         self._appraise: Appraise | None = None
         self._freshness = b""
@@ -450,8 +452,31 @@ class DaskCompute:
                 continue
             if record.refused is None:
                 done.append(record)
+                self._joining[name] = time.monotonic() + self._timeout
                 log.info("analysis %s admitted in place of %s", name, record.replaces)
+        self._check_joined()
         return done
+
+    def _check_joined(self) -> None:
+        """A replacement admitted but not registered with the scheduler in time is killed
+        and counted lost, so the run's no-worker check sees it gone instead of waiting on
+        a process that never takes a job."""
+        if not self._joining:
+            return
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        joined = {str(w.get("name")) for w in workers}
+        for name, deadline in list(self._joining.items()):
+            if name in joined:
+                del self._joining[name]
+            elif time.monotonic() > deadline or self._procs[name].poll() is not None:
+                del self._joining[name]
+                self._procs[name].kill()
+                self.record(name).lost = True
+                log.warning(
+                    "analysis %s did not join the Dask scheduler within %.0f s: stopped",
+                    name,
+                    self._timeout,
+                )
 
     def _admit(
         self,
