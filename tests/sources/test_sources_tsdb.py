@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
@@ -294,12 +295,27 @@ def test_prometheus_ties_nan_and_ended_series(
     assert nulls == ([] if vm else [nan_key])
     last = START + (7 if vm else 6) * DAY
     assert max(r["ts"] for r in rows if r["zone"] == "zulu") == last
-    first = [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4)]
-    monkeypatch.setattr(_prometheus, "FIRST_STEPS", 1)
-    monkeypatch.setattr(_prometheus, "PAGE_POINTS", 2)
-    paged = [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4)]
-    resumed = [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4, start_row=4)]
-    assert paged == first and resumed == first[1:]
+    # VictoriaMetrics 1.79 on a new data directory now and then answers one-step ranges
+    # without the sample at that step's own time, for a while after the import (1 run in 6
+    # here, with every sample already exported back; three reads in a row gave the same
+    # wrong answer): the reads are compared again, once a second for up to 30 s, before the
+    # test fails. Prometheus must agree at once.
+    tries = 0
+    while tries < (30 if vm else 1):
+        tries += 1
+        if tries > 1:
+            time.sleep(1.0)
+        first = [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4)]
+        with monkeypatch.context() as paging:
+            paging.setattr(_prometheus, "FIRST_STEPS", 1)
+            paging.setattr(_prometheus, "PAGE_POINTS", 2)
+            paged = [ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4)]
+            resumed = [
+                ipc_bytes(b) for b in source.batches(dataset.columns(), batch_rows=4, start_row=4)
+            ]
+        if paged == first and resumed == first[1:]:
+            break
+    assert paged == first and resumed == first[1:], f"paged reads differ in {tries} tries"
 
 
 @pytest.mark.integration
